@@ -1,0 +1,1 @@
+"""The pure core: rendering, diffing, planning, risk and gate decisions. No I/O lives here."""

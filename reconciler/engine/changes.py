@@ -1,0 +1,80 @@
+"""Plain data shared by the engine, the providers and the reports: drift items and plan steps.
+
+A drift item is one difference between declared and live state. A plan is the same items in
+apply order (SPEC §5), each tagged with the phase it runs in. Values are JSON-able; secrets are
+never carried in clear (see ``reconciler.secrets.values.Sensitive``), so a drift item can be
+logged, stored and printed as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any
+
+
+class Change(StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+
+
+class Risk(StrEnum):
+    SAFE = "safe"
+    DESTRUCTIVE = "destructive"
+    LOCK_RISK = "lock-risk"
+    DATA_DEPENDENT = "data-dependent"
+
+
+class Phase(IntEnum):
+    """Apply order of SPEC §5; lower runs first."""
+
+    ENVIRONMENTS = 10
+    SCHEMA_ADDITIVE = 20
+    RESOURCES = 30
+    CONFIG = 40
+    GROUPS = 50
+    PERMISSIONS = 55
+    APPS = 60
+    SCHEMA_DESTRUCTIVE = 70
+    PRUNE = 80
+
+
+@dataclass(frozen=True)
+class DriftItem:
+    """One difference between the declared and the live state of an environment.
+
+    ``id`` is stable across runs and is what ``Approve:`` trailers and ``--approve`` name:
+    ``<kind>:<name>[:<field>]`` for platform objects, ``<database>:<action>:<object>`` for schema
+    statements. ``declared``/``live`` are display values, already redacted.
+    """
+
+    id: str
+    kind: str
+    name: str
+    field: str | None
+    change: Change
+    declared: Any
+    live: Any
+    risk: Risk = Risk.SAFE
+    phase: Phase = Phase.RESOURCES
+    # Schema statements carry the SQL to run; platform items carry nothing here.
+    sql: str | None = None
+    transactional: bool = True
+    pruned: bool = False
+    detail: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "kind": self.kind,
+            "name": self.name,
+            "field": self.field,
+            "change": self.change.value,
+            "declared": self.declared,
+            "live": self.live,
+            "risk": self.risk.value,
+        }
+        if self.sql is not None:
+            out["sql"] = self.sql
+        return out

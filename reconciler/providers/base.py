@@ -1,0 +1,105 @@
+"""What every platform provider offers the engine.
+
+A platform provider reads the live state of one environment into ``PlatformObject``s (the same
+shape the engine renders from Git) and applies one object change at a time. It never decides
+what to change: the engine hands it a plan.
+
+Object kinds and their fields (every value JSON-able; secrets as ``Sensitive``):
+
+==================  =====================================  ============================================
+kind                name                                   fields
+==================  =====================================  ============================================
+environment         the environment name                   description, color
+folder              folder name                            (none)
+resource            resource name                          type, description, folder, options (dict)
+config-variable     variable name                          description, secret (bool), value
+group               group name                             description
+permission          ``<group>/<object_type>/<object>``     group, object_type (resource|app|folder),
+                                                           object, access (use|edit|own)
+app                 app name                               description, folder, source_hash,
+                                                           resources (list), config (list)
+==================  =====================================  ============================================
+
+A resource's ``options`` are the shared options merged with this environment's options. Groups,
+folders and resource definitions are shared by every environment on a platform such as Retool; the
+per-environment parts (resource options, config values, permissions on resource configurations,
+deployed apps) are what make one environment differ from another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from reconciler.engine.changes import Change
+
+KINDS = ("environment", "folder", "resource", "config-variable", "group", "permission", "app")
+
+ObjectKey = tuple[str, str]  # (kind, name)
+
+
+@dataclass(frozen=True)
+class PlatformObject:
+    kind: str
+    name: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> ObjectKey:
+        return (self.kind, self.name)
+
+
+LiveState = dict[ObjectKey, PlatformObject]
+
+
+@dataclass(frozen=True)
+class AppDeployment:
+    """What a provider needs to deploy an app: its files and the release label to use."""
+
+    revision: str  # full commit id of the revision being applied
+    release: str  # release version: the tag in tag-tracked environments, the short commit otherwise
+    files: Mapping[str, bytes] = field(default_factory=dict)
+
+
+class SecretResolver(Protocol):
+    def resolve(self, template: str) -> str:
+        """Return ``template`` with every ``${secret:NAME}`` replaced by its value."""
+        ...
+
+
+class FingerprintBook(Protocol):
+    """Remembers fingerprints of write-only values a provider wrote (Retool secrets, options)."""
+
+    def get(self, provider: str, scope: str) -> str | None: ...
+
+    def put(self, provider: str, scope: str, fingerprint: str) -> None: ...
+
+
+@dataclass
+class ApplyContext:
+    environment: str
+    secrets: SecretResolver
+    fingerprints: FingerprintBook
+    # Apps to deploy in this run, by app name.
+    deployments: dict[str, AppDeployment] = field(default_factory=dict)
+
+
+class PlatformProvider(Protocol):
+    name: str
+
+    def read(self, environment: str) -> LiveState:
+        """Return every object of ``environment`` that the platform holds."""
+        ...
+
+    def apply(
+        self,
+        ctx: ApplyContext,
+        change: Change,
+        desired: PlatformObject | None,
+        live: PlatformObject | None,
+    ) -> None:
+        """Make one object match ``desired`` (create/update) or remove ``live`` (delete)."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,1 @@
+"""Secret references, backends, keyed fingerprints and the one redaction path."""
