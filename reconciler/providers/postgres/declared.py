@@ -1,0 +1,168 @@
+"""The declared side of a schema diff: a Database's SQL files loaded into a scratch database.
+
+``PostgresProvider.plan`` calls ``DeclaredSchemas.get``. The SQL files of a ``Database`` (SPEC §2),
+in lexical order, are run one statement at a time in a fresh scratch database created from
+``template0`` on the target's server (or on a configured shadow server), the result is inspected
+by the diff engine, and the scratch database is dropped, on success and on every error. A
+statement that fails raises ``SchemaError`` naming the file and the line inside that file.
+
+Inspections are kept in memory, keyed by the caller's content key (the Git tree id of the schema
+folder, or a hash of the files) together with the managed schemas and the server, so a drift check
+of an unchanged revision only inspects the live database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import psycopg
+import structlog
+from pglast import split
+from pglast.parser import ParseError
+
+from reconciler.errors import ProviderError, SchemaError
+from reconciler.providers.postgres.diffing import Inspection, SchemaDiffEngine
+from reconciler.providers.postgres.urls import safe_url, server_key, with_database
+
+log = structlog.get_logger(__name__)
+
+SqlFile = tuple[str, str]  # (path relative to the desired-state root, SQL text)
+
+SCRATCH_PREFIX = "reconciler_scratch_"
+
+
+def content_hash(files: Sequence[SqlFile]) -> str:
+    """A content key for ``files`` when the caller has no Git tree id at hand."""
+    digest = hashlib.sha256()
+    for path, sql in sorted(files):
+        digest.update(path.encode() + b"\0" + sql.encode() + b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
+def _line_at(text: str, offset: int) -> int:
+    return text.count("\n", 0, max(0, min(offset, len(text)))) + 1
+
+
+def load_file(conn: psycopg.Connection[tuple[object, ...]], path: str, sql: str) -> None:
+    """Run every statement of one declared file on ``conn`` (autocommit), mapping errors to lines."""
+    try:
+        slices = split(sql, only_slices=True)
+    except ParseError as exc:
+        message = str(exc.args[0]) if exc.args else str(exc)
+        offset = int(exc.args[1]) if len(exc.args) > 1 else 0
+        raise SchemaError(f"{path}:{_line_at(sql, offset)}: {message}") from exc
+    for part in slices:
+        statement = sql[part]
+        try:
+            conn.execute(statement.encode())
+        except psycopg.OperationalError as exc:
+            raise ProviderError(f"{path}: the server failed while loading the declared schema: "
+                                f"{exc.diag.message_primary or type(exc).__name__}") from exc
+        except psycopg.Error as exc:
+            position = exc.diag.statement_position
+            offset = part.start + (int(position) - 1 if position else 0)
+            # Skip the whitespace and comments pglast left in front of the statement.
+            if not position:
+                offset += len(statement) - len(statement.lstrip())
+            message = exc.diag.message_primary or str(exc).strip().splitlines()[0]
+            raise SchemaError(f"{path}:{_line_at(sql, offset)}: {message}") from exc
+
+
+class DeclaredSchemas:
+    """Builds and caches inspections of declared schemas. Thread-safe."""
+
+    def __init__(
+        self,
+        engine: SchemaDiffEngine,
+        *,
+        shadow_url: str | None = None,
+        max_entries: int = 32,
+        connect_timeout: int = 10,
+    ) -> None:
+        self.engine = engine
+        self.shadow_url = shadow_url
+        self.max_entries = max_entries
+        self.connect_timeout = connect_timeout
+        self._cache: OrderedDict[tuple[str, tuple[str, ...], str], Inspection] = OrderedDict()
+        self._lock = threading.Lock()
+        self.loads = 0  # how many times SQL files were really loaded (cache misses)
+
+    def get(
+        self,
+        target_url: str,
+        files: Sequence[SqlFile],
+        content_key: str,
+        managed_schemas: Sequence[str],
+    ) -> Inspection:
+        """The inspection of ``files`` as loaded on the target's (or the shadow) server."""
+        server_url = self.shadow_url or target_url
+        key = (content_key or content_hash(files), tuple(managed_schemas), server_key(server_url))
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        inspection = self.load(server_url, files, managed_schemas)
+        with self._lock:
+            self._cache[key] = inspection
+            while len(self._cache) > self.max_entries:
+                self._cache.popitem(last=False)
+        return inspection
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    def load(self, server_url: str, files: Sequence[SqlFile], managed_schemas: Sequence[str]) -> Inspection:
+        """Load ``files`` into a scratch database on ``server_url``, inspect it, drop it."""
+        scratch = SCRATCH_PREFIX + secrets.token_hex(6)
+        where = safe_url(server_url)
+        self._admin(server_url, f'CREATE DATABASE "{scratch}" TEMPLATE template0', where)
+        self.loads += 1
+        log.info("loading declared schema", server=where, scratch=scratch, files=len(files))
+        try:
+            scratch_url = with_database(server_url, scratch)
+            try:
+                conn = psycopg.connect(scratch_url, autocommit=True, connect_timeout=self.connect_timeout)
+            except psycopg.Error as exc:
+                raise ProviderError(f"cannot connect to the scratch database on {where}: "
+                                    f"{_first_line(exc)}") from exc
+            with conn:
+                conn.execute("SET client_min_messages = warning")
+                for path, sql in sorted(files):
+                    load_file(conn, path, sql)
+            inspection = self.engine.inspect(scratch_url, managed_schemas)
+        except BaseException:
+            self._drop_quietly(server_url, scratch, where)
+            raise
+        self._admin(server_url, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)', where)
+        return inspection
+
+    def _drop_quietly(self, server_url: str, scratch: str, where: str) -> None:
+        # The load already failed; a failing drop must not hide that error, so it is only logged.
+        try:
+            self._admin(server_url, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)', where)
+        except (ProviderError, SchemaError) as exc:
+            log.warning("scratch database not dropped", server=where, scratch=scratch, error=str(exc))
+
+    def _admin(self, server_url: str, statement: str, where: str) -> None:
+        try:
+            with psycopg.connect(server_url, autocommit=True, connect_timeout=self.connect_timeout) as conn:
+                conn.execute(statement.encode())
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise SchemaError(
+                f"the user of {where} may not create scratch databases for the declared schema; "
+                "grant it CREATEDB or configure a shadow server"
+            ) from exc
+        except psycopg.Error as exc:
+            raise ProviderError(f"{statement.split(' ')[0].lower()} database on {where} failed: "
+                                f"{_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
