@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from reconciler.engine.changes import Change
+from reconciler.engine.changes import Change, DriftItem
 
 KINDS = ("environment", "folder", "resource", "config-variable", "group", "permission", "app")
 
@@ -100,6 +100,28 @@ class PlatformProvider(Protocol):
         live: PlatformObject | None,
     ) -> None:
         """Make one object match ``desired`` (create/update) or remove ``live`` (delete)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class SchemaProvider(Protocol):
+    """Plans and applies the schema of PostgreSQL databases (the ``postgres`` provider)."""
+
+    def plan(
+        self,
+        database: str,
+        url: str,
+        files: list[tuple[str, str]],
+        content_key: str,
+        managed_schemas: list[str],
+        shadow_url: str | None = None,
+    ) -> list[DriftItem]:
+        """Statements that turn the live schema at ``url`` into the declared one, classified."""
+        ...
+
+    def apply(self, database: str, url: str, items: list[DriftItem]) -> list[str]:
+        """Run ``items`` (one transaction, then non-transactional ones); return the ids applied."""
         ...
 
     def close(self) -> None: ...

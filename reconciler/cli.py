@@ -1,0 +1,373 @@
+"""The ``reconciler`` command line (SPEC §6): thin commands over ``reconcile.Reconciler``.
+
+Exit codes: 0 success / nothing to do, 1 error, 2 changes or drift found (plan, drift, diff),
+3 blocked by a gate (apply). Errors are one plain line on stderr, never a traceback (set
+``RECONCILER_DEBUG=1`` to see one). Output goes to stdout in the chosen ``--format``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from reconciler import logs
+from reconciler.config import Settings, load_settings
+from reconciler.errors import ReconcilerError, ValidationError
+
+app = typer.Typer(
+    name="reconciler",
+    help="GitOps reconciler for internal-tool platforms: drift reports, plans and gated promotion.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+schemas_app = typer.Typer(help="JSON Schemas of the desired-state document kinds.", no_args_is_help=True)
+app.add_typer(schemas_app, name="schemas")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+    markdown = "markdown"
+
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Configuration file (default: $RECONCILER_CONFIG, ./reconciler.toml)."),
+]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+SourceOpt = Annotated[str | None, typer.Option("--source", help="Repository path or URL (overrides source.url).")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[bold red]error:[/bold red] {message}", markup=True, highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def errors_as_exit() -> Iterator[None]:
+    """Turn our errors into one line and exit 1; unexpected ones too, without a traceback."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except ValidationError as exc:
+        err.print(f"[bold red]error:[/bold red] {exc.message.splitlines()[0]}")
+        for problem in exc.problems:
+            err.print(f"  {problem}", markup=False)
+        raise typer.Exit(1) from None
+    except ReconcilerError as exc:
+        fail(str(exc).replace("[", "\\["))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except Exception as exc:
+        if os.environ.get("RECONCILER_DEBUG"):
+            raise
+        fail(f"unexpected {type(exc).__name__}: {str(exc)[:300]} (set RECONCILER_DEBUG=1 for details)")
+
+
+def settings_for(config: Path | None, source: str | None = None) -> Settings:
+    settings = load_settings(config, source={"url": source} if source else {})
+    logs.configure(os.environ.get("RECONCILER_LOG_LEVEL", "warning"), settings.log.format)
+    return settings
+
+
+def with_reconciler(config: Path | None, source: str | None, fn: Callable[[Any], int]) -> None:
+    from reconciler.wiring import build_reconciler
+
+    code = 0
+    with errors_as_exit():
+        reconciler = build_reconciler(settings_for(config, source))
+        try:
+            code = fn(reconciler)
+        finally:
+            reconciler.close()
+    raise typer.Exit(code)
+
+
+def emit(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+# -- commands ------------------------------------------------------------------------------------
+
+
+@app.command()
+def validate(
+    path: Annotated[Path | None, typer.Argument(help="Desired-state folder (default: ./desired-state or .).")] = None,
+    fmt: FormatOpt = Format.text,
+) -> None:
+    """Validate a desired-state folder in a working tree (no daemon, no network)."""
+    from reconciler.desired.loader import load
+    from reconciler.source.trees import DirectoryTree
+
+    logs.configure("warning")
+    folder = path or (Path("desired-state") if Path("desired-state/reconciler.yaml").exists() else Path("."))
+    if not folder.exists():
+        fail(f"{folder}: no such directory")
+    if not folder.is_dir():
+        fail(f"{folder}: not a directory")
+    try:
+        state = load(DirectoryTree(folder))
+    except ValidationError as exc:
+        if fmt == Format.json:
+            emit(json.dumps({"valid": False, "problems": [
+                {"file": p.file, "line": p.line, "message": p.message} for p in exc.problems]}, indent=2))
+        else:
+            err.print(f"[bold red]invalid:[/bold red] {folder} has {len(exc.problems)} problem"
+                      f"{'s' if len(exc.problems) != 1 else ''}")
+            for problem in exc.problems:
+                err.print(f"  {problem}", markup=False)
+        raise typer.Exit(1) from None
+    except ReconcilerError as exc:
+        fail(str(exc))
+    if fmt == Format.json:
+        emit(json.dumps({"valid": True, "documents": state.document_count(),
+                         "environments": state.environment_order}, indent=2))
+    else:
+        out.print(f"[green]valid:[/green] {folder} — {state.document_count()} documents, environments "
+                  f"{' → '.join(state.environment_order)}")
+
+
+@app.command()
+def plan(
+    env: Annotated[str, typer.Argument(help="Environment.")],
+    rev: Annotated[str | None, typer.Option("--rev", help="Revision to plan (default: what ENV tracks).")] = None,
+    fmt: FormatOpt = Format.text,
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+) -> None:
+    """Show what applying would change. Exit 0 no changes, 2 changes, 1 error."""
+    from reconciler.reports.drift import render_plan
+
+    def run(r: Any) -> int:
+        target = r.target(env, rev)
+        if target.revision is None:
+            fail(f"{env}: nothing to plan yet ({target.gate.reason})")
+        result = r.compute(env, target.revision).plan
+        emit(render_plan(fmt.value, result, target.ref))
+        if not target.gate.allowed and fmt == Format.text:
+            err.print(f"[yellow]note:[/yellow] apply would be blocked: {target.gate.reason}", markup=True)
+        return 2 if result.items else 0
+
+    with_reconciler(config, source, run)
+
+
+@app.command()
+def apply(
+    env: Annotated[str, typer.Argument(help="Environment.")],
+    rev: Annotated[str | None, typer.Option("--rev", help="Revision to apply (default: what ENV tracks).")] = None,
+    approve: Annotated[
+        list[str] | None,
+        typer.Option("--approve", help="Approve a destructive drift id (repeatable; * suffix for a prefix)."),
+    ] = None,
+    fmt: FormatOpt = Format.text,
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+) -> None:
+    """Reconcile once, with the same gates as the daemon. Exit 0 applied/nothing to do, 1 failed, 3 blocked."""
+    from reconciler.reports.drift import render_plan
+    from reconciler.source.revisions import short
+
+    def run(r: Any) -> int:
+        outcome = r.reconcile(env, rev, trigger="cli", approvals=approve or [])
+        if fmt == Format.json:
+            emit(json.dumps({
+                "environment": env, "result": outcome.result, "revision": outcome.revision, "ref": outcome.ref,
+                "run_id": outcome.run_id, "reason": outcome.reason, "gate": outcome.gate, "applied": outcome.applied,
+                "items": [i.as_json() for i in outcome.plan.items] if outcome.plan else [],
+            }, indent=2, sort_keys=True))
+            return int(outcome.exit_code)
+        if outcome.plan is not None and outcome.plan.items and fmt == Format.markdown:
+            emit(render_plan("markdown", outcome.plan, outcome.ref))
+        elif outcome.plan is not None and outcome.plan.items:
+            emit(render_plan("text", outcome.plan, outcome.ref))
+        where = f"{short(outcome.revision)}" + (f" ({outcome.ref})" if outcome.ref else "")
+        if outcome.result == "Succeeded":
+            out.print(f"[green]Succeeded:[/green] {env} is at {where}; {len(outcome.applied)} changes applied "
+                      f"and verified (run {outcome.run_id[:8]})")
+        elif outcome.result == "NoChanges":
+            out.print(f"[green]No changes:[/green] {env} already matches {where}")
+        elif outcome.result == "Blocked":
+            err.print(f"[bold red]Blocked:[/bold red] {env} stays where it is. {outcome.reason}".replace("\n", "\n  "))
+        elif outcome.result == "Busy":
+            err.print(f"[yellow]Busy:[/yellow] {outcome.reason}")
+        else:
+            err.print(f"[bold red]Failed:[/bold red] {env} at {where}: {outcome.reason}"
+                      + (f" ({len(outcome.applied)} changes were applied; see 'reconciler history {env}')"
+                         if outcome.applied else ""))
+        return int(outcome.exit_code)
+
+    with_reconciler(config, source, run)
+
+
+@app.command()
+def drift(
+    envs: Annotated[list[str] | None, typer.Argument(help="Environments (default: all).")] = None,
+    fmt: FormatOpt = Format.text,
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+) -> None:
+    """Report drift of live state against each environment's current revision. Exit 0 none, 2 drift."""
+    from reconciler.reports.drift import plan_json, render_plan
+
+    def run(r: Any) -> int:
+        names = envs or r.environments()
+        found = False
+        reports = []
+        for name in names:
+            _revision, ref = r.current_revision(name)
+            result, first_seen = r.drift(name)
+            found = found or bool(result.drift)
+            if fmt == Format.json:
+                reports.append(plan_json(result, ref, first_seen, kind="drift"))
+            else:
+                emit(render_plan(fmt.value, result, ref, first_seen, kind="drift"))
+        if fmt == Format.json:
+            emit(json.dumps(reports[0] if envs and len(envs) == 1 else {"environments": reports},
+                            indent=2, sort_keys=True))
+        return 2 if found else 0
+
+    with_reconciler(config, source, run)
+
+
+@app.command()
+def status(fmt: FormatOpt = Format.text, config: ConfigOpt = None, source: SourceOpt = None) -> None:
+    """Per environment: tracked ref, desired and applied revision, state, drift count, last run."""
+    from reconciler.reports.status import render_status
+
+    def run(r: Any) -> int:
+        emit(render_status(fmt.value, r.status_rows()))
+        return 0
+
+    with_reconciler(config, source, run)
+
+
+@app.command()
+def history(
+    env: Annotated[str, typer.Argument(help="Environment.")],
+    limit: Annotated[int, typer.Option(help="Number of runs.")] = 20,
+    fmt: FormatOpt = Format.text,
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+) -> None:
+    """Past runs of ENV with trigger, revision and result."""
+    from reconciler.reports.status import render_history
+
+    def run(r: Any) -> int:
+        r.spec(env)
+        emit(render_history(fmt.value, env, r.store.runs(env, limit)))
+        return 0
+
+    with_reconciler(config, source, run)
+
+
+@app.command()
+def pin(
+    env: Annotated[str, typer.Argument(help="Environment.")],
+    rev: Annotated[str, typer.Argument(help="Revision (tag, branch or commit) to hold ENV at.")],
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+) -> None:
+    """Hold ENV at REV (rollback); newer revisions are reported, not applied, until unpin."""
+
+    def run(r: Any) -> int:
+        commit = r.pin(env, rev)
+        out.print(f"{env} pinned at {commit[:12]} ({rev}); run 'reconciler apply {env}' to move it there now")
+        return 0
+
+    with_reconciler(config, source, run)
+
+
+@app.command()
+def unpin(env: Annotated[str, typer.Argument(help="Environment.")], config: ConfigOpt = None,
+          source: SourceOpt = None) -> None:
+    """Release a pin: ENV follows its tracked ref again."""
+
+    def run(r: Any) -> int:
+        r.unpin(env)
+        out.print(f"{env} unpinned; it follows its tracked ref again")
+        return 0
+
+    with_reconciler(config, source, run)
+
+
+@app.command()
+def diff(
+    base: Annotated[str, typer.Option("--base", help="Base revision (e.g. origin/main).")],
+    head: Annotated[str, typer.Option("--head", help="Head revision (e.g. HEAD).")],
+    env: Annotated[str | None, typer.Argument(help="Only this environment.")] = None,
+    fmt: FormatOpt = Format.text,
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+) -> None:
+    """Declared-state difference between two revisions, per environment (PR comments). Exit 0 none, 2 some."""
+    from reconciler.diffing import run_diff
+
+    with errors_as_exit():
+        settings = settings_for(config, source)
+        code, text = run_diff(settings, base, head, env, fmt.value)
+    emit(text)
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+    listen: Annotated[str | None, typer.Option(help="API address (overrides api.listen).")] = None,
+) -> None:
+    """Run the daemon: watch the repository, reconcile, check drift, serve the API."""
+    from reconciler.daemon.main import run_daemon
+
+    with errors_as_exit():
+        settings = load_settings(config, source={"url": source} if source else {},
+                                 api={"listen": listen} if listen else {})
+        logs.configure(settings.log.level, settings.log.format)
+        code = run_daemon(settings)
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option(help="Keep the temporary directory (printed at the end).")] = False,
+) -> None:
+    """The whole flow on embedded defaults: Git repo, PostgreSQL, registry, SQLite state store."""
+    from reconciler.demo import run_demo
+
+    logs.configure(os.environ.get("RECONCILER_LOG_LEVEL", "warning"))
+    with errors_as_exit():
+        code = run_demo(out, keep=keep)
+    raise typer.Exit(code)
+
+
+@schemas_app.command("export")
+def schemas_export(
+    directory: Annotated[Path, typer.Argument(help="Where to write the *.schema.json files.")],
+) -> None:
+    """Write the JSON Schemas of the document kinds."""
+    from reconciler.desired.schemas import export
+
+    with errors_as_exit():
+        written = export(directory)
+    out.print(f"wrote {len(written)} schemas to {directory}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""Read a desired-state folder from a file tree into a validated ``DesiredState``.
+
+Called by ``reconcile.py`` (Git trees at a revision) and by ``reconciler validate`` (a working
+directory). Every problem is collected — bad YAML, unknown kinds and fields, missing fields,
+duplicates, broken references, literal secrets, SQL that does not parse — and raised together as
+one ``ValidationError`` whose problems each carry file and line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+
+from reconciler.desired import validation
+from reconciler.desired.models import KIND_MODELS, RootConfig, Strict
+from reconciler.desired.state import AppSource, DesiredState, SqlFile
+from reconciler.desired.yamldocs import ParsedDoc, YamlProblem, parse_documents
+from reconciler.errors import Problem, ValidationError
+from reconciler.source.trees import Entry, FileTree
+
+ROOT_FILE = "reconciler.yaml"
+MAX_YAML_BYTES = 1 << 20
+MAX_SQL_BYTES = 8 << 20
+MAX_APP_BYTES = 32 << 20
+MAX_DOCUMENTS = 20_000
+
+_YAML = re.compile(r"\.ya?ml$")
+
+
+@dataclass
+class LoadedDoc:
+    file: str
+    parsed: ParsedDoc
+    kind: str
+    name: str
+    model: Strict
+
+
+def _pydantic_problems(file: str, doc: ParsedDoc, exc: pydantic.ValidationError, what: str) -> list[Problem]:
+    out = []
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        where = ".".join(str(p) for p in loc)
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            message = f"{what}: unknown field '{where}' (check the spelling; unknown fields are not allowed)"
+        elif kind == "missing":
+            message = f"{what}: missing required field '{where}'"
+        else:
+            text = err["msg"].removeprefix("Value error, ")
+            message = f"{what}: {where}: {text}" if where else f"{what}: {text}"
+        out.append(Problem(file, doc.line_of(loc), message))
+    return out
+
+
+def _decode(file: str, raw: bytes, problems: list[Problem]) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(file, None, f"not UTF-8 text (byte {exc.start}); save the file as UTF-8"))
+        return None
+
+
+def _parse_yaml_files(tree: FileTree, entries: list[Entry], problems: list[Problem]) -> dict[str, list[ParsedDoc]]:
+    parsed: dict[str, list[ParsedDoc]] = {}
+    for entry in entries:
+        if not _YAML.search(entry.path):
+            continue
+        if entry.is_symlink:
+            problems.append(Problem(entry.path, None, "is a symbolic link; the desired state must not use links"))
+            continue
+        if entry.size > MAX_YAML_BYTES:
+            problems.append(
+                Problem(entry.path, None, f"file is {entry.size} bytes; YAML files are limited to {MAX_YAML_BYTES}")
+            )
+            continue
+        text = _decode(entry.path, tree.read(entry.path), problems)
+        if text is None:
+            continue
+        try:
+            parsed[entry.path] = parse_documents(text)
+        except YamlProblem as exc:
+            problems.append(Problem(entry.path, exc.line, exc.message))
+            parsed[entry.path] = []
+    return parsed
+
+
+def _under(path: str, folder: str) -> bool:
+    folder = folder.strip("/")
+    return path == folder or path.startswith(folder + "/")
+
+
+def _owned_folders(parsed: dict[str, list[ParsedDoc]]) -> list[str]:
+    """App ``source`` and Database ``schema`` folders: YAML inside them is not desired state."""
+    folders = []
+    for docs in parsed.values():
+        for doc in docs:
+            data = doc.data
+            if not isinstance(data, dict):
+                continue
+            if data.get("kind") == "App" and isinstance(data.get("source"), str):
+                folders.append(data["source"])
+            if data.get("kind") == "Database" and isinstance(data.get("schema"), str):
+                folders.append(data["schema"])
+    return [validation.normalise(f) for f in folders if validation.normalise(f) is not None]  # type: ignore[misc]
+
+
+def _model_documents(parsed: dict[str, list[ParsedDoc]], problems: list[Problem]) -> tuple[
+    RootConfig | None, list[LoadedDoc]
+]:
+    root: RootConfig | None = None
+    loaded: list[LoadedDoc] = []
+    for file, docs in sorted(parsed.items()):
+        if file == ROOT_FILE:
+            if len(docs) != 1 or not isinstance(docs[0].data, dict):
+                problems.append(Problem(file, 1, "must hold exactly one mapping: version and environments"))
+                continue
+            try:
+                root = RootConfig.model_validate(docs[0].data)
+            except pydantic.ValidationError as exc:
+                problems.extend(_pydantic_problems(file, docs[0], exc, ROOT_FILE))
+            continue
+        for doc in docs:
+            data = doc.data
+            if not isinstance(data, dict):
+                problems.append(Problem(file, doc.line, "a document must be a mapping with 'kind' and 'name'"))
+                continue
+            kind = data.get("kind")
+            if kind is None:
+                problems.append(Problem(file, doc.line, "document has no 'kind'"))
+                continue
+            model_cls = KIND_MODELS.get(kind) if isinstance(kind, str) else None
+            if model_cls is None:
+                known = ", ".join(sorted(KIND_MODELS))
+                problems.append(Problem(file, doc.line_of(("kind",)), f"unknown kind {kind!r} (known kinds: {known})"))
+                continue
+            name = data.get("name")
+            what = f"{kind} {name!r}" if isinstance(name, str) else kind
+            try:
+                model = model_cls.model_validate(data)
+            except pydantic.ValidationError as exc:
+                problems.extend(_pydantic_problems(file, doc, exc, what))
+                continue
+            loaded.append(LoadedDoc(file, doc, kind, data["name"], model))
+            if len(loaded) > MAX_DOCUMENTS:
+                problems.append(Problem(file, doc.line, f"more than {MAX_DOCUMENTS} documents"))
+                return root, loaded
+    return root, loaded
+
+
+def _hash_files(files: dict[str, bytes]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.encode() + b"\0" + hashlib.sha256(files[path]).digest())
+    return "sha256:" + digest.hexdigest()
+
+
+def load(tree: FileTree) -> DesiredState:
+    """Load and validate the desired state in ``tree``; raise ``ValidationError`` with every problem."""
+    problems: list[Problem] = []
+    if not tree.exists():
+        raise ValidationError([Problem(tree.label, None, "desired-state folder not found; check source.path")])
+    entries = tree.entries()
+    parsed = _parse_yaml_files(tree, entries, problems)
+    owned = _owned_folders(parsed)
+    parsed = {f: d for f, d in parsed.items() if not any(_under(f, o) for o in owned)}
+    problems = [p for p in problems if not any(_under(p.file, o) for o in owned)]
+    if ROOT_FILE not in parsed and not any(p.file == ROOT_FILE for p in problems):
+        problems.append(
+            Problem(ROOT_FILE, None, "missing: the desired-state folder needs a reconciler.yaml with "
+                    "'version: 1' and 'environments: [...]'")
+        )
+    root, docs = _model_documents(parsed, problems)
+    by_path = {e.path: e for e in entries}
+
+    sql: dict[str, list[SqlFile]] = {}
+    app_sources: dict[str, AppSource] = {}
+    for doc in docs:
+        if doc.kind == "Database":
+            sql[doc.name] = _read_sql(tree, entries, by_path, doc, problems)
+        elif doc.kind == "App":
+            source = _read_app(tree, entries, by_path, doc, problems)
+            if source is not None:
+                app_sources[doc.name] = source
+
+    state = validation.check(root, docs, sql, problems)
+    if problems or state is None:
+        raise ValidationError(problems)
+    return DesiredState(
+        root=state.root,
+        content_id=tree.content_id(),
+        environments=state.environments,
+        resources=state.resources,
+        config=state.config,
+        databases=state.databases,
+        groups=state.groups,
+        apps=state.apps,
+        sql=sql,
+        app_sources=app_sources,
+        locations={(d.kind, d.name): (d.file, d.parsed.line) for d in docs},
+    )
+
+
+def _folder_entries(
+    entries: list[Entry], by_path: dict[str, Entry], doc: LoadedDoc, field: str, folder: str, problems: list[Problem]
+) -> list[Entry] | None:
+    line = doc.parsed.line_of((field,))
+    clean = validation.normalise(folder)
+    if clean is None:
+        problems.append(Problem(doc.file, line, f"{doc.kind} {doc.name!r}: {field} '{folder}' is outside the "
+                                "desired-state folder; use a path relative to it"))
+        return None
+    parts = clean.split("/")
+    for cut in range(1, len(parts) + 1):
+        prefix = "/".join(parts[:cut])
+        hit = by_path.get(prefix)
+        if hit is not None and hit.is_symlink:
+            problems.append(Problem(doc.file, line, f"{doc.kind} {doc.name!r}: {field} '{folder}' goes through "
+                                    f"the symbolic link '{prefix}'; links are not followed"))
+            return None
+    inside = [e for e in entries if e.path.startswith(clean + "/")]
+    if not inside:
+        problems.append(Problem(doc.file, line, f"{doc.kind} {doc.name!r}: {field} folder '{folder}' does not "
+                                "exist or is empty"))
+        return None
+    links = [e.path for e in inside if e.is_symlink]
+    if links:
+        problems.append(Problem(doc.file, line, f"{doc.kind} {doc.name!r}: '{links[0]}' is a symbolic link; "
+                                "links are not followed"))
+        return None
+    return inside
+
+
+def _read_sql(
+    tree: FileTree, entries: list[Entry], by_path: dict[str, Entry], doc: LoadedDoc, problems: list[Problem]
+) -> list[SqlFile]:
+    folder = doc.model.schema_
+    inside = _folder_entries(entries, by_path, doc, "schema", folder, problems)
+    if inside is None:
+        return []
+    files = []
+    for entry in sorted((e for e in inside if e.path.endswith(".sql")), key=lambda e: e.path):
+        if entry.size > MAX_SQL_BYTES:
+            problems.append(Problem(entry.path, None, f"SQL file is larger than {MAX_SQL_BYTES} bytes"))
+            continue
+        text = _decode(entry.path, tree.read(entry.path), problems)
+        if text is not None:
+            files.append(SqlFile(entry.path, text))
+    if not files and inside:
+        problems.append(Problem(doc.file, doc.parsed.line_of(("schema",)),
+                                f"Database {doc.name!r}: schema folder '{folder}' has no .sql files"))
+    return files
+
+
+def _read_app(
+    tree: FileTree, entries: list[Entry], by_path: dict[str, Entry], doc: LoadedDoc, problems: list[Problem]
+) -> AppSource | None:
+    folder = doc.model.source
+    inside = _folder_entries(entries, by_path, doc, "source", folder, problems)
+    if inside is None:
+        return None
+    total = sum(e.size for e in inside)
+    if total > MAX_APP_BYTES:
+        problems.append(Problem(doc.file, doc.parsed.line_of(("source",)),
+                                f"App {doc.name!r}: source folder is {total} bytes (limit {MAX_APP_BYTES})"))
+        return None
+    prefix = validation.normalise(folder) or ""
+    files = {e.path[len(prefix) + 1 :]: tree.read(e.path) for e in inside}
+    return AppSource(files=files, hash=_hash_files(files))
+
+
+def parse_single(text: str) -> Any:
+    """Parse one YAML document (helper for tests and ``init``)."""
+    docs = parse_documents(text)
+    return docs[0].data if docs else None

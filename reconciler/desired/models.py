@@ -1,0 +1,246 @@
+"""Strict pydantic models of every document kind (SPEC §2).
+
+Unknown fields are errors (``extra="forbid"``) so a typo never passes silently. These models are
+also the source of the JSON Schemas in ``schemas/`` (``reconciler schemas export``). Loading and
+cross-reference checks live in ``loader.py`` and ``validation.py``; this module only describes
+shapes and the checks that need nothing but the one document.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from reconciler.durations import parse_duration
+
+FORMAT_VERSION = 1
+
+# Names end up in registry tables, Retool objects, URLs and Postgres identifiers: keep them tame.
+Name = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"),
+]
+VariableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")]
+Text = Annotated[str, StringConstraints(max_length=2000)]
+Duration = Annotated[str, StringConstraints(max_length=32)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+class RootConfig(Strict):
+    """``reconciler.yaml`` at the root of the desired-state folder."""
+
+    version: int = Field(description="Format version of the desired-state folder.")
+    environments: list[Name] = Field(min_length=1, description="Promotion order, lowest first.")
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value > FORMAT_VERSION:
+            raise ValueError(
+                f"format version {value} is newer than this reconciler understands ({FORMAT_VERSION}); "
+                "upgrade reconciler"
+            )
+        if value < 1:
+            raise ValueError("version must be 1")
+        return value
+
+    @field_validator("environments")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        dupes = sorted({v for v in value if value.count(v) > 1})
+        if dupes:
+            raise ValueError(f"environment listed twice: {', '.join(dupes)}")
+        return value
+
+
+class SignatureVerification(Strict):
+    gpg_keyring: str | None = Field(None, description="Path to a GPG keyring (public keys) trusted for tags.")
+    ssh_allowed_signers: str | None = Field(None, description="Path to an SSH allowed-signers file.")
+    commits: bool = Field(False, description="Also require a good signature on the commit itself.")
+
+
+class Track(Strict):
+    branch: Name | None = Field(None, description="Track the head of this branch.")
+    tag: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
+        None, description="Glob of release tags; the highest semver tag wins."
+    )
+    from_branch: Name | None = Field(None, description="A tag counts only if reachable from this branch.")
+    promoted_from: Name | None = Field(
+        None, description="The same desired state must have synced and verified there first."
+    )
+    prereleases: bool = Field(False, description="Consider prerelease tags such as v1.2.0-rc.1.")
+    verify_signatures: SignatureVerification | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Track:
+        if (self.branch is None) == (self.tag is None):
+            raise ValueError("track needs exactly one of 'branch' or 'tag'")
+        if self.branch is not None and (self.from_branch or self.promoted_from or self.prereleases):
+            raise ValueError("from_branch, promoted_from and prereleases only apply to 'tag' tracking")
+        return self
+
+
+class DenyWindow(Strict):
+    deny: Annotated[str, StringConstraints(max_length=100)] = Field(
+        description="Cron expression (5 fields) of when the window opens."
+    )
+    duration: Duration = Field(description="How long the window stays closed to new revisions, e.g. '64h'.")
+    timezone: Annotated[str, StringConstraints(max_length=64)] = "UTC"
+
+    @field_validator("deny")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        if len(value.split()) != 5:
+            raise ValueError(f"{value!r} is not a 5-field cron expression such as '0 16 * * FRI'")
+        try:
+            CronTrigger.from_crontab(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a valid cron expression: {exc}") from None
+        return value
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        return _check_duration(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as 'Europe/London'") from None
+        return value
+
+
+class Sync(Strict):
+    automatic: bool = Field(True, description="Apply as soon as the tracked revision moves.")
+    self_heal: bool = Field(False, description="Correct out-of-band drift found by drift checks.")
+    prune: bool = Field(False, description="Delete live platform objects that are no longer declared.")
+    destructive_changes: Literal["allow", "require-approval", "deny"] = "require-approval"
+    drift_check_interval: Duration = "5m"
+    windows: list[DenyWindow] = Field(default_factory=list)
+
+    @field_validator("drift_check_interval")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        return _check_duration(value)
+
+
+class Access(Strict):
+    edit: list[Name] = Field(default_factory=list)
+    use: list[Name] = Field(default_factory=list)
+
+
+class Environment(Strict):
+    kind: Literal["Environment"]
+    name: Name
+    description: Text = ""
+    color: Annotated[str, StringConstraints(pattern=r"^#[0-9A-Fa-f]{6}$")] | None = None
+    track: Track
+    sync: Sync = Field(default_factory=Sync)
+    access: Access = Field(default_factory=Access)
+
+
+Options = dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,100}$")], Any]
+
+
+class ResourceEnvironment(Strict):
+    options: Options = Field(default_factory=dict)
+
+
+class Resource(Strict):
+    kind: Literal["Resource"]
+    name: Name
+    type: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,50}$")]
+    description: Text = ""
+    folder: Name | None = None
+    options: Options = Field(default_factory=dict, description="Options shared by all environments.")
+    environments: dict[Name, ResourceEnvironment] | None = Field(
+        None, description="Per-environment options; when present the resource exists only in these."
+    )
+
+
+class ConfigVariable(Strict):
+    kind: Literal["ConfigVariable"]
+    name: VariableName
+    description: Text = ""
+    secret: bool = False
+    values: dict[Name, Annotated[str, StringConstraints(max_length=10000)]] = Field(
+        description="Value per environment; 'default' applies to any environment not listed."
+    )
+
+
+class DatabaseEnvironment(Strict):
+    url: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    shadow_url: Annotated[str, StringConstraints(max_length=2000)] | None = Field(
+        None, description="Server to build the declared schema on (default: the target's server)."
+    )
+
+
+class Database(Strict):
+    kind: Literal["Database"]
+    name: Name
+    description: Text = ""
+    schema_: Annotated[str, StringConstraints(min_length=1, max_length=500)] = Field(
+        alias="schema", description="Folder of .sql files, relative to the desired-state root."
+    )
+    managed_schemas: list[Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]] = Field(
+        default_factory=lambda: ["public"]
+    )
+    environments: dict[Name, DatabaseEnvironment]
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Group(Strict):
+    kind: Literal["Group"]
+    name: Name
+    description: Text = ""
+
+
+class AppAccess(Strict):
+    use: list[Name] = Field(default_factory=list)
+    edit: list[Name] = Field(default_factory=list)
+
+
+class App(Strict):
+    kind: Literal["App"]
+    name: Name
+    description: Text = ""
+    folder: Name | None = None
+    source: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    environments: list[Name] | None = Field(None, description="Default: every environment.")
+    resources: list[Name] = Field(default_factory=list)
+    config: list[VariableName] = Field(default_factory=list)
+    databases: list[Name] = Field(default_factory=list)
+    access: AppAccess = Field(default_factory=AppAccess)
+
+
+Document = Environment | Resource | ConfigVariable | Database | Group | App
+
+KIND_MODELS: dict[str, type[Strict]] = {
+    "Environment": Environment,
+    "Resource": Resource,
+    "ConfigVariable": ConfigVariable,
+    "Database": Database,
+    "Group": Group,
+    "App": App,
+}
+
+SECRET_REFERENCE = re.compile(r"\$\{secret:([A-Za-z_][A-Za-z0-9_]*)\}")
+CONFIG_REFERENCE = re.compile(r"\$\{config:([A-Za-z_][A-Za-z0-9_]*)\}")
+ANY_REFERENCE = re.compile(r"\$\{([^}]*)\}")

@@ -1,0 +1,286 @@
+"""Cross-reference checks over the documents of one desired-state folder (SPEC §2).
+
+Called by ``loader.load`` after every document passed its own model. Appends a ``Problem`` for
+every broken rule — it never stops at the first — so ``reconciler validate`` shows everything a
+pull request has to fix in one go.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import pglast
+
+from reconciler.desired.models import (
+    ANY_REFERENCE,
+    CONFIG_REFERENCE,
+    SECRET_REFERENCE,
+    App,
+    ConfigVariable,
+    Database,
+    Environment,
+    Group,
+    Resource,
+    RootConfig,
+)
+from reconciler.errors import Problem
+
+if TYPE_CHECKING:
+    from reconciler.desired.loader import LoadedDoc
+    from reconciler.desired.state import SqlFile
+
+# Option keys whose values are credentials: a literal there is a secret committed to Git.
+SECRET_OPTION_KEYS = {
+    "password", "secret", "token", "api_key", "apikey", "access_token", "client_secret",
+    "private_key", "write_key", "secret_key", "auth_token", "bearer_token",
+}
+DEFAULT = "default"
+
+
+def normalise(folder: str) -> str | None:
+    """A folder path relative to the root, or None when it escapes the root."""
+    if folder.startswith("/") or "\\" in folder:
+        return None
+    clean = posixpath.normpath(folder)
+    if clean == ".." or clean.startswith("../") or clean == ".":
+        return None
+    return clean
+
+
+@dataclass
+class Checked:
+    root: RootConfig
+    environments: dict[str, Environment] = field(default_factory=dict)
+    resources: dict[str, Resource] = field(default_factory=dict)
+    config: dict[str, ConfigVariable] = field(default_factory=dict)
+    databases: dict[str, Database] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+    apps: dict[str, App] = field(default_factory=dict)
+
+
+def _references(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield from ANY_REFERENCE.findall(value)
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _references(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _references(v)
+
+
+def resource_environments(resource: Resource, all_envs: list[str]) -> list[str]:
+    return list(resource.environments) if resource.environments is not None else list(all_envs)
+
+
+def app_environments(app: App, all_envs: list[str]) -> list[str]:
+    return list(app.environments) if app.environments is not None else list(all_envs)
+
+
+def config_has_value(variable: ConfigVariable, env: str) -> bool:
+    return env in variable.values or DEFAULT in variable.values
+
+
+def check(
+    root: RootConfig | None, docs: list[LoadedDoc], sql: dict[str, list[SqlFile]], problems: list[Problem]
+) -> Checked | None:
+    seen: dict[tuple[str, str], LoadedDoc] = {}
+    for doc in docs:
+        key = (doc.kind, doc.name)
+        first = seen.get(key)
+        if first is not None:
+            problems.append(Problem(doc.file, doc.parsed.line_of(("name",)),
+                                    f"duplicate {doc.kind} {doc.name!r} (first declared at "
+                                    f"{first.file}:{first.parsed.line_of(('name',))})"))
+            continue
+        seen[key] = doc
+    if root is None:
+        return None
+    out = Checked(root=root)
+    buckets: dict[str, dict[str, Any]] = {
+        "Environment": out.environments, "Resource": out.resources, "ConfigVariable": out.config,
+        "Database": out.databases, "Group": out.groups, "App": out.apps,
+    }
+    for (kind, name), doc in seen.items():
+        buckets[kind][name] = doc.model
+    _Checker(out, seen, sql, problems).run()
+    return out
+
+
+class _Checker:
+    def __init__(
+        self, out: Checked, docs: dict[tuple[str, str], LoadedDoc], sql: dict[str, list[SqlFile]],
+        problems: list[Problem],
+    ) -> None:
+        self.out = out
+        self.docs = docs
+        self.sql = sql
+        self.problems = problems
+        self.envs = list(out.root.environments)
+
+    def add(self, kind: str, name: str, path: tuple[str | int, ...], message: str) -> None:
+        doc = self.docs[(kind, name)]
+        self.problems.append(Problem(doc.file, doc.parsed.line_of(path), f"{kind} {name!r}: {message}"))
+
+    def run(self) -> None:
+        self.environments()
+        for resource in self.out.resources.values():
+            self.resource(resource)
+        for variable in self.out.config.values():
+            self.config_variable(variable)
+        for database in self.out.databases.values():
+            self.database(database)
+        for app in self.out.apps.values():
+            self.app(app)
+
+    def _env_known(self, kind: str, name: str, path: tuple[str | int, ...], env: str) -> bool:
+        if env not in self.envs:
+            self.add(kind, name, path, f"unknown environment {env!r} (declared in reconciler.yaml: "
+                     f"{', '.join(self.envs)})")
+            return False
+        return True
+
+    def _groups_known(self, kind: str, name: str, path: tuple[str | int, ...], groups: list[str]) -> None:
+        for index, group in enumerate(groups):
+            if group not in self.out.groups:
+                self.add(kind, name, (*path, index), f"reference to undeclared group {group!r}")
+
+    def environments(self) -> None:
+        declared = self.out.environments
+        for env in self.envs:
+            if env not in declared:
+                self.problems.append(Problem("reconciler.yaml", None,
+                                             f"environment {env!r} is listed but has no 'kind: Environment' document"))
+        for name, env in declared.items():
+            if name not in self.envs:
+                self.add("Environment", name, ("name",), "not listed in reconciler.yaml 'environments'")
+            source = env.track.promoted_from
+            if source is not None:
+                if source not in self.envs:
+                    self.add("Environment", name, ("track", "promoted_from"),
+                             f"promoted_from refers to undeclared environment {source!r}")
+                elif name in self.envs and self.envs.index(source) >= self.envs.index(name):
+                    self.add("Environment", name, ("track", "promoted_from"),
+                             f"promoted_from {source!r} must come before {name!r} in the promotion order")
+            self._groups_known("Environment", name, ("access", "edit"), env.access.edit)
+            self._groups_known("Environment", name, ("access", "use"), env.access.use)
+
+    def _check_value(
+        self, kind: str, name: str, path: tuple[str | int, ...], value: Any, envs: list[str]
+    ) -> None:
+        for ref in _references(value):
+            if ref.startswith("secret:"):
+                if not SECRET_REFERENCE.fullmatch("${" + ref + "}"):
+                    self.add(kind, name, path, f"malformed secret reference '${{{ref}}}'; write ${{secret:NAME}}")
+            elif ref.startswith("config:"):
+                target = ref.removeprefix("config:")
+                variable = self.out.config.get(target)
+                if not CONFIG_REFERENCE.fullmatch("${" + ref + "}") or variable is None:
+                    self.add(kind, name, path, f"reference to undeclared config variable {target!r}")
+                    continue
+                for env in envs:
+                    if not config_has_value(variable, env):
+                        self.add(kind, name, path, f"config variable {target!r} has no value for environment {env!r}")
+            else:
+                self.add(kind, name, path, f"unknown reference '${{{ref}}}'; use ${{secret:NAME}} or ${{config:NAME}}")
+
+    def _literal_secrets(self, kind: str, name: str, path: tuple[str | int, ...], options: dict[str, Any]) -> None:
+        for key, value in options.items():
+            if key.lower() not in SECRET_OPTION_KEYS or not isinstance(value, str) or not value:
+                continue
+            secret_configs = [
+                v for v in CONFIG_REFERENCE.findall(value) if v in self.out.config and self.out.config[v].secret
+            ]
+            if not SECRET_REFERENCE.search(value) and not secret_configs:
+                self.add(kind, name, (*path, key), f"option '{key}' holds a literal secret; reference it as "
+                         "${secret:NAME} and provide the value through a secret backend")
+
+    def resource(self, resource: Resource) -> None:
+        envs = resource_environments(resource, self.envs)
+        self._check_value("Resource", resource.name, ("options",), resource.options, envs)
+        self._literal_secrets("Resource", resource.name, ("options",), resource.options)
+        for env, spec in (resource.environments or {}).items():
+            if self._env_known("Resource", resource.name, ("environments", env), env):
+                self._check_value("Resource", resource.name, ("environments", env, "options"), spec.options, [env])
+                self._literal_secrets("Resource", resource.name, ("environments", env, "options"), spec.options)
+
+    def config_variable(self, variable: ConfigVariable) -> None:
+        for env, value in variable.values.items():
+            path = ("values", env)
+            if env != DEFAULT:
+                self._env_known("ConfigVariable", variable.name, path, env)
+            if variable.secret and not SECRET_REFERENCE.fullmatch(value):
+                self.add("ConfigVariable", variable.name, path,
+                         "a secret variable's value must be a ${secret:NAME} reference, not a literal")
+                continue
+            if CONFIG_REFERENCE.search(value):
+                self.add("ConfigVariable", variable.name, path, "a config variable cannot refer to another one")
+                continue
+            self._check_value("ConfigVariable", variable.name, path, value, [])
+
+    def database(self, database: Database) -> None:
+        for env, spec in database.environments.items():
+            path = ("environments", env, "url")
+            if not self._env_known("Database", database.name, ("environments", env), env):
+                continue
+            self._check_value("Database", database.name, path, spec.url, [])
+            literal = SECRET_REFERENCE.sub("", spec.url)
+            if "${" not in spec.url:
+                try:
+                    parts = urlsplit(literal)
+                    if parts.password:
+                        self.add("Database", database.name, path, "the URL holds a literal password; reference "
+                                 "the URL (or the password) as ${secret:NAME}")
+                    if parts.scheme not in ("postgresql", "postgres"):
+                        self.add("Database", database.name, path, "the URL must be a postgresql:// URL")
+                except ValueError:
+                    self.add("Database", database.name, path, "the URL cannot be parsed")
+        for file in self.sql.get(database.name, []):
+            self._sql_parses(file)
+
+    def _sql_parses(self, file: SqlFile) -> None:
+        try:
+            pglast.parser.parse_sql(file.text)
+        except pglast.parser.ParseError as exc:
+            # libpg_query reports a byte offset into the file.
+            position = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
+            line = file.text.encode()[:position].count(b"\n") + 1 if position is not None else None
+            self.problems.append(Problem(file.path, line, f"SQL does not parse: {exc.args[0]}"))
+
+    def app(self, app: App) -> None:
+        envs = app_environments(app, self.envs)
+        for index, env in enumerate(app.environments or []):
+            self._env_known("App", app.name, ("environments", index), env)
+        for index, res_name in enumerate(app.resources):
+            resource = self.out.resources.get(res_name)
+            if resource is None:
+                self.add("App", app.name, ("resources", index), f"reference to undeclared resource {res_name!r}")
+                continue
+            missing = [e for e in envs if e not in resource_environments(resource, self.envs)]
+            if missing:
+                self.add("App", app.name, ("resources", index),
+                         f"resource {res_name!r} is not configured for environment {', '.join(missing)}")
+        for index, var_name in enumerate(app.config):
+            variable = self.out.config.get(var_name)
+            if variable is None:
+                self.add("App", app.name, ("config", index), f"reference to undeclared config variable {var_name!r}")
+                continue
+            for env in envs:
+                if not config_has_value(variable, env):
+                    self.add("App", app.name, ("config", index),
+                             f"config variable {var_name!r} has no value for environment {env!r}")
+        for index, db_name in enumerate(app.databases):
+            database = self.out.databases.get(db_name)
+            if database is None:
+                self.add("App", app.name, ("databases", index), f"reference to undeclared database {db_name!r}")
+                continue
+            missing = [e for e in envs if e not in database.environments]
+            if missing:
+                self.add("App", app.name, ("databases", index),
+                         f"database {db_name!r} has no URL for environment {', '.join(missing)}")
+        self._groups_known("App", app.name, ("access", "use"), app.access.use)
+        self._groups_known("App", app.name, ("access", "edit"), app.access.edit)

@@ -1,0 +1,122 @@
+"""Parse YAML text into plain values while remembering the line of every key.
+
+The loader needs line numbers for its error messages, which ``yaml.safe_load`` throws away, so we
+compose the node graph with libyaml (C) and convert it ourselves. The conversion also defends
+against hostile input: alias expansion ("billion laughs") and nesting depth are bounded, and
+duplicate keys are reported instead of silently overwriting each other.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+try:
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - libyaml is part of the PyYAML wheels
+    _Loader = yaml.SafeLoader
+
+MAX_NODES = 200_000  # per file, counting every alias expansion
+MAX_DEPTH = 64
+
+Path = tuple[str | int, ...]
+
+
+class YamlProblem(Exception):
+    def __init__(self, line: int | None, message: str) -> None:
+        super().__init__(message)
+        self.line = line
+        self.message = message
+
+
+@dataclass
+class ParsedDoc:
+    line: int  # line where the document starts (1-based)
+    data: Any
+    lines: dict[Path, int] = field(default_factory=dict)
+
+    def line_of(self, path: Path) -> int:
+        """Line of the deepest known prefix of ``path``."""
+        for cut in range(len(path), -1, -1):
+            found = self.lines.get(tuple(path[:cut]))
+            if found is not None:
+                return found
+        return self.line
+
+
+class _Converter:
+    def __init__(self) -> None:
+        self.count = 0
+        self.scalars = SafeConstructor()
+
+    def convert(self, node: Node, path: Path, lines: dict[Path, int], depth: int) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise YamlProblem(node.start_mark.line + 1, f"document is too large (over {MAX_NODES} nodes "
+                              "after expanding aliases); YAML alias bombs are refused")
+        if depth > MAX_DEPTH:
+            raise YamlProblem(node.start_mark.line + 1, f"nesting deeper than {MAX_DEPTH} levels")
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise YamlProblem(key_node.start_mark.line + 1, "merge keys ('<<') are not supported")
+                if not isinstance(key_node, ScalarNode):
+                    raise YamlProblem(key_node.start_mark.line + 1, "mapping keys must be plain scalars")
+                key = self._scalar(key_node)
+                if not isinstance(key, str | int | bool | float) or key is None:
+                    raise YamlProblem(key_node.start_mark.line + 1, f"unsupported mapping key {key!r}")
+                key = str(key) if not isinstance(key, str) else key
+                if key in out:
+                    raise YamlProblem(key_node.start_mark.line + 1, f"duplicate key {key!r}")
+                child = (*path, key)
+                lines[child] = key_node.start_mark.line + 1
+                out[key] = self.convert(value_node, child, lines, depth + 1)
+            return out
+        if isinstance(node, SequenceNode):
+            return [
+                self.convert(item, (*path, index), lines, depth + 1) for index, item in enumerate(node.value)
+            ]
+        if isinstance(node, ScalarNode):
+            return self._scalar(node)
+        raise YamlProblem(node.start_mark.line + 1, f"unsupported YAML node {node.tag}")
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        constructor = SafeConstructor.yaml_constructors.get(node.tag)
+        if constructor is None:
+            raise YamlProblem(node.start_mark.line + 1, f"unsupported YAML tag {node.tag}")
+        value = constructor(self.scalars, node)
+        if isinstance(value, datetime.date | datetime.datetime):
+            return node.value  # keep dates as the text the user wrote
+        if isinstance(value, bytes):
+            raise YamlProblem(node.start_mark.line + 1, "binary values are not supported")
+        return value
+
+
+def parse_documents(text: str) -> list[ParsedDoc]:
+    """Every document of a YAML stream, with line maps. Raises ``YamlProblem`` on bad YAML."""
+    converter = _Converter()
+    docs: list[ParsedDoc] = []
+    try:
+        for node in yaml.compose_all(text, Loader=_Loader):
+            if node is None:
+                continue
+            lines: dict[Path, int] = {}
+            data = converter.convert(node, (), lines, 0)
+            docs.append(ParsedDoc(node.start_mark.line + 1, data, lines))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise YamlProblem(line, f"invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise YamlProblem(None, f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise YamlProblem(None, f"nesting deeper than {MAX_DEPTH} levels") from None
+    return docs

@@ -1,0 +1,66 @@
+"""Diff the declared platform objects of an environment against the live ones (pure).
+
+Called by ``reconcile.py`` with the renderer's objects and the provider's ``read``. Produces one
+``DriftItem`` per created or deleted object and one per changed field (nested option keys become
+dotted paths such as ``options.host``), with values already redacted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from reconciler.engine.changes import Change, DriftItem, Phase, Risk
+from reconciler.providers.base import ObjectKey, PlatformObject
+from reconciler.secrets.values import redact
+
+KIND_PHASE = {
+    "environment": Phase.ENVIRONMENTS,
+    "folder": Phase.RESOURCES,
+    "resource": Phase.RESOURCES,
+    "config-variable": Phase.CONFIG,
+    "group": Phase.GROUPS,
+    "permission": Phase.PERMISSIONS,
+    "app": Phase.APPS,
+}
+KIND_ORDER = {kind: index for index, kind in enumerate(KIND_PHASE)}
+
+
+def _changed_fields(declared: Any, live: Any, prefix: str) -> list[tuple[str, Any, Any]]:
+    if isinstance(declared, Mapping) and isinstance(live, Mapping):
+        out: list[tuple[str, Any, Any]] = []
+        for key in sorted(set(declared) | set(live), key=str):
+            path = f"{prefix}.{key}" if prefix else str(key)
+            out.extend(_changed_fields(declared.get(key), live.get(key), path))
+        return out
+    return [] if declared == live else [(prefix, declared, live)]
+
+
+def diff_objects(
+    declared: Mapping[ObjectKey, PlatformObject],
+    live: Mapping[ObjectKey, PlatformObject],
+    prune: bool,
+) -> list[DriftItem]:
+    """Every difference between ``declared`` and ``live``; deletes are marked prunable or not."""
+    items: list[DriftItem] = []
+    for key in sorted(set(declared) | set(live), key=lambda k: (KIND_ORDER.get(k[0], 99), k[1])):
+        kind, name = key
+        want, have = declared.get(key), live.get(key)
+        if want is not None and have is None:
+            items.append(DriftItem(
+                id=f"{kind}:{name}", kind=kind, name=name, field=None, change=Change.CREATE,
+                declared=redact(dict(want.fields)), live=None, phase=KIND_PHASE[kind],
+            ))
+        elif want is None and have is not None:
+            items.append(DriftItem(
+                id=f"{kind}:{name}", kind=kind, name=name, field=None, change=Change.DELETE,
+                declared=None, live=redact(dict(have.fields)), risk=Risk.DESTRUCTIVE, phase=Phase.PRUNE,
+                pruned=prune,
+            ))
+        elif want is not None and have is not None:
+            for field, new, old in _changed_fields(dict(want.fields), dict(have.fields), ""):
+                items.append(DriftItem(
+                    id=f"{kind}:{name}:{field}", kind=kind, name=name, field=field, change=Change.UPDATE,
+                    declared=redact(new), live=redact(old), phase=KIND_PHASE[kind],
+                ))
+    return items

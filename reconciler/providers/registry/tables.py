@@ -1,0 +1,74 @@
+"""SQLAlchemy tables of the built-in registry (the embedded stand-in for a platform like Retool).
+
+Every row belongs to one environment, so each environment's live state is independent. Secret
+values are never stored: a secret field holds ``{"$sensitive": <template>, "fingerprint": ...}``;
+the HTTP registry endpoint resolves the template at request time.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, Column, DateTime, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+environments = Table(
+    "registry_environments", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("color", String(16)),
+)
+
+folders = Table(
+    "registry_folders", metadata,
+    Column("environment", String(100), primary_key=True),
+    Column("name", String(100), primary_key=True),
+)
+
+resources = Table(
+    "registry_resources", metadata,
+    Column("environment", String(100), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("type", String(50), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("folder", String(100)),
+    Column("options", JSON, nullable=False),
+)
+
+config_variables = Table(
+    "registry_config_variables", metadata,
+    Column("environment", String(100), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("secret", Boolean, nullable=False, default=False),
+    Column("value", JSON, nullable=False),
+)
+
+groups = Table(
+    "registry_groups", metadata,
+    Column("environment", String(100), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("description", Text, nullable=False, default=""),
+)
+
+permissions = Table(
+    "registry_permissions", metadata,
+    Column("environment", String(100), primary_key=True),
+    Column("group_name", String(100), primary_key=True),
+    Column("object_type", String(20), primary_key=True),
+    Column("object_name", String(100), primary_key=True),
+    Column("access", String(10), nullable=False),
+)
+
+apps = Table(
+    "registry_apps", metadata,
+    Column("environment", String(100), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("folder", String(100)),
+    Column("source_hash", String(80)),
+    Column("resources", JSON, nullable=False),
+    Column("config", JSON, nullable=False),
+    Column("revision", String(64)),
+    Column("release", String(100)),
+    Column("deployed_at", DateTime(timezone=True)),
+)

@@ -1,0 +1,602 @@
+"""The one reconcile function the CLI and the daemon share, and the queries around it.
+
+Flow of ``Reconciler.reconcile`` (STYLE: source → desired → engine → providers → store):
+
+1. resolve what the environment should run (branch head, highest release tag, or a pin);
+2. gate the revision: moved tag, semver order, reachability, promotion, signature (tag-tracked);
+3. load and validate the desired state at that revision (cached by Git tree id);
+4. render the environment, read live state, diff, plan the schema, order the plan;
+5. gate the plan: destructive changes and their approvals, deny windows;
+6. take the environment's lease, write the run record, apply step by step (recording progress);
+7. re-read live state and verify zero drift; write the run result and the status in one place.
+
+A refusal never applies anything; a failure leaves a run record naming what was applied.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from reconciler.config import Settings
+from reconciler.desired import loader
+from reconciler.desired.models import Environment
+from reconciler.desired.state import DesiredState
+from reconciler.durations import parse_duration
+from reconciler.engine import gates
+from reconciler.engine.changes import Change, DriftItem
+from reconciler.engine.drift import diff_objects
+from reconciler.engine.plan import Plan, Step, build_plan
+from reconciler.engine.render import DesiredEnvironment, render
+from reconciler.errors import (
+    NotFoundError,
+    ReconcilerError,
+    SourceError,
+    ValidationError,
+)
+from reconciler.providers.base import (
+    AppDeployment,
+    ApplyContext,
+    LiveState,
+    PlatformProvider,
+    SchemaProvider,
+)
+from reconciler.secrets.backends import Secrets
+from reconciler.secrets.fingerprints import Fingerprinter
+from reconciler.source.repository import Repository, TagRef
+from reconciler.source.revisions import Release, releases, short, tag_version
+from reconciler.store.store import EnvironmentStatus, Store
+
+log = structlog.get_logger(__name__)
+
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What an environment should run now, and whether the gates that need no plan allow it."""
+
+    environment: str
+    spec: Environment  # the environment's policy (from the control branch head)
+    revision: str | None
+    ref: str | None  # branch or tag name
+    tag: TagRef | None = None
+    gate: gates.Gate = field(default_factory=gates.Gate.ok)
+    approvals: tuple[str, ...] = ()
+    pinned: bool = False
+    newer_available: str | None = None  # a newer revision a pin holds back
+
+
+@dataclass
+class Outcome:
+    environment: str
+    result: str  # Succeeded | NoChanges | Failed | Blocked | Busy
+    revision: str | None = None
+    ref: str | None = None
+    run_id: str | None = None
+    reason: str | None = None
+    gate: str | None = None
+    plan: Plan | None = None
+    applied: list[str] = field(default_factory=list)
+    remaining: list[DriftItem] = field(default_factory=list)
+    duration: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return {"Succeeded": 0, "NoChanges": 0, "Blocked": 3}.get(self.result, 1)
+
+
+@dataclass(frozen=True)
+class Computed:
+    desired: DesiredEnvironment
+    state: DesiredState
+    plan: Plan
+
+
+class Reconciler:
+    """Everything needed to reconcile: the source, the providers, the store, the secrets."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        repository: Repository,
+        store: Store,
+        platform: PlatformProvider,
+        schema: SchemaProvider | None,
+        secrets: Secrets,
+        fingerprinter: Fingerprinter,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.settings = settings
+        self.repository = repository
+        self.store = store
+        self.platform = platform
+        self.schema = schema
+        self.secrets = secrets
+        self.fingerprinter = fingerprinter
+        self.clock = clock
+        self._states: OrderedDict[str, DesiredState | ValidationError] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._env_locks: dict[str, threading.Lock] = {}
+        self._env_locks_guard = threading.Lock()
+
+    def close(self) -> None:
+        self.platform.close()
+        if self.schema is not None:
+            self.schema.close()
+        self.store.close()
+
+    # -- desired state ---------------------------------------------------------------------
+
+    @property
+    def control_branch(self) -> str:
+        return self.settings.source.branches[0]
+
+    def state_at(self, revision: str) -> DesiredState:
+        """The validated desired state at ``revision``; cached by the folder's Git tree id."""
+        tree = self.repository.tree(revision, self.settings.source.path)
+        key = tree.content_id()
+        with self._cache_lock:
+            cached = self._states.get(key)
+            if cached is not None:
+                self._states.move_to_end(key)
+        if cached is None:
+            try:
+                cached = loader.load(tree)
+            except ValidationError as exc:
+                cached = exc
+            with self._cache_lock:
+                self._states[key] = cached
+                while len(self._states) > 32:
+                    self._states.popitem(last=False)
+        if isinstance(cached, ValidationError):
+            raise cached
+        return cached
+
+    def tree_id(self, revision: str) -> str:
+        return self.repository.tree(revision, self.settings.source.path).content_id()
+
+    def control_state(self) -> DesiredState:
+        return self.state_at(self.repository.branch_head(self.control_branch))
+
+    def environments(self) -> list[str]:
+        return self.control_state().environment_order
+
+    def spec(self, env: str) -> Environment:
+        """The environment's policy, as declared at the head of the control branch.
+
+        Policy comes from the control branch, not from the revision being applied, so a release
+        tag cannot loosen its own gates.
+        """
+        try:
+            state = self.control_state()
+        except ValidationError:
+            status = self.store.status(env)
+            if status.applied_revision is None:
+                raise
+            state = self.state_at(status.applied_revision)
+        spec = state.environments.get(env)
+        if spec is None:
+            raise NotFoundError(f"unknown environment {env!r} (declared: {', '.join(state.environment_order)})")
+        return spec
+
+    # -- what to run -------------------------------------------------------------------------
+
+    def target(self, env: str, rev: str | None = None) -> Target:
+        spec = self.spec(env)
+        status = self.store.status(env)
+        if spec.track.branch is not None:
+            return self._branch_target(spec, status, rev)
+        return self._tag_target(spec, status, rev)
+
+    def _branch_target(self, spec: Environment, status: EnvironmentStatus, rev: str | None) -> Target:
+        branch = spec.track.branch
+        assert branch is not None
+        if rev is not None:
+            return Target(spec.name, spec, self.repository.resolve(rev), rev)
+        head = self.repository.branch_head(branch)
+        if status.pinned_revision:
+            newer = head if head != status.pinned_revision else None
+            return Target(spec.name, spec, status.pinned_revision, f"pinned@{short(status.pinned_revision)}",
+                          pinned=True, newer_available=newer)
+        return Target(spec.name, spec, head, branch)
+
+    def _tag_target(self, spec: Environment, status: EnvironmentStatus, rev: str | None) -> Target:
+        track = spec.track
+        assert track.tag is not None
+        tags = self.repository.tags()
+        self.store.remember_tags((t.name, t.target) for t in tags)
+        seen = self.store.tag_targets()
+        matching = releases(tags, track.tag, track.prereleases)
+        if rev is not None:
+            tag = next((t for t in tags if t.name == rev), None)
+            if tag is None:
+                commit = self.repository.resolve(rev)
+                return Target(spec.name, spec, commit, rev, gate=gates.Gate.block(
+                    "not-a-tag", f"{spec.name} tracks release tags ({track.tag}); {rev!r} is not one — "
+                    f"apply a release tag, or 'reconciler pin {spec.name} {rev}' to hold it there"))
+            return self._gate_tag(spec, status, tag, seen, explicit=True)
+        if status.pinned_revision:
+            newest = matching[0].tag.target if matching else None
+            ref = status.applied_ref if status.applied_revision == status.pinned_revision else None
+            return Target(spec.name, spec, status.pinned_revision, ref or f"pinned@{short(status.pinned_revision)}",
+                          pinned=True, newer_available=newest if newest != status.pinned_revision else None)
+        if not matching:
+            return Target(spec.name, spec, status.applied_revision, status.applied_ref, gate=gates.Gate.block(
+                "no-release", f"no release tag matching {track.tag!r} yet"))
+        return self._gate_tag(spec, status, matching[0].tag, seen, explicit=False)
+
+    def _gate_tag(
+        self, spec: Environment, status: EnvironmentStatus, tag: TagRef, seen: dict[str, str], explicit: bool
+    ) -> Target:
+        track = spec.track
+        assert track.tag is not None
+        version = tag_version(tag.name, track.tag)
+        applied_version = tag_version(status.applied_ref, track.tag) if status.applied_ref else None
+        running_this = status.applied_ref == tag.name and status.applied_revision == tag.target
+        if version is None:
+            gate = gates.Gate.block("not-a-release", f"tag {tag.name} does not match {track.tag!r} as a semver release")
+            return Target(spec.name, spec, tag.target, tag.name, tag, gate)
+        if version.is_prerelease and not track.prereleases:
+            gate = gates.Gate.block(
+                "prerelease", f"tag {tag.name} is a prerelease and {spec.name} sets prereleases: false")
+            return Target(spec.name, spec, tag.target, tag.name, tag, gate)
+        newer = applied_version is None or version > applied_version or running_this
+        if explicit and applied_version is not None and version == applied_version:
+            newer = True  # re-applying the running release is allowed (it heals drift)
+        reachable = self.repository.is_reachable(tag.target, track.from_branch) if track.from_branch else None
+        verified = None
+        if track.promoted_from:
+            verified = self.store.verified_in(track.promoted_from, self.tree_id(tag.target))
+        signature_ok, signature_reason = self.verify_signature(spec, tag)
+        facts = gates.TagFacts(
+            name=tag.name, target=tag.target, reachable=reachable, verified_upstream=verified,
+            first_seen_target=seen.get(tag.name), signature_ok=signature_ok, signature_reason=signature_reason,
+            newer_than_applied=newer,
+        )
+        gate = gates.check_tag(spec, facts)
+        return Target(spec.name, spec, tag.target, tag.name, tag, gate, tuple(gates.approvals_in(tag.message)))
+
+    def verify_signature(self, spec: Environment, tag: TagRef) -> tuple[bool | None, str]:
+        """Signature check of a release tag when the environment asks for one."""
+        if spec.track.verify_signatures is None:
+            return None, ""
+        from reconciler.source import signatures
+
+        result = signatures.verify_tag(self.repository, tag, spec.track.verify_signatures)
+        return result.ok, result.reason
+
+    def newest_release(self, spec: Environment) -> Release | None:
+        if spec.track.tag is None:
+            return None
+        found = releases(self.repository.tags(), spec.track.tag, spec.track.prereleases)
+        return found[0] if found else None
+
+    # -- computing drift and plans ---------------------------------------------------------------
+
+    def compute(self, env: str, revision: str) -> Computed:
+        """Render ``env`` at ``revision``, read live state, and plan (no gates, no writes)."""
+        state = self.state_at(revision)
+        desired = render(state, env, self.fingerprinter.sensitive)
+        live = self.platform.read(env)
+        drift = self._diff(desired, live)
+        return Computed(desired, state, build_plan(env, revision, drift))
+
+    def _diff(self, desired: DesiredEnvironment, live: LiveState) -> list[DriftItem]:
+        items = diff_objects(desired.objects, live, prune=desired.spec.sync.prune)
+        if desired.databases and self.schema is None:
+            raise SourceError("this desired state manages databases but no schema provider is configured")
+        for database in desired.databases:
+            assert self.schema is not None
+            items.extend(self.schema.plan(
+                database.name,
+                self.secrets.resolve(database.url),
+                [(f.path, f.text) for f in database.files],
+                database.content_key,
+                database.managed_schemas,
+                self.secrets.resolve(database.shadow_url or self.settings.databases.shadow_url or "") or None,
+            ))
+        return items
+
+    def plan(self, env: str, rev: str | None = None) -> Plan:
+        target = self.target(env, rev)
+        if target.revision is None:
+            raise SourceError(f"{env} has no revision to plan yet: {target.gate.reason}")
+        return self.compute(env, target.revision).plan
+
+    def current_revision(self, env: str) -> tuple[str, str | None]:
+        """The revision drift is judged against: what runs, else what the environment tracks."""
+        status = self.store.status(env)
+        if status.applied_revision:
+            return status.applied_revision, status.applied_ref
+        target = self.target(env)
+        if target.revision is None:
+            raise SourceError(f"{env} has nothing applied and nothing to apply yet: {target.gate.reason}")
+        return target.revision, target.ref
+
+    def drift(self, env: str) -> tuple[Plan, dict[str, dt.datetime]]:
+        """Drift of live against the environment's current revision, with first-seen times."""
+        revision, _ref = self.current_revision(env)
+        plan = self.compute(env, revision).plan
+        first_seen = self.store.observe_drift(env, [i.as_json() for i in plan.drift])
+        self._summarise_drift(env, plan)
+        return plan, first_seen
+
+    def _summarise_drift(self, env: str, plan: Plan) -> None:
+        status = self.store.status(env)
+        if status.state in ("Blocked", "Failed", "Progressing"):
+            self.store.update_status(env, drift_count=len(plan.drift), last_checked_at=self.clock())
+            return
+        state = "Synced" if not plan.drift else "OutOfSync"
+        reason = None if not plan.drift else _drift_reason(plan)
+        if status.applied_revision is None:
+            state, reason = "OutOfSync" if plan.drift else "Synced", reason or "nothing applied yet"
+        self.store.update_status(env, state=state, reason=reason, drift_count=len(plan.drift),
+                                 last_checked_at=self.clock())
+
+    # -- reconciling --------------------------------------------------------------------------------
+
+    def _env_lock(self, env: str) -> threading.Lock:
+        with self._env_locks_guard:
+            return self._env_locks.setdefault(env, threading.Lock())
+
+    @contextmanager
+    def lease(self, env: str) -> Iterator[bool]:
+        """One run per environment: a thread lock in this process, a lease row across processes."""
+        lock = self._env_lock(env)
+        if not lock.acquire(blocking=False):
+            yield False
+            return
+        ttl = parse_duration(self.settings.daemon.lease_ttl)
+        try:
+            if not self.store.acquire_lease(env, ttl):
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                self.store.release_lease(env)
+        finally:
+            lock.release()
+
+    def reconcile(
+        self,
+        env: str,
+        rev: str | None = None,
+        trigger: str = "cli",
+        approvals: tuple[str, ...] | list[str] = (),
+        record_no_changes: bool = True,
+    ) -> Outcome:
+        """Bring ``env`` to its target revision (or ``rev``) through every gate. Never raises for
+        an expected failure: the outcome says what happened and the store has the record."""
+        started = time.monotonic()
+        with self.lease(env) as held:
+            if not held:
+                return Outcome(env, "Busy", reason=f"another run is applying {env}; try again shortly")
+            outcome = self._reconcile(env, rev, trigger, tuple(approvals), record_no_changes)
+        outcome.duration = time.monotonic() - started
+        log.info("reconcile.done", environment=env, result=outcome.result, revision=short(outcome.revision),
+                 run_id=outcome.run_id, reason=outcome.reason, seconds=round(outcome.duration, 3))
+        return outcome
+
+    def _reconcile(
+        self, env: str, rev: str | None, trigger: str, approvals: tuple[str, ...], record_no_changes: bool
+    ) -> Outcome:
+        bound = log.bind(environment=env, trigger=trigger)
+        try:
+            target = self.target(env, rev)
+        except ReconcilerError as exc:
+            return self._failed_without_run(env, None, None, trigger, str(exc))
+        self.store.update_status(env, tracked_ref=_tracked_ref(target.spec), desired_revision=target.revision,
+                                 desired_ref=target.ref)
+        if not target.gate.allowed:
+            return self._blocked(target, trigger, target.gate)
+        assert target.revision is not None
+        status = self.store.status(env)
+        if status.pinned_revision and rev is not None and self.repository.resolve(rev) != status.pinned_revision:
+            return self._blocked(target, trigger, gates.Gate.block(
+                "pinned", f"{env} is pinned at {short(status.pinned_revision)}; run 'reconciler unpin {env}' first"))
+        try:
+            computed = self.compute(env, target.revision)
+        except ValidationError as exc:
+            return self._blocked(target, trigger, gates.Gate.block("invalid", str(exc)))
+        except ReconcilerError as exc:
+            return self._failed_without_run(env, target.revision, target.ref, trigger, str(exc))
+        plan = computed.plan
+        gate = gates.check_destructive(target.spec, plan.destructive, [*target.approvals, *approvals])
+        if gate.allowed and not plan.is_empty():
+            gate = gates.check_window(target.spec, self.clock())
+        if not gate.allowed:
+            return self._blocked(target, trigger, gate, plan)
+        tree_id = computed.state.content_id
+        if plan.is_empty():
+            return self._no_changes(target, trigger, plan, tree_id, record_no_changes)
+        plan_json = [item.as_json() for item in plan.items]
+        run_id = self.store.start_run(env, trigger, target.revision, tree_id, target.ref, plan_json)
+        bound = bound.bind(run_id=run_id, revision=short(target.revision))
+        self.store.update_status(env, state="Progressing", reason=f"applying {len(plan.items)} changes",
+                                 last_run_id=run_id)
+        bound.info("reconcile.apply", steps=len(plan.steps), items=len(plan.items))
+        applied: list[str] = []
+        try:
+            self._apply(computed, target, plan, applied, run_id)
+            verify = self.compute(env, target.revision).plan
+        except ReconcilerError as exc:
+            bound.warning("reconcile.failed", error=str(exc), applied=len(applied))
+            return self._finish(target, run_id, "Failed", f"{exc}", applied, None, plan, tree_id)
+        remaining = verify.items
+        if remaining:
+            reason = f"{len(remaining)} changes still differ after apply: " + ", ".join(i.id for i in remaining[:5])
+            return self._finish(target, run_id, "Failed", reason, applied, verify, plan, tree_id)
+        return self._finish(target, run_id, "Succeeded", None, applied, verify, plan, tree_id)
+
+    def _apply(self, computed: Computed, target: Target, plan: Plan, applied: list[str], run_id: str) -> None:
+        env = target.environment
+        assert target.revision is not None
+        ctx = ApplyContext(environment=env, secrets=self.secrets, fingerprints=self.store)
+        release = target.ref if target.tag is not None and target.ref else short(target.revision)
+        for name, source in computed.state.app_sources.items():
+            ctx.deployments[name] = AppDeployment(target.revision, release, source.files)
+        live = self.platform.read(env)
+        ttl = parse_duration(self.settings.daemon.lease_ttl)
+        for step in plan.steps:
+            self._apply_step(ctx, computed.desired, live, step)
+            applied.extend(step.ids)
+            self.store.record_applied(run_id, applied)
+            self.store.acquire_lease(env, ttl)  # renew between steps
+
+    def _apply_step(self, ctx: ApplyContext, desired: DesiredEnvironment, live: LiveState, step: Step) -> None:
+        if step.target == "schema":
+            assert self.schema is not None
+            database = next(d for d in desired.databases if d.name == step.name)
+            self.schema.apply(database.name, self.secrets.resolve(database.url), list(step.items))
+            return
+        key = (step.kind, step.name)
+        change = step.change
+        if step.items[0].change == Change.UPDATE:
+            change = Change.UPDATE
+        self.platform.apply(ctx, change, desired.objects.get(key), live.get(key))
+
+    # -- the summariser: the one place that writes run results and status -------------------------
+
+    def _finish(
+        self, target: Target, run_id: str, result: str, reason: str | None, applied: list[str],
+        verify: Plan | None, plan: Plan, tree_id: str,
+    ) -> Outcome:
+        env = target.environment
+        self.store.finish_run(run_id, result, reason, applied, len(verify.items) if verify else None)
+        if result == "Succeeded" and verify is not None:
+            self.store.update_status(
+                env, state="Synced" if not verify.drift else "OutOfSync",
+                reason=_drift_reason(verify) if verify.drift else None, applied_revision=target.revision,
+                applied_ref=target.ref, applied_tree_id=tree_id, drift_count=len(verify.drift), last_run_id=run_id,
+                last_checked_at=self.clock(),
+            )
+            self.store.observe_drift(env, [i.as_json() for i in verify.drift])
+        else:
+            self.store.update_status(env, state="Failed", reason=reason, last_run_id=run_id,
+                                     drift_count=len(verify.items) if verify else None)
+        return Outcome(env, result, target.revision, target.ref, run_id, reason, None, plan, applied,
+                       verify.items if verify else [])
+
+    def _no_changes(self, target: Target, trigger: str, plan: Plan, tree_id: str, record: bool) -> Outcome:
+        env = target.environment
+        status = self.store.status(env)
+        run_id = status.last_run_id
+        last = self.store.run(run_id) if run_id else None
+        repeat = last is not None and last.revision == target.revision and last.result in ("Succeeded", "NoChanges")
+        if record or not repeat:
+            run_id = self.store.start_run(env, trigger, target.revision, tree_id, target.ref, [], result="NoChanges")
+        self.store.update_status(
+            env, state="Synced" if not plan.drift else "OutOfSync",
+            reason=_drift_reason(plan) if plan.drift else None, applied_revision=target.revision,
+            applied_ref=target.ref, applied_tree_id=tree_id, drift_count=len(plan.drift), last_run_id=run_id,
+            last_checked_at=self.clock(),
+        )
+        self.store.observe_drift(env, [i.as_json() for i in plan.drift])
+        return Outcome(env, "NoChanges", target.revision, target.ref, run_id, None, None, plan)
+
+    def _blocked(self, target: Target, trigger: str, gate: gates.Gate, plan: Plan | None = None) -> Outcome:
+        env = target.environment
+        status = self.store.status(env)
+        last = self.store.run(status.last_run_id) if status.last_run_id else None
+        same = (last is not None and last.result == "Blocked" and last.revision == target.revision
+                and last.reason == gate.reason)
+        run_id = last.id if same and last is not None else self.store.start_run(
+            env, trigger, target.revision, None, target.ref,
+            [i.as_json() for i in plan.items] if plan else [], result="Blocked", reason=gate.reason,
+        )
+        self.store.update_status(env, state="Blocked", reason=gate.reason, last_run_id=run_id,
+                                 desired_revision=target.revision, desired_ref=target.ref)
+        log.warning("reconcile.blocked", environment=env, gate=gate.code, reason=gate.reason,
+                    revision=short(target.revision))
+        return Outcome(env, "Blocked", target.revision, target.ref, run_id, gate.reason, gate.code, plan)
+
+    def _failed_without_run(
+        self, env: str, revision: str | None, ref: str | None, trigger: str, reason: str
+    ) -> Outcome:
+        run_id = self.store.start_run(env, trigger, revision, None, ref, [], result="Failed", reason=reason)
+        self.store.update_status(env, state="Failed", reason=reason, last_run_id=run_id)
+        return Outcome(env, "Failed", revision, ref, run_id, reason)
+
+    # -- crash recovery ----------------------------------------------------------------------------
+
+    def recover_interrupted(self) -> list[str]:
+        """Mark runs left Progressing by a crash as Interrupted; return their ids."""
+        found = []
+        for run in self.store.unfinished_runs():
+            reason = (f"interrupted (the process stopped during the run; {len(run.applied)} changes had been "
+                      "applied); planning again from live state")
+            self.store.finish_run(run.id, "Interrupted", reason, run.applied, None)
+            self.store.update_status(run.environment, state="Unknown", reason=reason)
+            log.warning("reconcile.interrupted_run", run_id=run.id, environment=run.environment,
+                        applied=len(run.applied))
+            found.append(run.id)
+        return found
+
+    # -- pins ---------------------------------------------------------------------------------------
+
+    def pin(self, env: str, rev: str) -> str:
+        self.spec(env)
+        commit = self.repository.resolve(rev)
+        self.store.update_status(env, pinned_revision=commit)
+        return commit
+
+    def unpin(self, env: str) -> None:
+        self.spec(env)
+        self.store.update_status(env, pinned_revision=None)
+
+    def status_rows(self) -> list[tuple[EnvironmentStatus, Any]]:
+        return status_rows(self)
+
+
+def _tracked_ref(spec: Environment) -> str:
+    return spec.track.branch or f"tag {spec.track.tag}"
+
+
+def _drift_reason(plan: Plan) -> str:
+    unpruned = [i for i in plan.drift if i.change == Change.DELETE and not i.pruned and i.kind != "schema"]
+    if unpruned and len(unpruned) == len(plan.drift):
+        return f"{len(unpruned)} undeclared objects (prune is off)"
+    return f"{len(plan.drift)} drift items"
+
+
+def build(settings: Settings, **overrides: Any) -> Reconciler:
+    """Construct a Reconciler from settings (providers, store, source, secrets)."""
+    from reconciler.wiring import build_reconciler
+
+    return build_reconciler(settings, **overrides)
+
+
+__all__ = ["Computed", "Outcome", "Reconciler", "Target", "build"]
+
+
+def status_rows(reconciler: Reconciler) -> list[tuple[EnvironmentStatus, Any]]:
+    """Status of every environment, with the desired revision refreshed from Git."""
+    try:
+        names = reconciler.environments()
+    except ReconcilerError:
+        names = sorted(reconciler.store.statuses())
+    rows = []
+    for name in names:
+        try:
+            target = reconciler.target(name)
+            reconciler.store.update_status(name, tracked_ref=_tracked_ref(target.spec),
+                                           desired_revision=target.revision, desired_ref=target.ref)
+        except ReconcilerError as exc:
+            log.warning("status.target_failed", environment=name, error=str(exc))
+        status = reconciler.store.status(name)
+        rows.append((status, reconciler.store.run(status.last_run_id) if status.last_run_id else None))
+    return rows

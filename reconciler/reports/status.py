@@ -1,0 +1,106 @@
+"""Status and run-history reports (``status``, ``history``, the API and the dashboard)."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from reconciler.source.revisions import short
+from reconciler.store.store import EnvironmentStatus, RunRecord
+
+STATE_STYLE = {"Synced": "green", "OutOfSync": "yellow", "Progressing": "cyan", "Blocked": "bold red",
+               "Failed": "bold red", "Unknown": "dim"}
+RESULT_STYLE = {"Succeeded": "green", "NoChanges": "green", "Failed": "bold red", "Blocked": "red",
+                "Interrupted": "yellow", "Progressing": "cyan"}
+
+
+def _count(value: int | None) -> str:
+    return str(value) if value is not None else "-"
+
+
+def run_summary(run: RunRecord | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {"id": run.id, "result": run.result, "trigger": run.trigger, "revision": run.revision,
+            "ref": run.ref, "started_at": run.started_at.isoformat(),
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+            "duration_seconds": run.duration, "reason": run.reason}
+
+
+def status_json(status: EnvironmentStatus, last_run: RunRecord | None) -> dict[str, Any]:
+    return {
+        "name": status.environment,
+        "state": status.state,
+        "reason": status.reason,
+        "tracked_ref": status.tracked_ref,
+        "desired_revision": status.desired_revision,
+        "desired_ref": status.desired_ref,
+        "applied_revision": status.applied_revision,
+        "applied_ref": status.applied_ref,
+        "drift_count": status.drift_count,
+        "pinned_revision": status.pinned_revision,
+        "last_checked_at": status.last_checked_at.isoformat() if status.last_checked_at else None,
+        "last_run": run_summary(last_run),
+    }
+
+
+def render_status(fmt: str, rows: list[tuple[EnvironmentStatus, RunRecord | None]]) -> str:
+    if fmt == "json":
+        return json.dumps({"environments": [status_json(s, r) for s, r in rows]}, indent=2, sort_keys=True)
+    if fmt == "markdown":
+        lines = ["| Environment | State | Tracks | Desired | Applied | Drift | Last run | Reason |",
+                 "|---|---|---|---|---|---|---|---|"]
+        for s, r in rows:
+            applied = f"`{short(s.applied_revision)}`" + (f" ({s.applied_ref})" if s.applied_ref else "")
+            last = f"{r.result} {r.started_at:%Y-%m-%d %H:%M}" if r else "-"
+            reason = (s.reason or "").replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {s.environment} | **{s.state}** | {s.tracked_ref or '-'} | "
+                         f"`{short(s.desired_revision)}` | {applied} | {_count(s.drift_count)}"
+                         f" | {last} | {reason} |")
+        return "\n".join(lines) + "\n"
+    buffer = StringIO()
+    console = Console(file=buffer, width=160, highlight=False)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("ENVIRONMENT", "STATE", "TRACKS", "DESIRED", "APPLIED", "DRIFT", "LAST RUN", "REASON"):
+        table.add_column(column, overflow="fold")
+    for s, r in rows:
+        applied = short(s.applied_revision) + (f" ({s.applied_ref})" if s.applied_ref else "")
+        pinned = " [pinned]" if s.pinned_revision else ""
+        last = f"[{RESULT_STYLE.get(r.result, '')}]{r.result}[/] {r.started_at:%H:%M:%S}" if r else "-"
+        table.add_row(
+            s.environment, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]{pinned}", s.tracked_ref or "-",
+            short(s.desired_revision), applied, str(s.drift_count) if s.drift_count is not None else "-",
+            last, (s.reason or "")[:120],
+        )
+    console.print(table)
+    return buffer.getvalue()
+
+
+def render_history(fmt: str, environment: str, runs: list[RunRecord]) -> str:
+    if fmt == "json":
+        return json.dumps({"environment": environment, "runs": [r.as_json() for r in runs]}, indent=2, sort_keys=True)
+    if fmt == "markdown":
+        lines = [f"### Runs of {environment}", "", "| Started | Trigger | Revision | Result | Changes | Reason |",
+                 "|---|---|---|---|---|---|"]
+        for r in runs:
+            reason = (r.reason or "").replace("|", "\\|").replace("\n", " ")[:200]
+            lines.append(f"| {r.started_at:%Y-%m-%d %H:%M:%S} | {r.trigger} | `{short(r.revision)}` {r.ref or ''} | "
+                         f"**{r.result}** | {len(r.applied)}/{len(r.plan)} | {reason} |")
+        return "\n".join(lines) + "\n"
+    buffer = StringIO()
+    console = Console(file=buffer, width=160, highlight=False)
+    table = Table(box=None, header_style="bold", pad_edge=False, title=f"Runs of {environment}", title_justify="left")
+    for column in ("STARTED", "TRIGGER", "REVISION", "RESULT", "APPLIED", "TOOK", "RUN", "REASON"):
+        table.add_column(column, overflow="fold")
+    for r in runs:
+        took = f"{r.duration:.2f}s" if r.duration is not None else "-"
+        revision = short(r.revision) + (f" {r.ref}" if r.ref else "")
+        table.add_row(f"{r.started_at:%Y-%m-%d %H:%M:%S}", r.trigger, revision,
+                      f"[{RESULT_STYLE.get(r.result, '')}]{r.result}[/]", f"{len(r.applied)}/{len(r.plan)}", took,
+                      r.id[:8], (r.reason or "")[:100])
+    console.print(table)
+    return buffer.getvalue()

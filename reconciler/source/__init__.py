@@ -1,0 +1,1 @@
+"""The Git source: the only package that touches pygit2."""

@@ -1,0 +1,1 @@
+"""The state store: the reconciler's memory (runs, statuses, tags seen, pins, leases, fingerprints)."""

@@ -1,0 +1,364 @@
+"""``Store``: every read and write of the state database (the only code that touches it).
+
+Called by ``reconcile.py`` (run records, status, tags, fingerprints, leases), by the CLI
+(``status``, ``history``, ``pin``) and by the daemon's API. Any SQLAlchemy URL works: a SQLite file
+for one process, PostgreSQL for several daemons sharing leases. Database errors become
+``StoreError`` (retryable) with no URL or credential in the message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import Connection, Engine
+
+from reconciler.errors import StoreError
+from reconciler.store import tables as t
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+OWNER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    environment: str
+    revision: str | None
+    tree_id: str | None
+    ref: str | None
+    trigger: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    result: str
+    reason: str | None
+    plan: list[dict[str, Any]]
+    applied: list[str]
+    drift_after: int | None
+    owner: str | None
+
+    @property
+    def duration(self) -> float | None:
+        if self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "environment": self.environment, "revision": self.revision,
+            "tree_id": self.tree_id, "ref": self.ref, "trigger": self.trigger,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "duration_seconds": self.duration, "result": self.result, "reason": self.reason,
+            "plan": self.plan, "applied": self.applied, "drift_after": self.drift_after,
+        }
+
+
+@dataclass(frozen=True)
+class EnvironmentStatus:
+    environment: str
+    state: str = "Unknown"
+    reason: str | None = None
+    tracked_ref: str | None = None
+    desired_revision: str | None = None
+    desired_ref: str | None = None
+    applied_revision: str | None = None
+    applied_ref: str | None = None
+    applied_tree_id: str | None = None
+    drift_count: int | None = None
+    last_run_id: str | None = None
+    last_checked_at: dt.datetime | None = None
+    pinned_revision: str | None = None
+    updated_at: dt.datetime | None = None
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            self.engine = _engine(url)
+            t.metadata.create_all(self.engine)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StoreError(f"state database unreachable: {type(getattr(exc, 'orig', None) or exc).__name__}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _tx(self, what: str, fn: Callable[[Connection], T]) -> T:
+        try:
+            with self.engine.begin() as conn:
+                return fn(conn)
+        except sa.exc.SQLAlchemyError as exc:
+            cause = type(getattr(exc, "orig", None) or exc).__name__
+            raise StoreError(f"state database: {what} failed ({cause})") from exc
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("select 1"))
+            return True
+        except sa.exc.SQLAlchemyError:
+            return False
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def start_run(
+        self, environment: str, trigger: str, revision: str | None, tree_id: str | None, ref: str | None,
+        plan: list[dict[str, Any]], result: str = "Progressing", reason: str | None = None,
+    ) -> str:
+        run_id = uuid.uuid4().hex
+        stamp = now()
+        done = result != "Progressing"
+        self._tx("start run", lambda conn: conn.execute(sa.insert(t.runs).values(
+            id=run_id, environment=environment, revision=revision, tree_id=tree_id, ref=ref, trigger=trigger,
+            started_at=stamp, finished_at=stamp if done else None, result=result, reason=reason, plan=plan,
+            applied=[], owner=OWNER,
+        )))
+        return run_id
+
+    def record_applied(self, run_id: str, applied: list[str]) -> None:
+        self._tx("record progress", lambda conn: conn.execute(
+            sa.update(t.runs).where(t.runs.c.id == run_id).values(applied=list(applied))
+        ))
+
+    def finish_run(
+        self, run_id: str, result: str, reason: str | None, applied: list[str], drift_after: int | None
+    ) -> None:
+        self._tx("finish run", lambda conn: conn.execute(
+            sa.update(t.runs).where(t.runs.c.id == run_id).values(
+                result=result, reason=reason, applied=list(applied), drift_after=drift_after, finished_at=now(),
+            )
+        ))
+
+    @staticmethod
+    def _run_from_row(row: Any) -> RunRecord:
+        return RunRecord(
+            id=row.id, environment=row.environment, revision=row.revision, tree_id=row.tree_id, ref=row.ref,
+            trigger=row.trigger, started_at=_utc(row.started_at) or now(), finished_at=_utc(row.finished_at),
+            result=row.result, reason=row.reason, plan=list(row.plan or []), applied=list(row.applied or []),
+            drift_after=row.drift_after, owner=row.owner,
+        )
+
+    def runs(self, environment: str, limit: int = 50) -> list[RunRecord]:
+        rows = self._tx("list runs", lambda conn: conn.execute(
+            sa.select(t.runs).where(t.runs.c.environment == environment)
+            .order_by(t.runs.c.started_at.desc()).limit(limit)
+        ).all())
+        return [self._run_from_row(r) for r in rows]
+
+    def run(self, run_id: str) -> RunRecord | None:
+        row = self._tx("read run", lambda conn: conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id)).first())
+        return self._run_from_row(row) if row is not None else None
+
+    def unfinished_runs(self) -> list[RunRecord]:
+        rows = self._tx("list unfinished runs", lambda conn: conn.execute(
+            sa.select(t.runs).where(t.runs.c.result == "Progressing")
+        ).all())
+        return [self._run_from_row(r) for r in rows]
+
+    def verified_in(self, environment: str, tree_id: str) -> bool:
+        """True when ``tree_id`` synced and verified (zero drift) in ``environment`` at least once."""
+        row = self._tx("check promotion", lambda conn: conn.execute(
+            sa.select(t.runs.c.id).where(
+                t.runs.c.environment == environment, t.runs.c.tree_id == tree_id,
+                t.runs.c.result.in_(["Succeeded", "NoChanges"]),
+            ).limit(1)
+        ).first())
+        return row is not None
+
+    def run_counts(self) -> dict[tuple[str, str], int]:
+        rows = self._tx("count runs", lambda conn: conn.execute(
+            sa.select(t.runs.c.environment, t.runs.c.result, sa.func.count()).group_by(
+                t.runs.c.environment, t.runs.c.result)
+        ).all())
+        return {(r[0], r[1]): int(r[2]) for r in rows}
+
+    # -- environment status ------------------------------------------------------------------
+
+    def status(self, environment: str) -> EnvironmentStatus:
+        row = self._tx("read status", lambda conn: conn.execute(
+            sa.select(t.environment_status).where(t.environment_status.c.environment == environment)
+        ).first())
+        if row is None:
+            return EnvironmentStatus(environment)
+        data = dict(row._mapping)
+        for key in ("last_checked_at", "updated_at"):
+            data[key] = _utc(data[key])
+        return EnvironmentStatus(**data)
+
+    def statuses(self) -> dict[str, EnvironmentStatus]:
+        rows = self._tx("read statuses", lambda conn: conn.execute(sa.select(t.environment_status)).all())
+        out = {}
+        for row in rows:
+            data = dict(row._mapping)
+            for key in ("last_checked_at", "updated_at"):
+                data[key] = _utc(data[key])
+            out[row.environment] = EnvironmentStatus(**data)
+        return out
+
+    def update_status(self, environment: str, **fields: Any) -> None:
+        unknown = set(fields) - set(t.environment_status.c.keys())
+        if unknown:
+            raise ValueError(f"unknown status fields {sorted(unknown)}")
+        fields["updated_at"] = now()
+
+        def write(conn: Connection) -> None:
+            exists = conn.execute(
+                sa.select(t.environment_status.c.environment).where(t.environment_status.c.environment == environment)
+            ).first()
+            if exists is None:
+                conn.execute(sa.insert(t.environment_status).values(environment=environment, **fields))
+            else:
+                conn.execute(sa.update(t.environment_status)
+                             .where(t.environment_status.c.environment == environment).values(**fields))
+
+        self._tx("write status", write)
+
+    # -- tags -------------------------------------------------------------------------------
+
+    def tag_targets(self) -> dict[str, str]:
+        rows = self._tx("read tags", lambda conn: conn.execute(sa.select(t.tags_seen)).all())
+        return {r.name: r.target for r in rows}
+
+    def remember_tags(self, tags: Iterable[tuple[str, str]]) -> None:
+        """Remember the first target seen for each tag name (a moved tag keeps its first target)."""
+        def write(conn: Connection) -> None:
+            known = {r.name for r in conn.execute(sa.select(t.tags_seen.c.name))}
+            fresh = [{"name": n, "target": tg, "first_seen": now()} for n, tg in tags if n not in known]
+            if fresh:
+                conn.execute(sa.insert(t.tags_seen), fresh)
+
+        self._tx("remember tags", write)
+
+    # -- drift first-seen --------------------------------------------------------------------
+
+    def observe_drift(self, environment: str, items: list[dict[str, Any]]) -> dict[str, dt.datetime]:
+        """Record the drift found now; return when each item was first seen. Gone items are forgotten."""
+        stamp = now()
+
+        def write(conn: Connection) -> dict[str, dt.datetime]:
+            rows = conn.execute(sa.select(t.drift_seen).where(t.drift_seen.c.environment == environment)).all()
+            known = {r.item_id: _utc(r.first_seen) or stamp for r in rows}
+            ids = {i["id"] for i in items}
+            gone = [k for k in known if k not in ids]
+            if gone:
+                conn.execute(sa.delete(t.drift_seen).where(
+                    t.drift_seen.c.environment == environment, t.drift_seen.c.item_id.in_(gone)))
+            for item in items:
+                if item["id"] in known:
+                    conn.execute(sa.update(t.drift_seen).where(
+                        t.drift_seen.c.environment == environment, t.drift_seen.c.item_id == item["id"],
+                    ).values(last_seen=stamp, item=item))
+                else:
+                    conn.execute(sa.insert(t.drift_seen).values(
+                        environment=environment, item_id=item["id"], first_seen=stamp, last_seen=stamp, item=item))
+            return {i["id"]: known.get(i["id"], stamp) for i in items}
+
+        return self._tx("record drift", write)
+
+    def drift(self, environment: str) -> list[tuple[dict[str, Any], dt.datetime]]:
+        rows = self._tx("read drift", lambda conn: conn.execute(
+            sa.select(t.drift_seen).where(t.drift_seen.c.environment == environment)
+        ).all())
+        return [(dict(r.item), _utc(r.first_seen) or now()) for r in rows]
+
+    # -- fingerprints (FingerprintBook) -----------------------------------------------------
+
+    def get(self, provider: str, scope: str) -> str | None:
+        row = self._tx("read fingerprint", lambda conn: conn.execute(
+            sa.select(t.fingerprints.c.fingerprint).where(
+                t.fingerprints.c.provider == provider, t.fingerprints.c.scope == scope)
+        ).first())
+        return row[0] if row is not None else None
+
+    def put(self, provider: str, scope: str, fingerprint: str) -> None:
+        def write(conn: Connection) -> None:
+            conn.execute(sa.delete(t.fingerprints).where(
+                t.fingerprints.c.provider == provider, t.fingerprints.c.scope == scope))
+            conn.execute(sa.insert(t.fingerprints).values(provider=provider, scope=scope, fingerprint=fingerprint))
+
+        self._tx("write fingerprint", write)
+
+    # -- leases ------------------------------------------------------------------------------
+
+    def acquire_lease(self, environment: str, ttl: float, owner: str = OWNER) -> bool:
+        """Take (or renew) the lease on ``environment``; False when another live owner holds it."""
+        stamp = now()
+        expires = stamp + dt.timedelta(seconds=ttl)
+
+        def take(conn: Connection) -> bool:
+            updated = conn.execute(sa.update(t.leases).where(
+                t.leases.c.environment == environment,
+                sa.or_(t.leases.c.owner == owner, t.leases.c.expires_at < stamp),
+            ).values(owner=owner, expires_at=expires))
+            if updated.rowcount:
+                return True
+            exists = conn.execute(sa.select(t.leases.c.owner).where(t.leases.c.environment == environment)).first()
+            if exists is not None:
+                return False
+            conn.execute(sa.insert(t.leases).values(environment=environment, owner=owner, expires_at=expires))
+            return True
+
+        try:
+            return self._tx("take lease", take)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, sa.exc.IntegrityError):
+                return False  # another process inserted the lease row first
+            raise
+
+    def release_lease(self, environment: str, owner: str = OWNER) -> None:
+        self._tx("release lease", lambda conn: conn.execute(
+            sa.delete(t.leases).where(t.leases.c.environment == environment, t.leases.c.owner == owner)
+        ))
+
+    # -- notification dedup --------------------------------------------------------------------
+
+    def first_time(self, key: str) -> bool:
+        """True the first time ``key`` is seen (used to send each notification once)."""
+        def write(conn: Connection) -> bool:
+            if conn.execute(sa.select(t.events.c.key).where(t.events.c.key == key)).first() is not None:
+                return False
+            conn.execute(sa.insert(t.events).values(key=key, created_at=now()))
+            return True
+
+        try:
+            return self._tx("record event", write)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, sa.exc.IntegrityError):
+                return False
+            raise

@@ -1,0 +1,81 @@
+"""SQLAlchemy tables of the state store. Values in here are already redacted: no secret ever."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+runs = Table(
+    "runs", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("environment", String(100), nullable=False),
+    Column("revision", String(64)),
+    Column("tree_id", String(80)),
+    Column("ref", String(255)),
+    Column("trigger", String(40), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("result", String(20), nullable=False),  # Progressing while running
+    Column("reason", Text),
+    Column("plan", JSON),
+    Column("applied", JSON),
+    Column("drift_after", Integer),
+    Column("owner", String(200)),
+    Index("ix_runs_environment_started", "environment", "started_at"),
+    Index("ix_runs_environment_tree", "environment", "tree_id", "result"),
+)
+
+environment_status = Table(
+    "environment_status", metadata,
+    Column("environment", String(100), primary_key=True),
+    Column("state", String(20), nullable=False, default="Unknown"),
+    Column("reason", Text),
+    Column("tracked_ref", String(255)),
+    Column("desired_revision", String(64)),
+    Column("desired_ref", String(255)),
+    Column("applied_revision", String(64)),
+    Column("applied_ref", String(255)),
+    Column("applied_tree_id", String(80)),
+    Column("drift_count", Integer),
+    Column("last_run_id", String(32)),
+    Column("last_checked_at", DateTime(timezone=True)),
+    Column("pinned_revision", String(64)),
+    Column("updated_at", DateTime(timezone=True)),
+)
+
+tags_seen = Table(
+    "tags_seen", metadata,
+    Column("name", String(255), primary_key=True),
+    Column("target", String(64), nullable=False),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+)
+
+drift_seen = Table(
+    "drift_seen", metadata,
+    Column("environment", String(100), primary_key=True),
+    Column("item_id", String(400), primary_key=True),
+    Column("first_seen", DateTime(timezone=True), nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("item", JSON, nullable=False),
+)
+
+fingerprints = Table(
+    "fingerprints", metadata,
+    Column("provider", String(40), primary_key=True),
+    Column("scope", String(400), primary_key=True),
+    Column("fingerprint", String(120), nullable=False),
+)
+
+leases = Table(
+    "leases", metadata,
+    Column("environment", String(100), primary_key=True),
+    Column("owner", String(200), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+events = Table(
+    "events", metadata,
+    Column("key", String(400), primary_key=True),  # notification dedup key
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,79 @@
+"""Build a ``Reconciler`` from settings: which providers, which store, which secrets.
+
+Called by the CLI, the daemon and the demo. Tests pass ready-made parts as overrides.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reconciler.config import Settings
+from reconciler.errors import ConfigError
+from reconciler.providers.base import PlatformProvider, SchemaProvider
+from reconciler.reconcile import Reconciler
+from reconciler.secrets.backends import Secrets, backends_from_config
+from reconciler.secrets.fingerprints import Fingerprinter, load_or_create_key
+from reconciler.source.repository import Repository, SshKey
+from reconciler.store.store import Store
+
+
+def build_secrets(settings: Settings) -> Secrets:
+    return Secrets(backends_from_config(settings.secrets.backends))
+
+
+def build_platform(settings: Settings, secrets: Secrets) -> PlatformProvider:
+    if settings.platform.provider == "registry":
+        from reconciler.providers.registry import RegistryProvider
+
+        return RegistryProvider(settings.registry_url)
+    from reconciler.durations import parse_duration
+    from reconciler.providers.retool.provider import RetoolProvider
+
+    if not settings.platform.host or not settings.platform.token:
+        raise ConfigError("platform.provider = 'retool' needs platform.host and platform.token "
+                          "(token = \"${secret:RETOOL_TOKEN}\")")
+    return RetoolProvider(
+        host=settings.platform.host,
+        token=secrets.resolve(settings.platform.token),
+        requests_per_minute=settings.platform.requests_per_minute,
+        timeout=parse_duration(settings.platform.timeout),
+    )
+
+
+def build_schema(settings: Settings) -> SchemaProvider:
+    from reconciler.durations import parse_duration
+    from reconciler.providers.postgres.provider import PostgresProvider
+
+    return PostgresProvider(
+        lock_timeout=parse_duration(settings.databases.lock_timeout),
+        statement_timeout=parse_duration(settings.databases.statement_timeout),
+        lock_retries=settings.databases.lock_retries,
+    )
+
+
+def build_reconciler(settings: Settings, **overrides: Any) -> Reconciler:
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secrets: Secrets = overrides.get("secrets") or build_secrets(settings)
+    if settings.secrets.fingerprint_key:
+        try:
+            key = bytes.fromhex(secrets.resolve(settings.secrets.fingerprint_key))
+        except ValueError as exc:
+            raise ConfigError("secrets.fingerprint_key must be hex (64 characters for 32 bytes)") from exc
+    else:
+        key = load_or_create_key(data_dir)
+    store = overrides.get("store") or Store(settings.state_url)
+    ssh_key = None
+    if settings.source.ssh_key:
+        passphrase = secrets.resolve(settings.source.ssh_key_passphrase) if settings.source.ssh_key_passphrase else ""
+        ssh_key = SshKey(private_key=settings.source.ssh_key, passphrase=passphrase)
+    repository = overrides.get("repository") or Repository(
+        settings.source.url, cache_dir=data_dir / "cache", branches=settings.source.branches, ssh_key=ssh_key,
+    )
+    platform = overrides.get("platform") or build_platform(settings, secrets)
+    schema = overrides["schema"] if "schema" in overrides else build_schema(settings)
+    return Reconciler(
+        settings=settings, repository=repository, store=store, platform=platform, schema=schema,
+        secrets=secrets, fingerprinter=Fingerprinter(key, secrets),
+        **({"clock": overrides["clock"]} if "clock" in overrides else {}),
+    )
