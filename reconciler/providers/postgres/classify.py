@@ -144,9 +144,16 @@ def classify(database: str, diff: SchemaDiff) -> list[DriftItem]:
         if isinstance(node, ast.VariableSetStmt):
             # migra's ``set check_function_bodies = off``: apply sets it for every transaction.
             continue
+        if isinstance(node, ast.SelectStmt) and _deparse(node) == "SELECT 1":
+            # migra's placeholder for an index that goes away with its exclusion constraint.
+            continue
         stmts.append(_describe(index, sql, node, facts))
 
     new_relations = {s.obj for s in stmts if s.action in {"create-table", "create-materialized-view"}}
+    partitioned = set(facts.partitioned_tables) | {
+        s.obj for s in stmts if s.action == "create-table" and s.node.partspec is not None
+    }
+    _partitioned_keys(stmts, partitioned)
     _pair_replacements(stmts)
     _enum_changes(stmts, facts)
     _constraint_validation(stmts, facts, new_relations)
@@ -362,7 +369,10 @@ def _describe_alter_table(stmt: Any, node: Any, facts: SchemaFacts, sql: str) ->
     if sub == _AT.AT_AlterColumnType:
         old = facts.live_columns.get(column)
         new = facts.declared_columns.get(column) or _type_name(cmd.def_.typeName)
-        return col("alter-column-type", Change.UPDATE, type_change_risk(old, new), declared=new, live=old)
+        risk = type_change_risk(old, new)
+        if cmd.def_.collClause is not None:
+            risk = _max_risk(risk, Risk.LOCK_RISK)  # indexes on the column are rebuilt
+        return col("alter-column-type", Change.UPDATE, risk, declared=new, live=old)
     if sub == _AT.AT_ColumnDefault:
         if cmd.def_ is None:
             return col("drop-default", Change.UPDATE, declared=None, live="default")
@@ -516,6 +526,25 @@ def type_change_risk(old: str | None, new: str) -> Risk:
 
 
 # --- passes over the whole plan --------------------------------------------------------------
+
+
+def _partitioned_keys(stmts: list[_Stmt], partitioned: set[str]) -> None:
+    """PRIMARY KEY/UNIQUE on a partitioned table: ADD CONSTRAINT ... USING INDEX is refused there."""
+    indexes = {s.node.idxname: s for s in stmts if s.action == "create-index" and s.table in partitioned}
+    for s in stmts:
+        if s.action != "add-constraint" or s.table not in partitioned:
+            continue
+        con = s.node.cmds[0].def_
+        index = indexes.get(con.indexname) if con.indexname else None
+        if index is None or con.contype not in (_CT.CONSTR_PRIMARY, _CT.CONSTR_UNIQUE):
+            continue
+        columns = [e.name for e in index.node.indexParams or ()]
+        if None in columns:
+            continue
+        kind = "primary key" if con.contype == _CT.CONSTR_PRIMARY else "unique"
+        s.sql = (f"alter table {_quoted(s.table or '')} add constraint {_quote_ident(con.conname)} "
+                 f"{kind} ({', '.join(_quote_ident(c) for c in columns)});")
+        index.absorbed = True
 
 
 def _pair_replacements(stmts: list[_Stmt]) -> None:

@@ -17,6 +17,7 @@ never look like "no drift".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -42,6 +43,30 @@ join pg_catalog.pg_class c on c.oid = d.objoid and d.classoid = 'pg_catalog.pg_c
 join pg_catalog.pg_namespace n on n.oid = c.relnamespace
 join pg_catalog.pg_attribute a on a.attrelid = c.oid and a.attnum = d.objsubid
 where d.objsubid > 0 and n.nspname = any(:schemas)
+"""
+
+
+# Objects PostgreSQL derives on partitions from their partitioned parent: indexes attached to a
+# parent index, cloned row triggers, constraints inherited from the parent's. They follow the
+# parent by themselves, and migra would try to create them a second time.
+_PARTITION_CLONES_QUERY = """
+select 'index' as kind, n.nspname as schema, null as relation, c.relname as name
+from pg_catalog.pg_inherits i
+join pg_catalog.pg_class c on c.oid = i.inhrelid and c.relkind in ('i', 'I')
+join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+where n.nspname = any(:schemas)
+union all
+select 'trigger', n.nspname, c.relname, t.tgname
+from pg_catalog.pg_trigger t
+join pg_catalog.pg_class c on c.oid = t.tgrelid
+join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+where t.tgparentid <> 0 and n.nspname = any(:schemas)
+union all
+select 'constraint', n.nspname, c.relname, con.conname
+from pg_catalog.pg_constraint con
+join pg_catalog.pg_class c on c.oid = con.conrelid
+join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+where con.conparentid <> 0 and n.nspname = any(:schemas)
 """
 
 
@@ -105,6 +130,20 @@ def _restrict(inspector: Any, schemas: Iterable[str]) -> None:
             setattr(inspector, prop, {k: v for k, v in objects.items() if v.schema in keep})
 
 
+def _drop_partition_clones(inspector: Any, clones: set[tuple[str, str, str | None, str]]) -> None:
+    inspector.indexes = {
+        k: v for k, v in inspector.indexes.items() if ("index", v.schema, None, v.name) not in clones
+    }
+    inspector.triggers = {
+        k: v for k, v in inspector.triggers.items()
+        if ("trigger", v.schema, v.table_name, v.name) not in clones
+    }
+    inspector.constraints = {
+        k: v for k, v in inspector.constraints.items()
+        if ("constraint", v.schema, v.table_name, v.name) not in clones
+    }
+
+
 def _literal(text: str | None) -> str:
     # standard_conforming_strings is on (the default since PostgreSQL 9.1): only quotes need doubling.
     return "NULL" if text is None else "'" + text.replace("'", "''") + "'"
@@ -113,6 +152,9 @@ def _literal(text: str | None) -> str:
 def _quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
+
+_CREATE_INDEX = re.compile(r"^\s*create\s+(unique\s+)?index\s", re.IGNORECASE)
+_ON_ONLY = re.compile(r"\sON\s+ONLY\s", re.IGNORECASE)
 
 _RELATION_KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "c": "type"}
 
@@ -150,6 +192,8 @@ class MigraEngine:
                     inspector = _schemainspect(conn)
                     rows = conn.execute(sa.text(_COLUMN_COMMENTS_QUERY), {"schemas": list(schemas)})
                     comments = {(r.schema, r.relation, r.column): r.description for r in rows}
+                    clones = conn.execute(sa.text(_PARTITION_CLONES_QUERY), {"schemas": list(schemas)})
+                    clone_keys = {(r.kind, r.schema, r.relation, r.name) for r in clones}
             except sa.exc.OperationalError as exc:
                 raise ProviderError(f"inspecting {where} failed: {_first_line(exc.orig)}") from exc
             except sa.exc.DBAPIError as exc:
@@ -159,6 +203,7 @@ class MigraEngine:
         finally:
             engine.dispose()
         _restrict(inspector, schemas)
+        _drop_partition_clones(inspector, clone_keys)
         # The connection is closed; drop it so a cached inspection holds no driver objects.
         inspector.c = None
         return Inspection(
@@ -179,6 +224,12 @@ class MigraEngine:
             migration.set_safety(False)
             migration.add_all_changes(privileges=True)
             statements = [s.strip() for s in migration.statements if s and s.strip()]
+            statements = self._drop_before_return_type_change(statements, live, declared)
+            statements = self._recreate_changed_generated_columns(statements, live, declared)
+            # Child indexes are left out of the inspections, so the parent index must build them:
+            # CREATE INDEX ... ON ONLY would leave it invalid.
+            statements = [_ON_ONLY.sub(" ON ", s, count=1) if _CREATE_INDEX.match(s) else s
+                          for s in statements]
             statements += self._comment_changes(live, declared)
             facts = _facts(live.raw, declared.raw)
         except SchemaError:
@@ -188,6 +239,48 @@ class MigraEngine:
             # be mistaken for an empty diff.
             raise SchemaError(f"the migra schema diff failed: {type(exc).__name__}: {exc}") from exc
         return SchemaDiff(statements=tuple(statements), facts=facts)
+
+    @staticmethod
+    def _drop_before_return_type_change(statements: list[str], live: Inspection,
+                                        declared: Inspection) -> list[str]:
+        # migra replaces a function whose return type changed with CREATE OR REPLACE, which
+        # PostgreSQL refuses; the function has to be dropped first.
+        live_fn = live.raw.functions
+        drops: dict[str, str] = {}
+        for key, fn in declared.raw.functions.items():
+            before = live_fn.get(key)
+            if before is not None and before.result_string != fn.result_string:
+                drops[fn.create_statement.strip()] = before.drop_statement
+        out: list[str] = []
+        for statement in statements:
+            if statement in drops:
+                out.append(drops[statement])
+            out.append(statement)
+        return out
+
+    @staticmethod
+    def _recreate_changed_generated_columns(statements: list[str], live: Inspection,
+                                            declared: Inspection) -> list[str]:
+        # migra tries ``SET DEFAULT`` on a generated column whose expression changed, which
+        # PostgreSQL refuses (before 17); the column has to be dropped and added again.
+        replacements: dict[str, list[str]] = {}
+        for key, table in declared.raw.tables.items():
+            before = live.raw.tables.get(key)
+            if before is None:
+                continue
+            for name, column in table.columns.items():
+                old = before.columns.get(name)
+                if (old is not None and column.is_generated and old.is_generated
+                        and column.default != old.default):
+                    set_default = table.alter_table_statement(column.alter_default_clause_or_generated(old))
+                    replacements[set_default.strip()] = [
+                        table.alter_table_statement(old.drop_column_clause),
+                        table.alter_table_statement(column.add_column_clause),
+                    ]
+        out: list[str] = []
+        for statement in statements:
+            out += replacements.get(statement, [statement])
+        return out
 
     @staticmethod
     def _comment_changes(live: Inspection, declared: Inspection) -> list[str]:

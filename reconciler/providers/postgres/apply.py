@@ -1,0 +1,185 @@
+"""Running one database's schema items: one guarded transaction, then the non-transactional rest.
+
+``PostgresProvider.apply`` calls ``apply_items`` with the items of one database for one phase, in
+plan order. The transactional items run in a single transaction with ``SET LOCAL lock_timeout``
+and ``statement_timeout``; a lock timeout (or a deadlock) rolls the whole transaction back and it
+is tried again after an exponential backoff, up to ``attempts`` times, then ``LockTimeoutError``
+is raised with nothing applied. The items that cannot run in a transaction (CREATE INDEX
+CONCURRENTLY, VALIDATE CONSTRAINT after a NOT VALID add, ...) run after the commit, one at a time,
+each with the same timeouts and retries; an index build that fails is dropped again so an invalid
+index never passes for the declared one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import psycopg
+import psycopg.sql
+import structlog
+from psycopg import errors as pgerrors
+
+from reconciler.engine.changes import DriftItem
+from reconciler.errors import LockTimeoutError, ProviderError, SchemaError
+from reconciler.providers.postgres.urls import safe_url
+
+log = structlog.get_logger(__name__)
+
+# Errors that mean "someone else holds what we need": worth waiting and trying again.
+_LOCK_ERRORS = (pgerrors.LockNotAvailable, pgerrors.DeadlockDetected, pgerrors.SerializationFailure)
+
+
+@dataclass(frozen=True)
+class ApplySettings:
+    """Timeouts and retry policy for schema changes (durations in seconds)."""
+
+    lock_timeout: float = 5.0
+    statement_timeout: float = 300.0
+    attempts: int = 4  # tries in all, the first included
+    backoff: float = 0.5  # wait before the second try; doubles each time
+    max_backoff: float = 10.0
+    connect_timeout: int = 10
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed try number ``attempt`` (1-based)."""
+        return float(min(self.backoff * 2 ** (attempt - 1), self.max_backoff))
+
+
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
+def apply_items(
+    url: str,
+    items: Sequence[DriftItem],
+    settings: ApplySettings = ApplySettings(),
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[str]:
+    """Apply ``items`` to the database at ``url``; return the ids applied, in order."""
+    for item in items:
+        if item.sql is None:
+            raise SchemaError(f"{item.id} carries no SQL; only schema items can be applied here")
+    in_txn = [i for i in items if i.transactional]
+    after = [i for i in items if not i.transactional]
+    where = safe_url(url)
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=settings.connect_timeout)
+    except psycopg.Error as exc:
+        raise ProviderError(f"cannot connect to {where}: {_message(exc)}") from exc
+    applied: list[str] = []
+    with conn:
+        if in_txn:
+            _retrying(lambda: _transaction(conn, in_txn, settings), in_txn, settings, sleep, where)
+            applied += [i.id for i in in_txn]
+            log.info("schema transaction committed", database=where, statements=len(in_txn))
+        if after:
+            conn.execute(f"SET lock_timeout = {_ms(settings.lock_timeout)}".encode())
+            conn.execute(f"SET statement_timeout = {_ms(settings.statement_timeout)}".encode())
+        for item in after:
+            try:
+                _retrying(partial(_single, conn, item), [item], settings, sleep, where)
+            except (LockTimeoutError, ProviderError, SchemaError) as exc:
+                log.error("non-transactional schema statement failed", database=where, id=item.id,
+                          applied=applied, error=str(exc))
+                raise
+            applied.append(item.id)
+            log.info("schema statement applied", database=where, id=item.id)
+    return applied
+
+
+class _Failed(Exception):
+    """Which item a database error came from (internal to this module)."""
+
+    def __init__(self, item: DriftItem, error: psycopg.Error) -> None:
+        super().__init__(item.id)
+        self.item = item
+        self.error = error
+
+
+def _transaction(conn: psycopg.Connection[tuple[object, ...]], items: Sequence[DriftItem],
+                 settings: ApplySettings) -> None:
+    with conn.transaction():
+        conn.execute(f"SET LOCAL lock_timeout = {_ms(settings.lock_timeout)}".encode())
+        conn.execute(f"SET LOCAL statement_timeout = {_ms(settings.statement_timeout)}".encode())
+        # Function bodies may refer to objects created later in the same plan.
+        conn.execute(b"SET LOCAL check_function_bodies = off")
+        for item in items:
+            try:
+                conn.execute((item.sql or "").encode())
+            except psycopg.Error as exc:
+                raise _Failed(item, exc) from exc
+
+
+def _single(conn: psycopg.Connection[tuple[object, ...]], item: DriftItem) -> None:
+    try:
+        conn.execute((item.sql or "").encode())
+    except psycopg.Error as exc:
+        if (item.detail or {}).get("action") == "create-index" and item.field:
+            _drop_invalid_index(conn, item.field)
+        raise _Failed(item, exc) from exc
+
+
+def _drop_invalid_index(conn: psycopg.Connection[tuple[object, ...]], qualified: str) -> None:
+    # A failed CREATE INDEX CONCURRENTLY leaves an INVALID index behind that inspection would
+    # take for the declared one; remove it so the next plan proposes the index again.
+    schema, _, name = qualified.partition(".")
+    try:
+        row = conn.execute(
+            "select not i.indisvalid from pg_index i join pg_class c on c.oid = i.indexrelid "
+            "join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s and c.relname = %s",
+            (schema, name),
+        ).fetchone()
+        if row and row[0]:
+            ident = psycopg.sql.Identifier(schema, name)
+            conn.execute(psycopg.sql.SQL("DROP INDEX CONCURRENTLY IF EXISTS {}").format(ident))
+            log.warning("invalid index dropped after a failed build", index=qualified)
+    except psycopg.Error as exc:
+        log.warning("invalid index could not be dropped", index=qualified, error=_message(exc))
+
+
+def _retrying(
+    run: Callable[[], None],
+    items: Sequence[DriftItem],
+    settings: ApplySettings,
+    sleep: Callable[[float], None],
+    where: str,
+) -> None:
+    for attempt in range(1, settings.attempts + 1):
+        try:
+            run()
+            return
+        except _Failed as failed:
+            exc, item = failed.error, failed.item
+            if isinstance(exc, _LOCK_ERRORS):
+                if attempt < settings.attempts:
+                    delay = settings.delay(attempt)
+                    log.warning("schema change waited too long for a lock; retrying", database=where,
+                                id=item.id, attempt=attempt, retry_in=delay, error=type(exc).__name__)
+                    sleep(delay)
+                    continue
+                raise LockTimeoutError(
+                    f"{item.id}: could not take its lock within {settings.lock_timeout:g}s "
+                    f"after {settings.attempts} attempts; nothing of this step was applied",
+                    delay=settings.max_backoff,
+                ) from exc
+            if isinstance(exc, pgerrors.QueryCanceled):
+                raise ProviderError(
+                    f"{item.id}: exceeded the statement timeout of {settings.statement_timeout:g}s; "
+                    "nothing of this step was applied"
+                ) from exc
+            if isinstance(exc, psycopg.OperationalError):
+                raise ProviderError(f"{item.id}: the connection to {where} failed: {_message(exc)}") from exc
+            raise SchemaError(f"{item.id} failed: {_message(exc)}; nothing of this step was applied") from exc
+        except psycopg.OperationalError as exc:
+            raise ProviderError(f"the connection to {where} failed: {_message(exc)}") from exc
+
+
+def _message(exc: psycopg.Error) -> str:
+    diag = getattr(exc, "diag", None)
+    primary = diag.message_primary if diag is not None else None
+    text = primary or str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

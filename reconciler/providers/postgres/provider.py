@@ -1,0 +1,146 @@
+"""The ``postgres`` provider: the engine's only way to read and change a managed database's schema.
+
+The engine calls, per ``Database`` and environment:
+
+* ``plan(database, url, files, content_key, managed_schemas)`` - the drift between the declared
+  SQL files and the live database, as classified ``DriftItem``s in apply order (kind
+  ``schema``, ids ``<database>:<action>:<object>``, phase ``SCHEMA_ADDITIVE`` or
+  ``SCHEMA_DESTRUCTIVE``);
+* ``apply(database, url, items)`` - run the SQL of the given items (one transaction, then the
+  non-transactional statements) and return the ids applied;
+* ``verify(...)`` - plan again after applying; what remains is drift. A statement that was just
+  applied and is proposed again means the diff engine cannot converge on this schema: that raises
+  ``SchemaError`` instead of letting the reconciler loop.
+
+The declared side is cached per content key (the Git tree id of the schema folder), so a drift
+check of an unchanged revision only inspects the live database. Between the additive and the
+destructive step of a run the engine should call ``plan`` again and apply what remains: items
+computed before the additive step may depend on objects that step changed (see
+docs/schema-management.md). ``reconcile`` does exactly that, for callers without phases.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import structlog
+
+from reconciler.engine.changes import DriftItem, Phase, Risk
+from reconciler.errors import SchemaError
+from reconciler.providers.postgres.apply import ApplySettings, apply_items
+from reconciler.providers.postgres.classify import classify
+from reconciler.providers.postgres.declared import DeclaredSchemas, SqlFile
+from reconciler.providers.postgres.diffing import MigraEngine, SchemaDiffEngine
+from reconciler.providers.postgres.urls import safe_url
+
+log = structlog.get_logger(__name__)
+
+
+class PostgresProvider:
+    """Plans, applies and verifies the schemas of managed PostgreSQL databases."""
+
+    name = "postgres"
+
+    def __init__(
+        self,
+        *,
+        engine: SchemaDiffEngine | None = None,
+        shadow_url: str | None = None,
+        settings: ApplySettings | None = None,
+        cache_size: int = 32,
+    ) -> None:
+        self.engine: SchemaDiffEngine = engine or MigraEngine()
+        self.settings = settings or ApplySettings()
+        self.declared = DeclaredSchemas(self.engine, shadow_url=shadow_url, max_entries=cache_size)
+        self._applied: dict[tuple[str, str], frozenset[str]] = {}
+        self._lock = threading.Lock()
+
+    def plan(
+        self,
+        database: str,
+        url: str,
+        files: Sequence[SqlFile],
+        content_key: str,
+        managed_schemas: Sequence[str],
+    ) -> list[DriftItem]:
+        """Drift of the live database at ``url`` against the declared ``files``, in apply order."""
+        declared = self.declared.get(url, files, content_key, managed_schemas)
+        live = self.engine.inspect(url, managed_schemas)
+        items = classify(database, self.engine.diff(live, declared))
+        log.info("schema planned", database=database, url=safe_url(url), items=len(items),
+                 destructive=sum(1 for i in items if i.risk == Risk.DESTRUCTIVE))
+        return items
+
+    def apply(
+        self,
+        database: str,
+        url: str,
+        items: Sequence[DriftItem],
+        *,
+        settings: ApplySettings | None = None,
+    ) -> list[str]:
+        """Run ``items`` (all of one database, in plan order); return the ids applied."""
+        foreign = [i.id for i in items if i.kind != "schema" or i.name != database]
+        if foreign:
+            raise SchemaError(f"items of another database or kind passed to {database}: {', '.join(foreign)}")
+        applied = apply_items(url, items, settings or self.settings)
+        by_id = {i.id: i for i in items}
+        with self._lock:
+            self._applied[(database, url)] = frozenset(by_id[i].sql or "" for i in applied)
+        return applied
+
+    def verify(
+        self,
+        database: str,
+        url: str,
+        files: Sequence[SqlFile],
+        content_key: str,
+        managed_schemas: Sequence[str],
+    ) -> list[DriftItem]:
+        """Plan again after an apply; the items returned are the drift that remains.
+
+        Raises ``SchemaError`` when a statement that was just applied is proposed again: the diff
+        engine cannot express this change, and applying again would loop.
+        """
+        remaining = self.plan(database, url, files, content_key, managed_schemas)
+        with self._lock:
+            just_applied = self._applied.get((database, url), frozenset())
+        repeated = [i.id for i in remaining if i.sql in just_applied]
+        if repeated:
+            raise SchemaError(
+                f"the schema of {database} does not converge: {', '.join(repeated)} "
+                "were applied and are still reported as drift (a limit of the diff engine; "
+                "see docs/schema-engine-limits.md)"
+            )
+        return remaining
+
+    def reconcile(
+        self,
+        database: str,
+        url: str,
+        files: Sequence[SqlFile],
+        content_key: str,
+        managed_schemas: Sequence[str],
+        *,
+        allow_destructive: bool = False,
+    ) -> list[str]:
+        """Plan, apply the additive items, plan again, apply the rest, verify; return ids applied.
+
+        Without ``allow_destructive`` a plan with destructive items raises ``SchemaError``
+        before anything is applied. Remaining drift after the apply raises ``SchemaError``.
+        """
+        items = self.plan(database, url, files, content_key, managed_schemas)
+        destructive = [i.id for i in items if i.risk == Risk.DESTRUCTIVE]
+        if destructive and not allow_destructive:
+            raise SchemaError(f"destructive schema changes need approval: {', '.join(destructive)}")
+        applied = self.apply(database, url, [i for i in items if i.phase == Phase.SCHEMA_ADDITIVE])
+        rest = self.plan(database, url, files, content_key, managed_schemas)
+        if rest:
+            applied += self.apply(database, url, rest)
+        remaining = self.verify(database, url, files, content_key, managed_schemas)
+        if remaining:
+            raise SchemaError(
+                f"the schema of {database} still differs after apply: {', '.join(i.id for i in remaining)}"
+            )
+        return applied

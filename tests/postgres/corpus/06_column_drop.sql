@@ -1,0 +1,6 @@
+-- A column that is no longer declared is dropped (destructive).
+-- @before
+create table customers (id int primary key, email text, legacy_notes text);
+insert into customers values (1, 'a@example.com', 'old');
+-- @after
+create table customers (id int primary key, email text);

@@ -1,0 +1,9 @@
+-- A materialized view changes its query.
+-- @before
+create table orders (id int primary key, customer_id int, amount numeric);
+create materialized view customer_totals as
+    select customer_id, sum(amount) as total from orders group by customer_id;
+-- @after
+create table orders (id int primary key, customer_id int, amount numeric);
+create materialized view customer_totals as
+    select customer_id, sum(amount) as total, count(*) as orders from orders group by customer_id;

@@ -1,0 +1,5 @@
+-- A function changes its return type (must be dropped and created again).
+-- @before
+create function answer() returns integer language sql immutable as $$ select 42 $$;
+-- @after
+create function answer() returns bigint language sql immutable as $$ select 42::bigint $$;

@@ -1,0 +1,9 @@
+-- Comments on columns: one added, one changed, one removed.
+-- @before
+create table customers (id int primary key, email text, phone text, fax text);
+comment on column customers.phone is 'old';
+comment on column customers.fax is 'nobody uses this';
+-- @after
+create table customers (id int primary key, email text, phone text, fax text);
+comment on column customers.email is 'Primary contact address';
+comment on column customers.phone is 'E.164 format';

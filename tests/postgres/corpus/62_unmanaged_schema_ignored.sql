@@ -1,0 +1,8 @@
+-- Objects in a schema that is not managed are left alone (no drift, nothing dropped).
+-- @before
+create table customers (id int primary key);
+create schema ops;
+create table ops.jobs (id int primary key);
+-- @after
+create table customers (id int primary key);
+create table notes (id int primary key);

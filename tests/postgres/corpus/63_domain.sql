@@ -1,0 +1,6 @@
+-- A domain type used by a column.
+-- @before
+create table customers (id int primary key, email text);
+-- @after
+create domain email_address as text check (value like '%@%');
+create table customers (id int primary key, email email_address);

@@ -1,0 +1,8 @@
+-- Privileges on a view.
+-- @before
+create table customers (id int primary key);
+create view customer_ids as select id from customers;
+-- @after
+create table customers (id int primary key);
+create view customer_ids as select id from customers;
+grant select on customer_ids to corpus_reader;
