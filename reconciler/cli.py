@@ -80,7 +80,7 @@ def errors_as_exit() -> Iterator[None]:
 
 def settings_for(config: Path | None, source: str | None = None) -> Settings:
     settings = load_settings(config, source={"url": source} if source else {})
-    logs.configure(os.environ.get("RECONCILER_LOG_LEVEL", "warning"), settings.log.format)
+    logs.configure(os.environ.get("RECONCILER_LOG_LEVEL", "error"), settings.log.format)
     return settings
 
 
@@ -113,7 +113,7 @@ def validate(
     from reconciler.desired.loader import load
     from reconciler.source.trees import DirectoryTree
 
-    logs.configure("warning")
+    logs.configure("error")
     folder = path or (Path("desired-state") if Path("desired-state/reconciler.yaml").exists() else Path("."))
     if not folder.exists():
         fail(f"{folder}: no such directory")
@@ -196,8 +196,9 @@ def apply(
             emit(render_plan("text", outcome.plan, outcome.ref))
         where = f"{short(outcome.revision)}" + (f" ({outcome.ref})" if outcome.ref else "")
         if outcome.result == "Succeeded":
-            out.print(f"[green]Succeeded:[/green] {env} is at {where}; {len(outcome.applied)} changes applied "
-                      f"and verified (run {outcome.run_id[:8]})")
+            count = len(outcome.applied)
+            out.print(f"[green]Succeeded:[/green] {env} is at {where}; {count} change{'s' if count != 1 else ''} "
+                      f"applied and verified (run {outcome.run_id[:8]})")
         elif outcome.result == "NoChanges":
             out.print(f"[green]No changes:[/green] {env} already matches {where}")
         elif outcome.result == "Blocked":
@@ -347,7 +348,7 @@ def demo(
     """The whole flow on embedded defaults: Git repo, PostgreSQL, registry, SQLite state store."""
     from reconciler.demo import run_demo
 
-    logs.configure(os.environ.get("RECONCILER_LOG_LEVEL", "warning"))
+    logs.configure(os.environ.get("RECONCILER_LOG_LEVEL", "error"))
     with errors_as_exit():
         code = run_demo(out, keep=keep)
     raise typer.Exit(code)

@@ -39,6 +39,7 @@ from reconciler.engine.render import DesiredEnvironment, render
 from reconciler.errors import (
     NotFoundError,
     ReconcilerError,
+    SchemaError,
     SourceError,
     ValidationError,
 )
@@ -134,8 +135,9 @@ class Reconciler:
 
     def close(self) -> None:
         self.platform.close()
-        if self.schema is not None:
-            self.schema.close()
+        close = getattr(self.schema, "close", None)
+        if close is not None:
+            close()
         self.store.close()
 
     # -- desired state ---------------------------------------------------------------------
@@ -306,7 +308,6 @@ class Reconciler:
                 [(f.path, f.text) for f in database.files],
                 database.content_key,
                 database.managed_schemas,
-                self.secrets.resolve(database.shadow_url or self.settings.databases.shadow_url or "") or None,
             ))
         return items
 
@@ -459,15 +460,34 @@ class Reconciler:
 
     def _apply_step(self, ctx: ApplyContext, desired: DesiredEnvironment, live: LiveState, step: Step) -> None:
         if step.target == "schema":
-            assert self.schema is not None
-            database = next(d for d in desired.databases if d.name == step.name)
-            self.schema.apply(database.name, self.secrets.resolve(database.url), list(step.items))
+            self._apply_schema_step(desired, step)
             return
         key = (step.kind, step.name)
         change = step.change
         if step.items[0].change == Change.UPDATE:
             change = Change.UPDATE
         self.platform.apply(ctx, change, desired.objects.get(key), live.get(key))
+
+    def _apply_schema_step(self, desired: DesiredEnvironment, step: Step) -> None:
+        """Apply one database's statements of one phase.
+
+        The statements are planned again first: what the additive phase changed can alter the
+        destructive statements migra proposes. Only ids that were planned (and therefore gated and
+        approved) may run; anything new means the database changed under us, and the run fails.
+        """
+        assert self.schema is not None
+        database = next(d for d in desired.databases if d.name == step.name)
+        url = self.secrets.resolve(database.url)
+        fresh = self.schema.plan(database.name, url, [(f.path, f.text) for f in database.files],
+                                 database.content_key, database.managed_schemas)
+        planned = set(step.ids)
+        now = [i for i in fresh if i.phase == step.phase]
+        unexpected = [i.id for i in now if i.id not in planned]
+        if unexpected:
+            raise SchemaError(f"the schema of {database.name} changed during the run; unplanned statements: "
+                              f"{', '.join(unexpected[:5])}; the next run plans again")
+        if now:
+            self.schema.apply(database.name, url, now)
 
     # -- the summariser: the one place that writes run results and status -------------------------
 

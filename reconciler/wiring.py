@@ -44,10 +44,15 @@ def build_schema(settings: Settings) -> SchemaProvider:
     from reconciler.durations import parse_duration
     from reconciler.providers.postgres.provider import PostgresProvider
 
+    from reconciler.providers.postgres.apply import ApplySettings
+
     return PostgresProvider(
-        lock_timeout=parse_duration(settings.databases.lock_timeout),
-        statement_timeout=parse_duration(settings.databases.statement_timeout),
-        lock_retries=settings.databases.lock_retries,
+        shadow_url=settings.databases.shadow_url,
+        settings=ApplySettings(
+            lock_timeout=parse_duration(settings.databases.lock_timeout),
+            statement_timeout=parse_duration(settings.databases.statement_timeout),
+            attempts=settings.databases.lock_retries + 1,
+        ),
     )
 
 

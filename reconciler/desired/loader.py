@@ -85,7 +85,6 @@ def _parse_yaml_files(tree: FileTree, entries: list[Entry], problems: list[Probl
             parsed[entry.path] = parse_documents(text)
         except YamlProblem as exc:
             problems.append(Problem(entry.path, exc.line, exc.message))
-            parsed[entry.path] = []
     return parsed
 
 
@@ -109,9 +108,11 @@ def _owned_folders(parsed: dict[str, list[ParsedDoc]]) -> list[str]:
     return [validation.normalise(f) for f in folders if validation.normalise(f) is not None]  # type: ignore[misc]
 
 
-def _model_documents(parsed: dict[str, list[ParsedDoc]], problems: list[Problem]) -> tuple[
-    RootConfig | None, list[LoadedDoc]
-]:
+def _model_documents(
+    parsed: dict[str, list[ParsedDoc]], problems: list[Problem], failed: set[tuple[str, str]]
+) -> tuple[RootConfig | None, list[LoadedDoc]]:
+    """Validate each document against its kind's model; names of documents that fail go in ``failed``
+    so cross-reference checks do not repeat their error as "undeclared"."""
     root: RootConfig | None = None
     loaded: list[LoadedDoc] = []
     for file, docs in sorted(parsed.items()):
@@ -144,6 +145,8 @@ def _model_documents(parsed: dict[str, list[ParsedDoc]], problems: list[Problem]
                 model = model_cls.model_validate(data)
             except pydantic.ValidationError as exc:
                 problems.extend(_pydantic_problems(file, doc, exc, what))
+                if isinstance(name, str):
+                    failed.add((kind, name))
                 continue
             loaded.append(LoadedDoc(file, doc, kind, data["name"], model))
             if len(loaded) > MAX_DOCUMENTS:
@@ -174,7 +177,12 @@ def load(tree: FileTree) -> DesiredState:
             Problem(ROOT_FILE, None, "missing: the desired-state folder needs a reconciler.yaml with "
                     "'version: 1' and 'environments: [...]'")
         )
-    root, docs = _model_documents(parsed, problems)
+    failed: set[tuple[str, str]] = set()
+    if any(p.message.startswith("invalid YAML") for p in problems):
+        # Documents in a file that does not parse are unknown: references to them are not reported
+        # as undeclared, which would bury the one real error under its echoes.
+        failed.add(validation.ANYTHING)
+    root, docs = _model_documents(parsed, problems, failed)
     by_path = {e.path: e for e in entries}
 
     sql: dict[str, list[SqlFile]] = {}
@@ -187,7 +195,7 @@ def load(tree: FileTree) -> DesiredState:
             if source is not None:
                 app_sources[doc.name] = source
 
-    state = validation.check(root, docs, sql, problems)
+    state = validation.check(root, docs, sql, problems, failed)
     if problems or state is None:
         raise ValidationError(problems)
     return DesiredState(

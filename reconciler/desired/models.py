@@ -185,9 +185,8 @@ class ConfigVariable(Strict):
 
 
 class DatabaseEnvironment(Strict):
-    url: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
-    shadow_url: Annotated[str, StringConstraints(max_length=2000)] | None = Field(
-        None, description="Server to build the declared schema on (default: the target's server)."
+    url: Annotated[str, StringConstraints(min_length=1, max_length=2000)] = Field(
+        description="postgresql:// URL (TCP or ?host=/socket/dir), usually a ${secret:...} reference."
     )
 
 

@@ -39,6 +39,7 @@ SECRET_OPTION_KEYS = {
     "private_key", "write_key", "secret_key", "auth_token", "bearer_token",
 }
 DEFAULT = "default"
+ANYTHING = ("*", "*")  # in ``failed``: some file did not parse, so any name may exist
 
 
 def normalise(folder: str) -> str | None:
@@ -49,6 +50,17 @@ def normalise(folder: str) -> str | None:
     if clean == ".." or clean.startswith("../") or clean == ".":
         return None
     return clean
+
+
+class _Failed:
+    """Names of documents that exist but did not validate (references to them are not errors)."""
+
+    def __init__(self, keys: set[tuple[str, str]]) -> None:
+        self.keys = keys
+        self.anything = ANYTHING in keys
+
+    def __contains__(self, key: object) -> bool:
+        return self.anything or key in self.keys
 
 
 @dataclass
@@ -86,7 +98,11 @@ def config_has_value(variable: ConfigVariable, env: str) -> bool:
 
 
 def check(
-    root: RootConfig | None, docs: list[LoadedDoc], sql: dict[str, list[SqlFile]], problems: list[Problem]
+    root: RootConfig | None,
+    docs: list[LoadedDoc],
+    sql: dict[str, list[SqlFile]],
+    problems: list[Problem],
+    failed: set[tuple[str, str]] | None = None,
 ) -> Checked | None:
     seen: dict[tuple[str, str], LoadedDoc] = {}
     for doc in docs:
@@ -107,15 +123,16 @@ def check(
     }
     for (kind, name), doc in seen.items():
         buckets[kind][name] = doc.model
-    _Checker(out, seen, sql, problems).run()
+    _Checker(out, seen, sql, problems, failed or set()).run()
     return out
 
 
 class _Checker:
     def __init__(
         self, out: Checked, docs: dict[tuple[str, str], LoadedDoc], sql: dict[str, list[SqlFile]],
-        problems: list[Problem],
+        problems: list[Problem], failed: set[tuple[str, str]],
     ) -> None:
+        self.failed = _Failed(failed)
         self.out = out
         self.docs = docs
         self.sql = sql
@@ -146,13 +163,13 @@ class _Checker:
 
     def _groups_known(self, kind: str, name: str, path: tuple[str | int, ...], groups: list[str]) -> None:
         for index, group in enumerate(groups):
-            if group not in self.out.groups:
+            if group not in self.out.groups and ("Group", group) not in self.failed:
                 self.add(kind, name, (*path, index), f"reference to undeclared group {group!r}")
 
     def environments(self) -> None:
         declared = self.out.environments
         for env in self.envs:
-            if env not in declared:
+            if env not in declared and ("Environment", env) not in self.failed:
                 self.problems.append(Problem("reconciler.yaml", None,
                                              f"environment {env!r} is listed but has no 'kind: Environment' document"))
         for name, env in declared.items():
@@ -179,6 +196,8 @@ class _Checker:
             elif ref.startswith("config:"):
                 target = ref.removeprefix("config:")
                 variable = self.out.config.get(target)
+                if variable is None and ("ConfigVariable", target) in self.failed:
+                    continue
                 if not CONFIG_REFERENCE.fullmatch("${" + ref + "}") or variable is None:
                     self.add(kind, name, path, f"reference to undeclared config variable {target!r}")
                     continue
@@ -257,6 +276,8 @@ class _Checker:
             self._env_known("App", app.name, ("environments", index), env)
         for index, res_name in enumerate(app.resources):
             resource = self.out.resources.get(res_name)
+            if resource is None and ("Resource", res_name) in self.failed:
+                continue
             if resource is None:
                 self.add("App", app.name, ("resources", index), f"reference to undeclared resource {res_name!r}")
                 continue
@@ -266,6 +287,8 @@ class _Checker:
                          f"resource {res_name!r} is not configured for environment {', '.join(missing)}")
         for index, var_name in enumerate(app.config):
             variable = self.out.config.get(var_name)
+            if variable is None and ("ConfigVariable", var_name) in self.failed:
+                continue
             if variable is None:
                 self.add("App", app.name, ("config", index), f"reference to undeclared config variable {var_name!r}")
                 continue
@@ -275,6 +298,8 @@ class _Checker:
                              f"config variable {var_name!r} has no value for environment {env!r}")
         for index, db_name in enumerate(app.databases):
             database = self.out.databases.get(db_name)
+            if database is None and ("Database", db_name) in self.failed:
+                continue
             if database is None:
                 self.add("App", app.name, ("databases", index), f"reference to undeclared database {db_name!r}")
                 continue

@@ -114,6 +114,9 @@ def parse_documents(text: str) -> list[ParsedDoc]:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         problem = exc.problem or exc.context or "invalid YAML"
+        context = exc.context_mark
+        if exc.context and context is not None and line is not None and context.line + 1 != line:
+            problem += f" ({exc.context.removeprefix('while ')} started on line {context.line + 1})"
         raise YamlProblem(line, f"invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise YamlProblem(None, f"invalid YAML: {exc}") from None

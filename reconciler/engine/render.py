@@ -26,7 +26,6 @@ SensitiveFn = Callable[[str], Sensitive]
 class DesiredDatabase:
     name: str
     url: str  # template; may hold ${secret:...}
-    shadow_url: str | None
     managed_schemas: list[str]
     files: list[SqlFile]
     content_key: str  # hash of the SQL files: the cache key of the declared schema
@@ -140,7 +139,6 @@ class _Renderer:
             databases.append(DesiredDatabase(
                 name=database.name,
                 url=target.url,
-                shadow_url=target.shadow_url,
                 managed_schemas=list(database.managed_schemas),
                 files=files,
                 content_key="sha256:" + digest.hexdigest(),

@@ -115,7 +115,6 @@ class SchemaProvider(Protocol):
         files: list[tuple[str, str]],
         content_key: str,
         managed_schemas: list[str],
-        shadow_url: str | None = None,
     ) -> list[DriftItem]:
         """Statements that turn the live schema at ``url`` into the declared one, classified."""
         ...

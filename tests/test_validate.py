@@ -1,0 +1,160 @@
+"""``reconciler validate``: every error class of SPEC §2, with file and line, all reported at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reconciler.desired.loader import load
+from reconciler.errors import ValidationError
+from reconciler.source.trees import DirectoryTree
+from tests.conftest import EXAMPLE, cli
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    target = tmp_path / "desired-state"
+    shutil.copytree(EXAMPLE, target)
+    return target
+
+
+def problems(folder: Path) -> list[str]:
+    with pytest.raises(ValidationError) as caught:
+        load(DirectoryTree(folder))
+    return [str(p) for p in caught.value.problems]
+
+
+def edit(folder: Path, relative: str, old: str, new: str) -> None:
+    path = folder / relative
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {relative}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_the_example_is_valid() -> None:
+    result = cli(None, "validate", str(EXAMPLE))
+    assert result.exit_code == 0
+    assert "12 documents" in result.stdout
+    assert "staging → production" in result.stdout
+
+
+def test_bad_yaml_names_file_and_line(folder: Path) -> None:
+    edit(folder, "groups.yaml", "description: Support engineers", "description: [unclosed")
+    assert problems(folder) == ["groups.yaml:4: invalid YAML: did not find expected ',' or ']' (parsing a flow sequence "
+                                "started on line 3)"]
+
+
+def test_unknown_field_points_at_its_line(folder: Path) -> None:
+    edit(folder, "environments/production.yaml", "  prereleases: false", "  prerelease: false")
+    found = problems(folder)
+    assert found == ["environments/production.yaml:9: Environment 'production': unknown field 'track.prerelease' "
+                     "(check the spelling; unknown fields are not allowed)"]
+
+
+def test_missing_required_field(folder: Path) -> None:
+    edit(folder, "resources/segment.yaml", "type: restapi\n", "")
+    assert problems(folder) == ["resources/segment.yaml:1: Resource 'segment': missing required field 'type'"]
+
+
+def test_unknown_kind(folder: Path) -> None:
+    (folder / "extra.yaml").write_text("kind: Dashboard\nname: x\n")
+    assert problems(folder) == ["extra.yaml:1: unknown kind 'Dashboard' (known kinds: App, ConfigVariable, Database, "
+                                "Environment, Group, Resource)"]
+
+
+def test_duplicate_name(folder: Path) -> None:
+    (folder / "more-groups.yaml").write_text("kind: Group\nname: support-team\n")
+    found = problems(folder)
+    assert found == ["more-groups.yaml:2: duplicate Group 'support-team' (first declared at groups.yaml:2)"]
+
+
+def test_reference_to_undeclared_objects(folder: Path) -> None:
+    edit(folder, "apps/customer-support-dashboard.yaml", "resources: [crm-db, crm-api]", "resources: [crm-db, crm-apx]")
+    edit(folder, "apps/customer-support-dashboard.yaml", "config: [API_CRM_BASE_URL, SUPPORT_EMAIL]",
+         "config: [API_CRM_BASE_URL, SUPPORT_MAIL]")
+    edit(folder, "apps/customer-support-dashboard.yaml", "databases: [crm]", "databases: [crmx]")
+    edit(folder, "apps/customer-support-dashboard.yaml", "  use: [support-team]", "  use: [support-crew]")
+    edit(folder, "resources/crm-db.yaml", "  staging:\n", "  stagin:\n")
+    found = problems(folder)
+    assert "apps/customer-support-dashboard.yaml:7: App 'customer-support-dashboard': reference to undeclared " \
+           "resource 'crm-apx'" in found
+    assert "apps/customer-support-dashboard.yaml:8: App 'customer-support-dashboard': reference to undeclared " \
+           "config variable 'SUPPORT_MAIL'" in found
+    assert "apps/customer-support-dashboard.yaml:9: App 'customer-support-dashboard': reference to undeclared " \
+           "database 'crmx'" in found
+    assert "apps/customer-support-dashboard.yaml:11: App 'customer-support-dashboard': reference to undeclared " \
+           "group 'support-crew'" in found
+    assert any(p.startswith("resources/crm-db.yaml:10: Resource 'crm-db': unknown environment 'stagin'") for p in found)
+    assert len(found) >= 5  # every problem at once, not the first only
+
+
+def test_app_environment_without_config_value(folder: Path) -> None:
+    edit(folder, "config/variables.yaml", "  default: support-staging@example.com\n", "")
+    found = problems(folder)
+    assert found == ["apps/customer-support-dashboard.yaml:8: App 'customer-support-dashboard': config variable "
+                     "'SUPPORT_EMAIL' has no value for environment 'staging'"]
+
+
+def test_literal_secret_is_an_error(folder: Path) -> None:
+    edit(folder, "config/variables.yaml", '  production: "${secret:SEGMENT_PRODUCTION_KEY}"', "  production: abc123")
+    edit(folder, "resources/crm-db.yaml", 'password: "${secret:CRM_DB_PRODUCTION_PASSWORD}"', "password: hunter2")
+    found = problems(folder)
+    assert "config/variables.yaml:22: ConfigVariable 'SEGMENT_WRITE_KEY': a secret variable's value must be a " \
+           "${secret:NAME} reference, not a literal" in found
+    assert any(p.startswith("resources/crm-db.yaml:21: Resource 'crm-db': option 'password' holds a literal secret")
+               for p in found)
+
+
+def test_schema_path_outside_the_root(folder: Path) -> None:
+    edit(folder, "databases/crm.yaml", "schema: databases/crm ", "schema: ../../etc ")
+    found = problems(folder)
+    assert found == ["databases/crm.yaml:4: Database 'crm': schema '../../etc' is outside the desired-state folder; "
+                     "use a path relative to it"]
+
+
+def test_schema_path_behind_a_symlink(folder: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    shutil.move(folder / "databases" / "crm", outside)
+    os.symlink(outside, folder / "databases" / "crm")
+    found = problems(folder)
+    assert found == ["databases/crm.yaml:4: Database 'crm': schema 'databases/crm' goes through the symbolic link "
+                     "'databases/crm'; links are not followed"]
+
+
+def test_sql_that_does_not_parse(folder: Path) -> None:
+    edit(folder, "databases/crm/002_tickets.sql", "create index tickets_customer_id_idx", "create indx tickets_idx")
+    assert problems(folder) == ['databases/crm/002_tickets.sql:13: SQL does not parse: syntax error at or near "indx"']
+
+
+def test_newer_format_version_is_refused(folder: Path) -> None:
+    edit(folder, "reconciler.yaml", "version: 1", "version: 2")
+    found = problems(folder)
+    assert found == ["reconciler.yaml:2: reconciler.yaml: version: format version 2 is newer than this reconciler "
+                     "understands (1); upgrade reconciler"]
+
+
+def test_several_problems_reported_at_once_by_the_cli(folder: Path) -> None:
+    edit(folder, "groups.yaml", "description: Support engineers", "descripton: Support engineers")
+    edit(folder, "resources/segment.yaml", "type: restapi\n", "")
+    result = cli(None, "validate", str(folder))
+    assert result.exit_code == 1
+    assert "has 2 problems" in result.stderr
+    assert "groups.yaml:3: Group 'support-team': unknown field 'descripton'" in result.stderr
+    assert "resources/segment.yaml:1: Resource 'segment': missing required field 'type'" in result.stderr
+
+
+def test_json_output_lists_problems(folder: Path) -> None:
+    edit(folder, "resources/segment.yaml", "type: restapi\n", "")
+    result = cli(None, "validate", str(folder), "--format", "json")
+    assert result.exit_code == 1
+    assert json.loads(result.stdout) == {"valid": False, "problems": [
+        {"file": "resources/segment.yaml", "line": 1, "message": "Resource 'segment': missing required field 'type'"}]}
+
+
+def test_yaml_inside_app_source_is_not_desired_state(folder: Path) -> None:
+    (folder / "apps" / "customer-support-dashboard" / "more.yaml").write_text("kind: NotOurs\n: [bad yaml\n")
+    assert load(DirectoryTree(folder)).document_count() == 12
