@@ -1,0 +1,1 @@
+"""Tests of the retool provider against a fake Retool API held to the OpenAPI document."""
