@@ -64,6 +64,8 @@ def errors_as_exit() -> Iterator[None]:
     except typer.Exit:
         raise
     except ValidationError as exc:
+        if len(exc.problems) == 1:
+            fail(f"desired state is invalid: {exc.problems[0]}".replace("[", "\\["))
         err.print(f"[bold red]error:[/bold red] {exc.message.splitlines()[0]}")
         for problem in exc.problems:
             err.print(f"  {problem}", markup=False)

@@ -79,7 +79,7 @@ class DatabasesConfig(Section):
 class ApiToken(Section):
     name: str
     hash: str
-    scopes: list[Literal["read", "sync", "admin"]] = Field(default_factory=lambda: ["read"])
+    scopes: list[Literal["read", "sync", "admin"]] = ["read"]  # pydantic copies defaults per instance
     environments: list[str] | None = None  # for registry app tokens: limit to these environments
     apps: list[str] | None = None
 

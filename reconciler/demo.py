@@ -132,7 +132,8 @@ def _narrate(demo: Demo, r: Reconciler) -> int:
         # The example forbids Friday-evening releases; keep the demo's clock out of that window.
         fixed = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
         r.clock = lambda: fixed
-        clock_note = "It is inside production's deny window right now, so the demo runs with its clock at a Wednesday noon."
+        clock_note = ("It is inside production's deny window right now, so the demo runs with its clock at a "
+                      "Wednesday noon.")
 
     demo.step("Validate", "Every document is checked: fields, references, secrets, SQL. Errors would name file:line.")
     state = r.state_at(r.repository.branch_head("main"))
@@ -156,7 +157,8 @@ def _narrate(demo: Demo, r: Reconciler) -> int:
     demo.step("A schema change flows to staging", "A pull request adds customers.phone and an index. Merged to main, "
               "it reaches staging on the next reconcile; production does not move.")
     sql = demo.repo / "desired-state" / "databases" / "crm" / "004_phone.sql"
-    sql.write_text("alter table customers add column phone text;\ncreate index customers_phone_idx on customers (phone);\n")
+    sql.write_text("alter table customers add column phone text;\n"
+                   "create index customers_phone_idx on customers (phone);\n")
     workspace.commit_all(demo.repo, "Add customers.phone")
     demo.show_outcome(r.reconcile("staging", trigger="demo"))
 
@@ -172,7 +174,8 @@ def _narrate(demo: Demo, r: Reconciler) -> int:
     console.print(f"[dim]exit code of 'reconciler apply production' here: {blocked.exit_code}; the column is "
                   "still there and production stays at v1.0.0.[/dim]")
 
-    demo.step("Approve it with a tag trailer", "The operator cuts v1.1.1 with 'Approve: crm:drop-column:public.customers.plan' "
+    demo.step("Approve it with a tag trailer", "The operator cuts v1.1.1 with "
+              "'Approve: crm:drop-column:public.customers.plan' "
               "in the annotated tag message.")
     workspace.tag(demo.repo, "v1.1.1", "Release 1.1.1\n\nApprove: crm:drop-column:public.customers.plan\n")
     demo.show_outcome(r.reconcile("production", trigger="demo"))
@@ -190,6 +193,7 @@ def _narrate(demo: Demo, r: Reconciler) -> int:
 
     demo.step("Status", "What 'reconciler status' shows on-call: every environment, its revisions and state.")
     console.print(render_status("text", r.status_rows()), end="")
-    console.print("\n[bold green]Done.[/bold green] Next: 'reconciler run --source PATH' keeps doing this on every commit "
+    console.print("\n[bold green]Done.[/bold green] Next: 'reconciler run --source PATH' keeps doing this on every "
+                  "commit "
                   "and tag; see README.md.")
     return 0

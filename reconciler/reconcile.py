@@ -398,6 +398,10 @@ class Reconciler:
         bound = log.bind(environment=env, trigger=trigger)
         try:
             target = self.target(env, rev)
+        except NotFoundError:
+            raise  # an unknown environment is the caller's mistake, not a run
+        except ValidationError as exc:
+            return self._failed_without_run(env, None, None, trigger, f"the control branch is invalid: {exc}")
         except ReconcilerError as exc:
             return self._failed_without_run(env, None, None, trigger, str(exc))
         self.store.update_status(env, tracked_ref=_tracked_ref(target.spec), desired_revision=target.revision,

@@ -188,9 +188,12 @@ def cli(world: World | None, *args: str) -> CliResult:
     return CliResult(result.exit_code, result.stdout, result.stderr)
 
 
-def cli_process(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> CliResult:
-    """Run the installed console script as a real process."""
+def cli_process(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, unset: list[str] | None = None
+) -> CliResult:
+    """Run the installed console script as a real process (``env`` added to, ``unset`` removed from ours)."""
     exe = Path(sys.executable).parent / "reconciler"
-    done = subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd,
-                          env={**os.environ, **(env or {})}, timeout=120, check=False)
+    full = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in (unset or [])}
+    done = subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, env=full, timeout=120,
+                          check=False)
     return CliResult(done.returncode, done.stdout, done.stderr)

@@ -36,7 +36,8 @@ def test_render_merges_options_and_resolves_config_references(state) -> None:  #
     crm_db = staging.objects[("resource", "crm-db")].fields
     assert crm_db["options"]["host"] == "db-staging.internal"
     assert crm_db["options"]["port"] == 5432
-    assert crm_db["options"]["password"] == Sensitive("${secret:CRM_DB_STAGING_PASSWORD}", "fp:${secret:CRM_DB_STAGING_PASSWORD}")
+    reference = "${secret:CRM_DB_STAGING_PASSWORD}"
+    assert crm_db["options"]["password"] == Sensitive(reference, "fp:" + reference)
     api = render(state, "production", fake_sensitive).objects[("resource", "crm-api")].fields
     assert api["options"]["base_url"] == "https://api.example.com"
     segment = staging.objects[("resource", "segment")].fields
@@ -53,8 +54,10 @@ def test_render_derives_permissions_from_access(state) -> None:  # type: ignore[
 
 
 def test_diff_reports_field_paths_and_redacts_secrets() -> None:
-    declared = {("resource", "db"): PlatformObject("resource", "db", {"options": {"host": "a", "password": Sensitive("t", "1")}})}
-    live = {("resource", "db"): PlatformObject("resource", "db", {"options": {"host": "b", "password": Sensitive("t", "2")}})}
+    def db(host: str, fingerprint: str) -> PlatformObject:
+        return PlatformObject("resource", "db", {"options": {"host": host, "password": Sensitive("t", fingerprint)}})
+
+    declared, live = {("resource", "db"): db("a", "1")}, {("resource", "db"): db("b", "2")}
     items = diff_objects(declared, live, prune=False)
     assert [(i.id, i.declared, i.live) for i in items] == [
         ("resource:db:options.host", "a", "b"),
@@ -106,7 +109,8 @@ def test_prune_removes_dependents_first() -> None:
 
 
 def test_approval_trailers_and_prefix_match() -> None:
-    message = "Release 2.0\n\nSome text.\n\nApprove: crm:drop-column:public.customers.legacy_notes\nApprove: crm:drop-table:*\n"
+    message = ("Release 2.0\n\nSome text.\n\nApprove: crm:drop-column:public.customers.legacy_notes\n"
+               "Approve: crm:drop-table:*\n")
     approvals = gates.approvals_in(message)
     assert approvals == ["crm:drop-column:public.customers.legacy_notes", "crm:drop-table:*"]
     assert gates.is_approved("crm:drop-table:public.old", approvals)
@@ -166,4 +170,4 @@ def test_semver_order_and_prereleases() -> None:
     assert parse_semver("v1.2") is None
     tags = [TagRef(n, n, False, n, "") for n in ("v1.9.0", "v1.10.0", "v2.0.0-rc.1", "release-3", "x1.0.0")]
     assert [r.tag.name for r in releases(tags, "v*", prereleases=False)] == ["v1.10.0", "v1.9.0"]
-    assert [r.tag.name for r in releases(tags, "v*", prereleases=True)][0] == "v2.0.0-rc.1"
+    assert next(r.tag.name for r in releases(tags, "v*", prereleases=True)) == "v2.0.0-rc.1"

@@ -44,8 +44,8 @@ def test_the_example_is_valid() -> None:
 
 def test_bad_yaml_names_file_and_line(folder: Path) -> None:
     edit(folder, "groups.yaml", "description: Support engineers", "description: [unclosed")
-    assert problems(folder) == ["groups.yaml:4: invalid YAML: did not find expected ',' or ']' (parsing a flow sequence "
-                                "started on line 3)"]
+    assert problems(folder) == ["groups.yaml:4: invalid YAML: did not find expected ',' or ']' "
+                                "(parsing a flow sequence started on line 3)"]
 
 
 def test_unknown_field_points_at_its_line(folder: Path) -> None:

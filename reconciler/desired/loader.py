@@ -16,7 +16,7 @@ from typing import Any
 import pydantic
 
 from reconciler.desired import validation
-from reconciler.desired.models import KIND_MODELS, RootConfig, Strict
+from reconciler.desired.models import KIND_MODELS, App, Database, RootConfig, Strict
 from reconciler.desired.state import AppSource, DesiredState, SqlFile
 from reconciler.desired.yamldocs import ParsedDoc, YamlProblem, parse_documents
 from reconciler.errors import Problem, ValidationError
@@ -246,6 +246,7 @@ def _folder_entries(
 def _read_sql(
     tree: FileTree, entries: list[Entry], by_path: dict[str, Entry], doc: LoadedDoc, problems: list[Problem]
 ) -> list[SqlFile]:
+    assert isinstance(doc.model, Database)
     folder = doc.model.schema_
     inside = _folder_entries(entries, by_path, doc, "schema", folder, problems)
     if inside is None:
@@ -267,6 +268,7 @@ def _read_sql(
 def _read_app(
     tree: FileTree, entries: list[Entry], by_path: dict[str, Entry], doc: LoadedDoc, problems: list[Problem]
 ) -> AppSource | None:
+    assert isinstance(doc.model, App)
     folder = doc.model.source
     inside = _folder_entries(entries, by_path, doc, "source", folder, problems)
     if inside is None:

@@ -151,8 +151,8 @@ class Environment(Strict):
     description: Text = ""
     color: Annotated[str, StringConstraints(pattern=r"^#[0-9A-Fa-f]{6}$")] | None = None
     track: Track
-    sync: Sync = Field(default_factory=Sync)
-    access: Access = Field(default_factory=Access)
+    sync: Sync = Sync()
+    access: Access = Access()
 
 
 Options = dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,100}$")], Any]
@@ -226,7 +226,7 @@ class App(Strict):
     resources: list[Name] = Field(default_factory=list)
     config: list[VariableName] = Field(default_factory=list)
     databases: list[Name] = Field(default_factory=list)
-    access: AppAccess = Field(default_factory=AppAccess)
+    access: AppAccess = AppAccess()
 
 
 Document = Environment | Resource | ConfigVariable | Database | Group | App

@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from reconciler.desired.models import KIND_MODELS, RootConfig
 
 BASE_URL = "https://reconciler.dev/schemas/v1"
@@ -16,7 +18,8 @@ BASE_URL = "https://reconciler.dev/schemas/v1"
 
 def schemas() -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
-    for kind, model in {"reconciler.yaml": RootConfig, **KIND_MODELS}.items():
+    models: dict[str, type[BaseModel]] = {"reconciler.yaml": RootConfig, **KIND_MODELS}
+    for kind, model in models.items():
         schema = model.model_json_schema(by_alias=True)
         file = "reconciler-yaml" if kind == "reconciler.yaml" else kind
         schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"{BASE_URL}/{file}.schema.json",

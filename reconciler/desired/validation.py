@@ -172,10 +172,10 @@ class _Checker:
             if env not in declared and ("Environment", env) not in self.failed:
                 self.problems.append(Problem("reconciler.yaml", None,
                                              f"environment {env!r} is listed but has no 'kind: Environment' document"))
-        for name, env in declared.items():
+        for name, spec in declared.items():
             if name not in self.envs:
                 self.add("Environment", name, ("name",), "not listed in reconciler.yaml 'environments'")
-            source = env.track.promoted_from
+            source = spec.track.promoted_from
             if source is not None:
                 if source not in self.envs:
                     self.add("Environment", name, ("track", "promoted_from"),
@@ -183,8 +183,8 @@ class _Checker:
                 elif name in self.envs and self.envs.index(source) >= self.envs.index(name):
                     self.add("Environment", name, ("track", "promoted_from"),
                              f"promoted_from {source!r} must come before {name!r} in the promotion order")
-            self._groups_known("Environment", name, ("access", "edit"), env.access.edit)
-            self._groups_known("Environment", name, ("access", "use"), env.access.use)
+            self._groups_known("Environment", name, ("access", "edit"), spec.access.edit)
+            self._groups_known("Environment", name, ("access", "use"), spec.access.use)
 
     def _check_value(
         self, kind: str, name: str, path: tuple[str | int, ...], value: Any, envs: list[str]

@@ -8,7 +8,8 @@ logged, stored and printed as it is.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -62,7 +63,7 @@ class DriftItem:
     sql: str | None = None
     transactional: bool = True
     pruned: bool = False
-    detail: dict[str, Any] = field(default_factory=dict, compare=False)
+    detail: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

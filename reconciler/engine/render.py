@@ -98,7 +98,8 @@ class _Renderer:
         add("environment", env, {"description": spec.description, "color": spec.color})
         resources = [r for r in state.resources.values() if env in resource_environments(r, envs)]
         apps = [a for a in state.apps.values() if env in app_environments(a, envs)]
-        for folder in sorted({x.folder for x in [*resources, *apps] if x.folder}):
+        folders = {r.folder for r in resources if r.folder} | {a.folder for a in apps if a.folder}
+        for folder in sorted(folders):
             add("folder", folder, {})
         for resource in resources:
             env_options = (resource.environments or {}).get(env)

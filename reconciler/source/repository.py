@@ -187,7 +187,7 @@ class Repository:
                         target=str(commit.id),
                         annotated=annotated,
                         object_id=str(obj.id),
-                        message=obj.message if annotated else "",  # type: ignore[union-attr]
+                        message=obj.message if isinstance(obj, pygit2.Tag) else "",
                     )
                 )
         return out

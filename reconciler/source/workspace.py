@@ -22,15 +22,14 @@ def init(path: Path, branch: str = "main") -> pygit2.Repository:
     return repo
 
 
-def commit_all(path: Path, message: str, branch: str = "main") -> str:
-    """Stage every file in the working directory of ``path`` and commit it on ``branch``."""
+def commit_all(path: Path, message: str) -> str:
+    """Stage every file in the working directory of ``path`` and commit on the checked-out branch."""
     repo = pygit2.Repository(str(path))
     repo.index.add_all()
     repo.index.write()
     tree = repo.index.write_tree()
-    ref = f"refs/heads/{branch}"
     parents = [] if repo.head_is_unborn else [repo.head.target]
-    oid = repo.create_commit(ref, AUTHOR, AUTHOR, message, tree, parents)
+    oid = repo.create_commit("HEAD", AUTHOR, AUTHOR, message, tree, parents)
     return str(oid)
 
 

@@ -48,7 +48,8 @@ class RegistryProvider:
             self.engine = _engine(url)
             t.metadata.create_all(self.engine)
         except sa.exc.SQLAlchemyError as exc:
-            raise ProviderError(f"registry database unreachable: {type(exc.orig or exc).__name__}") from exc
+            cause = type(getattr(exc, "orig", None) or exc).__name__
+            raise ProviderError(f"registry database unreachable: {cause}") from exc
 
     def close(self) -> None:
         self.engine.dispose()
@@ -58,7 +59,8 @@ class RegistryProvider:
             with self.engine.begin() as conn:
                 return fn(conn)
         except sa.exc.SQLAlchemyError as exc:
-            raise ProviderError(f"registry: {what} failed: {type(exc.orig or exc).__name__}") from exc
+            cause = type(getattr(exc, "orig", None) or exc).__name__
+            raise ProviderError(f"registry: {what} failed: {cause}") from exc
 
     # -- reading -------------------------------------------------------------------------
 
