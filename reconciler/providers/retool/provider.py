@@ -739,14 +739,6 @@ class RetoolProvider:
 
     # -- apps -------------------------------------------------------------------------------------------
 
-    def _app_shown(self, app: Mapping[str, Any], release: str | None) -> dict[str, Any]:
-        return {
-            "name": app["name"],
-            "description": app.get("description"),
-            "folder": self._folder_name(app.get("folder_id")),
-            "release": release,
-        }
-
     def _app_fields(
         self,
         book: FingerprintBook,
@@ -754,20 +746,22 @@ class RetoolProvider:
         app: Mapping[str, Any],
         release: str,
     ) -> dict[str, Any]:
+        """An app's live fields: what we deployed while its manifest still pins our release.
+
+        Retool holds nothing of ours for an app but the release its environment's manifest pins;
+        the app's description and folder come from its Source Control repository, which we do not
+        write. So while the manifest pins the release we deployed, the app is as we declared it.
+        """
         record = self._recall(book, f"app/{environment}/{app['name']}")
-        if record is not None and record.seen == self._digest(self._app_shown(app, release)):
-            return record.fields
         if record is not None and record.extra.get("version") == release:
-            source_hash = record.fields.get("source_hash")
-        else:
-            source_hash = book.get(PROVIDER, f"app-release/{app['name']}/{release}") or f"unknown:{release}"
-        remembered = record.fields if record is not None else {}
+            return record.fields
+        source_hash = book.get(PROVIDER, f"app-release/{app['name']}/{release}") or f"unknown:{release}"
         return {
             "description": app.get("description"),
             "folder": self._folder_name(app.get("folder_id")),
             "source_hash": source_hash,
-            "resources": remembered.get("resources", []),
-            "config": remembered.get("config", []),
+            "resources": record.fields.get("resources", []) if record is not None else [],
+            "config": record.fields.get("config", []) if record is not None else [],
         }
 
     def _ensure_app(self, ctx: ApplyContext, desired: PlatformObject) -> None:
@@ -813,7 +807,7 @@ class RetoolProvider:
         self._remember(
             ctx.fingerprints,
             f"app/{ctx.environment}/{desired.name}",
-            self._app_shown(app, version),
+            {"release": version},
             desired.fields,
             version=version,
             release=deployment.release,
