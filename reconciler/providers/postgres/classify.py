@@ -433,7 +433,8 @@ def _constraint_kind(con: Any) -> str:
 
 def _describe_grant(stmt: Any, node: Any) -> _Stmt:
     objects = ",".join(
-        _rangevar(o) if isinstance(o, ast.RangeVar) else _deparse(o) for o in node.objects or ()
+        _rangevar(o) if isinstance(o, ast.RangeVar) else str(o.sval) if isinstance(o, ast.String) else _deparse(o)
+        for o in node.objects or ()
     )
     privileges = ",".join(p.priv_name for p in node.privileges) if node.privileges else "all"
     grantees = ",".join(
@@ -630,7 +631,8 @@ def _enum_changes(stmts: list[_Stmt], facts: SchemaFacts) -> None:
                 head.risk = Risk.DESTRUCTIVE
             else:
                 head.action, head.obj = "alter-enum", enum
-                head.risk = _max_risk(Risk.LOCK_RISK, *(s.risk for s in group if s.action != "drop-type"))
+                # Reordering recreates the type and rewrites every column that uses it.
+                head.risk = Risk.LOCK_RISK
             head.change = Change.UPDATE
         head.declared = "enum (" + ", ".join(after) + ")"
         head.live = "enum (" + ", ".join(before) + ")"

@@ -154,6 +154,7 @@ def _quote(identifier: str) -> str:
 
 
 _CREATE_INDEX = re.compile(r"^\s*create\s+(unique\s+)?index\s", re.IGNORECASE)
+_QUOTED_PUBLIC = re.compile(r'^((?:grant|revoke)\s.*\s(?:to|from))\s+"PUBLIC";$', re.IGNORECASE | re.DOTALL)
 _ON_ONLY = re.compile(r"\sON\s+ONLY\s", re.IGNORECASE)
 
 _RELATION_KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "c": "type"}
@@ -224,6 +225,8 @@ class MigraEngine:
             migration.set_safety(False)
             migration.add_all_changes(privileges=True)
             statements = [s.strip() for s in migration.statements if s and s.strip()]
+            # schemainspect quotes the grantee, and "PUBLIC" quoted is a role that cannot exist.
+            statements = [_QUOTED_PUBLIC.sub(r"\1 public;", s) for s in statements]
             statements = self._drop_before_return_type_change(statements, live, declared)
             statements = self._recreate_changed_generated_columns(statements, live, declared)
             # Child indexes are left out of the inspections, so the parent index must build them:

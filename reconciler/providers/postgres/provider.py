@@ -135,9 +135,11 @@ class PostgresProvider:
         if destructive and not allow_destructive:
             raise SchemaError(f"destructive schema changes need approval: {', '.join(destructive)}")
         applied = self.apply(database, url, [i for i in items if i.phase == Phase.SCHEMA_ADDITIVE])
-        rest = self.plan(database, url, files, content_key, managed_schemas)
-        if rest:
-            applied += self.apply(database, url, rest)
+        if any(i.phase != Phase.SCHEMA_ADDITIVE for i in items):
+            # Plan again: the destructive items computed before may depend on what just changed.
+            rest = self.plan(database, url, files, content_key, managed_schemas)
+            if rest:
+                applied += self.apply(database, url, rest)
         remaining = self.verify(database, url, files, content_key, managed_schemas)
         if remaining:
             raise SchemaError(

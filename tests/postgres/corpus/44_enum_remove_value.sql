@@ -1,4 +1,6 @@
 -- An enum value removed (destructive; rows must not use it).
+-- @expect: select array_agg(enumlabel order by enumsortorder) = array['open','closed']::name[] from pg_enum where enumtypid = 'ticket_status'::regtype
+-- @expect: select count(*) = 2 from tickets
 -- @before
 create type ticket_status as enum ('open', 'stale', 'closed');
 create table tickets (id int primary key, status ticket_status not null default 'open');

@@ -1,4 +1,5 @@
 -- Privileges on a sequence.
+-- @invisible: schemainspect reads table privileges only (information_schema.role_table_grants)
 -- @before
 create sequence invoice_numbers;
 -- @after
