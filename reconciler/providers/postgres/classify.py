@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from pglast import ast, enums, parse_sql
@@ -788,8 +788,3 @@ def _items(database: str, stmts: Sequence[_Stmt]) -> list[DriftItem]:
         )
     return items
 
-
-def with_risk(item: DriftItem, risk: Risk) -> DriftItem:
-    """``item`` with another risk (and the matching phase)."""
-    phase = Phase.SCHEMA_DESTRUCTIVE if risk == Risk.DESTRUCTIVE else Phase.SCHEMA_ADDITIVE
-    return replace(item, risk=risk, phase=phase)
