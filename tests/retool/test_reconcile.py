@@ -6,6 +6,8 @@ fake on loopback, which checks every request and answer against Retool's OpenAPI
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from reconciler.engine.changes import Change
@@ -412,3 +414,40 @@ def test_an_update_that_would_erase_a_secret_reconciler_did_not_write_is_refused
         provider.apply(context("staging", secrets, book), Change.CREATE, variable, None)
 
     assert fake.config_values("SEGMENT_WRITE_KEY") == {"production": "set-by-hand"}
+
+
+def test_without_a_book_given_the_provider_adopts_the_one_apply_is_given(
+    fake: FakeRetool, book: MemoryFingerprintBook, secrets: Secrets
+) -> None:
+    provider = RetoolProvider(fake.url, fake.token, requests_per_minute=60_000, deploy_poll_interval=0.01)
+    try:
+        apply_both(provider, secrets, book)
+
+        assert provider.fingerprints is book
+        assert diff(objects("staging", secrets), provider.read("staging")) == {}
+        restarted = RetoolProvider(fake.url, fake.token, requests_per_minute=60_000)
+        restarted.fingerprints = book
+        assert diff(objects("production", secrets), restarted.read("production")) == {}
+        restarted.close()
+    finally:
+        provider.close()
+
+
+class NarrowBook(MemoryFingerprintBook):
+    """A book whose entries hold at most 120 characters, like the state store's column."""
+
+    def put(self, provider: str, scope: str, fingerprint: str) -> None:
+        assert len(fingerprint) <= 120, f"{scope}: {len(fingerprint)} characters"
+        super().put(provider, scope, fingerprint)
+
+
+def test_records_fit_a_book_whose_entries_hold_120_characters(
+    fake: FakeRetool, make_provider: Callable[..., RetoolProvider], secrets: Secrets
+) -> None:
+    narrow = NarrowBook()
+    provider = make_provider(fingerprints=narrow)
+    for env in ("staging", "production"):
+        reconcile(provider, context(env, secrets, narrow), objects(env, secrets))
+
+    for env in ("staging", "production"):
+        assert diff(objects(env, secrets), provider.read(env)) == {}

@@ -39,7 +39,8 @@ showed right after the write. ``read`` reports the recorded fields while Retool 
 same thing, and otherwise what Retool shows now, with secrets and hidden fields filled in from
 the record. So a secret changed in Git is drift (its fingerprint moved), while a secret edited
 inside Retool cannot be seen. The app's live ``source_hash`` is the one recorded for the release
-its environment's manifest pins.
+its environment's manifest pins. A record longer than a book entry holds (``BOOK_VALUE_LIMIT``) is
+split over several entries.
 
 ``apply`` is idempotent: it first computes the object's live fields the same way ``read`` does
 and sends nothing when they already match, so re-running a plan after a crash writes only what is
@@ -95,6 +96,10 @@ FOLDER_TYPES = ("app", "resource")
 # Retool requires a color on create; used when the declaration has none.
 DEFAULT_COLOR = "#FFFFFF"
 DEPLOY_DONE = ("SUCCESS", "ERROR")
+# The longest value a fingerprint book entry is assumed to hold (the state store's column width).
+# Longer records are split over several entries, with a head entry naming them.
+BOOK_VALUE_LIMIT = 120
+_CHUNKED = "chunked:"
 
 _T = TypeVar("_T")
 _SEMVER = re.compile(r"v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
@@ -152,10 +157,11 @@ def _normal(fields: Mapping[str, Any]) -> dict[str, Any]:
 class RetoolProvider:
     """Reads and applies our platform objects on one Retool instance.
 
-    ``fingerprints`` is the book ``read`` consults for what was written; give it the same book the
-    engine passes to ``apply`` in ``ApplyContext.fingerprints`` (without one, an in-memory book is
-    used, which forgets secrets' fingerprints when the process ends). ``transport`` and ``sleep``
-    exist for tests.
+    ``fingerprints`` is the book ``read`` consults for what was written: the same book the engine
+    passes to ``apply`` in ``ApplyContext.fingerprints`` (the state store). It can be given here or
+    set later (``provider.fingerprints = store``); until then the first ``apply`` adopts its
+    context's book, and a ``read`` before any of that uses an empty in-memory book (and says so in
+    the log), which makes every secret look unknown. ``transport`` and ``sleep`` exist for tests.
     """
 
     name = PROVIDER
@@ -188,7 +194,8 @@ class RetoolProvider:
         # Digests of what Retool showed are keyed with the token, so the book never holds a
         # guessable hash of a value Retool displays (some displayed values embed secrets).
         self._digest_key = hashlib.sha256(b"reconciler-retool-digest:" + token.encode()).digest()
-        self._book: FingerprintBook = fingerprints if fingerprints is not None else MemoryFingerprintBook()
+        self._book: FingerprintBook | None = fingerprints
+        self._memory_book = MemoryFingerprintBook()
         self._deploy_polls = max(1, int(deploy_timeout / max(deploy_poll_interval, 1e-3)) + 1)
         self._deploy_timeout = deploy_timeout
         self._deploy_poll_interval = deploy_poll_interval
@@ -200,6 +207,18 @@ class RetoolProvider:
     def __repr__(self) -> str:
         return f"RetoolProvider({self.client.base_url!r})"
 
+    @property
+    def fingerprints(self) -> FingerprintBook:
+        """The book ``read`` consults (see the class docstring)."""
+        if self._book is None:
+            log.warning("retool.no_fingerprint_book", detail="secrets written earlier cannot be recognised")
+            return self._memory_book
+        return self._book
+
+    @fingerprints.setter
+    def fingerprints(self, book: FingerprintBook) -> None:
+        self._book = book
+
     def close(self) -> None:
         self.client.close()
 
@@ -209,7 +228,7 @@ class RetoolProvider:
         """Every object of ``environment`` that the Retool instance holds."""
         with self._lock:
             self._cache.clear()
-            book = self._book
+            book = self.fingerprints
             state: LiveState = {}
 
             def add(kind: str, name: str, fields: dict[str, Any]) -> None:
@@ -285,6 +304,8 @@ class RetoolProvider:
         if subject.kind not in ensure:
             raise RetoolStateError(f"the retool provider does not manage objects of kind {subject.kind!r}")
         with self._lock:
+            if self._book is None:
+                self._book = ctx.fingerprints
             log.info(
                 "retool.apply",
                 environment=ctx.environment,
@@ -755,7 +776,7 @@ class RetoolProvider:
         record = self._recall(book, f"app/{environment}/{app['name']}")
         if record is not None and record.extra.get("version") == release:
             return record.fields
-        source_hash = book.get(PROVIDER, f"app-release/{app['name']}/{release}") or f"unknown:{release}"
+        source_hash = _book_get(book, f"app-release/{app['name']}/{release}") or f"unknown:{release}"
         return {
             "description": app.get("description"),
             "folder": self._folder_name(app.get("folder_id")),
@@ -814,7 +835,7 @@ class RetoolProvider:
         )
         source_hash = desired.fields.get("source_hash")
         if source_hash is not None:
-            ctx.fingerprints.put(PROVIDER, f"app-release/{desired.name}/{version}", str(source_hash))
+            _book_put(ctx.fingerprints, f"app-release/{desired.name}/{version}", str(source_hash))
 
     def _delete_app(self, ctx: ApplyContext, live: PlatformObject) -> None:
         app = self._app_by_name(live.name)
@@ -958,7 +979,7 @@ class RetoolProvider:
 
     @staticmethod
     def _recall(book: FingerprintBook, scope: str) -> _Record | None:
-        raw = book.get(PROVIDER, scope)
+        raw = _book_get(book, scope)
         if not raw:
             return None
         try:
@@ -982,8 +1003,35 @@ class RetoolProvider:
         record = {"seen": self._digest(shown), "fields": to_storable(dict(fields))}
         if extra:
             record["extra"] = extra
-        book.put(PROVIDER, scope, json.dumps(record, sort_keys=True))
+        _book_put(book, scope, json.dumps(record, sort_keys=True))
 
     @staticmethod
     def _forget(book: FingerprintBook, scope: str) -> None:
         book.put(PROVIDER, scope, "")
+
+
+def _book_put(book: FingerprintBook, scope: str, text: str) -> None:
+    """Store ``text`` under ``scope``, split over ``scope#1..n`` when it is too long for one entry."""
+    if len(text) <= BOOK_VALUE_LIMIT and not text.startswith(_CHUNKED):
+        book.put(PROVIDER, scope, text)
+        return
+    parts = [text[i:i + BOOK_VALUE_LIMIT] for i in range(0, len(text), BOOK_VALUE_LIMIT)]
+    for index, part in enumerate(parts, start=1):
+        book.put(PROVIDER, f"{scope}#{index}", part)
+    # The head goes last and names a digest of the whole, so a half-written record reads as none.
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    book.put(PROVIDER, scope, f"{_CHUNKED}{len(parts)}:{digest}")
+
+
+def _book_get(book: FingerprintBook, scope: str) -> str | None:
+    head = book.get(PROVIDER, scope)
+    if head is None or not head.startswith(_CHUNKED):
+        return head
+    count, _, digest = head[len(_CHUNKED):].partition(":")
+    if not count.isdigit():
+        return None
+    parts = [book.get(PROVIDER, f"{scope}#{index}") for index in range(1, int(count) + 1)]
+    text = "".join(part for part in parts if part is not None)
+    if None in parts or hashlib.sha256(text.encode()).hexdigest()[:16] != digest:
+        return None
+    return text
