@@ -80,7 +80,7 @@ def test_reading_back_marks_masked_values_hidden_and_drops_server_defaults() -> 
         "base_url": "https://api", "headers": {"Accept": "application/json"}, "authorization": "Bearer tk",
     }
     assert from_wire("postgresql", database) == {
-        "host": "h", "port": "5432", "database": "crm", "password": HIDDEN, "ssl": False,
+        "host": "h", "port": 5432, "database": "crm", "password": HIDDEN, "ssl": False,
     }
 
 

@@ -210,6 +210,8 @@ def from_wire(resource_type: str, wire: Mapping[str, Any]) -> dict[str, Any]:
         for key, value in db.items():
             if key == "name":
                 flat["database"] = _shown(value)
+            elif key == "port" and isinstance(value, str) and value.isdigit():
+                flat["port"] = int(value)  # Retool keeps ports as strings; people write numbers
             elif key == "ssl_settings" and isinstance(value, Mapping):
                 rest = {k: v for k, v in value.items() if k != "enabled"}
                 if "enabled" in value:
