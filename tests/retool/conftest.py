@@ -7,7 +7,6 @@ the OpenAPI contract.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -68,11 +67,3 @@ def make_provider(fake: FakeRetool, book: MemoryFingerprintBook) -> Iterator[Cal
 def provider(make_provider: Callable[..., RetoolProvider]) -> RetoolProvider:
     return make_provider()
 
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, interval: float = 0.01) -> None:
-    """Wait for a condition with a deadline (tests never sleep blindly)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(interval)
