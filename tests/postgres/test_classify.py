@@ -265,3 +265,21 @@ def test_ids_are_the_same_on_every_run() -> None:
 def test_sql_the_parser_rejects_is_an_error() -> None:
     with pytest.raises(SchemaError, match="does not parse"):
         classify("crm", SchemaDiff(statements=("alter tabel x;",), facts=SchemaFacts()))
+
+
+def test_a_view_recreated_around_a_destructive_change_waits_for_the_destructive_step() -> None:
+    facts = SchemaFacts(
+        live_tables=frozenset({"public.orders"}), live_relations=frozenset({"public.orders", "public.big"}),
+        live_columns={"public.orders.amount": "bigint"}, declared_columns={"public.orders.amount": "integer"},
+        live_dependencies={"public.big": frozenset({"public.orders"})},
+    )
+    items = classify("crm", SchemaDiff(statements=(
+        'drop view if exists "public"."big";',
+        'alter table "public"."orders" alter column "amount" set data type integer using "amount"::integer;',
+        'create or replace view "public"."big" as  SELECT id, amount FROM orders;',
+    ), facts=facts))
+    assert [(i.id, i.risk, i.phase) for i in items] == [
+        ("crm:drop-view:public.big", Risk.SAFE, Phase.SCHEMA_DESTRUCTIVE),
+        ("crm:alter-column-type:public.orders.amount", Risk.DESTRUCTIVE, Phase.SCHEMA_DESTRUCTIVE),
+        ("crm:create-view:public.big", Risk.SAFE, Phase.SCHEMA_DESTRUCTIVE),
+    ]

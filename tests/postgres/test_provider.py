@@ -232,3 +232,17 @@ def test_other_schemas_are_not_managed(provider: PostgresProvider, new_database:
     provider.reconcile("crm", url, files(BASE), "rev-1", ["public"])
     assert fetch(url, "select table_schema, table_name from information_schema.tables "
                       "where table_schema = 'ops'") == [("ops", "jobs")]
+
+
+def test_applying_phase_by_phase_from_fresh_plans_converges(
+    provider: PostgresProvider, new_database: NewDatabase
+) -> None:
+    """The engine's way: plan again before each step and run only that step's items."""
+    url = new_database("create table orders (id int primary key, amount bigint);"
+                       "create view big_orders as select id, amount from orders where amount > 100;")
+    declared = files("create table orders (id int primary key, amount integer, note text);"
+                     "create view big_orders as select id, amount from orders where amount > 100;")
+    for phase in (Phase.SCHEMA_ADDITIVE, Phase.SCHEMA_DESTRUCTIVE):
+        fresh = provider.plan("crm", url, declared, "rev-3", ["public"])
+        provider.apply("crm", url, [i for i in fresh if i.phase == phase])
+    assert provider.verify("crm", url, declared, "rev-3", ["public"]) == []

@@ -133,6 +133,7 @@ class _Stmt:
     replaced: bool = False
     extra_sql: tuple[str, ...] = ()
     absorbed: bool = False  # merged into another item or superseded by a rewrite
+    deferred: bool = False  # not destructive, but must run with the destructive step
 
 
 def classify(database: str, diff: SchemaDiff) -> list[DriftItem]:
@@ -158,6 +159,7 @@ def classify(database: str, diff: SchemaDiff) -> list[DriftItem]:
     _enum_changes(stmts, facts)
     _constraint_validation(stmts, facts, new_relations)
     _concurrent_indexes(stmts, facts, new_relations)
+    _defer_dependent_replacements(stmts, facts)
     return _items(database, [s for s in stmts if not s.absorbed])
 
 
@@ -567,6 +569,20 @@ def _pair_replacements(stmts: list[_Stmt]) -> None:
             drop.risk = Risk.SAFE
 
 
+def _defer_dependent_replacements(stmts: list[_Stmt], facts: SchemaFacts) -> None:
+    """A view migra drops and recreates around a destructive change runs in the destructive step.
+
+    migra drops the views that depend on a table it changes and creates them again afterwards.
+    When that change is destructive it waits for the destructive step; the view must wait with it,
+    or the additive step would recreate it early and the change would still find it in the way.
+    """
+    touched = {s.table or s.obj for s in stmts if s.risk == Risk.DESTRUCTIVE and not s.absorbed}
+    for s in stmts:
+        view = s.identity[1] if s.replaced and s.identity and s.identity[0] in {"view", "materialized-view"} else ""
+        if facts.live_dependencies.get(view, frozenset()) & touched:
+            s.deferred = True
+
+
 def _is_enum_rename(s: _Stmt) -> bool:
     return s.action == "rename-type" and (s.declared or "").endswith(ENUM_OLD_SUFFIX)
 
@@ -780,7 +796,8 @@ def _items(database: str, stmts: Sequence[_Stmt]) -> list[DriftItem]:
                 declared=s.declared,
                 live=s.live,
                 risk=s.risk,
-                phase=Phase.SCHEMA_DESTRUCTIVE if s.risk == Risk.DESTRUCTIVE else Phase.SCHEMA_ADDITIVE,
+                phase=Phase.SCHEMA_DESTRUCTIVE if s.risk == Risk.DESTRUCTIVE or s.deferred
+                else Phase.SCHEMA_ADDITIVE,
                 sql=sql,
                 transactional=s.transactional,
                 detail={"action": s.action, "replacement": s.replaced},

@@ -92,6 +92,8 @@ class SchemaFacts:
     # Every live relation (tables, views, materialized views) and function ("schema.name").
     live_relations: frozenset[str] = frozenset()
     live_functions: frozenset[str] = frozenset()
+    # Live views and materialized views -> the relations they depend on, directly or not.
+    live_dependencies: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # "schema.table.column" -> type as PostgreSQL prints it ("character varying(50)").
     live_columns: Mapping[str, str] = field(default_factory=dict)
     declared_columns: Mapping[str, str] = field(default_factory=dict)
@@ -330,6 +332,14 @@ def _facts(live: Any, declared: Any) -> SchemaFacts:
     def enums(inspector: Any) -> dict[str, tuple[str, ...]]:
         return {f"{e.schema}.{e.name}": tuple(e.elements) for e in inspector.enums.values()}
 
+    def dependencies(inspector: Any) -> dict[str, frozenset[str]]:
+        out: dict[str, frozenset[str]] = {}
+        for view in inspector.selectables.values():
+            if view.relationtype in ("v", "m"):
+                found = (inspector.selectables.get(sig) for sig in view.dependent_on_all)
+                out[f"{view.schema}.{view.name}"] = frozenset(f"{d.schema}.{d.name}" for d in found if d)
+        return out
+
     storage = [*live.tables.values(), *live.materialized_views.values()]
     return SchemaFacts(
         live_tables=frozenset(f"{t.schema}.{t.name}" for t in storage),
@@ -338,6 +348,7 @@ def _facts(live: Any, declared: Any) -> SchemaFacts:
         ),
         live_relations=frozenset(f"{r.schema}.{r.name}" for r in live.relations.values()),
         live_functions=frozenset(f"{f.schema}.{f.name}" for f in live.functions.values()),
+        live_dependencies=dependencies(live),
         live_columns=columns(live),
         declared_columns=columns(declared),
         live_enums=enums(live),
