@@ -133,6 +133,8 @@ class DeclaredSchemas:
                                     f"{_first_line(exc)}") from exc
             with conn:
                 conn.execute("SET client_min_messages = warning")
+                # The scratch database is thrown away: do not wait for WAL flushes on each commit.
+                conn.execute("SET synchronous_commit = off")
                 for path, sql in sorted(files):
                     load_file(conn, path, sql)
             inspection = self.engine.inspect(scratch_url, managed_schemas)
