@@ -8,9 +8,11 @@ The engine calls, per ``Database`` and environment:
   ``SCHEMA_DESTRUCTIVE``);
 * ``apply(database, url, items)`` - run the SQL of the given items (one transaction, then the
   non-transactional statements) and return the ids applied;
-* ``verify(...)`` - plan again after applying; what remains is drift. A statement that was just
-  applied and is proposed again means the diff engine cannot converge on this schema: that raises
-  ``SchemaError`` instead of letting the reconciler loop.
+* ``verify(...)`` - plan again after applying; what remains is drift.
+
+The first ``plan`` after an ``apply`` of the same database checks convergence: a statement that was
+just applied and is proposed again means the diff engine cannot converge on this schema, which
+raises ``SchemaError`` instead of letting the reconciler loop.
 
 The declared side is cached per content key (the Git tree id of the schema folder), so a drift
 check of an unchanged revision only inspects the live database. Between the additive and the
@@ -64,10 +66,24 @@ class PostgresProvider:
         content_key: str,
         managed_schemas: Sequence[str],
     ) -> list[DriftItem]:
-        """Drift of the live database at ``url`` against the declared ``files``, in apply order."""
+        """Drift of the live database at ``url`` against the declared ``files``, in apply order.
+
+        The first plan after an ``apply`` also checks convergence: a statement that was just
+        applied successfully and is proposed again means the diff engine cannot express this
+        change, and applying it again would loop; that raises ``SchemaError``.
+        """
         declared = self.declared.get(url, files, content_key, managed_schemas)
         live = self.engine.inspect(url, managed_schemas)
         items = classify(database, self.engine.diff(live, declared))
+        with self._lock:
+            just_applied = self._applied.pop((database, url), frozenset())
+        repeated = [i.id for i in items if i.sql in just_applied]
+        if repeated:
+            raise SchemaError(
+                f"the schema of {database} does not converge: {', '.join(repeated)} "
+                "were applied and are still reported as drift (a limit of the diff engine; "
+                "see docs/schema-engine-limits.md)"
+            )
         log.info("schema planned", database=database, url=safe_url(url), items=len(items),
                  destructive=sum(1 for i in items if i.risk == Risk.DESTRUCTIVE))
         return items
@@ -98,22 +114,8 @@ class PostgresProvider:
         content_key: str,
         managed_schemas: Sequence[str],
     ) -> list[DriftItem]:
-        """Plan again after an apply; the items returned are the drift that remains.
-
-        Raises ``SchemaError`` when a statement that was just applied is proposed again: the diff
-        engine cannot express this change, and applying again would loop.
-        """
-        remaining = self.plan(database, url, files, content_key, managed_schemas)
-        with self._lock:
-            just_applied = self._applied.get((database, url), frozenset())
-        repeated = [i.id for i in remaining if i.sql in just_applied]
-        if repeated:
-            raise SchemaError(
-                f"the schema of {database} does not converge: {', '.join(repeated)} "
-                "were applied and are still reported as drift (a limit of the diff engine; "
-                "see docs/schema-engine-limits.md)"
-            )
-        return remaining
+        """Plan again after an apply; the items returned are the drift that remains."""
+        return self.plan(database, url, files, content_key, managed_schemas)
 
     def reconcile(
         self,
