@@ -16,7 +16,8 @@ the person who has to act on them and never contain a secret value or a credenti
     └── TemporaryError          worth retrying after ``delay`` seconds
         ├── ProviderError       a target (platform API, database) failed or is unreachable
         ├── LockTimeoutError    a schema change waited too long for a lock
-        └── StoreError          the state database is unreachable
+        ├── StoreError          the state database is unreachable
+        └── Cancelled           the daemon is shutting down; the run stopped between two changes
 """
 
 from __future__ import annotations
@@ -104,3 +105,7 @@ class LockTimeoutError(TemporaryError):
 
 class StoreError(TemporaryError):
     """The state database is unreachable or refused a write."""
+
+
+class Cancelled(TemporaryError):
+    """The daemon is shutting down: the run stopped between two changes (nothing half-applied)."""

@@ -37,6 +37,7 @@ from reconciler.engine.drift import diff_objects
 from reconciler.engine.plan import Plan, Step, build_plan
 from reconciler.engine.render import DesiredEnvironment, render
 from reconciler.errors import (
+    Cancelled,
     NotFoundError,
     ReconcilerError,
     SchemaError,
@@ -93,6 +94,7 @@ class Outcome:
     applied: list[str] = field(default_factory=list)
     remaining: list[DriftItem] = field(default_factory=list)
     duration: float = 0.0
+    release: bool = False  # the revision came from a release tag (a promotion when it succeeds)
 
     @property
     def exit_code(self) -> int:
@@ -206,9 +208,15 @@ class Reconciler:
     def _branch_target(self, spec: Environment, status: EnvironmentStatus, rev: str | None) -> Target:
         branch = spec.track.branch
         assert branch is not None
-        if rev is not None:
-            return Target(spec.name, spec, self.repository.resolve(rev), rev)
         head = self.repository.branch_head(branch)
+        if rev is not None:
+            commit = self.repository.resolve(rev)
+            ref = rev
+            if commit == head:
+                ref = branch
+            elif commit == status.applied_revision and status.applied_ref:
+                ref = status.applied_ref  # re-applying what runs (self-heal) keeps its name
+            return Target(spec.name, spec, commit, ref)
         if status.pinned_revision:
             newer = head if head != status.pinned_revision else None
             return Target(spec.name, spec, status.pinned_revision, f"pinned@{short(status.pinned_revision)}",
@@ -365,12 +373,26 @@ class Reconciler:
             if not self.store.acquire_lease(env, ttl):
                 yield False
                 return
+            done = threading.Event()
+            heartbeat = threading.Thread(target=self._renew_lease, args=(env, ttl, done), daemon=True,
+                                         name=f"lease-{env}")
+            heartbeat.start()
             try:
                 yield True
             finally:
+                done.set()
+                heartbeat.join(timeout=5)
                 self.store.release_lease(env)
         finally:
             lock.release()
+
+    def _renew_lease(self, env: str, ttl: float, done: threading.Event) -> None:
+        """Keep the lease while a long step runs (a lock wait, a slow migration)."""
+        while not done.wait(ttl / 3):
+            try:
+                self.store.acquire_lease(env, ttl)
+            except ReconcilerError as exc:
+                log.warning("lease.renew_failed", environment=env, error=str(exc))
 
     def reconcile(
         self,
@@ -379,6 +401,7 @@ class Reconciler:
         trigger: str = "cli",
         approvals: tuple[str, ...] | list[str] = (),
         record_no_changes: bool = True,
+        cancel: threading.Event | None = None,
     ) -> Outcome:
         """Bring ``env`` to its target revision (or ``rev``) through every gate. Never raises for
         an expected failure: the outcome says what happened and the store has the record."""
@@ -386,14 +409,15 @@ class Reconciler:
         with self.lease(env) as held:
             if not held:
                 return Outcome(env, "Busy", reason=f"another run is applying {env}; try again shortly")
-            outcome = self._reconcile(env, rev, trigger, tuple(approvals), record_no_changes)
+            outcome = self._reconcile(env, rev, trigger, tuple(approvals), record_no_changes, cancel)
         outcome.duration = time.monotonic() - started
         log.info("reconcile.done", environment=env, result=outcome.result, revision=short(outcome.revision),
                  run_id=outcome.run_id, reason=outcome.reason, seconds=round(outcome.duration, 3))
         return outcome
 
     def _reconcile(
-        self, env: str, rev: str | None, trigger: str, approvals: tuple[str, ...], record_no_changes: bool
+        self, env: str, rev: str | None, trigger: str, approvals: tuple[str, ...], record_no_changes: bool,
+        cancel: threading.Event | None,
     ) -> Outcome:
         bound = log.bind(environment=env, trigger=trigger)
         try:
@@ -436,8 +460,11 @@ class Reconciler:
         bound.info("reconcile.apply", steps=len(plan.steps), items=len(plan.items))
         applied: list[str] = []
         try:
-            self._apply(computed, target, plan, applied, run_id)
+            self._apply(computed, target, plan, applied, run_id, cancel)
             verify = self.compute(env, target.revision).plan
+        except Cancelled as exc:
+            bound.warning("reconcile.cancelled", applied=len(applied))
+            return self._finish(target, run_id, "Interrupted", str(exc), applied, None, plan, tree_id)
         except ReconcilerError as exc:
             bound.warning("reconcile.failed", error=str(exc), applied=len(applied))
             return self._finish(target, run_id, "Failed", f"{exc}", applied, None, plan, tree_id)
@@ -447,7 +474,10 @@ class Reconciler:
             return self._finish(target, run_id, "Failed", reason, applied, verify, plan, tree_id)
         return self._finish(target, run_id, "Succeeded", None, applied, verify, plan, tree_id)
 
-    def _apply(self, computed: Computed, target: Target, plan: Plan, applied: list[str], run_id: str) -> None:
+    def _apply(
+        self, computed: Computed, target: Target, plan: Plan, applied: list[str], run_id: str,
+        cancel: threading.Event | None = None,
+    ) -> None:
         env = target.environment
         assert target.revision is not None
         ctx = ApplyContext(environment=env, secrets=self.secrets, fingerprints=self.store)
@@ -455,12 +485,13 @@ class Reconciler:
         for name, source in computed.state.app_sources.items():
             ctx.deployments[name] = AppDeployment(target.revision, release, source.files)
         live = self.platform.read(env)
-        ttl = parse_duration(self.settings.daemon.lease_ttl)
         for step in plan.steps:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(f"stopped by shutdown after {len(applied)} of {len(plan.items)} changes; "
+                                "the next start plans again from live state")
             self._apply_step(ctx, computed.desired, live, step)
             applied.extend(step.ids)
             self.store.record_applied(run_id, applied)
-            self.store.acquire_lease(env, ttl)  # renew between steps
 
     def _apply_step(self, ctx: ApplyContext, desired: DesiredEnvironment, live: LiveState, step: Step) -> None:
         if step.target == "schema":
@@ -509,11 +540,13 @@ class Reconciler:
                 last_checked_at=self.clock(),
             )
             self.store.observe_drift(env, [i.as_json() for i in verify.drift])
+        elif result == "Interrupted":
+            self.store.update_status(env, state="Unknown", reason=reason, last_run_id=run_id)
         else:
             self.store.update_status(env, state="Failed", reason=reason, last_run_id=run_id,
                                      drift_count=len(verify.items) if verify else None)
         return Outcome(env, result, target.revision, target.ref, run_id, reason, None, plan, applied,
-                       verify.items if verify else [])
+                       verify.items if verify else [], release=target.tag is not None)
 
     def _no_changes(self, target: Target, trigger: str, plan: Plan, tree_id: str, record: bool) -> Outcome:
         env = target.environment

@@ -21,7 +21,7 @@ def build_secrets(settings: Settings) -> Secrets:
     return Secrets(backends_from_config(settings.secrets.backends))
 
 
-def build_platform(settings: Settings, secrets: Secrets) -> PlatformProvider:
+def build_platform(settings: Settings, secrets: Secrets, store: Store) -> PlatformProvider:
     if settings.platform.provider == "registry":
         from reconciler.providers.registry import RegistryProvider
 
@@ -37,6 +37,8 @@ def build_platform(settings: Settings, secrets: Secrets) -> PlatformProvider:
         token=secrets.resolve(settings.platform.token),
         requests_per_minute=settings.platform.requests_per_minute,
         timeout=parse_duration(settings.platform.timeout),
+        # Write-only values (secrets, options) are judged by what we wrote: that record lives in the store.
+        fingerprints=store,
     )
 
 
@@ -74,7 +76,7 @@ def build_reconciler(settings: Settings, **overrides: Any) -> Reconciler:
     repository = overrides.get("repository") or Repository(
         settings.source.url, cache_dir=data_dir / "cache", branches=settings.source.branches, ssh_key=ssh_key,
     )
-    platform = overrides.get("platform") or build_platform(settings, secrets)
+    platform = overrides.get("platform") or build_platform(settings, secrets, store)
     schema = overrides["schema"] if "schema" in overrides else build_schema(settings)
     return Reconciler(
         settings=settings, repository=repository, store=store, platform=platform, schema=schema,

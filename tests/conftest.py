@@ -9,14 +9,17 @@ stderr and exit code of the installed console script matter.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -35,10 +38,14 @@ CANARY = "canary-Zq8sW3pLx0-secret"  # a secret value that must never appear in 
 
 
 @pytest.fixture(scope="session")
-def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data")
-    with server:
-        yield server
+def pg() -> Iterator[EmbeddedPostgres]:
+    # Outside pytest's rotating basetemp: a concurrent pytest run may prune old basetemps.
+    root = Path(tempfile.mkdtemp(prefix="reconciler-pg-"))
+    try:
+        with EmbeddedPostgres(root / "data") as server:
+            yield server
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -58,6 +65,16 @@ class World:
     pg: EmbeddedPostgres
     using_cli_git: bool = False
     _reconcilers: list[Reconciler] = field(default_factory=list)
+    _config: dict[str, Any] = field(default_factory=dict)
+
+    def configure(self, **sections: Any) -> None:
+        """Merge ``sections`` into reconciler.toml (a table's keys merge; other values replace)."""
+        for key, value in sections.items():
+            if isinstance(value, dict) and isinstance(self._config.get(key), dict):
+                self._config[key].update(value)
+            else:
+                self._config[key] = value
+        self.config.write_text(to_toml(self._config))
 
     @property
     def desired(self) -> Path:
@@ -113,6 +130,33 @@ class World:
             r.close()
 
 
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(str(value))
+
+
+def to_toml(config: dict[str, Any]) -> str:
+    """A small TOML writer for test configurations (tables, arrays of tables, scalars)."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in config.items() if not isinstance(v, dict)]
+    for table, values in config.items():
+        if not isinstance(values, dict):
+            continue
+        plain = {k: v for k, v in values.items() if not (isinstance(v, list) and v and isinstance(v[0], dict))}
+        lines += ["", f"[{table}]", *(f"{k} = {_toml_value(v)}" for k, v in plain.items())]
+        for key, rows in values.items():
+            if key not in plain:
+                for row in rows:
+                    lines += ["", f"[[{table}.{key}]]", *(f"{k} = {_toml_value(v)}" for k, v in row.items())]
+    return "\n".join(lines) + "\n"
+
+
 def _secrets(databases: dict[str, str]) -> dict[str, str]:
     return {
         "CRM_DB_STAGING_ADMIN_URL": databases["staging"],
@@ -144,13 +188,9 @@ def make_world(tmp_path: Path, pg: EmbeddedPostgres, monkeypatch: pytest.MonkeyP
     for key, value in secrets.items():
         monkeypatch.setenv(key, value)
     config = tmp_path / "reconciler.toml"
-    config.write_text(
-        f'data_dir = "{tmp_path / "data"}"\n'
-        f'[source]\nurl = "{repo}"\n'
-        f'[secrets]\nbackends = ["env"]\n'
-    )
     monkeypatch.delenv("RECONCILER_CONFIG", raising=False)
     world = World(tmp_path, repo, config, secrets, databases, pg, using_cli_git=cli_git)
+    world.configure(data_dir=str(tmp_path / "data"), source={"url": str(repo)}, secrets={"backends": ["env"]})
     world.commit("Declare staging and production")
     return world
 

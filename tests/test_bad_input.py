@@ -25,10 +25,9 @@ def test_corrupt_yaml_at_the_revision(pyworld: World) -> None:
     assert "invalid YAML" in line
 
 
-def test_missing_desired_state_folder(pyworld: World, tmp_path: Path) -> None:
-    config = tmp_path / "other.toml"
-    config.write_text(pyworld.config.read_text().replace("[source]\n", '[source]\npath = "no-such-folder"\n'))
-    result = cli_process("plan", "staging", "--config", str(config))
+def test_missing_desired_state_folder(pyworld: World) -> None:
+    pyworld.configure(source={"path": "no-such-folder"})
+    result = cli_process("plan", "staging", "--config", str(pyworld.config))
     assert result.exit_code == 1
     assert "desired-state folder not found" in one_line_error(result.stderr)
 

@@ -42,7 +42,7 @@ def test_render_merges_options_and_resolves_config_references(state) -> None:  #
     assert api["options"]["base_url"] == "https://api.example.com"
     segment = staging.objects[("resource", "segment")].fields
     # A reference to a secret config variable makes the option a secret too.
-    assert isinstance(segment["options"]["write_key"], Sensitive)
+    assert isinstance(segment["options"]["basic_username"], Sensitive)
 
 
 def test_render_derives_permissions_from_access(state) -> None:  # type: ignore[no-untyped-def]

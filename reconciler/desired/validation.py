@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 # Option keys whose values are credentials: a literal there is a secret committed to Git.
 SECRET_OPTION_KEYS = {
     "password", "secret", "token", "api_key", "apikey", "access_token", "client_secret",
-    "private_key", "write_key", "secret_key", "auth_token", "bearer_token",
+    "private_key", "write_key", "secret_key", "auth_token", "bearer_token", "basic_password",
 }
 DEFAULT = "default"
 ANYTHING = ("*", "*")  # in ``failed``: some file did not parse, so any name may exist

@@ -29,6 +29,22 @@ T = TypeVar("T")
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
+def _owner_alive(owner: str) -> bool:
+    """False only when ``owner`` names a process of this host that has exited."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True  # another host: only the lease's expiry can tell
+    if int(pid) == os.getpid():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -330,6 +346,13 @@ class Store:
                 return True
             exists = conn.execute(sa.select(t.leases.c.owner).where(t.leases.c.environment == environment)).first()
             if exists is not None:
+                if not _owner_alive(exists.owner):
+                    # The holder was a process on this host that no longer exists (kill -9).
+                    conn.execute(sa.update(t.leases).where(
+                        t.leases.c.environment == environment, t.leases.c.owner == exists.owner,
+                    ).values(owner=owner, expires_at=expires))
+                    log.warning("lease.taken_from_dead_owner", environment=environment, previous=exists.owner)
+                    return True
                 return False
             conn.execute(sa.insert(t.leases).values(environment=environment, owner=owner, expires_at=expires))
             return True

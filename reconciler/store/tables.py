@@ -64,7 +64,7 @@ fingerprints = Table(
     "fingerprints", metadata,
     Column("provider", String(40), primary_key=True),
     Column("scope", String(400), primary_key=True),
-    Column("fingerprint", String(120), nullable=False),
+    Column("fingerprint", Text, nullable=False),
 )
 
 leases = Table(

@@ -1,0 +1,322 @@
+"""The HTTP API of SPEC §8 (FastAPI), served by ``reconciler run`` in the daemon's process.
+
+Reads go to the state store through the reconciler; ``sync`` goes through the daemon's run queue
+(same gates as everywhere); webhooks only ever trigger a fetch, coalesced with every other
+trigger. Errors are ``{"error": ..., "detail": ...}`` with the right status code: no stack
+traces, no secrets, no credentials in URLs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from reconciler.api import auth
+from reconciler.errors import NotFoundError, ReconcilerError, StoreError
+from reconciler.reports.drift import plan_json, plan_markdown
+from reconciler.reports.status import status_json
+from reconciler.secrets.values import Sensitive
+
+if TYPE_CHECKING:
+    from reconciler.daemon.supervisor import Daemon
+
+log = structlog.get_logger(__name__)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: Any = None) -> None:
+        self.status = status
+        self.error = error
+        self.detail = detail
+
+
+def create_app(daemon: Daemon) -> FastAPI:
+    settings = daemon.settings
+    reconciler = daemon.reconciler
+    app = FastAPI(title="Reconciler", version="1", docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")
+    max_body = settings.api.max_body_bytes
+
+    # -- errors ------------------------------------------------------------------------------------
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": exc.error, "detail": exc.detail}, status_code=exc.status,
+                            headers={"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail), "detail": None}, status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = [{"loc": list(e.get("loc", [])), "msg": e.get("msg")} for e in exc.errors()]
+        return JSONResponse({"error": "invalid request", "detail": detail}, status_code=422)
+
+    @app.exception_handler(NotFoundError)
+    async def _not_found(_request: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse({"error": str(exc), "detail": None}, status_code=404)
+
+    @app.exception_handler(StoreError)
+    async def _store_down(_request: Request, exc: StoreError) -> JSONResponse:
+        return JSONResponse({"error": "state store unavailable", "detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(ReconcilerError)
+    async def _reconciler_error(_request: Request, exc: ReconcilerError) -> JSONResponse:
+        return JSONResponse({"error": str(exc), "detail": None}, status_code=409)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("api.unexpected_error", error_type=type(exc).__name__)
+        return JSONResponse({"error": "internal error", "detail": None}, status_code=500)
+
+    @app.middleware("http")
+    async def _limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None:
+            try:
+                too_big = int(length) > max_body
+            except ValueError:
+                return JSONResponse({"error": "invalid Content-Length", "detail": None}, status_code=400)
+            if too_big:
+                return JSONResponse({"error": "request body too large", "detail": {"limit": max_body}},
+                                    status_code=413)
+        elif request.method in ("POST", "PUT", "PATCH"):
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > max_body:
+                    return JSONResponse({"error": "request body too large", "detail": {"limit": max_body}},
+                                        status_code=413)
+            request._body = body
+        return await call_next(request)
+
+    # -- auth ----------------------------------------------------------------------------------------
+
+    def principal(request: Request) -> auth.Principal | None:
+        token = auth.bearer(request.headers.get("authorization"))
+        if token is None and request.method == "GET":
+            # The dashboard's session cookie; read-only requests only, so it cannot be used for CSRF.
+            token = request.cookies.get("reconciler_token")
+        return auth.authenticate(settings.api.tokens, token)
+
+    def require(scope: str) -> Callable[[Request], auth.Principal]:
+        def check(request: Request) -> auth.Principal:
+            who = principal(request)
+            if who is None:
+                raise ApiError(401, "missing or invalid token")
+            if not who.allows(scope):
+                raise ApiError(403, f"token lacks the '{scope}' scope")
+            return who
+
+        return check
+
+    read = Depends(require("read"))
+    sync = Depends(require("sync"))
+    admin = Depends(require("admin"))
+
+    def known(env: str) -> None:
+        reconciler.spec(env)  # raises NotFoundError → 404
+
+    # -- health and metrics --------------------------------------------------------------------------
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        store_ok = reconciler.store.ping()
+        ready = store_ok and daemon.state.ready
+        body = {"ready": ready, "state_store": store_ok, "first_fetch_done": daemon.state.ready,
+                "fetch_error": daemon.state.fetch_error}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(daemon.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    # -- environments ----------------------------------------------------------------------------------
+
+    def env_json(env: str) -> dict[str, Any]:
+        status = reconciler.store.status(env)
+        run = reconciler.store.run(status.last_run_id) if status.last_run_id else None
+        return status_json(status, run)
+
+    def names() -> list[str]:
+        try:
+            return reconciler.environments()
+        except ReconcilerError:
+            return sorted(reconciler.store.statuses())
+
+    @app.get("/api/v1/environments", dependencies=[read])
+    def environments() -> dict[str, Any]:
+        return {"environments": [env_json(env) for env in names()]}
+
+    @app.get("/api/v1/environments/{env}", dependencies=[read])
+    def environment(env: str) -> dict[str, Any]:
+        known(env)
+        data = env_json(env)
+        status = reconciler.store.status(env)
+        data["last_run"] = (reconciler.store.run(status.last_run_id).as_json()  # type: ignore[union-attr]
+                            if status.last_run_id else None)
+        return data
+
+    @app.get("/api/v1/environments/{env}/drift", dependencies=[read])
+    def drift(env: str, format: str = "json") -> Response:
+        known(env)
+        from reconciler.engine.changes import Change, DriftItem, Phase, Risk
+        from reconciler.engine.plan import Plan
+
+        status = reconciler.store.status(env)
+        seen = reconciler.store.drift(env)
+        items = [DriftItem(id=i["id"], kind=i["kind"], name=i["name"], field=i.get("field"),
+                           change=Change(i["change"]), declared=i.get("declared"), live=i.get("live"),
+                           risk=Risk(i.get("risk", "safe")), phase=Phase.RESOURCES, sql=i.get("sql"))
+                 for i, _ in seen]
+        first_seen = {i["id"]: when for i, when in seen}
+        report = Plan(env, status.applied_revision, [], items)
+        if format == "markdown":
+            return PlainTextResponse(plan_markdown(report, status.applied_ref, first_seen, kind="drift"),
+                                     media_type="text/markdown")
+        body = plan_json(report, status.applied_ref, first_seen, kind="drift")
+        body["checked_at"] = status.last_checked_at.isoformat() if status.last_checked_at else None
+        return JSONResponse(body)
+
+    @app.get("/api/v1/environments/{env}/runs", dependencies=[read])
+    def runs(env: str, limit: int = 50) -> dict[str, Any]:
+        known(env)
+        return {"environment": env, "runs": [r.as_json() for r in reconciler.store.runs(env, min(limit, 500))]}
+
+    @app.get("/api/v1/environments/{env}/runs/{run_id}", dependencies=[read])
+    def run(env: str, run_id: str) -> dict[str, Any]:
+        record = reconciler.store.run(run_id)
+        if record is None or record.environment != env:
+            raise ApiError(404, f"no run {run_id} in {env}")
+        return record.as_json()
+
+    @app.post("/api/v1/environments/{env}/sync", dependencies=[sync], status_code=202)
+    def sync_now(env: str) -> dict[str, Any]:
+        known(env)
+        queued = daemon.request_sync(env, "api")
+        return {"environment": env, "queued": queued,
+                "detail": "run queued" if queued else "a run is already queued; it will pick up the latest state"}
+
+    @app.post("/api/v1/environments/{env}/pin", dependencies=[admin])
+    async def pin(env: str, request: Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ApiError(400, "body must be JSON: {\"revision\": \"<tag, branch or commit>\"}") from None
+        revision = body.get("revision") if isinstance(body, dict) else None
+        if not isinstance(revision, str) or not revision or len(revision) > 255:
+            raise ApiError(400, "body must be JSON: {\"revision\": \"<tag, branch or commit>\"}")
+        known(env)
+        commit = reconciler.pin(env, revision)
+        daemon.request_sync(env, "pin")
+        return {"environment": env, "pinned_revision": commit}
+
+    @app.post("/api/v1/environments/{env}/unpin", dependencies=[admin])
+    def unpin(env: str) -> dict[str, Any]:
+        known(env)
+        reconciler.unpin(env)
+        daemon.request_fetch("unpin")
+        return {"environment": env, "pinned_revision": None}
+
+    # -- webhooks ----------------------------------------------------------------------------------------
+
+    def webhook_secret() -> str | None:
+        if not settings.source.webhook_secret:
+            return None
+        return reconciler.secrets.resolve(settings.source.webhook_secret)
+
+    def accepted(source: str) -> dict[str, Any]:
+        daemon.metrics.webhooks.labels(source, "accepted").inc()
+        daemon.request_fetch(f"webhook:{source}")
+        return {"accepted": True}
+
+    def rejected(source: str, status: int, message: str) -> ApiError:
+        daemon.metrics.webhooks.labels(source, "rejected").inc()
+        return ApiError(status, message)
+
+    @app.post("/hooks/github", status_code=202)
+    async def github(request: Request) -> dict[str, Any]:
+        body = await request.body()
+        secret = webhook_secret()
+        if secret is None:
+            raise rejected("github", 401, "webhook secret is not configured (source.webhook_secret)")
+        if not auth.github_signature_ok(secret, body, request.headers.get("x-hub-signature-256")):
+            raise rejected("github", 401, "missing or bad X-Hub-Signature-256")
+        if request.headers.get("x-github-event") == "ping":
+            daemon.metrics.webhooks.labels("github", "ping").inc()
+            return {"accepted": True, "detail": "pong"}
+        return accepted("github")
+
+    @app.post("/hooks/gitlab", status_code=202)
+    async def gitlab(request: Request) -> dict[str, Any]:
+        await request.body()
+        configured = settings.source.gitlab_token or settings.source.webhook_secret
+        secret = reconciler.secrets.resolve(configured) if configured else None
+        if secret is None:
+            raise rejected("gitlab", 401, "webhook token is not configured (source.gitlab_token)")
+        if not auth.token_ok(secret, request.headers.get("x-gitlab-token")):
+            raise rejected("gitlab", 401, "missing or bad X-Gitlab-Token")
+        return accepted("gitlab")
+
+    @app.post("/hooks/generic", status_code=202)
+    async def generic(request: Request) -> dict[str, Any]:
+        body = await request.body()
+        who = principal(request)
+        if who is not None:
+            if not who.allows("sync"):
+                raise rejected("generic", 403, "token lacks the 'sync' scope")
+            return accepted("generic")
+        secret = webhook_secret()
+        header = request.headers.get("x-reconciler-signature")
+        if secret is None or not auth.github_signature_ok(secret, body, header):
+            raise rejected("generic", 401, "missing or bad X-Reconciler-Signature (or bearer token)")
+        return accepted("generic")
+
+    # -- registry ------------------------------------------------------------------------------------------
+
+    @app.get("/api/v1/registry/{env}/apps/{app_name}")
+    def registry_app(env: str, app_name: str, request: Request) -> dict[str, Any]:
+        who = principal(request)
+        if who is None:
+            raise ApiError(401, "missing or invalid token")
+        scoped = (who.environments is not None and env in who.environments
+                  and who.apps is not None and app_name in who.apps)
+        if not (scoped or who.allows("admin")):
+            raise ApiError(403, f"token is not scoped to environment {env!r} and app {app_name!r}")
+        details = getattr(reconciler.platform, "app_details", None)
+        if details is None:
+            raise ApiError(404, "the registry endpoint needs platform.provider = 'registry'")
+        found = details(env, app_name)
+        if found is None:
+            raise ApiError(404, f"app {app_name!r} is not deployed in {env!r}")
+        resolved: dict[str, Any] = _resolve(found, reconciler.secrets.resolve)
+        return resolved
+
+    # -- dashboard -----------------------------------------------------------------------------------------
+
+    from reconciler.web import mount_dashboard
+
+    mount_dashboard(app, daemon, require("read"))
+    return app
+
+
+def _resolve(value: Any, resolve: Callable[[str], str]) -> Any:
+    """Secrets resolved at request time for the registry endpoint; never stored, never logged."""
+    if isinstance(value, Sensitive):
+        return resolve(value.template)
+    if isinstance(value, dict):
+        return {k: _resolve(v, resolve) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve(v, resolve) for v in value]
+    return value

@@ -1,0 +1,75 @@
+"""Credentials of the HTTP API: bearer tokens with scopes, and webhook signatures.
+
+Tokens are configured as ``sha256:<hex>`` hashes (the token itself is never stored). Every
+comparison is constant-time (``hmac.compare_digest``), and every token is compared so the time
+taken does not reveal which one nearly matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from reconciler.config import ApiToken
+
+SCOPES = ("read", "sync", "admin")
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    scopes: frozenset[str]
+    environments: frozenset[str] | None
+    apps: frozenset[str] | None
+
+    def allows(self, scope: str) -> bool:
+        # admin implies sync implies read.
+        rank = SCOPES.index(scope)
+        return any(s in self.scopes for s in SCOPES[rank:])
+
+
+def hash_token(token: str) -> str:
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def bearer(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def authenticate(tokens: list[ApiToken], token: str | None) -> Principal | None:
+    if token is None:
+        return None
+    presented = hash_token(token).encode()
+    found: ApiToken | None = None
+    for candidate in tokens:
+        if hmac.compare_digest(presented, candidate.hash.lower().encode()):
+            found = candidate
+    if found is None:
+        return None
+    return Principal(
+        name=found.name,
+        scopes=frozenset(found.scopes),
+        environments=frozenset(found.environments) if found.environments is not None else None,
+        apps=frozenset(found.apps) if found.apps is not None else None,
+    )
+
+
+def github_signature_ok(secret: str, body: bytes, header: str | None) -> bool:
+    """``X-Hub-Signature-256: sha256=<hex of HMAC-SHA256(secret, body)>``."""
+    if not header or not header.startswith("sha256="):
+        return False
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), header.strip().encode())
+
+
+def token_ok(secret: str, header: str | None) -> bool:
+    """GitLab's ``X-Gitlab-Token``: the shared secret itself, compared in constant time."""
+    if not header:
+        return False
+    return hmac.compare_digest(secret.encode(), header.encode())

@@ -1,0 +1,147 @@
+"""Notifications to webhook targets: new drift, failed run, blocked revision, production promotion.
+
+Called by the supervisor after every run and drift check. Each event is sent once: a dedup key
+(environment + what happened + a digest of the details) is recorded in the state store before
+sending, so a drift that persists across checks, or a revision refused again, is not repeated.
+Delivery runs on a thread of its own with bounded retries and exponential backoff; a receiver
+that is down never slows a reconcile. Payloads are generic JSON or Slack-compatible (``text`` +
+``blocks``); they carry ids and redacted values only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import structlog
+
+from reconciler.config import NotifyWebhook, Settings
+from reconciler.engine.plan import Plan
+from reconciler.reconcile import Outcome
+from reconciler.source.revisions import short
+from reconciler.store.store import Store
+
+log = structlog.get_logger(__name__)
+
+EVENTS = ("drift", "failed", "blocked", "promoted")
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: str
+    environment: str
+    title: str
+    detail: dict[str, Any]
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
+
+
+def payload(target: NotifyWebhook, event: Event) -> dict[str, Any]:
+    if target.format == "slack":
+        lines = [f"*{event.title}*"]
+        for key in ("revision", "ref", "reason", "run_id"):
+            if event.detail.get(key):
+                lines.append(f"{key}: `{event.detail[key]}`")
+        items = event.detail.get("items") or []
+        if items:
+            more = f"\n… and {len(items) - 10} more" if len(items) > 10 else ""
+            lines.append("\n".join(f"• `{i}`" for i in items[:10]) + more)
+        text = "\n".join(lines)
+        return {"text": event.title, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+    return {"event": event.kind, "environment": event.environment, "title": event.title, **event.detail}
+
+
+class Notifier:
+    def __init__(self, settings: Settings, store: Store, attempts: int = 5, backoff: float = 1.0,
+                 timeout: float = 10.0) -> None:
+        self.targets = settings.notify.webhooks
+        self.store = store
+        self.attempts = attempts
+        self.backoff = backoff
+        self.client = httpx.Client(timeout=timeout, follow_redirects=False)
+        self._queue: queue.Queue[tuple[NotifyWebhook, Event] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._deliver_loop, name="notifier", daemon=True)
+        self._thread.start()
+        self.sent = 0
+        self.failed = 0
+
+    # -- events ------------------------------------------------------------------------------------
+
+    def outcome(self, outcome: Outcome) -> None:
+        env = outcome.environment
+        where = f"{short(outcome.revision)}" + (f" ({outcome.ref})" if outcome.ref else "")
+        detail = {"revision": outcome.revision, "ref": outcome.ref, "run_id": outcome.run_id, "reason": outcome.reason}
+        if outcome.result == "Failed":
+            self.emit(Event("failed", env, f"{env}: run failed at {where}", detail),
+                      f"failed:{env}:{outcome.run_id}")
+        elif outcome.result == "Blocked":
+            title = f"{env}: {where} blocked ({outcome.gate})"
+            self.emit(Event("blocked", env, title, {**detail, "gate": outcome.gate}),
+                      f"blocked:{env}:{outcome.revision}:{_digest(outcome.reason or '')}")
+        elif outcome.result == "Succeeded" and outcome.release:
+            self.emit(Event("promoted", env, f"{env}: promoted to {outcome.ref}", detail),
+                      f"promoted:{env}:{outcome.revision}:{outcome.ref}")
+
+    def drift(self, env: str, plan: Plan) -> None:
+        if not plan.drift:
+            return
+        ids = sorted(i.id for i in plan.drift)
+        self.emit(Event("drift", env, f"{env}: {len(ids)} drift item{'s' if len(ids) != 1 else ''} found",
+                        {"revision": plan.revision, "items": ids}),
+                  f"drift:{env}:{_digest(*ids)}")
+
+    def emit(self, event: Event, key: str) -> None:
+        if not self.store.first_time(key):
+            return
+        for target in self.targets:
+            if target.events is None or event.kind in target.events:
+                self._queue.put((target, event))
+
+    # -- delivery ----------------------------------------------------------------------------------
+
+    def _deliver_loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            target, event = job
+            self._deliver(target, event)
+            self._queue.task_done()
+
+    def _deliver(self, target: NotifyWebhook, event: Event) -> None:
+        body = payload(target, event)
+        for attempt in range(1, self.attempts + 1):
+            try:
+                response = self.client.post(target.url, json=body)
+                if response.status_code < 300:
+                    self.sent += 1
+                    log.info("notify.sent", event=event.kind, environment=event.environment, attempt=attempt)
+                    return
+                retry = response.status_code >= 500 or response.status_code == 429
+                log.warning("notify.rejected", status=response.status_code, attempt=attempt)
+                if not retry:
+                    break
+            except httpx.HTTPError as exc:
+                log.warning("notify.error", error=type(exc).__name__, attempt=attempt)
+            if attempt < self.attempts:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+        self.failed += 1
+        log.error("notify.gave_up", event=event.kind, environment=event.environment)
+
+    def wait_idle(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return not self._queue.unfinished_tasks
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+        self.client.close()

@@ -1,0 +1,276 @@
+"""The daemon's supervisor: turns events into runs, on schedule, with backoff, and stops cleanly.
+
+Events: a ref change seen by the watcher (local repositories), the poll interval and webhooks
+(remote ones: fetch first), each environment's drift-check interval, the end of a deny window, a
+retry after a failure. Every event funnels into two coalescing points — one fetch signal and one
+run queue per environment — and every run is ``Reconciler.reconcile``; the supervisor only
+decides *when*, never *what*.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from dataclasses import dataclass, field
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from reconciler.config import Settings
+from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.triggers import DRIFT_CHECK, RunQueue, Signal
+from reconciler.daemon.watch import RefWatcher
+from reconciler.durations import parse_duration
+from reconciler.errors import ReconcilerError
+from reconciler.reconcile import Outcome, Reconciler
+from reconciler.source.revisions import short
+
+log = structlog.get_logger(__name__)
+
+RETRY_BUSY = 2.0
+RETRY_FAILED = (15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+
+@dataclass
+class DaemonState:
+    ready: bool = False
+    fetch_error: str | None = None
+    recovered: list[str] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+class Daemon:
+    def __init__(self, settings: Settings, reconciler: Reconciler, notifier: object | None = None) -> None:
+        self.settings = settings
+        self.reconciler = reconciler
+        self.metrics = Metrics()
+        self.state = DaemonState()
+        self.fetch_signal = Signal()
+        self.cancel = threading.Event()
+        self.stopping = threading.Event()
+        self.queue = RunQueue(self._work, workers=4)
+        self.scheduler = BackgroundScheduler(timezone=dt.UTC, job_defaults={"coalesce": True, "max_instances": 1,
+                                                                           "misfire_grace_time": 30})
+        self.notifier = notifier
+        self.watcher: RefWatcher | None = None
+        self._fetcher = threading.Thread(target=self._fetch_loop, name="fetcher", daemon=True)
+        self._drift_intervals: dict[str, float] = {}
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.state.recovered = self.reconciler.recover_interrupted()
+        self.scheduler.start()
+        poll = parse_duration(self.settings.source.poll_interval)
+        self.scheduler.add_job(lambda: self.fetch_signal.notify("poll"), IntervalTrigger(seconds=max(poll, 1.0)),
+                               id="poll", replace_existing=True)
+        if not self.reconciler.repository.remote:
+            self.watcher = RefWatcher(self.reconciler.repository.git_dir, lambda: self.fetch_signal.notify("watch"))
+            self.watcher.start()
+        self._fetcher.start()
+        self.fetch_signal.notify("startup")
+        log.info("daemon.started", source=self.reconciler.repository.display_url,
+                 recovered_runs=len(self.state.recovered))
+
+    def stop(self, timeout: float) -> bool:
+        """Stop within ``timeout``: no new runs, the change in flight finishes, then everything halts."""
+        log.info("daemon.stopping", in_flight=self.queue.busy())
+        self.stopping.set()
+        self.cancel.set()
+        self.fetch_signal.notify("stop")
+        if self.watcher is not None:
+            self.watcher.stop()
+        self.scheduler.shutdown(wait=False)
+        finished = self.queue.stop(timeout)
+        self._fetcher.join(timeout=2)
+        if not finished:
+            log.warning("daemon.stop_timeout", in_flight=self.queue.busy())
+        log.info("daemon.stopped", clean=finished)
+        return finished
+
+    # -- fetching and evaluating -----------------------------------------------------------------
+
+    def request_fetch(self, source: str) -> None:
+        self.fetch_signal.notify(source)
+
+    def _fetch_loop(self) -> None:
+        while not self.stopping.is_set():
+            sources = self.fetch_signal.wait(timeout=1.0)
+            if sources is None or self.stopping.is_set():
+                continue
+            try:
+                self.reconciler.repository.fetch()
+                self.metrics.fetches.labels("ok").inc()
+                self.metrics.last_fetch = time.time()
+                self.state.fetch_error = None
+            except ReconcilerError as exc:
+                self.metrics.fetches.labels("error").inc()
+                self.state.fetch_error = str(exc)
+                log.warning("daemon.fetch_failed", error=str(exc))
+                continue
+            self.state.ready = True
+            trigger = "commit" if "watch" in sources else next(iter(sorted(sources)))
+            try:
+                self.evaluate(trigger)
+            except Exception:
+                log.exception("daemon.evaluate_failed")
+
+    def evaluate(self, trigger: str) -> None:
+        """Look at what each environment should run and queue the runs that are due."""
+        try:
+            envs = self.reconciler.environments()
+        except ReconcilerError as exc:
+            log.warning("daemon.control_branch_invalid", error=str(exc))
+            envs = sorted(self.reconciler.store.statuses())
+        self._schedule_drift_checks(envs)
+        for env in envs:
+            try:
+                self._evaluate_env(env, trigger)
+            except ReconcilerError as exc:
+                log.warning("daemon.evaluate_env_failed", environment=env, error=str(exc))
+
+    def _evaluate_env(self, env: str, trigger: str) -> None:
+        target = self.reconciler.target(env)
+        prev = self.reconciler.store.status(env)
+        store = self.reconciler.store
+        tracked = target.spec.track.branch or f"tag {target.spec.track.tag}"
+        if (target.revision, target.ref, tracked) != (prev.desired_revision, prev.desired_ref, prev.tracked_ref):
+            store.update_status(env, desired_revision=target.revision, desired_ref=target.ref, tracked_ref=tracked)
+        self.metrics.set_revisions(env, target.revision, prev.applied_revision)
+        if target.revision is None:
+            if prev.reason != target.gate.reason:
+                store.update_status(env, reason=target.gate.reason)  # e.g. no release tag yet
+            return
+        if not target.gate.allowed:
+            if prev.state == "Blocked" and prev.reason == target.gate.reason:
+                return  # still refused for the same reason: nothing new to record
+            self.queue.submit(env, trigger)  # the run records the refusal in history and status
+            return
+        moved = target.revision != prev.applied_revision or (target.tag is not None and target.ref != prev.applied_ref)
+        if target.pinned and target.newer_available and not moved:
+            store.update_status(env, reason=f"pinned at {short(target.revision)}; newer revision "
+                                f"{short(target.newer_available)} is not applied until 'reconciler unpin {env}'")
+        if not moved and prev.state in ("Synced", "OutOfSync", "Progressing"):
+            return
+        if not moved and prev.state == "Failed" and self.state.failures.get(env):
+            return  # a retry with backoff is already scheduled
+        if moved and not target.spec.sync.automatic:
+            store.update_status(env, state="OutOfSync",
+                                reason=f"revision {short(target.revision)} ({target.ref}) is waiting: automatic sync "
+                                       f"is off; run 'reconciler apply {env}'")
+            return
+        self.queue.submit(env, "tag" if target.tag is not None and moved else trigger)
+
+    def _promote_downstream(self, env: str) -> None:
+        """After ``env`` verified a tree, environments promoted from it may now pass their gate."""
+        try:
+            names = self.reconciler.environments()
+        except ReconcilerError:
+            return
+        for other in names:
+            try:
+                if self.reconciler.spec(other).track.promoted_from == env:
+                    self._evaluate_env(other, "promotion")
+            except ReconcilerError as exc:
+                log.warning("daemon.evaluate_env_failed", environment=other, error=str(exc))
+
+    # -- runs --------------------------------------------------------------------------------------
+
+    def request_sync(self, env: str, trigger: str = "api") -> bool:
+        return self.queue.submit(env, trigger)
+
+    def _work(self, env: str, trigger: str) -> None:
+        if self.stopping.is_set():
+            return
+        structlog.contextvars.bind_contextvars(environment=env, trigger=trigger)
+        try:
+            if trigger == DRIFT_CHECK:
+                self._drift_check(env)
+            else:
+                self._sync(env, trigger)
+        finally:
+            structlog.contextvars.unbind_contextvars("environment", "trigger")
+
+    def _sync(self, env: str, trigger: str, rev: str | None = None) -> Outcome:
+        outcome = self.reconciler.reconcile(env, rev, trigger=trigger, record_no_changes=False, cancel=self.cancel)
+        self._after(env, outcome)
+        return outcome
+
+    def _after(self, env: str, outcome: Outcome) -> None:
+        if outcome.result != "Busy":
+            self.metrics.runs.labels(env, outcome.result).inc()
+            self.metrics.run_duration.labels(env).observe(outcome.duration)
+        if outcome.result != "Busy":
+            self.metrics.set_blocked(env, outcome.gate or "unknown" if outcome.result == "Blocked" else None)
+        if outcome.result == "Busy":
+            self._retry(env, RETRY_BUSY, "busy")
+        elif outcome.result == "Failed":
+            count = self.state.failures.get(env, 0)
+            self.state.failures[env] = count + 1
+            self._retry(env, RETRY_FAILED[min(count, len(RETRY_FAILED) - 1)], "retry")
+        else:
+            self.state.failures.pop(env, None)
+        if outcome.result in ("Succeeded", "NoChanges") and not self.stopping.is_set():
+            self._promote_downstream(env)
+        if outcome.result == "Blocked" and outcome.gate == "window" and outcome.plan is not None:
+            retry_at = self._window_retry(env)
+            if retry_at is not None:
+                self.scheduler.add_job(self.queue.submit, DateTrigger(run_date=retry_at), args=[env, "window-closed"],
+                                       id=f"window:{env}", replace_existing=True)
+        if self.notifier is not None:
+            self.notifier.outcome(outcome)  # type: ignore[attr-defined]
+
+    def _window_retry(self, env: str) -> dt.datetime | None:
+        from reconciler.engine.gates import window_closes_at
+
+        spec = self.reconciler.spec(env)
+        closes = window_closes_at(spec.sync.windows, self.reconciler.clock())
+        return closes + dt.timedelta(seconds=1) if closes else None
+
+    def _retry(self, env: str, delay: float, trigger: str) -> None:
+        if self.stopping.is_set():
+            return
+        when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
+        self.scheduler.add_job(self.queue.submit, DateTrigger(run_date=when), args=[env, trigger],
+                               id=f"retry:{env}", replace_existing=True)
+
+    # -- drift checks ------------------------------------------------------------------------------
+
+    def _schedule_drift_checks(self, envs: list[str]) -> None:
+        for env in envs:
+            try:
+                interval = parse_duration(self.reconciler.spec(env).sync.drift_check_interval)
+            except ReconcilerError:
+                continue
+            if self._drift_intervals.get(env) == interval:
+                continue
+            self._drift_intervals[env] = interval
+            self.scheduler.add_job(self.queue.submit, IntervalTrigger(seconds=max(interval, 1.0)),
+                                   args=[env, DRIFT_CHECK], id=f"drift:{env}", replace_existing=True)
+        for env in set(self._drift_intervals) - set(envs):
+            self._drift_intervals.pop(env)
+            self.scheduler.remove_job(f"drift:{env}")
+
+    def _drift_check(self, env: str) -> None:
+        status = self.reconciler.store.status(env)
+        if status.applied_revision is None or status.state == "Progressing":
+            return
+        try:
+            plan, _first_seen = self.reconciler.drift(env)
+        except ReconcilerError as exc:
+            log.warning("daemon.drift_check_failed", environment=env, error=str(exc))
+            return
+        self.metrics.drift_items.labels(env).set(len(plan.drift))
+        if self.notifier is not None:
+            self.notifier.drift(env, plan)  # type: ignore[attr-defined]
+        if not plan.items:
+            return
+        spec = self.reconciler.spec(env)
+        if spec.sync.self_heal:
+            # Heal to what runs now (not to a newer revision a gate may be holding back).
+            rev = status.applied_ref if spec.track.tag is not None and status.applied_ref else status.applied_revision
+            log.info("daemon.self_heal", environment=env, items=len(plan.items))
+            self._sync(env, "self-heal", rev)

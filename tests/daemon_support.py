@@ -1,0 +1,104 @@
+"""Run ``reconciler run`` as a real process on loopback and wait on its API with deadlines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.05,
+             message: str = "condition") -> T:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = condition()
+        except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}; last value: {last!r}")
+
+
+@dataclass
+class DaemonProcess:
+    proc: subprocess.Popen[bytes]
+    data_dir: Path
+    log_path: Path
+    url: str = ""
+    token: str = ""
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=10)
+
+    def get(self, path: str) -> Any:
+        with self.client() as c:
+            response = c.get(path)
+            response.raise_for_status()
+            return response.json()
+
+    def env(self, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.get(f"/api/v1/environments/{name}")
+        return result
+
+    def wait_env(self, name: str, timeout: float = 30.0, **expected: Any) -> dict[str, Any]:
+        def check() -> dict[str, Any] | None:
+            env = self.env(name)
+            return env if all(env.get(k) == v for k, v in expected.items()) else None
+
+        try:
+            return wait_for(check, timeout, message=f"{name} to have {expected}")
+        except AssertionError as exc:
+            last = self.env(name) if self.proc.poll() is None else "(daemon exited)"
+            raise AssertionError(f"{exc}\nenvironment now: {last}\ndaemon log tail:\n{self.logs()[-4000:]}") from None
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def start_daemon(config: Path, data_dir: Path, env: dict[str, str] | None = None, timeout: float = 30.0,
+                 name: str = "daemon") -> DaemonProcess:
+    exe = Path(sys.executable).parent / "reconciler"
+    log_path = data_dir.parent / f"{name}.log"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    state_file = data_dir / "daemon.json"
+    state_file.unlink(missing_ok=True)
+    handle = log_path.open("ab")
+    proc = subprocess.Popen([str(exe), "run", "--config", str(config), "--listen", "127.0.0.1:0"],
+                            stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    handle.close()
+    daemon = DaemonProcess(proc, data_dir, log_path)
+
+    def started() -> dict[str, Any] | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"daemon exited with {proc.returncode}:\n{daemon.logs()[-3000:]}")
+        return json.loads(state_file.read_text()) if state_file.exists() else None
+
+    info = wait_for(started, timeout, message="the daemon to start")
+    daemon.url = info["api"]
+    daemon.token = (data_dir / "admin.token").read_text().strip()
+    return daemon
