@@ -100,5 +100,6 @@ def start_daemon(config: Path, data_dir: Path, env: dict[str, str] | None = None
 
     info = wait_for(started, timeout, message="the daemon to start")
     daemon.url = info["api"]
-    daemon.token = (data_dir / "admin.token").read_text().strip()
+    token_file = data_dir / "admin.token"  # written only when no tokens are configured
+    daemon.token = token_file.read_text().strip() if token_file.exists() else ""
     return daemon

@@ -311,3 +311,37 @@ def test_two_daemons_on_one_postgresql_state_store_apply_each_run_once(pyworld: 
     assert len(applied) == len(set(applied)), "a change was applied twice"
     groups = [i for i in applied if i.startswith("group:team-")]
     assert sorted(groups) == [f"group:team-{i}" for i in range(4)]
+
+
+def test_out_of_band_schema_drift_is_healed_with_self_heal_and_only_reported_without(
+    pyworld: World, daemon_for  # type: ignore[no-untyped-def]
+) -> None:
+    for env in ("staging", "production"):
+        spec = pyworld.desired / f"environments/{env}.yaml"
+        spec.write_text(spec.read_text().replace("drift_check_interval: 1m", "drift_check_interval: 1s")
+                        .replace("drift_check_interval: 5m", "drift_check_interval: 1s"))
+    pyworld.commit("Check drift every second")
+    d = daemon_for()
+    d.wait_env("staging", state="Synced")
+    pyworld.tag("v1.0.0", "Release 1.0.0")
+    d.wait_env("production", state="Synced", applied_ref="v1.0.0")
+    for env in ("staging", "production"):
+        with psycopg.connect(pyworld.databases[env], autocommit=True) as conn:
+            conn.execute("alter table customers add column legacy_notes text")
+
+    def reported() -> dict[str, object] | None:
+        drift = d.get("/api/v1/environments/production/drift")
+        return drift if drift["items"] else None
+
+    drift = wait_for(reported, message="production drift to be reported")
+    item = next(i for i in drift["items"] if i["id"] == "crm:drop-column:public.customers.legacy_notes")
+    assert item["risk"] == "destructive"
+    assert item["heal"] == "reconciler apply production --approve crm:drop-column:public.customers.legacy_notes"
+    assert d.env("production")["state"] == "OutOfSync"
+    # staging heals itself (self_heal: true, destructive changes allowed there).
+    wait_for(lambda: "legacy_notes" not in pyworld.columns("staging", "customers"), message="staging to heal")
+    d.wait_env("staging", state="Synced")
+    runs = d.get("/api/v1/environments/staging/runs")["runs"]
+    assert runs[0]["trigger"] == "self-heal"
+    assert "crm:drop-column:public.customers.legacy_notes" in runs[0]["applied"]
+    assert "legacy_notes" in pyworld.columns("production", "customers")  # reported only

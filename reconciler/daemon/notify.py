@@ -112,8 +112,12 @@ class Notifier:
             if job is None:
                 return
             target, event = job
-            self._deliver(target, event)
-            self._queue.task_done()
+            try:
+                self._deliver(target, event)
+            except Exception:  # the delivery thread must outlive any one message
+                log.exception("notify.crashed", kind=event.kind)
+            finally:
+                self._queue.task_done()
 
     def _deliver(self, target: NotifyWebhook, event: Event) -> None:
         body = payload(target, event)
@@ -122,7 +126,7 @@ class Notifier:
                 response = self.client.post(target.url, json=body)
                 if response.status_code < 300:
                     self.sent += 1
-                    log.info("notify.sent", event=event.kind, environment=event.environment, attempt=attempt)
+                    log.info("notify.sent", kind=event.kind, environment=event.environment, attempt=attempt)
                     return
                 retry = response.status_code >= 500 or response.status_code == 429
                 log.warning("notify.rejected", status=response.status_code, attempt=attempt)
@@ -133,7 +137,7 @@ class Notifier:
             if attempt < self.attempts:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
         self.failed += 1
-        log.error("notify.gave_up", event=event.kind, environment=event.environment)
+        log.error("notify.gave_up", kind=event.kind, environment=event.environment)
 
     def wait_idle(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout

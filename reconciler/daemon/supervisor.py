@@ -205,6 +205,8 @@ class Daemon:
             self.metrics.run_duration.labels(env).observe(outcome.duration)
         if outcome.result != "Busy":
             self.metrics.set_blocked(env, outcome.gate or "unknown" if outcome.result == "Blocked" else None)
+            status = self.reconciler.store.status(env)
+            self.metrics.set_revisions(env, status.desired_revision, status.applied_revision)
         if outcome.result == "Busy":
             self._retry(env, RETRY_BUSY, "busy")
         elif outcome.result == "Failed":

@@ -1,0 +1,130 @@
+"""Notifications: once per event, retried with backoff, delivered to a real HTTP receiver on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.config import load_settings
+from reconciler.daemon.notify import Notifier
+from reconciler.engine.changes import Change, DriftItem
+from reconciler.engine.plan import Plan
+from reconciler.reconcile import Outcome
+from reconciler.store.store import Store
+from tests.conftest import World
+from tests.daemon_support import start_daemon, wait_for
+
+
+@dataclass
+class Receiver:
+    url: str
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    fail_first: int = 0
+    attempts: int = 0
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    state = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            state.attempts += 1
+            if state.attempts <= state.fail_first:
+                self.send_response(503)
+                self.end_headers()
+                return
+            state.bodies.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    server.shutdown()
+
+
+def notifier(tmp_path: Path, receiver: Receiver, fmt: str = "json") -> Notifier:
+    settings = load_settings(None, data_dir=str(tmp_path), notify={"webhooks": [{"url": receiver.url, "format": fmt}]})
+    return Notifier(settings, Store(f"sqlite:///{tmp_path / 'state.db'}"), backoff=0.01)
+
+
+def drift_plan(*ids: str) -> Plan:
+    items = [DriftItem(i, "config-variable", i.split(":")[1], "value", Change.UPDATE, "a", "b") for i in ids]
+    return Plan("production", "r" * 40, [], items)
+
+
+def test_a_drift_is_notified_once_however_often_it_is_seen(tmp_path: Path, receiver: Receiver) -> None:
+    n = notifier(tmp_path, receiver)
+    for _ in range(3):
+        n.drift("production", drift_plan("config-variable:SUPPORT_EMAIL:value"))
+    n.drift("production", drift_plan("config-variable:SUPPORT_EMAIL:value", "config-variable:X:value"))
+    assert n.wait_idle(10)
+    assert [b["items"] for b in receiver.bodies] == [
+        ["config-variable:SUPPORT_EMAIL:value"],
+        ["config-variable:SUPPORT_EMAIL:value", "config-variable:X:value"],
+    ]
+    assert receiver.bodies[0]["event"] == "drift" and receiver.bodies[0]["environment"] == "production"
+    n.close()
+
+
+def test_delivery_is_retried_with_backoff(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.fail_first = 2
+    n = notifier(tmp_path, receiver)
+    n.outcome(Outcome("staging", "Failed", "a" * 40, "main", "run1", "boom"))
+    assert n.wait_idle(10)
+    assert receiver.attempts == 3
+    assert [b["event"] for b in receiver.bodies] == ["failed"]
+    assert n.sent == 1 and n.failed == 0
+    n.close()
+
+
+def test_a_receiver_that_stays_down_is_given_up_on(tmp_path: Path, receiver: Receiver) -> None:
+    receiver.fail_first = 100
+    n = notifier(tmp_path, receiver)
+    n.outcome(Outcome("staging", "Failed", "a" * 40, "main", "run2", "boom"))
+    assert n.wait_idle(10)
+    assert receiver.attempts == 5 and n.failed == 1 and receiver.bodies == []
+    n.close()
+
+
+def test_slack_payloads(tmp_path: Path, receiver: Receiver) -> None:
+    n = notifier(tmp_path, receiver, fmt="slack")
+    n.outcome(Outcome("production", "Blocked", "b" * 40, "v1.1.0", "run3", "destructive change needs approval",
+                      gate="destructive"))
+    n.outcome(Outcome("production", "Blocked", "b" * 40, "v1.1.0", "run3", "destructive change needs approval",
+                      gate="destructive"))
+    assert n.wait_idle(10)
+    assert len(receiver.bodies) == 1
+    body = receiver.bodies[0]
+    assert body["text"] == "production: bbbbbbbbbbbb (v1.1.0) blocked (destructive)"
+    assert "destructive change needs approval" in body["blocks"][0]["text"]["text"]
+    n.close()
+
+
+def test_the_daemon_announces_a_production_promotion(pyworld: World, receiver: Receiver) -> None:
+    pyworld.configure(notify={"webhooks": [{"url": receiver.url}]})
+    d = start_daemon(pyworld.config, pyworld.root / "data", env=pyworld.secrets)
+    try:
+        d.wait_env("staging", state="Synced")
+        pyworld.tag("v1.0.0", "Release 1.0.0")
+        d.wait_env("production", state="Synced", applied_ref="v1.0.0")
+        promoted = wait_for(lambda: [b for b in receiver.bodies if b["event"] == "promoted"] or None, timeout=15,
+                            message="a promotion notification")
+        assert promoted[0]["title"] == "production: promoted to v1.0.0"
+        assert promoted[0]["ref"] == "v1.0.0"
+    finally:
+        d.kill()
