@@ -313,6 +313,9 @@ def diff(
     head: Annotated[str, typer.Option("--head", help="Head revision (e.g. HEAD).")],
     env: Annotated[str | None, typer.Argument(help="Only this environment.")] = None,
     fmt: FormatOpt = Format.text,
+    shadow_url: Annotated[str | None, typer.Option(
+        "--shadow-url", help="PostgreSQL server for scratch databases: adds schema statements and their risk.",
+        envvar="RECONCILER_SHADOW_URL")] = None,
     config: ConfigOpt = None,
     source: SourceOpt = None,
 ) -> None:
@@ -321,7 +324,7 @@ def diff(
 
     with errors_as_exit():
         settings = settings_for(config, source)
-        code, text = run_diff(settings, base, head, env, fmt.value)
+        code, text = run_diff(settings, base, head, env, fmt.value, shadow_url)
     emit(text)
     raise typer.Exit(code)
 

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from reconciler.config import Settings
 from reconciler.desired.state import DesiredState
-from reconciler.engine.changes import Risk
+from reconciler.engine.changes import DriftItem, Risk
 from reconciler.engine.compare import EnvironmentDiff, compare
 from reconciler.errors import ValidationError
 from reconciler.reports.drift import CHANGE_MARK, RISK_STYLE
@@ -33,7 +33,9 @@ def _load(repo: Repository, settings: Settings, revision: str, required: bool) -
     return load(tree)
 
 
-def run_diff(settings: Settings, base: str, head: str, env: str | None, fmt: str) -> tuple[int, str]:
+def run_diff(
+    settings: Settings, base: str, head: str, env: str | None, fmt: str, shadow_url: str | None = None
+) -> tuple[int, str]:
     repo = Repository(settings.source.url, cache_dir=settings.data_dir / "cache", branches=settings.source.branches)
     base_id, head_id = repo.resolve(base), repo.resolve(head)
     head_state = _load(repo, settings, head_id, required=True)
@@ -43,8 +45,30 @@ def run_diff(settings: Settings, base: str, head: str, env: str | None, fmt: str
     except ValidationError:
         base_state = None  # an invalid base is compared as empty; the head is what must be valid
     diffs = compare(base_state, head_state, [env] if env else None)
+    server = shadow_url or settings.databases.shadow_url
+    if server:
+        _schema_statements(diffs, base_state, head_state, server)
     count = sum(len(d.items) for d in diffs)
     return (2 if count else 0), render_diff(fmt, diffs, base, base_id, head, head_id)
+
+
+def _schema_statements(
+    diffs: list[EnvironmentDiff], base: DesiredState | None, head: DesiredState, server_url: str
+) -> None:
+    """Replace per-file schema changes with the classified statements migra derives from them."""
+    from reconciler.providers.postgres.provider import PostgresProvider
+
+    provider = PostgresProvider()
+    statements: dict[str, list[DriftItem]] = {}
+    for name, database in head.databases.items():
+        new = [(f.path, f.text) for f in head.sql.get(name, [])]
+        old = [(f.path, f.text) for f in base.sql.get(name, [])] if base is not None else []
+        if new != old:
+            statements[name] = provider.compare(name, server_url, old, new, database.managed_schemas)
+    for d in diffs:
+        kept = [i for i in d.items if not (i.kind == "schema-file" and i.name in statements)]
+        touched = {i.name for i in d.items if i.kind == "schema-file" and i.name in statements}
+        d.items = kept + [item for name in sorted(touched) for item in statements[name]]
 
 
 def render_diff(fmt: str, diffs: list[EnvironmentDiff], base: str, base_id: str, head: str, head_id: str) -> str:

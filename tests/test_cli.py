@@ -152,3 +152,23 @@ def test_pin_holds_and_unpin_releases(world: World) -> None:
     assert cli(world, "unpin", "staging").exit_code == 0
     moved = cli(world, "apply", "staging", "--format", "json")
     assert json.loads(moved.stdout)["applied"] == ["group:auditors"]
+
+
+def test_diff_with_a_shadow_server_lists_schema_statements_and_their_risk(pyworld: World) -> None:
+    sql = pyworld.desired / "databases/crm/001_customers.sql"
+    sql.write_text(sql.read_text().replace("    plan        text not null default 'free',\n", ""))
+    (pyworld.desired / "databases/crm/004_phone.sql").write_text(
+        "alter table customers add column phone text;\n")
+    pyworld.commit("Drop plan, add phone")
+    result = cli(pyworld, "diff", "--base", "main~1", "--head", "main", "--shadow-url", pyworld.pg.url,
+                 "--format", "json")
+    assert result.exit_code == 2, result.stderr
+    per_env = {e["environment"]: {i["id"]: i["risk"] for i in e["items"]} for e in json.loads(result.stdout)[
+        "environments"]}
+    for env in ("staging", "production"):
+        assert per_env[env]["crm:drop-column:public.customers.plan"] == "destructive"
+        assert per_env[env]["crm:add-column:public.customers.phone"] == "safe"
+    markdown = cli(pyworld, "diff", "--base", "main~1", "--head", "main", "--shadow-url", pyworld.pg.url,
+                   "--format", "markdown")
+    assert "| - | `crm:drop-column:public.customers.plan` |" in markdown.stdout
+    assert 'alter table "public"."customers" drop column "plan";' in markdown.stdout

@@ -32,7 +32,7 @@ from reconciler.engine.changes import DriftItem, Phase, Risk
 from reconciler.errors import SchemaError
 from reconciler.providers.postgres.apply import ApplySettings, apply_items
 from reconciler.providers.postgres.classify import classify
-from reconciler.providers.postgres.declared import DeclaredSchemas, SqlFile
+from reconciler.providers.postgres.declared import DeclaredSchemas, SqlFile, content_hash
 from reconciler.providers.postgres.diffing import MigraEngine, SchemaDiffEngine
 from reconciler.providers.postgres.urls import safe_url
 
@@ -148,3 +148,20 @@ class PostgresProvider:
                 f"the schema of {database} still differs after apply: {', '.join(i.id for i in remaining)}"
             )
         return applied
+
+    def compare(
+        self,
+        database: str,
+        server_url: str,
+        old_files: Sequence[SqlFile],
+        new_files: Sequence[SqlFile],
+        managed_schemas: Sequence[str],
+    ) -> list[DriftItem]:
+        """Statements turning the schema ``old_files`` declare into the one ``new_files`` declare.
+
+        For pull-request previews (``reconciler diff``): both sides are loaded into scratch
+        databases on ``server_url`` (or the shadow server) and diffed; no live database is read.
+        """
+        old = self.declared.get(server_url, old_files, content_hash(old_files), managed_schemas)
+        new = self.declared.get(server_url, new_files, content_hash(new_files), managed_schemas)
+        return classify(database, self.engine.diff(old, new))
