@@ -359,6 +359,35 @@ def demo(
     raise typer.Exit(code)
 
 
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="New desired-state folder.")] = Path("desired-state"),
+) -> None:
+    """Scaffold a commented desired-state folder that validates."""
+    from reconciler.desired.loader import load
+    from reconciler.scaffold import scaffold
+    from reconciler.source.trees import DirectoryTree
+
+    with errors_as_exit():
+        written = scaffold(directory)
+        state = load(DirectoryTree(directory))
+    out.print(f"wrote {len(written)} files to {directory} ({state.document_count()} documents, environments "
+              f"{' → '.join(state.environment_order)}); edit them, then 'reconciler validate {directory}'")
+
+
+@app.command()
+def explain(what: Annotated[str, typer.Argument(help="A drift id, a risk or a gate code.")]) -> None:
+    """Explain a drift item, a risk rule or a gate in plain words."""
+    from reconciler.explain import GATES, RISKS
+    from reconciler.explain import explain as explain_text
+
+    text = explain_text(what)
+    if text is None:
+        fail(f"nothing known about {what!r}; try a drift id from a report, a risk ({', '.join(RISKS)}) "
+             f"or a gate ({', '.join(sorted(GATES))})")
+    out.print(text, markup=False)
+
+
 @schemas_app.command("export")
 def schemas_export(
     directory: Annotated[Path, typer.Argument(help="Where to write the *.schema.json files.")],
