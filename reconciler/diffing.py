@@ -96,7 +96,7 @@ def render_diff(fmt: str, diffs: list[EnvironmentDiff], base: str, base_id: str,
             if statements:
                 lines += ["", "<details><summary>Schema statements</summary>", "", "```sql"]
                 lines += [(i.sql or "").strip().rstrip(";") + ";" for i in statements]
-                lines += ["```", "</details>"]
+                lines += ["```", "", "</details>"]
             lines.append("")
         return "\n".join(lines)
     buffer = StringIO()
