@@ -229,11 +229,17 @@ def rss_mb(pid: int, key: str = "VmRSS") -> float:
     raise KeyError(key)
 
 
-def metric_sum(base_url: str, name: str, client: httpx.Client | None = None) -> float:
-    """Sum of every sample of the Prometheus metric ``name`` at ``base_url/metrics``."""
+def metric_samples(base_url: str, name: str, client: httpx.Client | None = None) -> dict[str, float]:
+    """Every sample of the Prometheus metric ``name`` at ``base_url/metrics``, keyed by its labels."""
     text = (client.get(base_url + "/metrics") if client else httpx.get(base_url + "/metrics", timeout=10)).text
-    total = 0.0
+    out: dict[str, float] = {}
     for line in text.splitlines():
         if line.startswith(name) and (line[len(name)] in " {"):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+            labels, value = line[len(name):].rsplit(" ", 1)
+            out[labels] = float(value)
+    return out
+
+
+def metric_sum(base_url: str, name: str, client: httpx.Client | None = None) -> float:
+    """Sum of every sample of the Prometheus metric ``name`` at ``base_url/metrics``."""
+    return sum(metric_samples(base_url, name, client).values())
