@@ -65,6 +65,10 @@ GATES = {
         "The tag is not newer than the release the environment runs. Tag-tracked environments only move forward; "
         "to roll back, pin the environment at the older release with 'reconciler pin ENV TAG'."
     ),
+    "tag-deleted": (
+        "The release tag the environment runs was deleted from the repository. Nothing is rolled back: the "
+        "environment stays at the revision it runs. Cut a new release tag to move it again."
+    ),
     "pinned": "The environment is pinned at a revision; newer revisions are reported, not applied, until unpin.",
     "prerelease": "The tag is a prerelease (e.g. v1.2.0-rc.1) and the environment sets prereleases: false.",
     "not-a-tag": "A tag-tracked environment applies release tags only; pin it to hold it at another revision.",

@@ -243,6 +243,13 @@ class Reconciler:
             ref = status.applied_ref if status.applied_revision == status.pinned_revision else None
             return Target(spec.name, spec, status.pinned_revision, ref or f"pinned@{short(status.pinned_revision)}",
                           pinned=True, newer_available=newest if newest != status.pinned_revision else None)
+        applied = status.applied_ref
+        applied_version = tag_version(applied, track.tag) if applied else None
+        if applied_version is not None and applied not in {t.name for t in tags} and (
+                not matching or matching[0].version <= applied_version):
+            return Target(spec.name, spec, status.applied_revision, applied, gate=gates.Gate.block(
+                "tag-deleted", f"tag {applied}, which {spec.name} runs, was deleted; {spec.name} stays at "
+                f"{short(status.applied_revision)} — cut a new release tag to move it"))
         if not matching:
             return Target(spec.name, spec, status.applied_revision, status.applied_ref, gate=gates.Gate.block(
                 "no-release", f"no release tag matching {track.tag!r} yet"))
@@ -409,6 +416,7 @@ class Reconciler:
         with self.lease(env) as held:
             if not held:
                 return Outcome(env, "Busy", reason=f"another run is applying {env}; try again shortly")
+            self.recover_interrupted(env)  # we hold the lease: an unfinished run here was abandoned
             outcome = self._reconcile(env, rev, trigger, tuple(approvals), record_no_changes, cancel)
         outcome.duration = time.monotonic() - started
         log.info("reconcile.done", environment=env, result=outcome.result, revision=short(outcome.revision),
@@ -590,10 +598,19 @@ class Reconciler:
 
     # -- crash recovery ----------------------------------------------------------------------------
 
-    def recover_interrupted(self) -> list[str]:
-        """Mark runs left Progressing by a crash as Interrupted; return their ids."""
+    def recover_interrupted(self, env: str | None = None) -> list[str]:
+        """Mark runs left Progressing by a process that is gone as Interrupted; return their ids.
+
+        A run is abandoned when its process is known dead (same host) or no live lease of its owner
+        covers the environment any more. With ``env`` given the caller holds that environment's
+        lease, so any unfinished run there is abandoned.
+        """
         found = []
         for run in self.store.unfinished_runs():
+            if env is not None and run.environment != env:
+                continue
+            if env is None and not self.store.abandoned(run):
+                continue
             reason = (f"interrupted (the process stopped during the run; {len(run.applied)} changes had been "
                       "applied); planning again from live state")
             self.store.finish_run(run.id, "Interrupted", reason, run.applied, None)

@@ -8,6 +8,7 @@ opened in place, so a commit is visible the moment it is made; a remote (``file:
 
 from __future__ import annotations
 
+import shutil
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,7 @@ class Repository:
                 raise SourceError("a remote repository needs a cache directory (data_dir)")
             self._path = cache_dir / "git" / urls.cache_key(url)
             self._repo = self._open_or_clone()
+            self.fetch()  # every user of a remote starts from what the remote has now
         else:
             self._path = Path(url)
             self._repo = self._open_local()
@@ -100,10 +102,9 @@ class Repository:
             try:
                 return pygit2.Repository(str(self._path))
             except pygit2.GitError as exc:
-                raise SourceError(
-                    f"the cached clone of {self.display_url} at {self._path} is corrupt ({exc}); "
-                    "delete that folder and the next fetch clones again"
-                ) from exc
+                # The cache is ours and holds nothing that is not on the remote: clone it afresh.
+                log.warning("git.cache_corrupt", path=str(self._path), error=str(exc))
+                shutil.rmtree(self._path, ignore_errors=True)
         self._path.parent.mkdir(parents=True, exist_ok=True)
         log.info("git.clone", url=self.display_url)
         try:
@@ -111,8 +112,6 @@ class Repository:
             repo.remotes.create("origin", self.url, "+refs/heads/*:refs/heads/*")
         except (pygit2.GitError, OSError) as exc:
             raise SourceError(f"cannot create the cache for {self.display_url}: {exc}") from exc
-        self._repo = repo
-        self.fetch()
         return repo
 
     @property

@@ -211,6 +211,14 @@ class Store:
         ).all())
         return [self._run_from_row(r) for r in rows]
 
+    def abandoned(self, run: RunRecord) -> bool:
+        """True when the process of an unfinished run is gone: dead on this host, or its lease lapsed."""
+        if run.owner is None or not _owner_alive(run.owner):
+            return True
+        row = self._tx("read lease", lambda conn: conn.execute(
+            sa.select(t.leases).where(t.leases.c.environment == run.environment)).first())
+        return row is None or row.owner != run.owner or (_utc(row.expires_at) or now()) < now()
+
     def verified_in(self, environment: str, tree_id: str) -> bool:
         """True when ``tree_id`` synced and verified (zero drift) in ``environment`` at least once."""
         row = self._tx("check promotion", lambda conn: conn.execute(
