@@ -87,7 +87,9 @@ def test_target_database_down_during_apply(pyworld: World, own_pg: EmbeddedPostg
     assert outcome.result == "Failed"
     assert outcome.reason and ("connect" in outcome.reason or "server" in outcome.reason)
     run = r.store.run(outcome.run_id or "")
-    assert run is not None and run.result == "Failed" and run.applied == ["environment:staging"] or run.applied == []
+    assert run is not None and run.result == "Failed"
+    assert run.applied == []  # the schema step runs first and its transaction never committed
+    assert {"group:auditors", "crm:add-column:public.customers.phone"} <= {item["id"] for item in run.plan}
     assert r.store.status("staging").applied_revision == good
     assert r.store.status("staging").state == "Failed"
     # Back up: the next run converges, both columns arrive together.
@@ -295,4 +297,4 @@ def test_kill_9_at_random_points_of_an_apply(pyworld: World) -> None:
         assert set(run["applied"]) <= planned, run["id"]
     interrupted = [r for r in runs if r["result"] == "Interrupted"]
     assert interrupted, outcomes  # at least some kills landed mid-run
-    Path(pyworld.root / "kill9-seeds.json").write_text(json.dumps(outcomes))
+    print("kill -9 outcomes (seed, target applied count, last run state):", outcomes)
