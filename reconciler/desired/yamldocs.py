@@ -9,6 +9,7 @@ duplicate keys are reported instead of silently overwriting each other.
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,9 @@ MAX_NODES = 200_000  # per file, counting every alias expansion
 MAX_DEPTH = 64
 
 Path = tuple[str | int, ...]
+
+# What YAML counts as a line break (libyaml's marks count lines this way).
+_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 
 class YamlProblem(Exception):
@@ -99,6 +103,10 @@ class _Converter:
         return value
 
 
+def _last_line(text: str) -> int:
+    return len(_LINE_BREAK.findall(text)) + 1
+
+
 def parse_documents(text: str) -> list[ParsedDoc]:
     """Every document of a YAML stream, with line maps. Raises ``YamlProblem`` on bad YAML."""
     converter = _Converter()
@@ -112,14 +120,24 @@ def parse_documents(text: str) -> list[ParsedDoc]:
             docs.append(ParsedDoc(node.start_mark.line + 1, data, lines))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
+        # libyaml marks the end of the stream one line past a last line with no line break.
+        last = _last_line(text)
+        line = min(mark.line + 1, last) if mark is not None else None
         problem = exc.problem or exc.context or "invalid YAML"
-        context = exc.context_mark
-        if exc.context and context is not None and line is not None and context.line + 1 != line:
-            problem += f" ({exc.context.removeprefix('while ')} started on line {context.line + 1})"
+        context = min(exc.context_mark.line + 1, last) if exc.context_mark is not None else None
+        if exc.context and context is not None and line is not None and context != line:
+            problem += f" ({exc.context.removeprefix('while ')} started on line {context})"
         raise YamlProblem(line, f"invalid YAML: {problem}") from None
+    except yaml.reader.ReaderError as exc:
+        # A character YAML refuses anywhere (NUL and other control characters); libyaml gives the
+        # byte offset of the first one, and its own message spans two lines.
+        before = text.encode("utf-8", "surrogatepass")[: exc.position].decode("utf-8", "ignore")
+        character = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise YamlProblem(_last_line(before), f"invalid YAML: character U+{character:04X} is not allowed "
+                          f"({exc.reason}); remove it") from None
     except yaml.YAMLError as exc:
-        raise YamlProblem(None, f"invalid YAML: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise YamlProblem(None, f"invalid YAML: {first}") from None
     except RecursionError:
         raise YamlProblem(None, f"nesting deeper than {MAX_DEPTH} levels") from None
     return docs
