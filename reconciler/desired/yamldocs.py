@@ -24,6 +24,8 @@ except AttributeError:  # pragma: no cover - libyaml is part of the PyYAML wheel
 
 MAX_NODES = 200_000  # per file, counting every alias expansion
 MAX_DEPTH = 64
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
 
 Path = tuple[str | int, ...]
 
@@ -66,6 +68,10 @@ class _Converter:
         if depth > MAX_DEPTH:
             raise YamlProblem(node.start_mark.line + 1, f"nesting deeper than {MAX_DEPTH} levels")
         lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, MappingNode | SequenceNode) and node.tag not in (_MAP, _SEQ):
+            # Explicit tags on collections (!!set, !!omap, !!python/object, !custom) would otherwise be
+            # dropped silently and the collection read as a plain one.
+            raise YamlProblem(node.start_mark.line + 1, f"unsupported YAML tag {node.tag}")
         if isinstance(node, MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
