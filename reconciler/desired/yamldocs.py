@@ -106,6 +106,10 @@ class _Converter:
             return node.value  # keep dates as the text the user wrote
         if isinstance(value, bytes):
             raise YamlProblem(node.start_mark.line + 1, "binary values are not supported")
+        if isinstance(value, str) and "\x00" in value:
+            # Only reachable through an escape ("\0", "\x00"); PostgreSQL cannot store it, so a
+            # value holding one would fail half-way through an apply.
+            raise YamlProblem(node.start_mark.line + 1, "NUL characters ('\\0') are not allowed in values")
         return value
 
 
