@@ -8,7 +8,6 @@ duplicate keys are reported instead of silently overwriting each other.
 
 from __future__ import annotations
 
-import datetime
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,10 @@ MAX_NODES = 200_000  # per file, counting every alias expansion
 MAX_DEPTH = 64
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+# Tags a scalar may carry; the collection tags' constructors (!!map, !!set, !!pairs, ...) return
+# generators when given a scalar.
+_SCALAR_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", "float", "str", "timestamp", "binary")}
 
 Path = tuple[str | int, ...]
 
@@ -98,12 +101,19 @@ class _Converter:
         raise YamlProblem(node.start_mark.line + 1, f"unsupported YAML node {node.tag}")
 
     def _scalar(self, node: ScalarNode) -> Any:
-        constructor = SafeConstructor.yaml_constructors.get(node.tag)
+        constructor = SafeConstructor.yaml_constructors.get(node.tag) if node.tag in _SCALAR_TAGS else None
         if constructor is None:
             raise YamlProblem(node.start_mark.line + 1, f"unsupported YAML tag {node.tag}")
-        value = constructor(self.scalars, node)
-        if isinstance(value, datetime.date | datetime.datetime):
-            return node.value  # keep dates as the text the user wrote
+        if node.tag == _TIMESTAMP:
+            return node.value  # keep dates as the text the user wrote (even 2001-13-45)
+        try:
+            value = constructor(self.scalars, node)
+        except (ValueError, KeyError, AttributeError, TypeError, yaml.YAMLError):
+            # An explicit tag on text it cannot read ("!!int abc", "!!bool maybe"), or an
+            # integer too long for Python to convert (over 4300 digits).
+            shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+            raise YamlProblem(node.start_mark.line + 1,
+                              f"{shown!r} is not a valid {node.tag.rsplit(':', 1)[-1]}") from None
         if isinstance(value, bytes):
             raise YamlProblem(node.start_mark.line + 1, "binary values are not supported")
         if isinstance(value, str) and "\x00" in value:
