@@ -262,6 +262,12 @@ class _Checker:
             self._sql_parses(file)
 
     def _sql_parses(self, file: SqlFile) -> None:
+        nul = file.text.find("\x00")
+        if nul != -1:
+            # The parser stops at a NUL as C strings do: what follows would be silently ignored.
+            self.problems.append(Problem(file.path, file.text.count("\n", 0, nul) + 1,
+                                         "SQL contains a NUL character; remove it"))
+            return
         try:
             pglast.parser.parse_sql(file.text)
         except pglast.parser.ParseError as exc:
