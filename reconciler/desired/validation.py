@@ -271,10 +271,16 @@ class _Checker:
         try:
             pglast.parser.parse_sql(file.text)
         except pglast.parser.ParseError as exc:
-            # libpg_query reports a byte offset into the file.
-            position = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else None
-            line = file.text.encode()[:position].count(b"\n") + 1 if position is not None else None
-            self.problems.append(Problem(file.path, line, f"SQL does not parse: {exc.args[0]}"))
+            # pglast reports a character offset into the file, or none for "at end of input".
+            end = len(file.text.rstrip())
+            position = exc.args[1] if len(exc.args) > 1 and isinstance(exc.args[1], int) else end
+            line = file.text.count("\n", 0, min(position, end)) + 1
+            # "at or near" quotes the rest of the input, which after an unclosed quote is the rest of
+            # the file: keep the message to one short line.
+            message = " ".join(str(exc.args[0]).split())
+            if len(message) > 200:
+                message = message[:200] + "..."
+            self.problems.append(Problem(file.path, line, f"SQL does not parse: {message}"))
 
     def app(self, app: App) -> None:
         envs = app_environments(app, self.envs)
