@@ -1,0 +1,102 @@
+"""Helpers of the dashboard's browser tests: Debian's Chromium driven by Playwright, and a daemon to look at.
+
+``tests/browser/conftest.py`` and the screenshot script use them. Chromium is the system's
+(``/usr/bin/chromium``, as ``.ci/run`` installs it); Playwright never downloads a browser here.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, ViewportSize, expect
+
+from reconciler.providers.registry import RegistryProvider
+from tests.conftest import World
+from tests.daemon_support import DaemonProcess, start_daemon
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+# Long enough for a daemon run plus one poll of the page (every 3 s), never a fixed wait.
+SETTLE_MS = 20_000
+
+
+def chromium_path() -> str | None:
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser")):
+        if candidate and Path(candidate).exists():
+            return candidate
+    return None
+
+
+def launch(playwright: Playwright, executable: str) -> Browser:
+    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+
+
+@dataclass
+class Site:
+    """A running daemon over the example repository, with staging and production both synced."""
+
+    world: World
+    daemon: DaemonProcess
+
+    @property
+    def url(self) -> str:
+        return self.daemon.url
+
+    @property
+    def token(self) -> str:
+        return self.daemon.token
+
+    def registry(self) -> RegistryProvider:
+        return RegistryProvider(self.world.settings().registry_url)
+
+    def set_live(self, env: str, variable: str, value: str) -> None:
+        """An out-of-band edit of a config variable in the platform (what a drift check finds)."""
+        registry = self.registry()
+        try:
+            registry.edit_config_value(env, variable, value)
+        finally:
+            registry.close()
+
+
+def quick_drift_checks(world: World) -> None:
+    """Production as declared, except drift is checked every 2 s and no deny window can hold a release.
+
+    Production does not self-heal, so an out-of-band edit stays visible; the example's Friday-evening
+    window would otherwise make these tests depend on the day they run.
+    """
+    path = world.desired / "environments/production.yaml"
+    spec: dict[str, Any] = yaml.safe_load(path.read_text())
+    spec["sync"]["drift_check_interval"] = "2s"
+    spec["sync"]["windows"] = []
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    world.commit("Production: check drift every 2s, no deny window")
+
+
+def start_site(world: World) -> Site:
+    """Start ``reconciler run``; wait for staging to sync, release v1.0.0 and wait for production."""
+    quick_drift_checks(world)
+    daemon = start_daemon(world.config, world.root / "data", env=world.secrets, name="dashboard-daemon")
+    try:
+        daemon.wait_env("staging", state="Synced")
+        world.tag("v1.0.0", "Release 1.0.0")
+        daemon.wait_env("production", state="Synced", applied_ref="v1.0.0")
+    except BaseException:
+        daemon.kill()
+        raise
+    return Site(world, daemon)
+
+
+def sign_in(context: BrowserContext, url: str, token: str, path: str = "/") -> Page:
+    """Open ``path`` signed out, and sign in through the form as a person would."""
+    page = context.new_page()
+    page.goto(url + path)
+    page.get_by_label("API token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    return page
