@@ -108,8 +108,8 @@ class _Converter:
             return node.value  # keep dates as the text the user wrote (even 2001-13-45)
         try:
             value = constructor(self.scalars, node)
-        except (ValueError, KeyError, AttributeError, TypeError, yaml.YAMLError):
-            # An explicit tag on text it cannot read ("!!int abc", "!!bool maybe"), or an
+        except (ValueError, LookupError, AttributeError, TypeError, yaml.YAMLError):
+            # An explicit tag on text it cannot read ("!!int abc", "!!bool maybe", an empty "!!float"), or an
             # integer too long for Python to convert (over 4300 digits).
             shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
             raise YamlProblem(node.start_mark.line + 1,
