@@ -40,11 +40,16 @@ class LoadedDoc:
     model: Strict
 
 
+def _printable(text: str) -> str:
+    """A field name as it can be shown in a one-line message (control characters escaped)."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def _pydantic_problems(file: str, doc: ParsedDoc, exc: pydantic.ValidationError, what: str) -> list[Problem]:
     out = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
-        where = ".".join(str(p) for p in loc)
+        where = ".".join(_printable(str(p)) for p in loc)
         kind = err["type"]
         if kind == "extra_forbidden":
             message = f"{what}: unknown field '{where}' (check the spelling; unknown fields are not allowed)"
