@@ -29,6 +29,7 @@ MAX_APP_BYTES = 32 << 20
 MAX_DOCUMENTS = 20_000
 
 _YAML = re.compile(r"\.ya?ml$")
+SPECIAL_FILE = "is not a regular file (a FIFO, socket or device); the desired state holds only files and folders"
 
 
 @dataclass
@@ -77,6 +78,9 @@ def _parse_yaml_files(tree: FileTree, entries: list[Entry], problems: list[Probl
             continue
         if entry.is_symlink:
             problems.append(Problem(entry.path, None, "is a symbolic link; the desired state must not use links"))
+            continue
+        if entry.special:
+            problems.append(Problem(entry.path, None, SPECIAL_FILE))
             continue
         if entry.size > MAX_YAML_BYTES:
             problems.append(
@@ -244,6 +248,10 @@ def _folder_entries(
     if links:
         problems.append(Problem(doc.file, line, f"{doc.kind} {doc.name!r}: '{links[0]}' is a symbolic link; "
                                 "links are not followed"))
+        return None
+    specials = [e.path for e in inside if e.special]
+    if specials:
+        problems.append(Problem(specials[0], None, SPECIAL_FILE))
         return None
     return inside
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -27,6 +28,7 @@ class Entry:
     path: str
     is_symlink: bool
     size: int
+    special: bool = False  # a FIFO, socket or device: never read (reading a FIFO blocks forever)
 
 
 class FileTree(Protocol):
@@ -76,10 +78,13 @@ class DirectoryTree:
                 for name in filenames:
                     full = base / name
                     rel = full.relative_to(self.root).as_posix()
-                    if full.is_symlink():
+                    info = full.lstat()
+                    if stat.S_ISLNK(info.st_mode):
                         found.append(Entry(rel, True, 0))
+                    elif not stat.S_ISREG(info.st_mode):
+                        found.append(Entry(rel, False, 0, special=True))
                     else:
-                        found.append(Entry(rel, False, full.stat().st_size))
+                        found.append(Entry(rel, False, info.st_size))
             self._entries = sorted(found, key=lambda e: e.path)
         return self._entries
 
@@ -89,13 +94,15 @@ class DirectoryTree:
         full = self.root / path
         if full.is_symlink():
             raise SourceError(f"{path}: is a symbolic link; the desired state must not use links")
+        if not full.is_file():
+            raise SourceError(f"{path}: is not a regular file")
         return full.read_bytes()
 
     def content_id(self) -> str:
         digest = hashlib.sha256()
         for entry in self.entries():
             digest.update(entry.path.encode() + b"\0")
-            digest.update(b"L" if entry.is_symlink else self.read(entry.path))
+            digest.update(b"L" if entry.is_symlink else b"S" if entry.special else self.read(entry.path))
             digest.update(b"\0")
         return "sha256:" + digest.hexdigest()
 
