@@ -29,6 +29,18 @@ MAX_APP_BYTES = 32 << 20
 MAX_DOCUMENTS = 20_000
 
 _YAML = re.compile(r"\.ya?ml$")
+# Plain sentences for the patterns of models.py: pydantic's own message quotes the regular expression.
+PATTERN_RULES = {
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$":
+        "a name has 1 to 100 letters, digits, '.', '_' or '-', and starts with a letter or digit",
+    r"^[A-Za-z_][A-Za-z0-9_]{0,99}$":
+        "a variable name has 1 to 100 letters, digits or '_', and does not start with a digit",
+    r"^#[0-9A-Fa-f]{6}$": "a colour is '#' and six hex digits, such as '#D4351C'",
+    r"^[A-Za-z0-9_.-]{1,100}$": "an option key has 1 to 100 letters, digits, '.', '_' or '-'",
+    r"^[A-Za-z0-9_-]{1,50}$": "a resource type has 1 to 50 letters, digits, '_' or '-'",
+    r"^[a-z_][a-z0-9_]{0,62}$":
+        "a schema name has 1 to 63 lower-case letters, digits or '_', and does not start with a digit",
+}
 SPECIAL_FILE = "is not a regular file (a FIFO, socket or device); the desired state holds only files and folders"
 
 
@@ -56,6 +68,14 @@ def _pydantic_problems(file: str, doc: ParsedDoc, exc: pydantic.ValidationError,
             message = f"{what}: unknown field '{where}' (check the spelling; unknown fields are not allowed)"
         elif kind == "missing":
             message = f"{what}: missing required field '{where}'"
+        elif kind == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") in PATTERN_RULES:
+            rule = PATTERN_RULES[err["ctx"]["pattern"]]
+            shown = repr(err["input"]) if len(str(err["input"])) <= 60 else repr(str(err["input"])[:60]) + "..."
+            if loc and loc[-1] == "[key]":
+                where = ".".join(_printable(str(p)) for p in loc[:-2])
+                message = f"{what}: {where}: key {shown} is not allowed; {rule}"
+            else:
+                message = f"{what}: {where}: {shown} is not allowed; {rule}"
         else:
             text = err["msg"].removeprefix("Value error, ")
             message = f"{what}: {where}: {text}" if where else f"{what}: {text}"
@@ -153,6 +173,8 @@ def _model_documents(
             try:
                 model = model_cls.model_validate(data)
             except pydantic.ValidationError as exc:
+                if any(tuple(err["loc"]) == ("name",) for err in exc.errors()):
+                    what = kind  # the refused name is quoted once, in its own problem
                 problems.extend(_pydantic_problems(file, doc, exc, what))
                 if isinstance(name, str):
                     failed.add((kind, name))
