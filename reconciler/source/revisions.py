@@ -70,7 +70,11 @@ def tag_version(name: str, glob: str) -> SemVer | None:
     """The semantic version a tag name carries under ``glob``, or None when it does not match."""
     if not fnmatch.fnmatchcase(name, glob):
         return None
-    return parse_semver(name[len(_literal_prefix(glob)) :]) or parse_semver(name)
+    prefix = _literal_prefix(glob)
+    rest = name[len(prefix) :]
+    if prefix.endswith("v") and rest.startswith("v"):
+        return None  # 'vv1.0.0' under 'v*': the optional 'v' is already the glob's
+    return parse_semver(rest) or parse_semver(name)
 
 
 @dataclass(frozen=True)
