@@ -54,7 +54,12 @@ def parse_semver(text: str) -> SemVer | None:
     if match is None:
         return None
     pre = tuple(match.group(4).split(".")) if match.group(4) else ()
-    return SemVer(int(match.group(1)), int(match.group(2)), int(match.group(3)), pre)
+    try:
+        version = SemVer(int(match.group(1)), int(match.group(2)), int(match.group(3)), pre)
+        version._key()  # numeric prerelease identifiers are converted too
+    except ValueError:  # a number over Python's 4300-digit conversion limit
+        return None
+    return version
 
 
 def _literal_prefix(glob: str) -> str:
