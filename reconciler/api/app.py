@@ -9,10 +9,10 @@ traces, no secrets, no credentials in URLs.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -190,7 +190,8 @@ def create_app(daemon: Daemon) -> FastAPI:
         return JSONResponse(body)
 
     @app.get("/api/v1/environments/{env}/runs", dependencies=[read])
-    def runs(env: str, limit: int = 50) -> dict[str, Any]:
+    def runs(env: str, limit: Annotated[int, Query(ge=1)] = 50) -> dict[str, Any]:
+        # A negative limit meant "no limit" to SQLite and a 500 (OverflowError) when huge.
         known(env)
         return {"environment": env, "runs": [r.as_json() for r in reconciler.store.runs(env, min(limit, 500))]}
 
