@@ -217,10 +217,16 @@
         env.reason ? h("p", { class: "reason" }, env.reason) : null)),
       cell("Tracks", env.tracked_ref ? h("span", { class: "ref" }, env.tracked_ref) : h("span", { class: "none" }, "—")),
       cell("Desired revision", revision(env.desired_revision, env.desired_ref)),
-      cell("Applied revision", revision(env.applied_revision, env.applied_ref)),
+      cell("Applied revision", [revision(env.applied_revision, env.applied_ref), behind(env)]),
       cell("Drift", driftCount(env.drift_count, href), { class: "num" }),
       cell("Last run", run ? h("span", { class: "last-run" }, resultBadge(run.result), " ", when(run.started_at),
         h("span", { class: "muted" }, " · " + run.trigger)) : h("span", { class: "none" }, "no runs yet")));
+  }
+
+  // The applied revision is not the desired one yet (a run is due, waiting, blocked or failed).
+  function behind(env) {
+    if (!env.desired_revision || env.desired_revision === env.applied_revision) return null;
+    return h("span", { class: "pill pill-behind", title: "desired " + env.desired_revision }, "not the desired revision");
   }
 
   function driftCount(count, href) {
@@ -229,9 +235,27 @@
     return h("a", { href: href + "#drift-title", class: "drift-some" }, String(count));
   }
 
+  function plural(n, one, many) { return n + " " + (n === 1 ? one : many); }
+
+  function summary(envs) {
+    var counts = {};
+    var drift = 0;
+    envs.forEach(function (env) {
+      counts[env.state] = (counts[env.state] || 0) + 1;
+      drift += env.drift_count || 0;
+    });
+    var parts = [plural(envs.length, "environment", "environments")];
+    STATES.forEach(function (state) {
+      if (counts[state]) parts.push(counts[state] + " " + state);
+    });
+    parts.push(plural(drift, "drift item", "drift items"));
+    return parts.join(" · ");
+  }
+
   function renderOverview(data) {
     var rows = byId("environment-rows");
     if (!changed("environments", data.environments)) return;
+    byId("summary").textContent = summary(data.environments);
     if (!data.environments.length) {
       rows.replaceChildren(h("tr", {}, h("td", { colspan: 7, class: "muted" },
         "No environments declared yet: add environments/*.yaml to the desired-state repository.")));
@@ -262,7 +286,7 @@
     var items = [
       ["Tracks", env.tracked_ref ? h("span", { class: "ref" }, env.tracked_ref) : "—"],
       ["Desired revision", fullRevision(env.desired_revision, env.desired_ref)],
-      ["Applied revision", fullRevision(env.applied_revision, env.applied_ref)],
+      ["Applied revision", [fullRevision(env.applied_revision, env.applied_ref), behind(env)]],
       ["Pinned", env.pinned_revision ? fullRevision(env.pinned_revision, null) : "no"],
       ["Drift items", env.drift_count === null || env.drift_count === undefined ? "not checked yet" : String(env.drift_count)],
       ["Last drift check", when(env.last_checked_at)]
@@ -344,7 +368,8 @@
         h("div", {}, h("dt", {}, "Trigger"), h("dd", {}, run.trigger)),
         h("div", {}, h("dt", {}, "Revision"), h("dd", {}, revision(run.revision, run.ref))),
         h("div", {}, h("dt", {}, "Took"), h("dd", {}, duration(run.duration_seconds))),
-        h("div", {}, h("dt", {}, "Changes"), h("dd", {}, appliedCount + " of " + planned + " applied")),
+        h("div", {}, h("dt", {}, "Changes"), h("dd", {}, planned ? appliedCount + " of " + planned + " applied"
+          : "none")),
         run.drift_after !== null && run.drift_after !== undefined
           ? h("div", {}, h("dt", {}, "Left after"), h("dd", {}, String(run.drift_after))) : null,
         h("div", {}, h("dt", {}, "Run"), h("dd", {}, h("code", { title: run.id }, run.id.slice(0, 8))))),
