@@ -94,10 +94,12 @@ def _decode(file: str, raw: bytes, problems: list[Problem]) -> str | None:
 def _parse_yaml_files(tree: FileTree, entries: list[Entry], problems: list[Problem]) -> dict[str, list[ParsedDoc]]:
     parsed: dict[str, list[ParsedDoc]] = {}
     for entry in entries:
-        if not _YAML.search(entry.path):
-            continue
         if entry.is_symlink:
+            # Every link, not only *.yaml ones: a linked folder would hide the YAML below it. Links in
+            # an App's or Database's folder are dropped here and reported against that document.
             problems.append(Problem(entry.path, None, "is a symbolic link; the desired state must not use links"))
+            continue
+        if not _YAML.search(entry.path):
             continue
         if entry.special:
             problems.append(Problem(entry.path, None, SPECIAL_FILE))
