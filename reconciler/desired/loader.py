@@ -211,9 +211,10 @@ def load(tree: FileTree) -> DesiredState:
                     "'version: 1' and 'environments: [...]'")
         )
     failed: set[tuple[str, str]] = set()
-    if any(p.message.startswith("invalid YAML") for p in problems):
-        # Documents in a file that does not parse are unknown: references to them are not reported
-        # as undeclared, which would bury the one real error under its echoes.
+    if problems:
+        # Documents in a file that could not be read (bad YAML, not UTF-8, too large, a link) are
+        # unknown: references to them are not reported as undeclared, which would bury the one real
+        # error under its echoes.
         failed.add(validation.ANYTHING)
     root, docs = _model_documents(parsed, problems, failed)
     by_path = {e.path: e for e in entries}
