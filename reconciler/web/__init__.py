@@ -25,6 +25,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from reconciler.api import auth
+from reconciler.config import ApiToken
 from reconciler.errors import ReconcilerError
 from reconciler.web import sessions
 from reconciler.web.pages import Markup, asset_response, page, render, safe_color
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 REFRESH_SECONDS = 3
-COOKIE = sessions.COOKIE
 
 
 def mount_dashboard(app: FastAPI, daemon: Daemon, require_read: Callable[[Request], Any]) -> None:
@@ -43,7 +43,7 @@ def mount_dashboard(app: FastAPI, daemon: Daemon, require_read: Callable[[Reques
 
     reconciler = daemon.reconciler
 
-    def tokens() -> list[Any]:
+    def tokens() -> list[ApiToken]:
         return daemon.settings.api.tokens
 
     def reader(request: Request) -> auth.Principal | None:
@@ -98,7 +98,7 @@ def mount_dashboard(app: FastAPI, daemon: Daemon, require_read: Callable[[Reques
         token = sessions.session_token(request)
         sync = Markup("")
         if token is not None and who.allows("sync"):
-            message = "Sync queued." if request.query_params.get("synced") == "1" else ""
+            message = "Sync requested." if request.query_params.get("synced") == "1" else ""
             sync = render("sync.html", name=env, csrf=sessions.csrf_token(token), message=message)
         described = Markup(f'<p class="description">{html.escape(description)}</p>') if description else Markup("")
         data = {"refresh": str(REFRESH_SECONDS), "environment": env}
