@@ -644,7 +644,8 @@ def _drift_reason(plan: Plan) -> str:
     unpruned = [i for i in plan.drift if i.change == Change.DELETE and not i.pruned and i.kind != "schema"]
     if unpruned and len(unpruned) == len(plan.drift):
         return f"{len(unpruned)} undeclared objects (prune is off)"
-    return f"{len(plan.drift)} drift items"
+    count = len(plan.drift)
+    return f"{count} drift item{'s' if count != 1 else ''}"
 
 
 def build(settings: Settings, **overrides: Any) -> Reconciler:

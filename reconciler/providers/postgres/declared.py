@@ -72,6 +72,10 @@ def load_file(conn: psycopg.Connection[tuple[object, ...]], path: str, sql: str)
             raise SchemaError(f"{path}:{_line_at(sql, offset)}: {message}") from exc
 
 
+_SHARED_CACHE: OrderedDict[tuple[str, tuple[str, ...], str], Inspection] = OrderedDict()
+_SHARED_LOCK = threading.Lock()
+
+
 class DeclaredSchemas:
     """Builds and caches inspections of declared schemas. Thread-safe."""
 
@@ -82,13 +86,19 @@ class DeclaredSchemas:
         shadow_url: str | None = None,
         max_entries: int = 32,
         connect_timeout: int = 10,
+        shared: bool = False,
     ) -> None:
         self.engine = engine
         self.shadow_url = shadow_url
         self.max_entries = max_entries
         self.connect_timeout = connect_timeout
-        self._cache: OrderedDict[tuple[str, tuple[str, ...], str], Inspection] = OrderedDict()
-        self._lock = threading.Lock()
+        if shared:
+            # One cache per process: every reconciler of this process (CLI, daemon, API) reuses the
+            # declared schema of a content key, whichever provider object asks.
+            self._cache, self._lock = _SHARED_CACHE, _SHARED_LOCK
+        else:
+            self._cache = OrderedDict()
+            self._lock = threading.Lock()
         self.loads = 0  # how many times SQL files were really loaded (cache misses)
 
     def get(

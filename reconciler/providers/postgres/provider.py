@@ -51,10 +51,12 @@ class PostgresProvider:
         shadow_url: str | None = None,
         settings: ApplySettings | None = None,
         cache_size: int = 32,
+        shared_cache: bool = False,
     ) -> None:
         self.engine: SchemaDiffEngine = engine or MigraEngine()
         self.settings = settings or ApplySettings()
-        self.declared = DeclaredSchemas(self.engine, shadow_url=shadow_url, max_entries=cache_size)
+        self.declared = DeclaredSchemas(self.engine, shadow_url=shadow_url, max_entries=cache_size,
+                                        shared=shared_cache)
         self._applied: dict[tuple[str, str], frozenset[str]] = {}
         self._lock = threading.Lock()
 
