@@ -417,7 +417,10 @@ class Reconciler:
             if not held:
                 return Outcome(env, "Busy", reason=f"another run is applying {env}; try again shortly")
             self.recover_interrupted(env)  # we hold the lease: an unfinished run here was abandoned
-            outcome = self._reconcile(env, rev, trigger, tuple(approvals), record_no_changes, cancel)
+            # Every log line of this run, providers' included, carries the environment (and run id).
+            with structlog.contextvars.bound_contextvars(environment=env, trigger=trigger, run_id=None,
+                                                         revision=None):
+                outcome = self._reconcile(env, rev, trigger, tuple(approvals), record_no_changes, cancel)
         outcome.duration = time.monotonic() - started
         log.info("reconcile.done", environment=env, result=outcome.result, revision=short(outcome.revision),
                  run_id=outcome.run_id, reason=outcome.reason, seconds=round(outcome.duration, 3))
@@ -427,7 +430,6 @@ class Reconciler:
         self, env: str, rev: str | None, trigger: str, approvals: tuple[str, ...], record_no_changes: bool,
         cancel: threading.Event | None,
     ) -> Outcome:
-        bound = log.bind(environment=env, trigger=trigger)
         try:
             target = self.target(env, rev)
         except NotFoundError:
@@ -462,7 +464,8 @@ class Reconciler:
             return self._no_changes(target, trigger, plan, tree_id, record_no_changes)
         plan_json = [item.as_json() for item in plan.items]
         run_id = self.store.start_run(env, trigger, target.revision, tree_id, target.ref, plan_json)
-        bound = bound.bind(run_id=run_id, revision=short(target.revision))
+        structlog.contextvars.bind_contextvars(run_id=run_id, revision=short(target.revision))
+        bound = log
         self.store.update_status(env, state="Progressing", reason=f"applying {len(plan.items)} changes",
                                  last_run_id=run_id)
         bound.info("reconcile.apply", steps=len(plan.steps), items=len(plan.items))

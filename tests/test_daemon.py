@@ -345,3 +345,15 @@ def test_out_of_band_schema_drift_is_healed_with_self_heal_and_only_reported_wit
     assert runs[0]["trigger"] == "self-heal"
     assert "crm:drop-column:public.customers.legacy_notes" in runs[0]["applied"]
     assert "legacy_notes" in pyworld.columns("production", "customers")  # reported only
+
+
+def test_every_log_line_of_a_run_carries_the_run_id_and_environment(pyworld: World, daemon_for) -> None:  # type: ignore[no-untyped-def]
+    d = daemon_for()
+    staging = d.wait_env("staging", state="Synced")
+    run_id = staging["last_run"]["id"]
+    lines = [json.loads(line) for line in d.logs().splitlines() if line.startswith("{")]
+    of_run = [line for line in lines if line.get("run_id") == run_id]
+    assert {line["event"] for line in of_run} >= {"reconcile.apply", "registry.apply", "schema planned"}
+    assert all(line["environment"] == "staging" for line in of_run)
+    applies = [line for line in lines if line["event"] == "registry.apply"]
+    assert applies and all(line.get("run_id") for line in applies)
