@@ -29,6 +29,7 @@ from reconciler.source import workspace
 from reconciler.source.revisions import short
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "desired-state"
+KIND_LABEL = {"schema": "schema statement", "config-variable": "config variable"}
 
 
 def example_folder() -> Path:
@@ -53,7 +54,16 @@ class Demo:
     def show_outcome(self, outcome: Outcome) -> None:
         where = short(outcome.revision) + (f" ({outcome.ref})" if outcome.ref else "")
         style = {"Succeeded": "green", "NoChanges": "green", "Blocked": "bold red", "Failed": "bold red"}
-        if outcome.plan is not None and outcome.plan.items:
+        items = outcome.plan.items if outcome.plan is not None else []
+        if len(items) > 12:
+            # A first apply creates everything: a count per kind reads better than 30 rows.
+            counts: dict[str, int] = {}
+            for item in items:
+                counts[item.kind] = counts.get(item.kind, 0) + 1
+            summary = ", ".join(f"{n} {KIND_LABEL.get(kind, kind)}{'s' if n != 1 else ''}"
+                                for kind, n in counts.items())
+            self.console.print(f"Plan: {len(items)} changes — {summary}")
+        elif outcome.plan is not None and items:
             self.console.print(render_plan("text", outcome.plan, outcome.ref), end="")
         line = f"[{style.get(outcome.result, '')}]{outcome.result}[/]: {outcome.environment} at {where}"
         if outcome.result == "Succeeded":
@@ -86,10 +96,11 @@ def run_demo(console: Console, keep: bool = False) -> int:
         demo = Demo(console, root)
         console.print(Panel.fit(
             "[bold]Reconciler demo[/bold]\n"
-            "Git declares two environments of an internal-tools platform: [cyan]staging[/cyan] follows the\n"
-            "branch main; [cyan]production[/cyan] follows release tags v*, which must pass promotion gates.\n"
-            "Everything runs locally: a temporary Git repo, an embedded PostgreSQL for the CRM database,\n"
-            "the built-in registry as the platform, and a SQLite state store.",
+            "Git declares two environments of an internal-tools platform:\n"
+            "[cyan]staging[/cyan] follows the branch main; [cyan]production[/cyan] follows\n"
+            "release tags v*, which must pass promotion gates. Everything runs\n"
+            "locally: a temporary Git repo, an embedded PostgreSQL for the CRM\n"
+            "database, the built-in registry as the platform, a SQLite state store.",
         ))
 
         demo.step("Commit the desired state", "The example desired-state/ folder becomes the first commit on main.")
