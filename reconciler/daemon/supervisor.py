@@ -271,7 +271,9 @@ class Daemon:
         if not plan.items:
             return
         spec = self.reconciler.spec(env)
-        if spec.sync.self_heal:
+        if spec.sync.self_heal and self.state.failures.get(env):
+            log.info("daemon.self_heal_deferred", environment=env, reason="the last run failed; retrying with backoff")
+        elif spec.sync.self_heal:
             # Heal to what runs now (not to a newer revision a gate may be holding back).
             rev = status.applied_ref if spec.track.tag is not None and status.applied_ref else status.applied_revision
             log.info("daemon.self_heal", environment=env, items=len(plan.items))
