@@ -38,6 +38,7 @@ SECRET_OPTION_KEYS = {
     "password", "secret", "token", "api_key", "apikey", "access_token", "client_secret",
     "private_key", "write_key", "secret_key", "auth_token", "bearer_token", "basic_password",
 }
+STORED_SECRET_KEYS = ("$sensitive", "fingerprint")  # secrets/values.py: to_storable
 DEFAULT = "default"
 ANYTHING = ("*", "*")  # in ``failed``: some file did not parse, so any name may exist
 
@@ -218,14 +219,31 @@ class _Checker:
                 self.add(kind, name, (*path, key), f"option '{key}' holds a literal secret; reference it as "
                          "${secret:NAME} and provide the value through a secret backend")
 
+    def _stored_secret_shape(self, kind: str, name: str, path: tuple[str | int, ...], value: Any) -> None:
+        # Providers store a secret as {"$sensitive": ..., "fingerprint": ...}; a declared value of that
+        # shape would be read back as a secret and never match again (endless drift).
+        if isinstance(value, dict):
+            if set(value) == set(STORED_SECRET_KEYS):
+                self.add(kind, name, path, "a mapping with exactly the keys '$sensitive' and 'fingerprint' is "
+                         "reserved for stored secrets; rename a key")
+                return
+            for key, item in value.items():
+                self._stored_secret_shape(kind, name, (*path, key), item)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                self._stored_secret_shape(kind, name, (*path, index), item)
+
     def resource(self, resource: Resource) -> None:
         envs = resource_environments(resource, self.envs)
         self._check_value("Resource", resource.name, ("options",), resource.options, envs)
         self._literal_secrets("Resource", resource.name, ("options",), resource.options)
+        self._stored_secret_shape("Resource", resource.name, ("options",), resource.options)
         for env, spec in (resource.environments or {}).items():
             if self._env_known("Resource", resource.name, ("environments", env), env):
-                self._check_value("Resource", resource.name, ("environments", env, "options"), spec.options, [env])
-                self._literal_secrets("Resource", resource.name, ("environments", env, "options"), spec.options)
+                path = ("environments", env, "options")
+                self._check_value("Resource", resource.name, path, spec.options, [env])
+                self._literal_secrets("Resource", resource.name, path, spec.options)
+                self._stored_secret_shape("Resource", resource.name, path, spec.options)
 
     def config_variable(self, variable: ConfigVariable) -> None:
         for env, value in variable.values.items():
