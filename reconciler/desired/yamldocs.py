@@ -8,6 +8,7 @@ duplicate keys are reported instead of silently overwriting each other.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,6 +117,11 @@ class _Converter:
                               f"{shown!r} is not a valid {node.tag.rsplit(':', 1)[-1]}") from None
         if isinstance(value, bytes):
             raise YamlProblem(node.start_mark.line + 1, "binary values are not supported")
+        if isinstance(value, float) and not math.isfinite(value):
+            # JSON has no NaN or infinity: PostgreSQL refuses them, and NaN never equals itself, so
+            # a stored one would drift for ever.
+            raise YamlProblem(node.start_mark.line + 1, f"{node.value!r} is not a finite number; quote it "
+                              "if you mean text")
         if isinstance(value, str) and "\x00" in value:
             # Only reachable through an escape ("\0", "\x00"); PostgreSQL cannot store it, so a
             # value holding one would fail half-way through an apply.
