@@ -110,8 +110,9 @@ def emit(text: str) -> None:
 def validate(
     path: Annotated[Path | None, typer.Argument(help="Desired-state folder (default: ./desired-state or .).")] = None,
     fmt: FormatOpt = Format.text,
+    config: ConfigOpt = None,
 ) -> None:
-    """Validate a desired-state folder in a working tree (no daemon, no network)."""
+    """Validate a desired-state folder in a working tree (no daemon, no network; the config is not needed)."""
     from reconciler.desired.loader import load
     from reconciler.source.trees import DirectoryTree
 
@@ -349,6 +350,7 @@ def run(
 @app.command()
 def demo(
     keep: Annotated[bool, typer.Option(help="Keep the temporary directory (printed at the end).")] = False,
+    config: ConfigOpt = None,
 ) -> None:
     """The whole flow on embedded defaults: Git repo, PostgreSQL, registry, SQLite state store."""
     from reconciler.demo import run_demo
@@ -362,6 +364,7 @@ def demo(
 @app.command()
 def init(
     directory: Annotated[Path, typer.Argument(help="New desired-state folder.")] = Path("desired-state"),
+    config: ConfigOpt = None,
 ) -> None:
     """Scaffold a commented desired-state folder that validates."""
     from reconciler.desired.loader import load
@@ -376,7 +379,9 @@ def init(
 
 
 @app.command()
-def explain(what: Annotated[str, typer.Argument(help="A drift id, a risk or a gate code.")]) -> None:
+def explain(
+    what: Annotated[str, typer.Argument(help="A drift id, a risk or a gate code.")], config: ConfigOpt = None,
+) -> None:
     """Explain a drift item, a risk rule or a gate in plain words."""
     from reconciler.explain import GATES, RISKS
     from reconciler.explain import explain as explain_text
@@ -391,6 +396,7 @@ def explain(what: Annotated[str, typer.Argument(help="A drift id, a risk or a ga
 @schemas_app.command("export")
 def schemas_export(
     directory: Annotated[Path, typer.Argument(help="Where to write the *.schema.json files.")],
+    config: ConfigOpt = None,
 ) -> None:
     """Write the JSON Schemas of the document kinds."""
     from reconciler.desired.schemas import export

@@ -172,3 +172,15 @@ def test_diff_with_a_shadow_server_lists_schema_statements_and_their_risk(pyworl
                    "--format", "markdown")
     assert "| - | `crm:drop-column:public.customers.plan` |" in markdown.stdout
     assert 'alter table "public"."customers" drop column "plan";' in markdown.stdout
+
+
+def test_every_command_accepts_config_after_its_name() -> None:
+    from reconciler.cli import app
+
+    commands = [c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands]
+    assert {"validate", "plan", "apply", "drift", "status", "history", "pin", "unpin", "diff", "run", "demo",
+            "init", "explain"} <= set(commands)
+    for command in [*commands, "schemas export"]:
+        result = cli(None, *command.split(), "--config", "x.toml", "--help")
+        assert result.exit_code == 0, (command, result.stderr)
+        assert "--config" in result.stdout, command
