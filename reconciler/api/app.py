@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from reconciler.api import auth
 from reconciler.errors import NotFoundError, ReconcilerError, StoreError
@@ -59,6 +60,12 @@ def create_app(daemon: Daemon) -> FastAPI:
         detail = [{"loc": list(e.get("loc", [])), "msg": e.get("msg")} for e in exc.errors()]
         return JSONResponse({"error": "invalid request", "detail": detail}, status_code=422)
 
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(_request: Request, _exc: ClientDisconnect) -> JSONResponse:
+        # The client closed the connection (or sent a broken chunked body) before its body ended;
+        # nobody reads this answer, but without a handler the daemon logs a stack trace.
+        return _incomplete_body()
+
     @app.exception_handler(NotFoundError)
     async def _not_found(_request: Request, exc: NotFoundError) -> JSONResponse:
         return JSONResponse({"error": str(exc), "detail": None}, status_code=404)
@@ -89,11 +96,14 @@ def create_app(daemon: Daemon) -> FastAPI:
                                     status_code=413)
         elif request.method in ("POST", "PUT", "PATCH"):
             body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > max_body:
-                    return JSONResponse({"error": "request body too large", "detail": {"limit": max_body}},
-                                        status_code=413)
+            try:
+                async for chunk in request.stream():
+                    body += chunk
+                    if len(body) > max_body:
+                        return JSONResponse({"error": "request body too large", "detail": {"limit": max_body}},
+                                            status_code=413)
+            except ClientDisconnect:
+                return _incomplete_body()
             request._body = body
         return await call_next(request)
 
@@ -310,6 +320,10 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     mount_dashboard(app, daemon, require("read"))
     return app
+
+
+def _incomplete_body() -> JSONResponse:
+    return JSONResponse({"error": "request body incomplete", "detail": None}, status_code=400)
 
 
 def _resolve(value: Any, resolve: Callable[[str], str]) -> Any:
