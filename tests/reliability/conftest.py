@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -33,12 +32,19 @@ def example_copy(tmp_path: Path) -> Path:
     return target
 
 
-@dataclass
 class HostileDaemon:
-    """A running daemon with a webhook secret, scoped tokens and a 4 KiB body limit."""
+    """A running daemon with a webhook secret, scoped tokens and a 4 KiB body limit.
 
-    world: World
-    process: DaemonProcess
+    Not a dataclass: hypothesis prints the fixtures of a failing example field by field, and the
+    world's fields hold its secrets.
+    """
+
+    def __init__(self, world: World, process: DaemonProcess) -> None:
+        self.world = world
+        self.process = process
+
+    def __repr__(self) -> str:
+        return f"HostileDaemon({self.url})"
 
     @property
     def url(self) -> str:
