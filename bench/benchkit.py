@@ -61,6 +61,14 @@ def machine() -> str:
             f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
 
 
+def load_average() -> str:
+    """The 1-, 5- and 15-minute load averages: other work on the machine skews every figure."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0 to 100) by linear interpolation between closest ranks."""
     if not values:

@@ -47,6 +47,7 @@ from benchkit import (
     cpu_seconds,
     embedded_postgres,
     github_signature,
+    load_average,
     machine,
     make_example,
     median,
@@ -218,7 +219,11 @@ class Burst:
 
     def row(self) -> str:
         codes = ", ".join(f"{n} x {code}" for code, n in sorted(self.statuses.items()))
-        return (f"| {self.label} | {self.sent} | {codes} | {self.fetches:.0f} | {self.runs:.0f} | "
+        results: Counter[str] = Counter()
+        for labels, n in self.runs_by.items():
+            results[labels.split('result="')[1].split('"')[0] if 'result="' in labels else labels] += int(n)
+        detail = f" ({', '.join(f'{n} {r}' for r, n in sorted(results.items()))})" if results else ""
+        return (f"| {self.label} | {self.sent} | {codes} | {self.fetches:.0f} | {self.runs:.0f}{detail} | "
                 f"{self.responses_s:.2f} s | {self.quiet_s:.2f} s |")
 
 
@@ -321,13 +326,14 @@ def run(args: argparse.Namespace) -> tuple[list[Latency], Idle | None, list[Burs
 
 
 def section(latencies: list[Latency], idle: Idle | None, bursts: list[Burst], args: argparse.Namespace,
-            command: str) -> str:
+            command: str, load: str) -> str:
     latency_rows = "\n".join(r.row() for r in latencies)
     idle_rows = idle.rows() if idle else "| (not measured) | | |"
     burst_rows = "\n".join(b.row() for b in bursts) or "| (not measured) | | | | | | |"
     return f"""{HEADING}
 
-Issue 4's speed goals, measured on a real `reconciler run` process on loopback, on {machine()}.
+Issue 4's speed goals, measured on a real `reconciler run` process on loopback, on {machine()};
+{load}.
 The example desired state plus a third environment, `development` (tracks the branch `develop`,
 its own CRM database): three databases on an embedded PostgreSQL, the built-in registry (SQLite),
 the state store in SQLite, logs at the default level (`info`, JSON lines to a file).
@@ -381,12 +387,14 @@ def main() -> None:
     parser.add_argument("--senders", type=int, default=32, help="threads sending the burst")
     parser.add_argument("--write", type=Path, help="update this Markdown file's daemon section")
     args = parser.parse_args()
+    load_before = load_average()
     latencies, idle, bursts = run(args)
     if args.write:
         command = (f".venv/bin/python bench/daemon.py --commits {args.commits} --poll-ms {args.poll_ms} "
                    f"--idle-seconds {args.idle_seconds:g} --burst {args.burst} --senders {args.senders} "
                    f"--write {args.write}")
-        write_section(args.write, HEADING, section(latencies, idle, bursts, args, command))
+        load = f"load average {load_before} before, {load_average()} after"
+        write_section(args.write, HEADING, section(latencies, idle, bursts, args, command, load))
         print(f"wrote {args.write}")
 
 

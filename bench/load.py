@@ -48,6 +48,7 @@ from typing import Any
 import httpx
 from benchkit import (
     PYTHON,
+    load_average,
     machine,
     median,
     metric_samples,
@@ -444,7 +445,7 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    load_before = Path("/proc/loadavg").read_text().split()[:3]
+    load_before = load_average()
     base = Path(tempfile.mkdtemp(prefix="reconciler-bench-load-"))
     try:
         config, envs = setup(base, args.envs)
@@ -466,8 +467,7 @@ def main() -> None:
                   f"(max {ms(max(f.health_flood))}), {f.health_errors} failed", flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    load_after = Path("/proc/loadavg").read_text().split()[:3]
-    load = f"load average {' '.join(load_before)} before, {' '.join(load_after)} after"
+    load = f"load average {load_before} before, {load_average()} after"
     print(load)
     if args.write:
         command = (f".venv/bin/python bench/load.py --envs {args.envs} --webhooks {args.webhooks} "
