@@ -155,8 +155,8 @@ def measure_latency(example: Example, daemon: DaemonProcess, mode: str, commits:
             started = dt.datetime.fromisoformat(run["started_at"]).timestamp()
             result.to_run.append(started - wall)
             result.runs.append(run["duration_seconds"] or 0.0)
-            print(f"  {mode} commit {n + 1:>2}: {ms(result.totals[-1])} (run {run['result']}, "
-                  f"{ms(result.runs[-1])})", flush=True)
+            print(f"  {mode} commit {n + 1:>2}: {ms(result.totals[-1])} (to run record {ms(result.to_run[-1])}, "
+                  f"run {run['result']} {ms(result.runs[-1])})", flush=True)
             time.sleep(0.3)
     return result
 
@@ -334,6 +334,7 @@ def section(latencies: list[Latency], idle: Idle | None, bursts: list[Burst], ar
 
 Issue 4's speed goals, measured on a real `reconciler run` process on loopback, on {machine()};
 {load}.
+
 The example desired state plus a third environment, `development` (tracks the branch `develop`,
 its own CRM database): three databases on an embedded PostgreSQL, the built-in registry (SQLite),
 the state store in SQLite, logs at the default level (`info`, JSON lines to a file).
