@@ -53,16 +53,11 @@ class LoadedDoc:
     model: Strict
 
 
-def _printable(text: str) -> str:
-    """A field name as it can be shown in a one-line message (control characters escaped)."""
-    return text if text.isprintable() else repr(text)[1:-1]
-
-
 def _pydantic_problems(file: str, doc: ParsedDoc, exc: pydantic.ValidationError, what: str) -> list[Problem]:
     out = []
     for err in exc.errors(include_url=False):
         loc = tuple(err["loc"])
-        where = ".".join(_printable(str(p)) for p in loc)
+        where = ".".join(validation.printable(str(p)) for p in loc)
         kind = err["type"]
         if kind == "extra_forbidden":
             message = f"{what}: unknown field '{where}' (check the spelling; unknown fields are not allowed)"
@@ -72,7 +67,7 @@ def _pydantic_problems(file: str, doc: ParsedDoc, exc: pydantic.ValidationError,
             rule = PATTERN_RULES[err["ctx"]["pattern"]]
             shown = repr(err["input"]) if len(str(err["input"])) <= 60 else repr(str(err["input"])[:60]) + "..."
             if loc and loc[-1] == "[key]":
-                where = ".".join(_printable(str(p)) for p in loc[:-2])
+                where = ".".join(validation.printable(str(p)) for p in loc[:-2])
                 message = f"{what}: {where}: key {shown} is not allowed; {rule}"
             else:
                 message = f"{what}: {where}: {shown} is not allowed; {rule}"
@@ -252,6 +247,7 @@ def _folder_entries(
 ) -> list[Entry] | None:
     line = doc.parsed.line_of((field,))
     clean = validation.normalise(folder)
+    folder = validation.printable(folder)  # from here on only shown in messages
     if clean is None:
         problems.append(Problem(doc.file, line, f"{doc.kind} {doc.name!r}: {field} '{folder}' is outside the "
                                 "desired-state folder; use a path relative to it"))
@@ -299,7 +295,8 @@ def _read_sql(
             files.append(SqlFile(entry.path, text))
     if not files and inside:
         problems.append(Problem(doc.file, doc.parsed.line_of(("schema",)),
-                                f"Database {doc.name!r}: schema folder '{folder}' has no .sql files"))
+                                f"Database {doc.name!r}: schema folder '{validation.printable(folder)}' has no "
+                                ".sql files"))
     return files
 
 

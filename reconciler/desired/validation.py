@@ -43,6 +43,11 @@ DEFAULT = "default"
 ANYTHING = ("*", "*")  # in ``failed``: some file did not parse, so any name may exist
 
 
+def printable(text: str) -> str:
+    """``text`` as it can be shown inside a one-line message: control characters escaped."""
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
 def normalise(folder: str) -> str | None:
     """A folder path relative to the root, or None when it escapes the root."""
     if folder.startswith("/") or "\\" in folder:
@@ -193,7 +198,8 @@ class _Checker:
         for ref in _references(value):
             if ref.startswith("secret:"):
                 if not SECRET_REFERENCE.fullmatch("${" + ref + "}"):
-                    self.add(kind, name, path, f"malformed secret reference '${{{ref}}}'; write ${{secret:NAME}}")
+                    self.add(kind, name, path, f"malformed secret reference '${{{printable(ref)}}}'; "
+                             "write ${secret:NAME}")
             elif ref.startswith("config:"):
                 target = ref.removeprefix("config:")
                 variable = self.out.config.get(target)
@@ -206,7 +212,8 @@ class _Checker:
                     if not config_has_value(variable, env):
                         self.add(kind, name, path, f"config variable {target!r} has no value for environment {env!r}")
             else:
-                self.add(kind, name, path, f"unknown reference '${{{ref}}}'; use ${{secret:NAME}} or ${{config:NAME}}")
+                self.add(kind, name, path, f"unknown reference '${{{printable(ref)}}}'; use "
+                         "${secret:NAME} or ${config:NAME}")
 
     def _literal_secrets(self, kind: str, name: str, path: tuple[str | int, ...], options: dict[str, Any]) -> None:
         for key, value in options.items():
