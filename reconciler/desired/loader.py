@@ -41,6 +41,7 @@ PATTERN_RULES = {
     r"^[a-z_][a-z0-9_]{0,62}$":
         "a schema name has 1 to 63 lower-case letters, digits or '_', and does not start with a digit",
 }
+ODD_FILE_NAME = "the file name holds control or invisible characters; rename the file"
 SPECIAL_FILE = "is not a regular file (a FIFO, socket or device); the desired state holds only files and folders"
 
 
@@ -89,6 +90,11 @@ def _decode(file: str, raw: bytes, problems: list[Problem]) -> str | None:
 def _parse_yaml_files(tree: FileTree, entries: list[Entry], problems: list[Problem]) -> dict[str, list[ParsedDoc]]:
     parsed: dict[str, list[ParsedDoc]] = {}
     for entry in entries:
+        if not entry.path.isprintable():
+            # A newline would split every message naming the file; an escape sequence would reach the
+            # terminal of whoever runs 'reconciler validate'; U+202E would show the name reversed.
+            problems.append(Problem(validation.printable(entry.path), None, ODD_FILE_NAME))
+            continue
         if entry.is_symlink:
             # Every link, not only *.yaml ones: a linked folder would hide the YAML below it. Links in
             # an App's or Database's folder are dropped here and reported against that document.
@@ -269,6 +275,10 @@ def _folder_entries(
     if links:
         problems.append(Problem(doc.file, line, f"{doc.kind} {doc.name!r}: '{links[0]}' is a symbolic link; "
                                 "links are not followed"))
+        return None
+    odd = [e.path for e in inside if not e.path.isprintable()]
+    if odd:
+        problems.append(Problem(validation.printable(odd[0]), None, ODD_FILE_NAME))
         return None
     specials = [e.path for e in inside if e.special]
     if specials:
