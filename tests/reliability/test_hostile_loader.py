@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from reconciler.desired.loader import load
+from reconciler.desired.loader import ODD_FILE_NAME, load
 from reconciler.desired.models import KIND_MODELS
 from reconciler.errors import Problem, ValidationError
 from reconciler.source.trees import DirectoryTree
@@ -70,6 +70,9 @@ def assert_well_formed(problems: list[Problem], folder: Path) -> None:
     """Every problem names a real file of the folder, a sane line, and says what is wrong in one line."""
     for problem in problems:
         assert problem.file, problem
+        assert problem.file.isprintable(), problem
+        if problem.message == ODD_FILE_NAME:
+            continue  # the name is shown escaped, so it is not the name on disk
         assert (folder / problem.file).exists() or problem.file == "reconciler.yaml", problem
         assert problem.message.strip(), problem
         assert "\n" not in problem.message, problem
@@ -154,6 +157,23 @@ def test_documents_with_random_fields_and_types_are_refused_field_by_field(
     (example_copy / "fuzz.yaml").write_text(yaml.safe_dump({"kind": kind, **fields}, allow_unicode=True))
     problems = load_outcome(example_copy)
     assert_well_formed(problems, example_copy)
+
+
+file_names = st.text(st.characters(exclude_characters="/\x00", exclude_categories=["Cs"]), min_size=1, max_size=40)
+
+
+@given(name=file_names.filter(lambda n: len(n.encode()) < 200 and n not in (".", "..")))
+@FUZZ
+def test_any_file_name_is_loaded_or_refused_with_a_printable_problem(example_copy: Path, name: str) -> None:
+    path = example_copy / f"{name}.yaml"
+    assume(not path.exists())  # not one of the example's own files
+    path.write_text("kind: Group\nname: [\n")  # never valid: every name must come back as a problem
+    try:
+        problems = load_outcome(example_copy)
+        assert_well_formed(problems, example_copy)
+        assert len(problems) == 1, problems
+    finally:
+        path.unlink()
 
 
 @given(text=sql_ish)

@@ -159,6 +159,37 @@ def test_validate_reports_links_in_one_short_report(example_copy: Path, outside:
         "  passwd.yaml: is a symbolic link; the desired state must not use links"]
 
 
+# -- file names ------------------------------------------------------------------------------------------
+
+ODD_FILE_NAME = "the file name holds control or invisible characters; rename the file"
+
+
+@pytest.mark.parametrize(("name", "shown"), [
+    ("ev\nil.yaml", "ev\\nil.yaml"),
+    ("\x1b[31mred.yaml", "\\x1b[31mred.yaml"),
+    ("x\u202elmay.yaml", "x\\u202elmay.yaml"),  # shows as 'xyaml.l' in a terminal
+    ("notes\r.txt", "notes\\r.txt"),
+])
+def test_a_file_name_with_control_characters_is_refused_and_shown_escaped(
+    example_copy: Path, name: str, shown: str
+) -> None:
+    (example_copy / name).write_text("kind: [\n")
+    assert problems_of(DirectoryTree(example_copy)) == [f"{shown}: {ODD_FILE_NAME}"]
+
+
+def test_a_sql_file_name_with_a_newline_is_refused(example_copy: Path) -> None:
+    (example_copy / "databases/crm/00\n4.sql").write_text("select (((")
+    assert problems_of(DirectoryTree(example_copy)) == [f"databases/crm/00\\n4.sql: {ODD_FILE_NAME}"]
+
+
+def test_validate_writes_no_terminal_escape_from_a_file_name(example_copy: Path) -> None:
+    (example_copy / "\x1b[2J\x1b[Hvalid.yaml").write_text("kind: [\n")  # would clear the screen
+    result = cli_process("validate", str(example_copy))
+    assert result.exit_code == 1
+    assert "\x1b" not in result.stderr + result.stdout
+    assert result.stderr.splitlines()[1] == f"  \\x1b[2J\\x1b[Hvalid.yaml: {ODD_FILE_NAME}"
+
+
 # -- links committed to Git ----------------------------------------------------------------------------
 
 
@@ -176,6 +207,11 @@ def commit_tree(repo: Path, path: str = "desired-state") -> GitTree:
     git(repo, "commit", "-q", "-m", "change")
     repository = Repository(str(repo))
     return repository.tree(repository.branch_head("main"), path)
+
+
+def test_a_file_name_with_a_newline_committed_to_git_is_refused(repo: Path) -> None:
+    (repo / "desired-state/ev\nil.yaml").write_text("kind: Group\nname: evil\n")
+    assert problems_of(commit_tree(repo)) == [f"ev\\nil.yaml: {ODD_FILE_NAME}"]
 
 
 def test_a_symlink_committed_to_git_is_refused(repo: Path) -> None:

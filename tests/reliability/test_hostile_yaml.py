@@ -143,6 +143,15 @@ def test_tags_the_loader_cannot_honour_are_problems_at_their_line(example_copy: 
     assert problems(example_copy) == [f"extra.yaml:3: {problem}"]
 
 
+def test_control_characters_in_echoed_values_are_escaped(example_copy: Path) -> None:
+    add(example_copy, "extra.yaml", 'kind: ConfigVariable\nname: A\nvalues: {default: "${secret:a\\nb}"}\n---\n'
+        'kind: Database\nname: d\nschema: "../x\\x1b[31m"\nenvironments: {}\n')
+    assert problems(example_copy) == [
+        "extra.yaml:3: ConfigVariable 'A': malformed secret reference '${secret:a\\nb}'; write ${secret:NAME}",
+        "extra.yaml:7: Database 'd': schema '../x\\x1b[31m' is outside the desired-state folder; use a path "
+        "relative to it"]
+
+
 def test_sql_after_a_nul_character_is_not_silently_dropped(example_copy: Path) -> None:
     (example_copy / "databases/crm/004_more.sql").write_text("create table a (x int);\n\x00create table b (y int);\n")
     assert problems(example_copy) == ["databases/crm/004_more.sql:2: SQL contains a NUL character; remove it"]
