@@ -86,7 +86,8 @@ class _Converter:
                 key = self._scalar(key_node)
                 if not isinstance(key, str | int | bool | float) or key is None:
                     raise YamlProblem(key_node.start_mark.line + 1, f"unsupported mapping key {key!r}")
-                key = str(key) if not isinstance(key, str) else key
+                # Keys are names: 'no', 'on' and '0x1F' stay as written, not 'False', 'True' and '31'.
+                key = key if isinstance(key, str) else key_node.value
                 if key in out:
                     raise YamlProblem(key_node.start_mark.line + 1, f"duplicate key {key!r}")
                 child = (*path, key)
