@@ -139,3 +139,24 @@ def test_a_hostile_environment_name_is_refused_in_one_line(store_ready: World) -
     for name, result in zip(names, results, strict=True):
         assert (result.exit_code, result.stderr.splitlines()) == (
             1, [f"error: unknown environment {name!r} (declared: staging, production)"]), name
+
+
+# reconciler/cli.py prints these with rich markup on, so '[/x]' raises MarkupError (a traceback, twice:
+# the fallback handler prints the same text) and '[red]x' loses its brackets. Not fixed here: the CLI
+# is outside this suite's remit; see docs/reliability.md, "Hostile input".
+CLI_MARKUP = pytest.mark.xfail(strict=True, reason="cli.py prints user text with rich markup enabled")
+
+
+@CLI_MARKUP
+def test_a_rev_holding_rich_markup_is_shown_literally(store_ready: World) -> None:
+    result = cli_process("apply", "staging", "--rev", "[/x]", "--config", str(store_ready.config))
+    assert "Traceback" not in result.stderr
+    assert (result.exit_code, result.stderr.splitlines()) == (
+        1, [f"Failed: staging at -: unknown revision '[/x]' in {store_ready.repo}"])
+
+
+@CLI_MARKUP
+def test_validate_of_a_path_holding_rich_markup_is_one_line(tmp_path: Path) -> None:
+    result = cli_process("validate", str(tmp_path / "[/x]"))
+    assert "Traceback" not in result.stderr
+    assert (result.exit_code, result.stderr.splitlines()) == (1, [f"error: {tmp_path / '[/x]'}: no such directory"])

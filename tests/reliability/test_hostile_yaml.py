@@ -119,6 +119,13 @@ def test_timestamps_are_kept_as_the_text_written(example_copy: Path) -> None:
     assert "2001-13-45" in state.groups  # not a valid date, and no crash: a name like any other
 
 
+def test_keys_keep_the_text_written_even_when_yaml_would_read_a_boolean(example_copy: Path) -> None:
+    add(example_copy, "extra.yaml", "kind: ConfigVariable\nname: A\nvalues: {default: x, no: y, on: z}\n")
+    assert problems(example_copy) == [
+        "extra.yaml:3: ConfigVariable 'A': unknown environment 'no' (declared in reconciler.yaml: staging, production)",
+        "extra.yaml:3: ConfigVariable 'A': unknown environment 'on' (declared in reconciler.yaml: staging, production)"]
+
+
 def test_python_object_tags_are_refused_and_never_run(example_copy: Path, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     add(example_copy, "extra.yaml", "kind: Group\nname: extra\n"
