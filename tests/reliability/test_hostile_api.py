@@ -26,6 +26,8 @@ from hypothesis import strategies as st
 from tests.daemon_support import wait_for
 from tests.reliability.conftest import MAX_BODY, TOKENS, WEBHOOK_SECRET, HostileDaemon
 
+# One daemon for the module: keep its tests on one xdist worker.
+pytestmark = pytest.mark.xdist_group("hostile-api")
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "150"))
 # The daemon and the client are shared by every example on purpose.
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -278,6 +280,15 @@ def test_a_huge_run_limit_is_capped(client: httpx.Client) -> None:
 ])
 def test_traversal_and_odd_bytes_in_paths_are_404_json(client: httpx.Client, path: str) -> None:
     assert_json_error(client.get(path, headers=ADMIN), 404)
+
+
+@given(env=segments.filter(lambda s: s not in (".", "..")), app=segments.filter(lambda s: s not in (".", "..")))
+@FUZZ
+def test_fuzzed_registry_lookups_are_404_json(client: httpx.Client, env: str, app: str) -> None:
+    response = client.get(f"/api/v1/registry/{quote(env, safe='')}/apps/{quote(app, safe='')}", headers=ADMIN)
+    if (env, app) == ("staging", "customer-support-dashboard"):
+        return
+    assert assert_json_error(response, 404)["error"] == f"app {app!r} is not deployed in {env!r}"
 
 
 @given(env=segments.filter(lambda s: s not in ("staging", "production", ".", "..")),
