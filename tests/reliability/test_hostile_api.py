@@ -3,7 +3,8 @@ malformed HTTP, the server's plain 400 before the application is reached), never
 stack trace; the daemon stays healthy, and a rejected webhook never causes a fetch.
 
 One daemon serves the whole module (``hostile_daemon``); after every test the ``still_healthy``
-fixture checks ``/healthz`` and that the daemon logged no traceback during the test.
+fixture checks ``/healthz`` and that the daemon logged no traceback, webhook secret or token during
+the test; every refusal is checked for them too.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "150"))
 # The daemon and the client are shared by every example on purpose.
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 HOOKS = ["github", "gitlab", "generic"]
+SECRETS = [WEBHOOK_SECRET, *TOKENS.values()]  # never echoed in a response or logged
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +42,9 @@ def still_healthy(hostile_daemon: HostileDaemon) -> Iterator[None]:
     start = len(hostile_daemon.process.logs())
     yield
     assert hostile_daemon.healthy()
-    assert "Traceback" not in hostile_daemon.process.logs()[start:]
+    logged = hostile_daemon.process.logs()[start:]
+    assert "Traceback" not in logged
+    assert [s for s in SECRETS if s in logged] == []
 
 
 @pytest.fixture
@@ -55,6 +59,7 @@ def assert_json_error(response: httpx.Response, *statuses: int) -> dict[str, Any
     """A refusal with one of ``statuses`` and the API's ``{"error": ..., "detail": ...}`` body."""
     assert response.status_code in statuses, (response.status_code, response.text[:300])
     assert "Traceback" not in response.text
+    assert [s for s in SECRETS if s in response.text] == []
     body: dict[str, Any] = response.json()
     assert set(body) == {"error", "detail"}
     assert isinstance(body["error"], str) and body["error"]
