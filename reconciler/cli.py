@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 
 from reconciler import logs
 from reconciler.config import Settings, load_settings
@@ -33,8 +33,28 @@ app = typer.Typer(
 schemas_app = typer.Typer(help="JSON Schemas of the desired-state document kinds.", no_args_is_help=True)
 app.add_typer(schemas_app, name="schemas")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+class LazyConsole:
+    """A rich Console made on first use; plain text when rich is unavailable (``reconciler run``)."""
+
+    def __init__(self, stderr: bool) -> None:
+        self.stderr = stderr
+        self._console: Any = None
+
+    def print(self, text: str, markup: bool = True, highlight: bool = False, end: str = "\n") -> None:
+        if self._console is None:
+            try:
+                from rich.console import Console
+            except ImportError:
+                stream = sys.stderr if self.stderr else sys.stdout
+                plain = re.sub(r"\[/?[a-z ]+\]", "", text) if markup else text
+                stream.write(plain.replace("\\[", "[") + end)
+                return
+            self._console = Console(stderr=self.stderr, highlight=False, soft_wrap=True)
+        self._console.print(text, markup=markup, highlight=highlight, end=end)
+
+
+out = LazyConsole(stderr=False)
+err = LazyConsole(stderr=True)
 
 
 class Format(StrEnum):
@@ -356,8 +376,10 @@ def demo(
     from reconciler.demo import run_demo
 
     logs.configure(os.environ.get("RECONCILER_LOG_LEVEL", "error"))
+    from rich.console import Console
+
     with errors_as_exit():
-        code = run_demo(out, keep=keep)
+        code = run_demo(Console(highlight=False, soft_wrap=True), keep=keep)
     raise typer.Exit(code)
 
 

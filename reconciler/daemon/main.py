@@ -94,12 +94,15 @@ def write_state_file(data_dir: Path, url: str | None) -> None:
 
 
 def run_daemon(settings: Settings) -> int:
-    from reconciler.daemon.notify import Notifier
     from reconciler.wiring import build_reconciler
 
     settings = ensure_tokens(settings)
     reconciler = build_reconciler(settings)
-    notifier = Notifier(settings, reconciler.store) if settings.notify.webhooks else None
+    notifier = None
+    if settings.notify.webhooks:
+        from reconciler.daemon.notify import Notifier  # httpx is loaded only when there is someone to notify
+
+        notifier = Notifier(settings, reconciler.store)
     daemon = Daemon(settings, reconciler, notifier)
     stop = threading.Event()
 

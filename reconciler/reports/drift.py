@@ -5,15 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import json
 from io import StringIO
-from typing import Any
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from reconciler.engine.changes import Change, DriftItem, Risk
 from reconciler.engine.plan import Plan
 from reconciler.reports.values import md_cell, show
 from reconciler.source.revisions import short
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 RISK_STYLE = {Risk.SAFE: "green", Risk.DESTRUCTIVE: "bold red", Risk.LOCK_RISK: "yellow",
               Risk.DATA_DEPENDENT: "magenta"}
@@ -72,6 +72,9 @@ def _age(first: dt.datetime | None, now: dt.datetime) -> str:
 
 def plan_text(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.datetime] | None = None,
               kind: str = "plan", console: Console | None = None) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
     items = plan.items if kind == "plan" else plan.drift
     buffer = StringIO()
     out = console or Console(file=buffer, width=160, highlight=False)

@@ -6,9 +6,6 @@ import json
 from io import StringIO
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from reconciler.source.revisions import short
 from reconciler.store.store import EnvironmentStatus, RunRecord
 
@@ -62,6 +59,9 @@ def render_status(fmt: str, rows: list[tuple[EnvironmentStatus, RunRecord | None
                          f"`{short(s.desired_revision)}` | {applied} | {_count(s.drift_count)}"
                          f" | {last} | {reason} |")
         return "\n".join(lines) + "\n"
+    from rich.console import Console
+    from rich.table import Table
+
     buffer = StringIO()
     console = Console(file=buffer, width=160, highlight=False)
     table = Table(box=None, header_style="bold", pad_edge=False)
@@ -91,6 +91,9 @@ def render_history(fmt: str, environment: str, runs: list[RunRecord]) -> str:
             lines.append(f"| {r.started_at:%Y-%m-%d %H:%M:%S} | {r.trigger} | `{short(r.revision)}` {r.ref or ''} | "
                          f"**{r.result}** | {len(r.applied)}/{len(r.plan)} | {reason} |")
         return "\n".join(lines) + "\n"
+    from rich.console import Console
+    from rich.table import Table
+
     buffer = StringIO()
     console = Console(file=buffer, width=160, highlight=False)
     table = Table(box=None, header_style="bold", pad_edge=False, title=f"Runs of {environment}", title_justify="left")
