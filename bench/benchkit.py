@@ -61,6 +61,19 @@ def machine() -> str:
             f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
 
 
+def code_version() -> str:
+    """The commit measured, and whether product files had uncommitted changes (others work in this checkout)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "--short=10", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "reconciler", "pyproject.toml")
+    return f"commit `{commit}`" + (" plus uncommitted changes to the product" if dirty else "")
+
+
 def load_average() -> str:
     """The 1-, 5- and 15-minute load averages: other work on the machine skews every figure."""
     try:
@@ -167,7 +180,8 @@ class Example:
         self.config.write_text(to_toml(self.settings))
 
     def commit(self, message: str) -> str:
-        return workspace.commit_all(self.repo, message)
+        commit: str = workspace.commit_all(self.repo, message)
+        return commit
 
 
 @contextmanager

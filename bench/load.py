@@ -48,6 +48,7 @@ from typing import Any
 import httpx
 from benchkit import (
     PYTHON,
+    code_version,
     load_average,
     machine,
     median,
@@ -312,7 +313,7 @@ def flood(base: Path, count: int, senders: int) -> Flood:
         fetches0 = metric_sum(daemon.url, "reconciler_fetches_total")
         rejected0 = metric_samples(daemon.url, "reconciler_webhooks_total").get(
             '{outcome="rejected",source="github"}', 0.0)
-        stop, errors = threading.Event(), []
+        stop, errors = threading.Event(), list[int]()
         prober = threading.Thread(target=probe, args=(daemon.url, stop, result.health_idle, errors))
         prober.start()
         time.sleep(3)
@@ -445,7 +446,7 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    load_before = load_average()
+    load_before, code = load_average(), code_version()
     base = Path(tempfile.mkdtemp(prefix="reconciler-bench-load-"))
     try:
         config, envs = setup(base, args.envs)
@@ -467,7 +468,7 @@ def main() -> None:
                   f"(max {ms(max(f.health_flood))}), {f.health_errors} failed", flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    load = f"load average {load_before} before, {load_average()} after"
+    load = f"load average {load_before} before, {load_average()} after; code: {code}"
     print(load)
     if args.write:
         command = (f".venv/bin/python bench/load.py --envs {args.envs} --webhooks {args.webhooks} "

@@ -37,6 +37,7 @@ from benchkit import (
     CLI,
     PYTHON,
     Example,
+    code_version,
     embedded_postgres,
     load_average,
     machine,
@@ -282,7 +283,7 @@ def main() -> None:
         child_cold(args.child_cold)
         return
     quiet_logs()
-    load_before = load_average()
+    load_before, code = load_average(), code_version()
     base = Path(tempfile.mkdtemp(prefix="reconciler-bench-plan-"))
     try:
         with embedded_postgres(base) as pg:
@@ -292,7 +293,7 @@ def main() -> None:
         shutil.rmtree(base, ignore_errors=True)
     if args.write:
         command = f".venv/bin/python bench/plan.py --runs {args.runs} --cli-runs {args.cli_runs} --write {args.write}"
-        load = f"load average {load_before} before, {load_average()} after"
+        load = f"load average {load_before} before, {load_average()} after; code: {code}"
         write_section(args.write, HEADING, section(plan_rows, validate_rows, command, load))
         print(f"wrote {args.write}")
 
