@@ -71,8 +71,13 @@ FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format
 SourceOpt = Annotated[str | None, typer.Option("--source", help="Repository path or URL (overrides source.url).")]
 
 
+def esc(value: object) -> str:
+    """User text inside rich markup: a '[' must not start a style tag."""
+    return str(value).replace("[", "\\[")
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/bold red] {message}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/bold red] {esc(message)}", markup=True, highlight=False)
     raise typer.Exit(code)
 
 
@@ -85,13 +90,13 @@ def errors_as_exit() -> Iterator[None]:
         raise
     except ValidationError as exc:
         if len(exc.problems) == 1:
-            fail(f"desired state is invalid: {exc.problems[0]}".replace("[", "\\["))
-        err.print(f"[bold red]error:[/bold red] {exc.message.splitlines()[0]}")
+            fail(f"desired state is invalid: {exc.problems[0]}")
+        err.print(f"[bold red]error:[/bold red] {esc(exc.message.splitlines()[0])}")
         for problem in exc.problems:
             err.print(f"  {problem}", markup=False)
         raise typer.Exit(1) from None
     except ReconcilerError as exc:
-        fail(str(exc).replace("[", "\\["))
+        fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted", 130)
     except Exception as exc:
@@ -149,7 +154,7 @@ def validate(
             emit(json.dumps({"valid": False, "problems": [
                 {"file": p.file, "line": p.line, "message": p.message} for p in exc.problems]}, indent=2))
         else:
-            err.print(f"[bold red]invalid:[/bold red] {folder} has {len(exc.problems)} problem"
+            err.print(f"[bold red]invalid:[/bold red] {esc(folder)} has {len(exc.problems)} problem"
                       f"{'s' if len(exc.problems) != 1 else ''}")
             for problem in exc.problems:
                 err.print(f"  {problem}", markup=False)
@@ -160,7 +165,7 @@ def validate(
         emit(json.dumps({"valid": True, "documents": state.document_count(),
                          "environments": state.environment_order}, indent=2))
     else:
-        out.print(f"[green]valid:[/green] {folder} — {state.document_count()} documents, environments "
+        out.print(f"[green]valid:[/green] {esc(folder)} — {state.document_count()} documents, environments "
                   f"{' → '.join(state.environment_order)}")
 
 
@@ -182,7 +187,7 @@ def plan(
         result = r.compute(env, target.revision).plan
         emit(render_plan(fmt.value, result, target.ref))
         if not target.gate.allowed and fmt == Format.text:
-            err.print(f"[yellow]note:[/yellow] apply would be blocked: {target.gate.reason}", markup=True)
+            err.print(f"[yellow]note:[/yellow] apply would be blocked: {esc(target.gate.reason)}", markup=True)
         return 2 if result.items else 0
 
     with_reconciler(config, source, run)
@@ -220,16 +225,18 @@ def apply(
         where = f"{short(outcome.revision)}" + (f" ({outcome.ref})" if outcome.ref else "")
         if outcome.result == "Succeeded":
             count = len(outcome.applied)
-            out.print(f"[green]Succeeded:[/green] {env} is at {where}; {count} change{'s' if count != 1 else ''} "
+            plural = "s" if count != 1 else ""
+            out.print(f"[green]Succeeded:[/green] {esc(env)} is at {esc(where)}; {count} change{plural} "
                       f"applied and verified (run {outcome.run_id[:8]})")
         elif outcome.result == "NoChanges":
-            out.print(f"[green]No changes:[/green] {env} already matches {where}")
+            out.print(f"[green]No changes:[/green] {esc(env)} already matches {esc(where)}")
         elif outcome.result == "Blocked":
-            err.print(f"[bold red]Blocked:[/bold red] {env} stays where it is. {outcome.reason}".replace("\n", "\n  "))
+            reason = esc(outcome.reason).replace("\n", "\n  ")
+            err.print(f"[bold red]Blocked:[/bold red] {esc(env)} stays where it is. {reason}")
         elif outcome.result == "Busy":
-            err.print(f"[yellow]Busy:[/yellow] {outcome.reason}")
+            err.print(f"[yellow]Busy:[/yellow] {esc(outcome.reason)}")
         else:
-            err.print(f"[bold red]Failed:[/bold red] {env} at {where}: {outcome.reason}"
+            err.print(f"[bold red]Failed:[/bold red] {esc(env)} at {esc(where)}: {esc(outcome.reason)}"
                       + (f" ({len(outcome.applied)} changes were applied; see 'reconciler history {env}')"
                          if outcome.applied else ""))
         return int(outcome.exit_code)
@@ -309,7 +316,8 @@ def pin(
 
     def run(r: Any) -> int:
         commit = r.pin(env, rev)
-        out.print(f"{env} pinned at {commit[:12]} ({rev}); run 'reconciler apply {env}' to move it there now")
+        out.print(f"{env} pinned at {commit[:12]} ({rev}); run 'reconciler apply {env}' to move it there now",
+                  markup=False)
         return 0
 
     with_reconciler(config, source, run)
@@ -322,7 +330,7 @@ def unpin(env: Annotated[str, typer.Argument(help="Environment.")], config: Conf
 
     def run(r: Any) -> int:
         r.unpin(env)
-        out.print(f"{env} unpinned; it follows its tracked ref again")
+        out.print(f"{env} unpinned; it follows its tracked ref again", markup=False)
         return 0
 
     with_reconciler(config, source, run)
@@ -396,8 +404,8 @@ def init(
     with errors_as_exit():
         written = scaffold(directory)
         state = load(DirectoryTree(directory))
-    out.print(f"wrote {len(written)} files to {directory} ({state.document_count()} documents, environments "
-              f"{' → '.join(state.environment_order)}); edit them, then 'reconciler validate {directory}'")
+    out.print(f"wrote {len(written)} files to {esc(directory)} ({state.document_count()} documents, environments "
+              f"{' → '.join(state.environment_order)}); edit them, then 'reconciler validate {esc(directory)}'")
 
 
 @app.command()
@@ -425,7 +433,7 @@ def schemas_export(
 
     with errors_as_exit():
         written = export(directory)
-    out.print(f"wrote {len(written)} schemas to {directory}")
+    out.print(f"wrote {len(written)} schemas to {esc(directory)}")
 
 
 def main() -> None:

@@ -62,6 +62,11 @@ log = structlog.get_logger(__name__)
 Clock = Callable[[], dt.datetime]
 
 
+def clip(text: str, limit: int = 100) -> str:
+    """User input echoed in a message, cut to a readable length."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -193,7 +198,7 @@ class Reconciler:
             state = self.state_at(status.applied_revision)
         spec = state.environments.get(env)
         if spec is None:
-            raise NotFoundError(f"unknown environment {env!r} (declared: {', '.join(state.environment_order)})")
+            raise NotFoundError(f"unknown environment {clip(env)!r} (declared: {', '.join(state.environment_order)})")
         return spec
 
     # -- what to run -------------------------------------------------------------------------
@@ -413,6 +418,10 @@ class Reconciler:
         """Bring ``env`` to its target revision (or ``rev``) through every gate. Never raises for
         an expected failure: the outcome says what happened and the store has the record."""
         started = time.monotonic()
+        # Caller mistakes are errors, not runs: an unknown environment or revision records nothing.
+        self.spec(env)
+        if rev is not None:
+            self.repository.resolve(rev)
         with self.lease(env) as held:
             if not held:
                 return Outcome(env, "Busy", reason=f"another run is applying {env}; try again shortly")

@@ -16,7 +16,7 @@ from typing import Any
 import pydantic
 
 from reconciler.desired import validation
-from reconciler.desired.models import KIND_MODELS, App, Database, RootConfig, Strict
+from reconciler.desired.models import BRANCH_PATTERN, KIND_MODELS, App, Database, RootConfig, Strict
 from reconciler.desired.state import AppSource, DesiredState, SqlFile
 from reconciler.desired.yamldocs import ParsedDoc, YamlProblem, parse_documents
 from reconciler.errors import Problem, ValidationError
@@ -31,6 +31,8 @@ MAX_DOCUMENTS = 20_000
 _YAML = re.compile(r"\.ya?ml$")
 # Plain sentences for the patterns of models.py: pydantic's own message quotes the regular expression.
 PATTERN_RULES = {
+    BRANCH_PATTERN: "a branch name has letters, digits, '.', '_', '-' and '/' (like release/1.x), starts and "
+    "ends with a letter or digit, and has no '..' or '//'",
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$":
         "a name has 1 to 100 letters, digits, '.', '_' or '-', and starts with a letter or digit",
     r"^[A-Za-z_][A-Za-z0-9_]{0,99}$":

@@ -12,7 +12,7 @@ import re
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from reconciler.durations import parse_duration
 
@@ -23,6 +23,17 @@ Name = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"),
 ]
+# Git branch names: path-like (release/1.x) but no '..', '//', leading/trailing '/', or '.lock' end.
+BRANCH_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,198}[A-Za-z0-9_-])?$"
+
+
+def _branch(value: str) -> str:
+    if ".." in value or "//" in value or value.endswith(".lock"):
+        raise ValueError(f"{value!r} is not a Git branch name: no '..', no '//', no '.lock' at the end")
+    return value
+
+
+BranchName = Annotated[str, StringConstraints(pattern=BRANCH_PATTERN), AfterValidator(_branch)]
 VariableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")]
 Text = Annotated[str, StringConstraints(max_length=2000)]
 Duration = Annotated[str, StringConstraints(max_length=32)]
@@ -71,11 +82,11 @@ class SignatureVerification(Strict):
 
 
 class Track(Strict):
-    branch: Name | None = Field(None, description="Track the head of this branch.")
+    branch: BranchName | None = Field(None, description="Track the head of this branch.")
     tag: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = Field(
         None, description="Glob of release tags; the highest semver tag wins."
     )
-    from_branch: Name | None = Field(None, description="A tag counts only if reachable from this branch.")
+    from_branch: BranchName | None = Field(None, description="A tag counts only if reachable from this branch.")
     promoted_from: Name | None = Field(
         None, description="The same desired state must have synced and verified there first."
     )

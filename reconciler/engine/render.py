@@ -88,7 +88,8 @@ class _Renderer:
         spec = state.environments.get(env)
         if spec is None:
             known = ", ".join(state.environment_order)
-            raise NotFoundError(f"unknown environment {env!r} (declared: {known})")
+            shown = env if len(env) <= 100 else env[:100] + "…"
+            raise NotFoundError(f"unknown environment {shown!r} (declared: {known})")
         envs = state.environment_order
         objects: dict[ObjectKey, PlatformObject] = {}
 

@@ -204,7 +204,8 @@ class Repository:
                 obj = self._repo.revparse_single(rev)
                 return str(obj.peel(pygit2.Commit).id)
             except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError) as exc:
-                raise SourceError(f"unknown revision {rev!r} in {self.display_url}") from exc
+                shown = rev if len(rev) <= 100 else rev[:100] + "…"
+                raise SourceError(f"unknown revision {shown!r} in {self.display_url}") from exc
 
     def commit(self, commit_id: str) -> CommitInfo:
         with self._lock:

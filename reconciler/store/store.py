@@ -108,6 +108,20 @@ class EnvironmentStatus:
     updated_at: dt.datetime | None = None
 
 
+def _create_tables(metadata: sa.MetaData, engine: Engine) -> None:
+    """CREATE the tables that are missing; another process creating them at the same moment is fine."""
+    for attempt in range(5):
+        try:
+            metadata.create_all(engine)
+            return
+        except sa.exc.OperationalError as exc:
+            if "already exists" not in str(exc.orig) or attempt == 4:
+                raise
+        except sa.exc.IntegrityError:
+            if attempt == 4:
+                raise
+
+
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
@@ -133,7 +147,7 @@ class Store:
         self.url = url
         try:
             self.engine = _engine(url)
-            t.metadata.create_all(self.engine)
+            _create_tables(t.metadata, self.engine)
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"state database unreachable: {type(getattr(exc, 'orig', None) or exc).__name__}") from exc
 

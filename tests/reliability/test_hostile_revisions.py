@@ -15,6 +15,7 @@ import pytest
 
 from reconciler.desired.loader import load
 from reconciler.errors import ValidationError
+from reconciler.reconcile import clip
 from reconciler.source.revisions import SemVer, tag_version
 from reconciler.source.trees import DirectoryTree
 from tests.conftest import CliResult, World, cli_process, git
@@ -72,14 +73,20 @@ def test_odd_tag_names_on_a_newer_commit_are_not_releases(pyworld: World) -> Non
     assert (plan["revision"], plan["ref"]) == (released, "v1.0.0")
 
 
-def test_a_branch_name_with_a_slash_is_refused_in_plain_words(example_copy: Path) -> None:
+def test_a_branch_name_with_a_slash_is_a_branch(example_copy: Path) -> None:
     staging = example_copy / "environments/staging.yaml"
     staging.write_text(staging.read_text().replace("branch: main", "branch: release/1.x"))
+    assert load(DirectoryTree(example_copy)).environments["staging"].track.branch == "release/1.x"
+
+
+def test_a_branch_name_git_would_refuse_is_refused_in_plain_words(example_copy: Path) -> None:
+    staging = example_copy / "environments/staging.yaml"
+    staging.write_text(staging.read_text().replace("branch: main", "branch: release/../x"))
     with pytest.raises(ValidationError) as caught:
         load(DirectoryTree(example_copy))
     assert [str(p) for p in caught.value.problems] == [
-        "environments/staging.yaml:6: Environment 'staging': track.branch: 'release/1.x' is not allowed; a name "
-        "has 1 to 100 letters, digits, '.', '_' or '-', and starts with a letter or digit"]
+        "environments/staging.yaml:6: Environment 'staging': track.branch: 'release/../x' is not a Git branch "
+        "name: no '..', no '//', no '.lock' at the end"]
 
 
 def test_a_tracked_branch_that_does_not_exist_is_one_line(pyworld: World) -> None:
@@ -116,7 +123,7 @@ def test_a_hostile_rev_is_refused_in_one_line_by_plan_and_diff(store_ready: Worl
     results = run_all([argv for argv, _ in cases], cwd=world.root)
     for (argv, rev), result in zip(cases, results, strict=True):
         assert (result.exit_code, result.stderr.splitlines()) == (
-            1, [f"error: unknown revision {rev!r} in {world.repo}"]), argv
+            1, [f"error: unknown revision {clip(rev)!r} in {world.repo}"]), argv
     assert not (world.root / "pwned").exists()
 
 
@@ -130,7 +137,10 @@ def test_a_hostile_rev_is_refused_in_one_line_by_apply(store_ready: World) -> No
     result = cli_process("apply", "staging", "--rev", ";rm -rf /", "--config", str(store_ready.config))
     assert "Traceback" not in result.stderr
     assert (result.exit_code, result.stderr.splitlines()) == (
-        1, [f"Failed: staging at -: unknown revision ';rm -rf /' in {store_ready.repo}"])
+        1, [f"error: unknown revision ';rm -rf /' in {store_ready.repo}"])
+    # A typo is the caller's mistake: no run is recorded and the environment is not marked Failed.
+    history = cli_process("history", "staging", "--format", "json", "--config", str(store_ready.config))
+    assert '"runs": []' in history.stdout
 
 
 def test_a_hostile_environment_name_is_refused_in_one_line(store_ready: World) -> None:
@@ -138,24 +148,19 @@ def test_a_hostile_environment_name_is_refused_in_one_line(store_ready: World) -
     results = run_all([["plan", name, "--config", str(store_ready.config)] for name in names], cwd=store_ready.root)
     for name, result in zip(names, results, strict=True):
         assert (result.exit_code, result.stderr.splitlines()) == (
-            1, [f"error: unknown environment {name!r} (declared: staging, production)"]), name
+            1, [f"error: unknown environment {clip(name)!r} (declared: staging, production)"]), name
 
 
-# reconciler/cli.py prints these with rich markup on, so '[/x]' raises MarkupError (a traceback, twice:
-# the fallback handler prints the same text) and '[red]x' loses its brackets. Not fixed here: the CLI
-# is outside this suite's remit; see docs/reliability.md, "Hostile input".
-CLI_MARKUP = pytest.mark.xfail(strict=True, reason="cli.py prints user text with rich markup enabled")
-
-
-@CLI_MARKUP
+# Rich markup in user text ('[/x]' once raised MarkupError, '[red]x' lost its brackets) is shown as written.
 def test_a_rev_holding_rich_markup_is_shown_literally(store_ready: World) -> None:
     result = cli_process("apply", "staging", "--rev", "[/x]", "--config", str(store_ready.config))
     assert "Traceback" not in result.stderr
     assert (result.exit_code, result.stderr.splitlines()) == (
-        1, [f"Failed: staging at -: unknown revision '[/x]' in {store_ready.repo}"])
+        1, [f"error: unknown revision '[/x]' in {store_ready.repo}"])
+    red = cli_process("apply", "staging", "--rev", "[red]x", "--config", str(store_ready.config))
+    assert red.stderr.splitlines() == [f"error: unknown revision '[red]x' in {store_ready.repo}"]
 
 
-@CLI_MARKUP
 def test_validate_of_a_path_holding_rich_markup_is_one_line(tmp_path: Path) -> None:
     result = cli_process("validate", str(tmp_path / "[/x]"))
     assert "Traceback" not in result.stderr

@@ -25,6 +25,20 @@ from reconciler.secrets.values import from_storable, to_storable
 log = structlog.get_logger(__name__)
 
 
+def _create_tables(metadata: sa.MetaData, engine: Engine) -> None:
+    """CREATE the tables that are missing; another process creating them at the same moment is fine."""
+    for attempt in range(5):
+        try:
+            metadata.create_all(engine)
+            return
+        except sa.exc.OperationalError as exc:
+            if "already exists" not in str(exc.orig) or attempt == 4:
+                raise
+        except sa.exc.IntegrityError:
+            if attempt == 4:
+                raise
+
+
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         database = sa.engine.make_url(url).database
@@ -51,7 +65,7 @@ class RegistryProvider:
         self.url = url
         try:
             self.engine = _engine(url)
-            t.metadata.create_all(self.engine)
+            _create_tables(t.metadata, self.engine)
         except sa.exc.SQLAlchemyError as exc:
             cause = type(getattr(exc, "orig", None) or exc).__name__
             raise ProviderError(f"registry database unreachable: {cause}") from exc
