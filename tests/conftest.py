@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import structlog
 from typer.testing import CliRunner
 
 from reconciler.cli import app
@@ -35,6 +36,13 @@ from reconciler.wiring import build_reconciler
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "desired-state"
 CANARY = "canary-Zq8sW3pLx0-secret"  # a secret value that must never appear in any output
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """In-process CLI calls configure structlog (level, stream); do not let that leak into the next test."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture(scope="session")
