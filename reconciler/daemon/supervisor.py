@@ -51,7 +51,9 @@ def _malloc_trim() -> Callable[[], None]:
 release_memory = _malloc_trim()
 
 RETRY_BUSY = 2.0
-MIN_FETCH_GAP = 0.25  # seconds between the starts of two fetches; a lone trigger fetches at once
+MIN_FETCH_GAP = 0.25  # a trigger this soon after the last fetch started is part of a burst
+BURST_QUIET = 0.2  # a burst is over after this long without a trigger...
+MAX_BURST_WAIT = 5.0  # ...or after this long, whichever comes first
 RETRY_FAILED = (15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
@@ -93,8 +95,18 @@ class Daemon:
             self.watcher.start()
         self._fetcher.start()
         self.fetch_signal.notify("startup")
+        threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
         log.info("daemon.started", source=self.reconciler.repository.display_url,
                  recovered_runs=len(self.state.recovered))
+
+    def _warm_up(self) -> None:
+        try:
+            if self.reconciler.control_state().databases:
+                from reconciler.providers.postgres.diffing import warm_up
+
+                warm_up()
+        except Exception as exc:  # only an optimisation: the first plan imports what it needs anyway
+            log.debug("daemon.warm_up_skipped", error=type(exc).__name__)
 
     def stop(self, timeout: float) -> bool:
         """Stop within ``timeout``: no new runs, the change in flight finishes, then everything halts."""
@@ -123,11 +135,15 @@ class Daemon:
             sources = self.fetch_signal.wait(timeout=1.0)
             if sources is None or self.stopping.is_set():
                 continue
-            gap = MIN_FETCH_GAP - (time.monotonic() - last_start)
-            if gap > 0:
-                # Inside a burst: let the rest of it gather for the remainder of the gap, one fetch for all.
-                self.stopping.wait(gap)
-                sources |= self.fetch_signal.wait(timeout=0) or set()
+            if time.monotonic() - last_start < MIN_FETCH_GAP:
+                # Inside a burst: the first trigger fetched at once; the rest wait for the burst to go
+                # quiet (bounded) and share one trailing fetch.
+                deadline = time.monotonic() + MAX_BURST_WAIT
+                while time.monotonic() < deadline and not self.stopping.is_set():
+                    more = self.fetch_signal.wait(timeout=BURST_QUIET)
+                    if more is None:
+                        break
+                    sources |= more
             last_start = time.monotonic()
             try:
                 self.reconciler.repository.fetch()
@@ -175,7 +191,7 @@ class Daemon:
         if not target.gate.allowed:
             if prev.state == "Blocked" and prev.reason == target.gate.reason:
                 return  # still refused for the same reason: nothing new to record
-            self.queue.submit(env, trigger)  # the run records the refusal in history and status
+            self.queue.submit(env, trigger, target.revision)  # the run records the refusal in history and status
             return
         moved = target.revision != prev.applied_revision or (target.tag is not None and target.ref != prev.applied_ref)
         if target.pinned and target.newer_available and not moved:
@@ -190,7 +206,7 @@ class Daemon:
                                 reason=f"revision {short(target.revision)} ({target.ref}) is waiting: automatic sync "
                                        f"is off; run 'reconciler apply {env}'")
             return
-        self.queue.submit(env, "tag" if target.tag is not None and moved else trigger)
+        self.queue.submit(env, "tag" if target.tag is not None and moved else trigger, target.revision)
 
     def _promote_downstream(self, env: str) -> None:
         """After ``env`` verified a tree, environments promoted from it may now pass their gate."""

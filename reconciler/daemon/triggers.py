@@ -23,6 +23,8 @@ DRIFT_CHECK = "drift-check"
 class _Slot:
     running: bool = False
     queued: str | None = None  # the trigger of the one run waiting behind the running one
+    running_for: str | None = None  # the revision the running run was asked for, when known
+    queued_for: str | None = None
     merged: int = 0
 
 
@@ -42,19 +44,24 @@ class RunQueue:
         self._idle = threading.Condition(self._lock)
         self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="reconcile")
 
-    def submit(self, env: str, trigger: str) -> bool:
-        """Ask for a run of ``env``; return False when it merged into one already queued."""
+    def submit(self, env: str, trigger: str, revision: str | None = None) -> bool:
+        """Ask for a run of ``env``; return False when it merged into one running or queued.
+
+        ``revision`` is what the caller saw as the target: a request for the revision a run is
+        already applying (a burst of hooks during that run) adds nothing and merges into it.
+        """
         with self._lock:
             if not self.accepting:
                 return False
             slot = self._slots.setdefault(env, _Slot())
             if slot.running:
-                if slot.queued is not None and not (slot.queued == DRIFT_CHECK and trigger != DRIFT_CHECK):
+                same = revision is not None and revision in (slot.running_for, slot.queued_for)
+                if same or (slot.queued is not None and not (slot.queued == DRIFT_CHECK and trigger != DRIFT_CHECK)):
                     slot.merged += 1
                     return False
-                slot.queued = trigger  # a sync outranks a queued drift check (it computes drift too)
+                slot.queued, slot.queued_for = trigger, revision  # a sync outranks a queued drift check
                 return True
-            slot.running = True
+            slot.running, slot.running_for = True, revision
         self._pool.submit(self._run, env, trigger)
         return True
 
@@ -68,10 +75,11 @@ class RunQueue:
                 slot = self._slots[env]
                 if slot.queued is None or not self.accepting:
                     slot.running = False
-                    slot.queued = None
+                    slot.queued = slot.running_for = slot.queued_for = None
                     self._idle.notify_all()
                     return
                 trigger, slot.queued = slot.queued, None
+                slot.running_for, slot.queued_for = slot.queued_for, None
 
     def busy(self) -> list[str]:
         with self._lock:

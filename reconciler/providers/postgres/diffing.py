@@ -359,3 +359,10 @@ def _facts(live: Any, declared: Any) -> SchemaFacts:
 def _first_line(exc: BaseException | None) -> str:
     text = str(exc or "").strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def warm_up() -> None:
+    """Import migra and schemainspect now (about a second, mostly schemainspect's own start-up), so
+    the first plan a daemon makes after start is not the one that pays for it."""
+    import migra  # noqa: F401
+    import schemainspect.pg  # noqa: F401
