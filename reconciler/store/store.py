@@ -14,14 +14,14 @@ import socket
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from reconciler.errors import StoreError
+from reconciler.sqlengines import create_tables, driver_error, engine_for
 from reconciler.store import tables as t
 
 log = structlog.get_logger(__name__)
@@ -108,48 +108,14 @@ class EnvironmentStatus:
     updated_at: dt.datetime | None = None
 
 
-def _create_tables(metadata: sa.MetaData, engine: Engine) -> None:
-    """CREATE the tables that are missing; another process creating them at the same moment is fine."""
-    for attempt in range(5):
-        try:
-            metadata.create_all(engine)
-            return
-        except sa.exc.OperationalError as exc:
-            if "already exists" not in str(exc.orig) or attempt == 4:
-                raise
-        except sa.exc.IntegrityError:
-            if attempt == 4:
-                raise
-
-
-def _engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        database = sa.engine.make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA cache_size=-512")  # 512 KiB per connection: the tables are small
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
-
-        return engine
-    return sa.create_engine(url, pool_pre_ping=True)
-
-
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         try:
-            self.engine = _engine(url)
-            _create_tables(t.metadata, self.engine)
+            self.engine = engine_for(url)
+            create_tables(t.metadata, self.engine)
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"state database unreachable: {type(getattr(exc, 'orig', None) or exc).__name__}") from exc
+            raise StoreError(f"state database unreachable: {driver_error(exc)}") from exc
 
     def close(self) -> None:
         self.engine.dispose()
@@ -159,7 +125,7 @@ class Store:
             with self.engine.begin() as conn:
                 return fn(conn)
         except sa.exc.SQLAlchemyError as exc:
-            cause = type(getattr(exc, "orig", None) or exc).__name__
+            cause = driver_error(exc)
             raise StoreError(f"state database: {what} failed ({cause})") from exc
 
     def ping(self) -> bool:

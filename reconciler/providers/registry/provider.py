@@ -9,53 +9,20 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 import structlog
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from reconciler.engine.changes import Change
 from reconciler.errors import ProviderError
 from reconciler.providers.base import ApplyContext, LiveState, PlatformObject
 from reconciler.providers.registry import tables as t
 from reconciler.secrets.values import from_storable, to_storable
+from reconciler.sqlengines import create_tables, driver_error, engine_for
 
 log = structlog.get_logger(__name__)
-
-
-def _create_tables(metadata: sa.MetaData, engine: Engine) -> None:
-    """CREATE the tables that are missing; another process creating them at the same moment is fine."""
-    for attempt in range(5):
-        try:
-            metadata.create_all(engine)
-            return
-        except sa.exc.OperationalError as exc:
-            if "already exists" not in str(exc.orig) or attempt == 4:
-                raise
-        except sa.exc.IntegrityError:
-            if attempt == 4:
-                raise
-
-
-def _engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        database = sa.engine.make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-        @sa.event.listens_for(engine, "connect")
-        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA cache_size=-512")  # 512 KiB per connection: the tables are small
-            cursor.close()
-
-        return engine
-    return sa.create_engine(url, pool_pre_ping=True)
 
 
 class RegistryProvider:
@@ -64,10 +31,10 @@ class RegistryProvider:
     def __init__(self, url: str) -> None:
         self.url = url
         try:
-            self.engine = _engine(url)
-            _create_tables(t.metadata, self.engine)
+            self.engine = engine_for(url)
+            create_tables(t.metadata, self.engine)
         except sa.exc.SQLAlchemyError as exc:
-            cause = type(getattr(exc, "orig", None) or exc).__name__
+            cause = driver_error(exc)
             raise ProviderError(f"registry database unreachable: {cause}") from exc
 
     def close(self) -> None:
@@ -78,7 +45,7 @@ class RegistryProvider:
             with self.engine.begin() as conn:
                 return fn(conn)
         except sa.exc.SQLAlchemyError as exc:
-            cause = type(getattr(exc, "orig", None) or exc).__name__
+            cause = driver_error(exc)
             raise ProviderError(f"registry: {what} failed: {cause}") from exc
 
     # -- reading -------------------------------------------------------------------------
