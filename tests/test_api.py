@@ -128,3 +128,13 @@ def test_token_hashes_not_tokens_are_configured(pyworld: World) -> None:
     for token in TOKENS.values():
         assert token not in text
     assert hash_token("x") == "sha256:" + hashlib.sha256(b"x").hexdigest()
+
+
+def test_a_token_scoped_to_environments_sees_only_those(api: DaemonProcess) -> None:
+    listed = call(api, "GET", "/api/v1/environments", TOKENS["app"]).json()["environments"]
+    assert [e["name"] for e in listed] == ["staging"]
+    assert call(api, "GET", "/api/v1/environments/staging/runs", TOKENS["app"]).status_code == 200
+    other = call(api, "GET", "/api/v1/environments/production", TOKENS["app"])
+    assert other.status_code == 403
+    assert other.json()["error"] == "token is not scoped to environment 'production'"
+    assert call(api, "GET", "/api/v1/environments/production/drift", TOKENS["app"]).status_code == 403

@@ -123,6 +123,10 @@ def create_app(daemon: Daemon) -> FastAPI:
                 raise ApiError(401, "missing or invalid token")
             if not who.allows(scope):
                 raise ApiError(403, f"token lacks the '{scope}' scope")
+            env = request.path_params.get("env")
+            if env is not None and not who.sees(env):
+                shown = env if len(env) <= 100 else env[:100] + "…"
+                raise ApiError(403, f"token is not scoped to environment {shown!r}")
             return who
 
         return check
@@ -165,9 +169,9 @@ def create_app(daemon: Daemon) -> FastAPI:
         except ReconcilerError:
             return sorted(reconciler.store.statuses())
 
-    @app.get("/api/v1/environments", dependencies=[read])
-    def environments() -> dict[str, Any]:
-        return {"environments": [env_json(env) for env in names()]}
+    @app.get("/api/v1/environments")
+    def environments(who: auth.Principal = read) -> dict[str, Any]:
+        return {"environments": [env_json(env) for env in names() if who.sees(env)]}
 
     @app.get("/api/v1/environments/{env}", dependencies=[read])
     def environment(env: str) -> dict[str, Any]:

@@ -23,6 +23,10 @@ class Principal:
     environments: frozenset[str] | None
     apps: frozenset[str] | None
 
+    def sees(self, environment: str) -> bool:
+        """Tokens listing ``environments`` read and act on those only; others on every environment."""
+        return self.environments is None or environment in self.environments
+
     def allows(self, scope: str) -> bool:
         # admin implies sync implies read.
         rank = SCOPES.index(scope)

@@ -91,7 +91,7 @@ def mount_dashboard(app: FastAPI, daemon: Daemon, require_read: Callable[[Reques
         who = reader(request)
         if who is None:
             return login_page(f"/environments/{env}")
-        if env not in names():
+        if env not in names() or not who.sees(env):
             body = render("message.html", heading="Not found", message=f"There is no environment named {env!r}.")
             return page("Not found · Reconciler", "error", body, status=404, header=header(request, who))
         description, color = _spec_details(daemon, env)
@@ -152,7 +152,7 @@ def mount_dashboard(app: FastAPI, daemon: Daemon, require_read: Callable[[Reques
             return answer(403, "This form has expired; reload the page and try again.")
         if not who.allows("sync"):
             return answer(403, "Your token lacks the 'sync' scope.")
-        if env not in names():
+        if env not in names() or not who.sees(env):
             return answer(404, f"There is no environment named {env!r}.")
         queued = daemon.request_sync(env, "dashboard")
         log.info("dashboard.sync_requested", environment=env, token_name=who.name, queued=queued)
