@@ -419,7 +419,12 @@ class Reconciler:
         an expected failure: the outcome says what happened and the store has the record."""
         started = time.monotonic()
         # Caller mistakes are errors, not runs: an unknown environment or revision records nothing.
-        self.spec(env)
+        try:
+            self.spec(env)
+        except NotFoundError:
+            raise
+        except ReconcilerError:
+            pass  # an invalid control branch, a missing branch: the run below records why
         if rev is not None:
             self.repository.resolve(rev)
         with self.lease(env) as held:
@@ -474,19 +479,18 @@ class Reconciler:
         plan_json = [item.as_json() for item in plan.items]
         run_id = self.store.start_run(env, trigger, target.revision, tree_id, target.ref, plan_json)
         structlog.contextvars.bind_contextvars(run_id=run_id, revision=short(target.revision))
-        bound = log
         self.store.update_status(env, state="Progressing", reason=f"applying {len(plan.items)} changes",
                                  last_run_id=run_id)
-        bound.info("reconcile.apply", steps=len(plan.steps), items=len(plan.items))
+        log.info("reconcile.apply", steps=len(plan.steps), items=len(plan.items))
         applied: list[str] = []
         try:
             self._apply(computed, target, plan, applied, run_id, cancel)
             verify = self.compute(env, target.revision).plan
         except Cancelled as exc:
-            bound.warning("reconcile.cancelled", applied=len(applied))
+            log.warning("reconcile.cancelled", applied=len(applied))
             return self._finish(target, run_id, "Interrupted", str(exc), applied, None, plan, tree_id)
         except ReconcilerError as exc:
-            bound.warning("reconcile.failed", error=str(exc), applied=len(applied))
+            log.warning("reconcile.failed", error=str(exc), applied=len(applied))
             return self._finish(target, run_id, "Failed", f"{exc}", applied, None, plan, tree_id)
         remaining = verify.items
         if remaining:
