@@ -124,3 +124,17 @@ def test_requests_recorded_against_real_retool_are_accepted_by_the_fake(fake: Fa
 
     assert sent >= 4
     assert fake.violations == []
+
+
+def test_the_vendored_contract_matches_the_shared_one() -> None:
+    """tests/retool/contract/ is a copy of ../shared/retool for machines without it; it must not drift."""
+    from tests.retool.fake_server import SHARED_SPEC, VENDORED_SPEC
+
+    if not SHARED_SPEC.exists():
+        pytest.skip("../shared/retool is not beside this checkout; the vendored copy is the contract")
+    assert VENDORED_SPEC.read_bytes() == SHARED_SPEC.read_bytes()
+    shared = SHARED_SPEC.parent / "recordings"
+    vendored = VENDORED_SPEC.parent / "recordings"
+    assert sorted(p.name for p in vendored.iterdir()) == sorted(p.name for p in shared.iterdir())
+    for path in shared.iterdir():
+        assert (vendored / path.name).read_bytes() == path.read_bytes(), path.name
