@@ -514,8 +514,8 @@ class Reconciler:
                 raise Cancelled(f"stopped by shutdown after {len(applied)} of {len(plan.items)} changes; "
                                 "the next start plans again from live state")
             self._apply_step(ctx, computed.desired, live, step)
+            self.store.record_applied(run_id, step.ids, offset=len(applied))
             applied.extend(step.ids)
-            self.store.record_applied(run_id, applied)
 
     def _apply_step(self, ctx: ApplyContext, desired: DesiredEnvironment, live: LiveState, step: Step) -> None:
         if step.target == "schema":

@@ -12,7 +12,7 @@ import datetime as dt
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -152,10 +152,22 @@ class Store:
         )))
         return run_id
 
-    def record_applied(self, run_id: str, applied: list[str]) -> None:
-        self._tx("record progress", lambda conn: conn.execute(
-            sa.update(t.runs).where(t.runs.c.id == run_id).values(applied=list(applied))
-        ))
+    def record_applied(self, run_id: str, ids: list[str], offset: int) -> None:
+        """Append the ids of one applied step; ``offset`` is how many were recorded before."""
+        if not ids:
+            return
+        rows = [{"run_id": run_id, "seq": offset + index, "item_id": item} for index, item in enumerate(ids)]
+        self._tx("record progress", lambda conn: conn.execute(sa.insert(t.run_changes), rows))
+
+    def _progress(self, conn: Connection, run_ids: list[str]) -> dict[str, list[str]]:
+        if not run_ids:
+            return {}
+        out: dict[str, list[str]] = {run_id: [] for run_id in run_ids}
+        rows = conn.execute(sa.select(t.run_changes.c.run_id, t.run_changes.c.item_id)
+                            .where(t.run_changes.c.run_id.in_(run_ids)).order_by(t.run_changes.c.seq))
+        for run_id, item in rows:
+            out[run_id].append(item)
+        return out
 
     def finish_run(
         self, run_id: str, result: str, reason: str | None, applied: list[str], drift_after: int | None
@@ -166,31 +178,35 @@ class Store:
             )
         ))
 
+    def _runs_from_rows(self, conn: Connection, rows: Sequence[Any]) -> list[RunRecord]:
+        """Records of ``rows``; an unfinished run's applied ids come from its progress rows."""
+        progress = self._progress(conn, [r.id for r in rows if r.result == "Progressing"])
+        return [self._run_from_row(r, progress.get(r.id)) for r in rows]
+
     @staticmethod
-    def _run_from_row(row: Any) -> RunRecord:
+    def _run_from_row(row: Any, progress: list[str] | None = None) -> RunRecord:
         return RunRecord(
             id=row.id, environment=row.environment, revision=row.revision, tree_id=row.tree_id, ref=row.ref,
             trigger=row.trigger, started_at=_utc(row.started_at) or now(), finished_at=_utc(row.finished_at),
-            result=row.result, reason=row.reason, plan=list(row.plan or []), applied=list(row.applied or []),
+            result=row.result, reason=row.reason, plan=list(row.plan or []),
+            applied=progress if progress is not None else list(row.applied or []),
             drift_after=row.drift_after, owner=row.owner,
         )
 
     def runs(self, environment: str, limit: int = 50) -> list[RunRecord]:
-        rows = self._tx("list runs", lambda conn: conn.execute(
+        return self._tx("list runs", lambda conn: self._runs_from_rows(conn, conn.execute(
             sa.select(t.runs).where(t.runs.c.environment == environment)
             .order_by(t.runs.c.started_at.desc()).limit(limit)
-        ).all())
-        return [self._run_from_row(r) for r in rows]
+        ).all()))
 
     def run(self, run_id: str) -> RunRecord | None:
-        row = self._tx("read run", lambda conn: conn.execute(sa.select(t.runs).where(t.runs.c.id == run_id)).first())
-        return self._run_from_row(row) if row is not None else None
+        found = self._tx("read run", lambda conn: self._runs_from_rows(conn, conn.execute(
+            sa.select(t.runs).where(t.runs.c.id == run_id)).all()))
+        return found[0] if found else None
 
     def unfinished_runs(self) -> list[RunRecord]:
-        rows = self._tx("list unfinished runs", lambda conn: conn.execute(
-            sa.select(t.runs).where(t.runs.c.result == "Progressing")
-        ).all())
-        return [self._run_from_row(r) for r in rows]
+        return self._tx("list unfinished runs", lambda conn: self._runs_from_rows(conn, conn.execute(
+            sa.select(t.runs).where(t.runs.c.result == "Progressing")).all()))
 
     def abandoned(self, run: RunRecord) -> bool:
         """True when the process of an unfinished run is gone: dead on this host, or its lease lapsed."""

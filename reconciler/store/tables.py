@@ -26,6 +26,15 @@ runs = Table(
     Index("ix_runs_environment_tree", "environment", "tree_id", "result"),
 )
 
+# Progress of a run, one row per applied change, appended as the run goes (the runs row gets the whole
+# list once, when the run finishes): a crash leaves exactly what was applied, at constant cost per step.
+run_changes = Table(
+    "run_changes", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("item_id", String(400), nullable=False),
+)
+
 environment_status = Table(
     "environment_status", metadata,
     Column("environment", String(100), primary_key=True),
