@@ -36,6 +36,8 @@ import structlog
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchkit import write_section  # noqa: E402
+
 from reconciler.providers.postgres import EmbeddedPostgres, PostgresProvider  # noqa: E402
 from reconciler.providers.postgres.urls import sqlalchemy_url  # noqa: E402
 
@@ -148,20 +150,6 @@ Reproduce with:
 """
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace this benchmark's section in ``path`` (or append it), leaving the rest alone."""
-    existing = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = existing.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.strip() == HEADING), None)
-    if start is None:
-        new = existing.rstrip("\n") + "\n\n" + text
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        new = "".join(lines[:start]) + text + ("\n" + "".join(lines[end:]) if end < len(lines) else "")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="20,200,1000")
@@ -172,7 +160,7 @@ def main() -> None:
     results = bench([int(s) for s in args.sizes.split(",")], args.repeat)
     if args.write:
         command = f".venv/bin/python bench/schema_drift.py --sizes {args.sizes} --repeat {args.repeat}"
-        write_section(args.write, section(results, command + f" --write {args.write}"))
+        write_section(args.write, HEADING, section(results, command + f" --write {args.write}"))
         print(f"wrote {args.write}")
 
 
