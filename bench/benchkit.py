@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import logging
 import math
 import os
@@ -37,6 +36,7 @@ if str(ROOT) not in sys.path:
 
 from reconciler.providers.postgres import EmbeddedPostgres  # noqa: E402
 from reconciler.source import workspace  # noqa: E402
+from tests.daemon_support import to_toml  # noqa: E402
 
 EXAMPLE = ROOT / "desired-state"
 PYTHON = ROOT / ".venv" / "bin" / "python"
@@ -127,25 +127,6 @@ def quiet_logs() -> None:
 
 
 # -- configuration ------------------------------------------------------------------------------------
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))
-
-
-def to_toml(config: dict[str, Any]) -> str:
-    """A TOML document of top-level scalars and one level of tables (all a daemon config needs here)."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in config.items() if not isinstance(v, dict)]
-    for table, values in config.items():
-        if isinstance(values, dict):
-            lines += ["", f"[{table}]", *(f"{k} = {_toml_value(v)}" for k, v in values.items())]
-    return "\n".join(lines) + "\n"
 
 
 # -- the example repository ------------------------------------------------------------------------------

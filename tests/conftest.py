@@ -9,7 +9,6 @@ stderr and exit code of the installed console script matter.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -32,6 +31,7 @@ from reconciler.providers.postgres.embedded import EmbeddedPostgres
 from reconciler.reconcile import Reconciler
 from reconciler.source import workspace
 from reconciler.wiring import build_reconciler
+from tests.daemon_support import to_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "desired-state"
@@ -136,33 +136,6 @@ class World:
     def close(self) -> None:
         for r in self._reconcilers:
             r.close()
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    return json.dumps(str(value))
-
-
-def to_toml(config: dict[str, Any]) -> str:
-    """A small TOML writer for test configurations (tables, arrays of tables, scalars)."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in config.items() if not isinstance(v, dict)]
-    for table, values in config.items():
-        if not isinstance(values, dict):
-            continue
-        plain = {k: v for k, v in values.items() if not (isinstance(v, list) and v and isinstance(v[0], dict))}
-        lines += ["", f"[{table}]", *(f"{k} = {_toml_value(v)}" for k, v in plain.items())]
-        for key, rows in values.items():
-            if key not in plain:
-                for row in rows:
-                    lines += ["", f"[[{table}.{key}]]", *(f"{k} = {_toml_value(v)}" for k, v in row.items())]
-    return "\n".join(lines) + "\n"
 
 
 def _secrets(databases: dict[str, str]) -> dict[str, str]:

@@ -103,3 +103,30 @@ def start_daemon(config: Path, data_dir: Path, env: dict[str, str] | None = None
     token_file = data_dir / "admin.token"  # written only when no tokens are configured
     daemon.token = token_file.read_text().strip() if token_file.exists() else ""
     return daemon
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(str(value))
+
+
+def to_toml(config: dict[str, Any]) -> str:
+    """A small TOML writer for test configurations (tables, arrays of tables, scalars)."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in config.items() if not isinstance(v, dict)]
+    for table, values in config.items():
+        if not isinstance(values, dict):
+            continue
+        plain = {k: v for k, v in values.items() if not (isinstance(v, list) and v and isinstance(v[0], dict))}
+        lines += ["", f"[{table}]", *(f"{k} = {_toml_value(v)}" for k, v in plain.items())]
+        for key, rows in values.items():
+            if key not in plain:
+                for row in rows:
+                    lines += ["", f"[[{table}.{key}]]", *(f"{k} = {_toml_value(v)}" for k, v in row.items())]
+    return "\n".join(lines) + "\n"
