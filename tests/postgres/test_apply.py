@@ -65,7 +65,7 @@ def test_a_lock_released_before_the_last_attempt_lets_the_apply_succeed(
     finally:
         blocker.close()
     assert applied == [i.id for i in items if i.transactional] + [i.id for i in items if not i.transactional]
-    assert provider.verify("crm", url, files(DECLARED), "k", ["public"]) == []
+    assert provider.plan("crm", url, files(DECLARED), "k", ["public"]) == []
 
 
 def test_non_transactional_statements_run_after_the_transaction(

@@ -83,6 +83,6 @@ def test_pair_converges(pair: Pair, embedded_database: NewDatabase) -> None:
             provider.reconcile("crm", url, files, pair.name, pair.schemas, allow_destructive=True)
         return
     provider.reconcile("crm", url, files, pair.name, pair.schemas, allow_destructive=True)
-    assert provider.verify("crm", url, files, pair.name, pair.schemas) == []
+    assert provider.plan("crm", url, files, pair.name, pair.schemas) == []
     for query in pair.expect:
         assert scalar(url, query) is True, query

@@ -102,7 +102,7 @@ def test_add_enum_value_is_in_the_catalog_in_order(provider: PostgresProvider, n
 
 def test_verify_after_apply_finds_no_drift(provider: PostgresProvider, new_database: NewDatabase) -> None:
     url = _changed(provider, new_database)
-    assert provider.verify("crm", url, files(CHANGED), "rev-2", ["public"]) == []
+    assert provider.plan("crm", url, files(CHANGED), "rev-2", ["public"]) == []
 
 
 def test_destructive_statements_are_classified_destructive_with_stable_ids(
@@ -245,4 +245,4 @@ def test_applying_phase_by_phase_from_fresh_plans_converges(
     for phase in (Phase.SCHEMA_ADDITIVE, Phase.SCHEMA_DESTRUCTIVE):
         fresh = provider.plan("crm", url, declared, "rev-3", ["public"])
         provider.apply("crm", url, [i for i in fresh if i.phase == phase])
-    assert provider.verify("crm", url, declared, "rev-3", ["public"]) == []
+    assert provider.plan("crm", url, declared, "rev-3", ["public"]) == []

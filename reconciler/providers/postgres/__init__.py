@@ -1,6 +1,6 @@
 """The ``postgres`` provider: declared SQL schemas, diffed with migra, classified, applied safely.
 
-The engine uses ``PostgresProvider`` (plan / apply / verify); ``reconciler demo`` and the tests
+The engine uses ``PostgresProvider`` (plan / apply; verifying is planning again); ``reconciler demo`` and the tests
 start a local server with ``EmbeddedPostgres``. The modules, in data-flow order:
 
 ==============  ==============================================================================

@@ -7,8 +7,8 @@ The engine calls, per ``Database`` and environment:
   ``schema``, ids ``<database>:<action>:<object>``, phase ``SCHEMA_ADDITIVE`` or
   ``SCHEMA_DESTRUCTIVE``);
 * ``apply(database, url, items)`` - run the SQL of the given items (one transaction, then the
-  non-transactional statements) and return the ids applied;
-* ``verify(...)`` - plan again after applying; what remains is drift.
+  non-transactional statements) and return the ids applied. Verifying is planning again: what
+  remains is drift.
 
 The first ``plan`` after an ``apply`` of the same database checks convergence: a statement that was
 just applied and is proposed again means the diff engine cannot converge on this schema, which
@@ -108,17 +108,6 @@ class PostgresProvider:
             self._applied[(database, url)] = frozenset(by_id[i].sql or "" for i in applied)
         return applied
 
-    def verify(
-        self,
-        database: str,
-        url: str,
-        files: Sequence[SqlFile],
-        content_key: str,
-        managed_schemas: Sequence[str],
-    ) -> list[DriftItem]:
-        """Plan again after an apply; the items returned are the drift that remains."""
-        return self.plan(database, url, files, content_key, managed_schemas)
-
     def reconcile(
         self,
         database: str,
@@ -144,7 +133,7 @@ class PostgresProvider:
             rest = self.plan(database, url, files, content_key, managed_schemas)
             if rest:
                 applied += self.apply(database, url, rest)
-        remaining = self.verify(database, url, files, content_key, managed_schemas)
+        remaining = self.plan(database, url, files, content_key, managed_schemas)
         if remaining:
             raise SchemaError(
                 f"the schema of {database} still differs after apply: {', '.join(i.id for i in remaining)}"
