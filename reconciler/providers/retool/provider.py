@@ -243,16 +243,9 @@ class RetoolProvider:
                 if group["name"] not in BUILTIN_GROUPS:
                     add("group", group["name"], self._group_fields(book, environment, group))
             if env is not None:
-                resources = {r["id"]: r for r in self._resources()}
-                for config in self._configs():
-                    resource = resources.get(config["resource"]["id"])
-                    if (
-                        resource is not None
-                        and config["environment"]["id"] == env["id"]
-                        and resource["type"] not in BUILTIN_RESOURCE_TYPES
-                    ):
-                        name = resource["display_name"]
-                        add("resource", name, self._resource_fields(book, environment, resource, config))
+                for resource, config in self._user_configs(env):
+                    add("resource", resource["display_name"],
+                        self._resource_fields(book, environment, resource, config))
                 for variable in self._variables():
                     if self._value_for(variable, env["id"]) is not None:
                         add(
@@ -670,21 +663,22 @@ class RetoolProvider:
 
     # -- permissions ----------------------------------------------------------------------------------
 
+    def _user_configs(self, env: Mapping[str, Any]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        """(resource, configuration) of every resource of ours configured in ``env`` (Retool's own skipped)."""
+        resources = {r["id"]: r for r in self._resources()}
+        for config in self._configs():
+            resource = resources.get(config["resource"]["id"])
+            if (resource is not None and config["environment"]["id"] == env["id"]
+                    and resource["type"] not in BUILTIN_RESOURCE_TYPES):
+                yield resource, config
+
     def _permissions(self, env: Mapping[str, Any] | None) -> Iterator[tuple[str, dict[str, Any]]]:
         apps = {a["id"]: a["name"] for a in self._apps()}
         folders = {f["id"]: f["name"] for f in self._folders() if f.get("folder_type") == "app"
                    and self._is_user_folder(f)}
         configs: dict[str, str] = {}
         if env is not None:
-            resources = {r["id"]: r for r in self._resources()}
-            for config in self._configs():
-                resource = resources.get(config["resource"]["id"])
-                if (
-                    resource is not None
-                    and config["environment"]["id"] == env["id"]
-                    and resource["type"] not in BUILTIN_RESOURCE_TYPES
-                ):
-                    configs[config["id"]] = resource["display_name"]
+            configs = {config["id"]: resource["display_name"] for resource, config in self._user_configs(env)}
         for group in self._groups():
             if group["name"] in BUILTIN_GROUPS:
                 continue
