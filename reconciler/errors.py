@@ -25,6 +25,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def clip(text: str, limit: int = 100) -> str:
+    """User input echoed in a message, cut to a readable length (a hostile name can be megabytes)."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 class ReconcilerError(Exception):
     """Base of every error the reconciler raises on purpose."""
 

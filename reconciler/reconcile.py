@@ -43,6 +43,7 @@ from reconciler.errors import (
     SchemaError,
     SourceError,
     ValidationError,
+    clip,
 )
 from reconciler.providers.base import (
     AppDeployment,
@@ -60,11 +61,6 @@ from reconciler.store.store import EnvironmentStatus, Store
 log = structlog.get_logger(__name__)
 
 Clock = Callable[[], dt.datetime]
-
-
-def clip(text: str, limit: int = 100) -> str:
-    """User input echoed in a message, cut to a readable length."""
-    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def utcnow() -> dt.datetime:

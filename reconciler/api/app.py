@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from reconciler.api import auth
-from reconciler.errors import NotFoundError, ReconcilerError, StoreError
+from reconciler.errors import NotFoundError, ReconcilerError, StoreError, clip
 from reconciler.reports.drift import plan_json, plan_markdown
 from reconciler.reports.status import status_json
 from reconciler.secrets.values import Sensitive
@@ -125,8 +125,7 @@ def create_app(daemon: Daemon) -> FastAPI:
                 raise ApiError(403, f"token lacks the '{scope}' scope")
             env = request.path_params.get("env")
             if env is not None and not who.sees(env):
-                shown = env if len(env) <= 100 else env[:100] + "…"
-                raise ApiError(403, f"token is not scoped to environment {shown!r}")
+                raise ApiError(403, f"token is not scoped to environment {clip(env)!r}")
             return who
 
         return check

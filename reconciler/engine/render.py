@@ -15,7 +15,7 @@ from typing import Any
 from reconciler.desired.models import CONFIG_REFERENCE, SECRET_REFERENCE, Environment
 from reconciler.desired.state import DesiredState, SqlFile
 from reconciler.desired.validation import DEFAULT, app_environments, resource_environments
-from reconciler.errors import NotFoundError
+from reconciler.errors import NotFoundError, clip
 from reconciler.providers.base import ObjectKey, PlatformObject
 from reconciler.secrets.values import Sensitive
 
@@ -88,8 +88,7 @@ class _Renderer:
         spec = state.environments.get(env)
         if spec is None:
             known = ", ".join(state.environment_order)
-            shown = env if len(env) <= 100 else env[:100] + "…"
-            raise NotFoundError(f"unknown environment {shown!r} (declared: {known})")
+            raise NotFoundError(f"unknown environment {clip(env)!r} (declared: {known})")
         envs = state.environment_order
         objects: dict[ObjectKey, PlatformObject] = {}
 

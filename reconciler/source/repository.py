@@ -16,7 +16,7 @@ from pathlib import Path
 import pygit2
 import structlog
 
-from reconciler.errors import ProviderError, SourceError
+from reconciler.errors import ProviderError, SourceError, clip
 from reconciler.source import urls
 from reconciler.source.trees import GitTree
 
@@ -204,8 +204,7 @@ class Repository:
                 obj = self._repo.revparse_single(rev)
                 return str(obj.peel(pygit2.Commit).id)
             except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError) as exc:
-                shown = rev if len(rev) <= 100 else rev[:100] + "…"
-                raise SourceError(f"unknown revision {shown!r} in {self.display_url}") from exc
+                raise SourceError(f"unknown revision {clip(rev)!r} in {self.display_url}") from exc
 
     def commit(self, commit_id: str) -> CommitInfo:
         with self._lock:

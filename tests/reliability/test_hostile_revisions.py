@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.desired.loader import load
-from reconciler.errors import ValidationError
-from reconciler.reconcile import clip
+from reconciler.errors import ValidationError, clip
 from reconciler.source.revisions import SemVer, tag_version
 from reconciler.source.trees import DirectoryTree
 from tests.conftest import CliResult, World, cli_process, git
