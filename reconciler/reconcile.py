@@ -107,6 +107,7 @@ class Computed:
     desired: DesiredEnvironment
     state: DesiredState
     plan: Plan
+    live: LiveState  # what the plan was made against; apply starts from it (no second read)
 
 
 class Reconciler:
@@ -310,7 +311,7 @@ class Reconciler:
         desired = render(state, env, self.fingerprinter.sensitive)
         live = self.platform.read(env)
         drift = self._diff(desired, live)
-        return Computed(desired, state, build_plan(env, revision, drift))
+        return Computed(desired, state, build_plan(env, revision, drift), live)
 
     def _diff(self, desired: DesiredEnvironment, live: LiveState) -> list[DriftItem]:
         items = diff_objects(desired.objects, live, prune=desired.spec.sync.prune)
@@ -504,7 +505,7 @@ class Reconciler:
         release = target.ref if target.tag is not None and target.ref else short(target.revision)
         for name, source in computed.state.app_sources.items():
             ctx.deployments[name] = AppDeployment(target.revision, release, source.files)
-        live = self.platform.read(env)
+        live = computed.live
         for step in plan.steps:
             if cancel is not None and cancel.is_set():
                 raise Cancelled(f"stopped by shutdown after {len(applied)} of {len(plan.items)} changes; "
