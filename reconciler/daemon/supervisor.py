@@ -146,7 +146,8 @@ class Daemon:
                     sources |= more
             last_start = time.monotonic()
             try:
-                self.reconciler.repository.fetch()
+                if sources != {"startup"}:  # opening a remote repository fetched it a moment ago
+                    self.reconciler.repository.fetch()
                 self.metrics.fetches.labels("ok").inc()
                 self.metrics.last_fetch = time.time()
                 self.state.fetch_error = None
