@@ -82,3 +82,32 @@ def listen_port(listen: str) -> int:
 
 def toml(text: str) -> dict[str, Any]:
     return tomllib.loads(text)
+
+
+def dockerfile() -> list[tuple[str, str]]:
+    """deploy/Dockerfile as (INSTRUCTION, arguments) pairs: continuations joined, comments dropped."""
+    instructions: list[tuple[str, str]] = []
+    pending = ""
+    for raw in (DEPLOY / "Dockerfile").read_text().splitlines():
+        line = raw.strip()
+        if line.startswith("#") or not line:
+            continue
+        pending += " " + line.removesuffix("\\").strip() if pending else line.removesuffix("\\").strip()
+        if not line.endswith("\\"):
+            keyword, _, rest = pending.partition(" ")
+            instructions.append((keyword.upper(), rest.strip()))
+            pending = ""
+    return instructions
+
+
+def dockerfile_env() -> dict[str, str]:
+    """The ENV of the runtime image (``KEY=value`` pairs, as deploy/Dockerfile writes them)."""
+    env: dict[str, str] = {}
+    for keyword, rest in dockerfile():
+        if keyword == "FROM":
+            env = {}  # a new stage starts with none of the previous stage's ENV
+        elif keyword == "ENV":
+            for pair in rest.split():
+                key, _, value = pair.partition("=")
+                env[key] = value
+    return env
