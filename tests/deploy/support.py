@@ -84,6 +84,21 @@ def toml(text: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A parsed TOML document as dotted key → value (rows of arrays of tables merge)."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out |= flatten(value, path + ".")
+        elif isinstance(value, list) and value and isinstance(value[0], dict):
+            for row in value:
+                out |= flatten(row, path + ".")
+        else:
+            out[path] = value
+    return out
+
+
 def dockerfile() -> list[tuple[str, str]]:
     """deploy/Dockerfile as (INSTRUCTION, arguments) pairs: continuations joined, comments dropped."""
     instructions: list[tuple[str, str]] = []

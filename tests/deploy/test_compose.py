@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -29,7 +30,7 @@ from reconciler.desired.models import SECRET_REFERENCE
 from reconciler.durations import parse_duration
 from reconciler.providers.postgres.embedded import EmbeddedPostgres
 from tests.daemon_support import DaemonProcess, start_daemon, wait_for
-from tests.deploy.support import DEPLOY, ROOT, dockerfile, dockerfile_env, listen_port, settings_field
+from tests.deploy.support import DEPLOY, ROOT, dockerfile, dockerfile_env, flatten, listen_port, settings_field
 
 COMPOSE = DEPLOY / "compose.yaml"
 CONFIG = DEPLOY / "compose" / "reconciler.toml"
@@ -92,7 +93,8 @@ def test_two_replicas_share_one_postgresql_state_store_and_registry() -> None:
 
 def test_every_variable_is_a_configuration_key_or_a_secret_the_example_uses() -> None:
     env = next(iter(replicas().values()))["environment"]
-    referenced = set(SECRET_REFERENCE.findall(CONFIG.read_text()))
+    referenced = {n for v in flatten(tomllib.loads(CONFIG.read_text())).values() if isinstance(v, str)
+                  for n in SECRET_REFERENCE.findall(v)}
     for path in (ROOT / "desired-state").rglob("*.yaml"):
         referenced |= set(SECRET_REFERENCE.findall(path.read_text()))
     for name in env:
