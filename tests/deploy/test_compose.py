@@ -35,6 +35,8 @@ from tests.deploy.support import DEPLOY, ROOT, dockerfile, dockerfile_env, flatt
 COMPOSE = DEPLOY / "compose.yaml"
 CONFIG = DEPLOY / "compose" / "reconciler.toml"
 LAPTOP_TOKEN = "laptop-admin-token"  # deploy/compose.yaml and deploy/README.md tell users this token
+# The tests that share the two running replicas run on one xdist worker, so they start once.
+LAPTOP_GROUP = pytest.mark.xdist_group("deploy-laptop")
 
 
 def compose() -> dict[str, Any]:
@@ -196,6 +198,7 @@ def ready(url: str) -> bool:
     return httpx.get(url, timeout=5).status_code == 200
 
 
+@LAPTOP_GROUP
 def test_both_replicas_become_ready_and_staging_syncs(laptop: list[DaemonProcess]) -> None:
     for daemon in laptop:
         url = daemon.url + "/readyz"
@@ -206,6 +209,7 @@ def test_both_replicas_become_ready_and_staging_syncs(laptop: list[DaemonProcess
     assert second.wait_env("staging", timeout=30, state="Synced")["applied_revision"] == synced["applied_revision"]
 
 
+@LAPTOP_GROUP
 def test_the_image_healthcheck_command_passes_against_a_replica(laptop: list[DaemonProcess]) -> None:
     healthcheck = next(rest for keyword, rest in dockerfile() if keyword == "HEALTHCHECK")
     command = json.loads(healthcheck[healthcheck.index("CMD") + 3:])
@@ -218,5 +222,6 @@ def test_the_image_healthcheck_command_passes_against_a_replica(laptop: list[Dae
     assert subprocess.run([sys.executable, *command[1:-1], closed], capture_output=True, check=False).returncode != 0
 
 
+@LAPTOP_GROUP
 def test_replicas_stop_cleanly_on_sigterm(laptop: list[DaemonProcess]) -> None:
     assert [daemon.terminate(60) for daemon in laptop] == [0, 0]

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from reconciler.cli import app
 from reconciler.config import config_path, load_settings
@@ -146,7 +145,8 @@ def test_paths_agree_with_the_manifests() -> None:
 def test_the_entrypoint_is_the_daemon_and_stops_on_sigterm() -> None:
     assert json.loads(instructions("ENTRYPOINT")[0]) == ["reconciler", "run"]
     assert "reconciler" in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert CliRunner().invoke(app, ["run", "--help"]).exit_code == 0
+    commands = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
+    assert "run" in commands
     assert instructions("STOPSIGNAL") == ["SIGTERM"]
 
 
