@@ -248,3 +248,17 @@ def test_status_on_a_corrupt_state_database(pyworld: World) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: state database {path}: open failed: the file is not a SQLite database")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_state_url_may_be_a_secret_reference(pyworld: World, tmp_path: Path) -> None:
+    """deploy/reconciler.toml sets state.url = "${secret:STATE_DB_URL}": it is resolved, never shown."""
+    path = tmp_path / "elsewhere" / "state.db"
+    pyworld.configure(state={"url": "${secret:STATE_DB_URL}"})
+    result = cli_process("apply", "staging", "--config", str(pyworld.config),
+                         env={"STATE_DB_URL": f"sqlite:///{path}"})
+    assert result.exit_code == 0, result.stderr
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("select result from runs").fetchall() == [("Succeeded",)]
+    missing = cli_process("status", "--config", str(pyworld.config), unset=["STATE_DB_URL"])
+    assert missing.exit_code == 1
+    assert missing.stderr == "error: state.url: secret STATE_DB_URL is not set (searched: env)\n"
