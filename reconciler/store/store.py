@@ -398,3 +398,8 @@ class Store:
             if isinstance(exc.__cause__, sa.exc.IntegrityError):
                 return False
             raise
+
+    def forget_events(self, prefix: str) -> int:
+        """Forget the keys that start with ``prefix`` (so those events are sent again); return how many."""
+        return int(self._tx("forget events", lambda conn: conn.execute(
+            sa.delete(t.events).where(t.events.c.key.startswith(prefix, autoescape=True))).rowcount))
