@@ -222,8 +222,8 @@ def test_status_and_apply_on_a_read_only_state_database(pyworld: World, read_onl
     assert refused.exit_code == 1
     assert refused.stdout == ""
     assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
-    assert refused.stderr.startswith(f"error: state database {path}: ")
-    assert "failed: the database is read-only (SQLite: attempt to write a readonly database)" in refused.stderr
+    assert refused.stderr.startswith(f"error: state database {path}: take lease failed: the database is read-only "
+                                     "(SQLite: attempt to write a readonly database); make the file")
     assert "OperationalError" not in refused.stderr
 
 
