@@ -120,7 +120,8 @@ class Store:
         except sa.exc.SQLAlchemyError as exc:
             raise StoreError(f"state database {self.label}: open failed: {driver_error(exc)}") from exc
         except OSError as exc:  # its folder cannot be created
-            raise StoreError(f"state database {self.label}: cannot create its folder: {exc.strerror}") from exc
+            why = "a file of that name is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+            raise StoreError(f"state database {self.label}: cannot create the folder {exc.filename}: {why}") from exc
 
     def close(self) -> None:
         self.engine.dispose()

@@ -132,6 +132,13 @@ def test_a_folder_in_place_of_the_file_is_named(tmp_path: Path) -> None:
                               "(SQLite: unable to open database file); check that the path names a file")
 
 
+def test_a_file_in_the_way_of_its_folder_is_named(tmp_path: Path) -> None:
+    (tmp_path / "data").write_text("")
+    message = store_error(lambda: Store(f"sqlite:///{tmp_path / 'data' / 'state.db'}"))
+    assert message == (f"state database {tmp_path / 'data' / 'state.db'}: cannot create the folder "
+                       f"{tmp_path / 'data'}: a file of that name is in the way")
+
+
 def test_a_locked_database_is_named(tmp_path: Path) -> None:
     path = tmp_path / "state.db"
     store = Store(f"sqlite:///{path}")
