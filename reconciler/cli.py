@@ -211,6 +211,8 @@ def apply(
 
     def run(r: Any) -> int:
         outcome = r.reconcile(env, rev, trigger="cli", approvals=approve or [])
+        for warning in outcome.warnings:
+            err.print(f"[yellow]warning:[/yellow] {esc(warning)}")
         if fmt == Format.json:
             emit(json.dumps({
                 "environment": env, "result": outcome.result, "revision": outcome.revision, "ref": outcome.ref,
@@ -276,7 +278,10 @@ def drift(
 
 @app.command()
 def status(fmt: FormatOpt = Format.text, config: ConfigOpt = None, source: SourceOpt = None) -> None:
-    """Per environment: tracked ref, desired and applied revision, state, drift count, last run."""
+    """Per environment: tracked ref, desired and applied revision, state, drift count, last run.
+
+    Exit 0 whenever the state database can be read (a full or read-only one included); 1 with one
+    line naming the database and the cause when it cannot be opened or read."""
     from reconciler.reports.status import render_status
 
     def run(r: Any) -> int:

@@ -9,12 +9,14 @@ resolved only where used, so the config object itself holds no secret.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from reconciler.durations import parse_duration
@@ -25,76 +27,193 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# -- value checks: each raises ValueError with a plain sentence; load_settings adds the file and key --
+
+_REFERENCE = re.compile(r"\$\{secret:[^}]*\}")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
 def _duration(value: str) -> str:
     parse_duration(value)
     return value
 
 
+def _positive_duration(value: str) -> str:
+    if parse_duration(value) <= 0:
+        raise ValueError(f"must be longer than 0 (got {value!r})")
+    return value
+
+
+def _positive(value: int) -> int:
+    if value < 1:
+        raise ValueError(f"must be 1 or more (got {value})")
+    return value
+
+
+def _not_negative(value: int) -> int:
+    if value < 0:
+        raise ValueError(f"must be 0 or more (got {value})")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("is empty")
+    return value
+
+
+def _log_level(value: str) -> str:
+    if value.lower() not in LOG_LEVELS:
+        raise ValueError(f"{value!r} is not a log level; use {', '.join(LOG_LEVELS[:-1])} or {LOG_LEVELS[-1]}")
+    return value.lower()
+
+
+def _host_port(value: str) -> str:
+    host, _, port = value.rpartition(":")
+    if not (host.strip("[]") and port.isdigit() and int(port) <= 65535):
+        raise ValueError(f"{value!r} is not host:port (e.g. 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080)")
+    return value
+
+
+def _http_url(example: str, echo: bool) -> AfterValidator:
+    """An http(s) URL; ``echo=False`` for URLs that are credentials themselves (a Slack webhook's path)."""
+    def check(value: str) -> str:
+        if _REFERENCE.fullmatch(value):
+            return value  # checked when resolved
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            shown = f"{value!r} is" if echo and parts.password is None else "is"
+            raise ValueError(f"{shown} not an http:// or https:// URL with a host (e.g. {example})")
+        return value
+
+    return AfterValidator(check)
+
+
+def _database_url(example: str) -> AfterValidator:
+    """A SQLAlchemy URL; ``${secret:NAME}`` parts (a password, usually) are checked when resolved. The
+    value is never echoed: it may hold a password."""
+    def check(value: str) -> str:
+        import sqlalchemy as sa
+
+        try:
+            url = sa.engine.make_url(_REFERENCE.sub("secret", value))
+        except (sa.exc.ArgumentError, ValueError):
+            if _REFERENCE.fullmatch(value):
+                return value
+            raise ValueError(f"is not a SQLAlchemy URL (e.g. {example} or postgresql+psycopg://user@host/db)") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(f"{url.get_backend_name()!r} is not a database SQLAlchemy can use here; "
+                             "use sqlite:/// or postgresql+psycopg://")
+        return value
+
+    return AfterValidator(check)
+
+
+def _postgresql_url(value: str) -> str:
+    stripped = _REFERENCE.sub("secret", value)
+    if not _REFERENCE.fullmatch(value) and urlsplit(stripped).scheme not in ("postgresql", "postgres"):
+        raise ValueError("is not a postgresql:// URL (e.g. postgresql://scratch@db-scratch/postgres)")
+    return value
+
+
+def _source_url(value: str) -> str:
+    if not value.strip():
+        raise ValueError("is empty; give a local path, file://, https:// or ssh:// URL")
+    scheme, sep, _ = value.partition("://")
+    if sep and scheme.lower() not in ("file", "http", "https", "ssh", "git"):
+        raise ValueError(f"{scheme!r} is not a supported scheme; use a local path, file://, https:// or ssh://")
+    return value
+
+
+def _secret_backend(value: str) -> str:
+    if value != "env" and not (value.startswith("files:") and len(value) > len("files:")):
+        raise ValueError(f"unknown secret backend {value!r}; use 'env' or 'files:/path/to/dir'")
+    return value
+
+
+def _token_hash(value: str) -> str:
+    if not re.fullmatch(r"sha256:[0-9a-fA-F]{64}", value):
+        raise ValueError("is not sha256:<64 hex digits>; hash the token with python -c 'import hashlib,sys;"
+                         "print(\"sha256:\"+hashlib.sha256(sys.argv[1].encode()).hexdigest())' TOKEN")
+    return value
+
+
+def _non_empty(message: str) -> AfterValidator:
+    def check(value: list[Any]) -> list[Any]:
+        if not value:
+            raise ValueError(message)
+        return value
+
+    return AfterValidator(check)
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+PositiveDuration = Annotated[str, AfterValidator(_positive_duration)]
+PositiveInt = Annotated[int, AfterValidator(_positive)]
+NotNegativeInt = Annotated[int, AfterValidator(_not_negative)]
+
+
 class SourceConfig(Section):
-    url: str = "."
-    branches: list[str] = Field(default_factory=lambda: ["main"])
+    url: Annotated[str, AfterValidator(_source_url)] = "."
+    branches: Annotated[list[Annotated[str, AfterValidator(_not_blank)]],
+                        _non_empty("name at least one branch (the first is the control branch)")] = Field(
+        default_factory=lambda: ["main"])
     path: str = "desired-state"
-    poll_interval: str = "60s"
-    webhook_secret: str | None = None
-    gitlab_token: str | None = None
+    poll_interval: PositiveDuration = "60s"
+    webhook_secret: Annotated[str, AfterValidator(_not_blank)] | None = None
+    gitlab_token: Annotated[str, AfterValidator(_not_blank)] | None = None
     ssh_key: str | None = None  # path to a private key for ssh:// remotes
     ssh_key_passphrase: str | None = None
 
-    @field_validator("poll_interval")
-    @classmethod
-    def _poll(cls, value: str) -> str:
-        return _duration(value)
-
 
 class StateConfig(Section):
-    url: str | None = None  # default: sqlite file in data_dir
+    url: Annotated[str, _database_url("sqlite:////var/lib/reconciler/reconciler.db")] | None = None  # default: data_dir
 
 
 class PlatformConfig(Section):
     provider: Literal["registry", "retool"] = "registry"
-    url: str | None = None  # registry database; default: sqlite file in data_dir
-    host: str | None = None  # retool
-    token: str | None = None  # retool, usually ${secret:RETOOL_TOKEN}
-    requests_per_minute: int = 45
-    timeout: str = "30s"
+    # registry database; default: sqlite file in data_dir
+    url: Annotated[str, _database_url("sqlite:////var/lib/reconciler/registry.db")] | None = None
+    host: Annotated[str, _http_url("https://retool.example.com", echo=True)] | None = None  # retool
+    token: Annotated[str, AfterValidator(_not_blank)] | None = None  # retool, usually ${secret:RETOOL_TOKEN}
+    requests_per_minute: PositiveInt = 45
+    timeout: PositiveDuration = "30s"
 
 
 class SecretsConfig(Section):
-    backends: list[str] = Field(default_factory=lambda: ["env"])
+    backends: list[Annotated[str, AfterValidator(_secret_backend)]] = Field(default_factory=lambda: ["env"])
     fingerprint_key: str | None = None  # hex, or ${secret:...}; default: generated into data_dir
 
 
 class DatabasesConfig(Section):
-    lock_timeout: str = "5s"
-    statement_timeout: str = "5m"
-    lock_retries: int = 3
-    shadow_url: str | None = None
-
-    @field_validator("lock_timeout", "statement_timeout")
-    @classmethod
-    def _timeouts(cls, value: str) -> str:
-        return _duration(value)
+    lock_timeout: PositiveDuration = "5s"
+    statement_timeout: PositiveDuration = "5m"
+    lock_retries: NotNegativeInt = 3
+    shadow_url: Annotated[str, AfterValidator(_postgresql_url)] | None = None
 
 
 class ApiToken(Section):
     name: str
-    hash: str
+    hash: Annotated[str, AfterValidator(_token_hash)]
     scopes: list[Literal["read", "sync", "admin"]] = ["read"]  # pydantic copies defaults per instance
     environments: list[str] | None = None  # for registry app tokens: limit to these environments
     apps: list[str] | None = None
 
 
 class ApiConfig(Section):
-    listen: str = "127.0.0.1:8080"
+    listen: Annotated[str, AfterValidator(_host_port)] = "127.0.0.1:8080"
     enabled: bool = True
     tokens: list[ApiToken] = Field(default_factory=list)
     max_body_bytes: int = 1 << 20
 
 
+NotifyEvent = Literal["drift", "failed", "blocked", "promoted", "recovered"]
+
+
 class NotifyWebhook(Section):
-    url: str
+    url: Annotated[str, _http_url("https://hooks.example.com/...", echo=False)]
     format: Literal["json", "slack"] = "json"
-    events: list[str] | None = None
+    events: list[NotifyEvent] | None = None
 
 
 class NotifyConfig(Section):
@@ -102,14 +221,18 @@ class NotifyConfig(Section):
 
 
 class LogConfig(Section):
-    level: str = "info"
+    level: Annotated[str, AfterValidator(_log_level)] = "info"
     format: Literal["auto", "json", "console"] = "auto"
 
 
 class DaemonConfig(Section):
-    drift_check_jitter: str = "0s"
-    shutdown_timeout: str = "30s"
-    lease_ttl: str = "60s"
+    drift_check_jitter: Duration = "0s"
+    shutdown_timeout: PositiveDuration = "30s"
+    lease_ttl: PositiveDuration = "60s"
+    # After a failed run: wait each delay in turn before the next attempt, then the last one for ever.
+    retry_delays: Annotated[list[PositiveDuration],
+                            _non_empty('list at least one delay (e.g. ["15s", "1m", "10m"])')] = Field(
+        default_factory=lambda: ["15s", "30s", "1m", "2m", "5m", "10m"])
 
 
 class Settings(BaseSettings):
@@ -180,10 +303,20 @@ def load_settings(explicit: Path | None = None, **overrides: Any) -> Settings:
     try:
         return Settings(**data)
     except pydantic.ValidationError as exc:
-        where = str(path) if path else "configuration"
         lines = []
         for err in exc.errors(include_url=False):
-            key = ".".join(str(p) for p in err["loc"])
+            loc = list(err["loc"])
+            key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
             message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-            lines.append(f"{where}: {key}: {message}")
+            lines.append(f"{_origin(loc, path)}: {key}: {message}")
         raise ConfigError("\n".join(lines)) from None
+
+
+def _origin(loc: list[Any], path: Path | None) -> str:
+    """Where a bad value came from: the environment variable that set it, else the file."""
+    names = [str(p) for p in loc if isinstance(p, str)]
+    for depth in (2, 1):
+        variable = "RECONCILER_" + "__".join(names[:depth]).upper()
+        if len(names) >= depth and any(k.upper() == variable for k in os.environ):
+            return variable
+    return str(path) if path else "configuration"

@@ -21,7 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -42,6 +42,7 @@ from reconciler.errors import (
     ReconcilerError,
     SchemaError,
     SourceError,
+    StoreError,
     ValidationError,
     clip,
 )
@@ -96,10 +97,20 @@ class Outcome:
     remaining: list[DriftItem] = field(default_factory=list)
     duration: float = 0.0
     release: bool = False  # the revision came from a release tag (a promotion when it succeeds)
+    warnings: list[str] = field(default_factory=list)  # went wrong around the run without changing its result
 
     @property
     def exit_code(self) -> int:
         return {"Succeeded": 0, "NoChanges": 0, "Blocked": 3}.get(self.result, 1)
+
+
+@dataclass
+class Lease:
+    """An environment's lease as ``Reconciler.lease`` took it: held or not, and what went wrong
+    releasing it (filled in when the ``with`` block ends)."""
+
+    held: bool
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -371,27 +382,40 @@ class Reconciler:
             return self._env_locks.setdefault(env, threading.Lock())
 
     @contextmanager
-    def lease(self, env: str) -> Iterator[bool]:
-        """One run per environment: a thread lock in this process, a lease row across processes."""
+    def lease(self, env: str) -> Iterator[Lease]:
+        """One run per environment: a thread lock in this process, a lease row across processes.
+
+        Failing to release the lease row (the state database is full, read-only or gone) does not
+        change what the run did: the row expires after ``daemon.lease_ttl``, a process of this host
+        takes over a dead owner's row at once, and this process renews its own. So it is a warning
+        on the lease, not an error.
+        """
         lock = self._env_lock(env)
         if not lock.acquire(blocking=False):
-            yield False
+            yield Lease(held=False)
             return
         ttl = parse_duration(self.settings.daemon.lease_ttl)
         try:
             if not self.store.acquire_lease(env, ttl):
-                yield False
+                yield Lease(held=False)
                 return
             done = threading.Event()
             heartbeat = threading.Thread(target=self._renew_lease, args=(env, ttl, done), daemon=True,
                                          name=f"lease-{env}")
             heartbeat.start()
+            lease = Lease(held=True)
             try:
-                yield True
+                yield lease
             finally:
                 done.set()
                 heartbeat.join(timeout=5)
-                self.store.release_lease(env)
+                try:
+                    self.store.release_lease(env)
+                except ReconcilerError as exc:
+                    log.warning("lease.release_failed", environment=env, error=str(exc),
+                                expires_in=self.settings.daemon.lease_ttl)
+                    lease.warnings.append(f"could not release the lease on {env} ({exc}); it expires by itself "
+                                          f"within {self.settings.daemon.lease_ttl}")
         finally:
             lock.release()
 
@@ -424,14 +448,15 @@ class Reconciler:
             pass  # an invalid control branch, a missing branch: the run below records why
         if rev is not None:
             self.repository.resolve(rev)
-        with self.lease(env) as held:
-            if not held:
+        with self.lease(env) as lease:
+            if not lease.held:
                 return Outcome(env, "Busy", reason=f"another run is applying {env}; try again shortly")
             self.recover_interrupted(env)  # we hold the lease: an unfinished run here was abandoned
             # Every log line of this run, providers' included, carries the environment (and run id).
             with structlog.contextvars.bound_contextvars(environment=env, trigger=trigger, run_id=None,
                                                          revision=None):
                 outcome = self._reconcile(env, rev, trigger, tuple(approvals), record_no_changes, cancel)
+        outcome.warnings.extend(lease.warnings)
         outcome.duration = time.monotonic() - started
         log.info("reconcile.done", environment=env, result=outcome.result, revision=short(outcome.revision),
                  run_id=outcome.run_id, reason=outcome.reason, seconds=round(outcome.duration, 3))
@@ -672,19 +697,30 @@ __all__ = ["Computed", "Outcome", "Reconciler", "Target", "build"]
 
 
 def status_rows(reconciler: Reconciler) -> list[tuple[EnvironmentStatus, Any]]:
-    """Status of every environment, with the desired revision refreshed from Git."""
+    """Status of every environment, with the desired revision refreshed from Git.
+
+    Only reading the store is required: the refreshed revision is recorded when it changed and the
+    store takes writes, and shown either way (``status`` reports from a full or read-only store).
+    """
     try:
         names = reconciler.environments()
     except ReconcilerError:
         names = sorted(reconciler.store.statuses())
     rows = []
     for name in names:
+        status = reconciler.store.status(name)
         try:
             target = reconciler.target(name)
-            reconciler.store.update_status(name, tracked_ref=_tracked_ref(target.spec),
-                                           desired_revision=target.revision, desired_ref=target.ref)
         except ReconcilerError as exc:
             log.warning("status.target_failed", environment=name, error=str(exc))
-        status = reconciler.store.status(name)
+        else:
+            fresh: dict[str, Any] = {"tracked_ref": _tracked_ref(target.spec),
+                                     "desired_revision": target.revision, "desired_ref": target.ref}
+            if any(getattr(status, key) != value for key, value in fresh.items()):
+                try:
+                    reconciler.store.update_status(name, **fresh)
+                except StoreError as exc:
+                    log.warning("status.not_recorded", environment=name, error=str(exc))
+                status = replace(status, **fresh)
         rows.append((status, reconciler.store.run(status.last_run_id) if status.last_run_id else None))
     return rows

@@ -8,13 +8,21 @@ from __future__ import annotations
 from typing import Any
 
 from reconciler.config import Settings
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, SecretError
 from reconciler.providers.base import PlatformProvider, SchemaProvider
 from reconciler.reconcile import Reconciler
 from reconciler.secrets.backends import Secrets, backends_from_config
 from reconciler.secrets.fingerprints import Fingerprinter, load_or_create_key
 from reconciler.source.repository import Repository, SshKey
 from reconciler.store.store import Store
+
+
+def resolve_setting(secrets: Secrets, key: str, value: str) -> str:
+    """A configuration value with its ``${secret:NAME}`` references resolved; a missing one names the key."""
+    try:
+        return secrets.resolve(value)
+    except SecretError as exc:
+        raise SecretError(f"{key}: {exc}") from None
 
 
 def build_secrets(settings: Settings) -> Secrets:
@@ -25,7 +33,7 @@ def build_platform(settings: Settings, secrets: Secrets, store: Store) -> Platfo
     if settings.platform.provider == "registry":
         from reconciler.providers.registry import RegistryProvider
 
-        return RegistryProvider(settings.registry_url)
+        return RegistryProvider(resolve_setting(secrets, "platform.url", settings.registry_url))
     from reconciler.durations import parse_duration
     from reconciler.providers.retool.provider import RetoolProvider
 
@@ -69,7 +77,7 @@ def build_reconciler(settings: Settings, **overrides: Any) -> Reconciler:
             raise ConfigError("secrets.fingerprint_key must be hex (64 characters for 32 bytes)") from exc
     else:
         key = load_or_create_key(data_dir)
-    store = overrides.get("store") or Store(settings.state_url)
+    store = overrides.get("store") or Store(resolve_setting(secrets, "state.url", settings.state_url))
     ssh_key = None
     if settings.source.ssh_key:
         passphrase = secrets.resolve(settings.source.ssh_key_passphrase) if settings.source.ssh_key_passphrase else ""

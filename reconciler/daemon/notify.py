@@ -1,11 +1,21 @@
-"""Notifications to webhook targets: new drift, failed run, blocked revision, production promotion.
+"""Notifications to webhook targets: new drift, failed run, recovery, blocked revision, promotion.
 
-Called by the supervisor after every run and drift check. Each event is sent once: a dedup key
-(environment + what happened + a digest of the details) is recorded in the state store before
-sending, so a drift that persists across checks, or a revision refused again, is not repeated.
+Called by the supervisor after every run and drift check. Each event is sent once per
+environment, revision and event: a dedup key is recorded in the state store before sending, so
+the daemon's retries of a failing run (a new run each time), a drift that persists across checks,
+a revision refused again, or a restart of the daemon repeat nothing. The keys:
+
+    failed:<env>:<revision>            forgotten when the environment recovers, so a later failure
+                                       of the same revision is news again; the recovery itself is
+                                       one ``recovered`` message
+    blocked:<env>:<revision>:<gate>    another gate for the same revision is another event
+    promoted:<env>:<revision>:<tag>
+    drift:<env>:<digest of the ids>
+
 Delivery runs on a thread of its own with bounded retries and exponential backoff; a receiver
 that is down never slows a reconcile. Payloads are generic JSON or Slack-compatible (``text`` +
-``blocks``); they carry ids and redacted values only.
+``blocks``); they carry ids and redacted values only. Webhook URLs may be ``${secret:NAME}``
+references (a Slack webhook URL is a credential); they are resolved at start.
 """
 
 from __future__ import annotations
@@ -22,13 +32,15 @@ import structlog
 
 from reconciler.config import NotifyWebhook, Settings
 from reconciler.engine.plan import Plan
+from reconciler.errors import ReconcilerError, SecretError
 from reconciler.reconcile import Outcome
+from reconciler.secrets.backends import Secrets, backends_from_config
 from reconciler.source.revisions import short
 from reconciler.store.store import Store
 
 log = structlog.get_logger(__name__)
 
-EVENTS = ("drift", "failed", "blocked", "promoted")
+EVENTS = ("drift", "failed", "recovered", "blocked", "promoted")
 
 
 @dataclass(frozen=True)
@@ -60,13 +72,20 @@ def payload(target: NotifyWebhook, event: Event) -> dict[str, Any]:
 
 class Notifier:
     def __init__(self, settings: Settings, store: Store, attempts: int = 5, backoff: float = 1.0,
-                 timeout: float = 10.0) -> None:
-        self.targets = settings.notify.webhooks
+                 timeout: float = 10.0, secrets: Secrets | None = None) -> None:
+        secrets = secrets or Secrets(backends_from_config(settings.secrets.backends))
+        # Each target with its URL resolved now, so a missing secret stops the daemon at start.
+        self.targets: list[tuple[NotifyWebhook, str]] = []
+        for index, target in enumerate(settings.notify.webhooks):
+            try:
+                self.targets.append((target, secrets.resolve(target.url)))
+            except SecretError as exc:
+                raise SecretError(f"notify.webhooks[{index}].url: {exc}") from None
         self.store = store
         self.attempts = attempts
         self.backoff = backoff
         self.client = httpx.Client(timeout=timeout, follow_redirects=False)
-        self._queue: queue.Queue[tuple[NotifyWebhook, Event] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[NotifyWebhook, str, Event] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._deliver_loop, name="notifier", daemon=True)
         self._thread.start()
         self.sent = 0
@@ -75,17 +94,26 @@ class Notifier:
     # -- events ------------------------------------------------------------------------------------
 
     def outcome(self, outcome: Outcome) -> None:
+        try:
+            self._outcome(outcome)
+        except ReconcilerError as exc:  # the state store is down: the run's result stands, the message waits
+            log.warning("notify.skipped", environment=outcome.environment, result=outcome.result, error=str(exc))
+
+    def _outcome(self, outcome: Outcome) -> None:
         env = outcome.environment
         where = f"{short(outcome.revision)}" + (f" ({outcome.ref})" if outcome.ref else "")
         detail = {"revision": outcome.revision, "ref": outcome.ref, "run_id": outcome.run_id, "reason": outcome.reason}
         if outcome.result == "Failed":
             self.emit(Event("failed", env, f"{env}: run failed at {where}", detail),
-                      f"failed:{env}:{outcome.run_id}")
+                      f"failed:{env}:{outcome.revision or 'none'}")
         elif outcome.result == "Blocked":
             title = f"{env}: {where} blocked ({outcome.gate})"
             self.emit(Event("blocked", env, title, {**detail, "gate": outcome.gate}),
-                      f"blocked:{env}:{outcome.revision}:{_digest(outcome.reason or '')}")
-        elif outcome.result == "Succeeded" and outcome.release:
+                      f"blocked:{env}:{outcome.revision}:{outcome.gate}")
+        if outcome.result in ("Succeeded", "NoChanges") and self.store.forget_events(f"failed:{env}:"):
+            # Only the process whose delete removed the keys gets here: one message per recovery.
+            self.send(Event("recovered", env, f"{env}: recovered at {where}", detail))
+        if outcome.result == "Succeeded" and outcome.release:
             self.emit(Event("promoted", env, f"{env}: promoted to {outcome.ref}", detail),
                       f"promoted:{env}:{outcome.revision}:{outcome.ref}")
 
@@ -93,16 +121,22 @@ class Notifier:
         if not plan.drift:
             return
         ids = sorted(i.id for i in plan.drift)
-        self.emit(Event("drift", env, f"{env}: {len(ids)} drift item{'s' if len(ids) != 1 else ''} found",
-                        {"revision": plan.revision, "items": ids}),
-                  f"drift:{env}:{_digest(*ids)}")
+        try:
+            self.emit(Event("drift", env, f"{env}: {len(ids)} drift item{'s' if len(ids) != 1 else ''} found",
+                            {"revision": plan.revision, "items": ids}),
+                      f"drift:{env}:{_digest(*ids)}")
+        except ReconcilerError as exc:
+            log.warning("notify.skipped", environment=env, kind="drift", error=str(exc))
 
     def emit(self, event: Event, key: str) -> None:
-        if not self.store.first_time(key):
-            return
-        for target in self.targets:
+        """Send ``event`` unless ``key`` was sent before (by this process or any other, before a restart too)."""
+        if self.store.first_time(key):
+            self.send(event)
+
+    def send(self, event: Event) -> None:
+        for target, url in self.targets:
             if target.events is None or event.kind in target.events:
-                self._queue.put((target, event))
+                self._queue.put((target, url, event))
 
     # -- delivery ----------------------------------------------------------------------------------
 
@@ -111,19 +145,19 @@ class Notifier:
             job = self._queue.get()
             if job is None:
                 return
-            target, event = job
+            target, url, event = job
             try:
-                self._deliver(target, event)
+                self._deliver(target, url, event)
             except Exception:  # the delivery thread must outlive any one message
                 log.exception("notify.crashed", kind=event.kind)
             finally:
                 self._queue.task_done()
 
-    def _deliver(self, target: NotifyWebhook, event: Event) -> None:
+    def _deliver(self, target: NotifyWebhook, url: str, event: Event) -> None:
         body = payload(target, event)
         for attempt in range(1, self.attempts + 1):
             try:
-                response = self.client.post(target.url, json=body)
+                response = self.client.post(url, json=body)
                 if response.status_code < 300:
                     self.sent += 1
                     log.info("notify.sent", kind=event.kind, environment=event.environment, attempt=attempt)

@@ -54,7 +54,6 @@ RETRY_BUSY = 2.0
 MIN_FETCH_GAP = 0.25  # a trigger this soon after the last fetch started is part of a burst
 BURST_QUIET = 0.2  # a burst is over after this long without a trigger...
 MAX_BURST_WAIT = 5.0  # ...or after this long, whichever comes first
-RETRY_FAILED = (15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
 @dataclass
@@ -81,6 +80,8 @@ class Daemon:
         self.watcher: RefWatcher | None = None
         self._fetcher = threading.Thread(target=self._fetch_loop, name="fetcher", daemon=True)
         self._drift_intervals: dict[str, float] = {}
+        # After a failed run, wait each delay in turn (daemon.retry_delays), then the last one again.
+        self.retry_delays = [parse_duration(d) for d in settings.daemon.retry_delays]
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -258,7 +259,7 @@ class Daemon:
         elif outcome.result == "Failed":
             count = self.state.failures.get(env, 0)
             self.state.failures[env] = count + 1
-            self._retry(env, RETRY_FAILED[min(count, len(RETRY_FAILED) - 1)], "retry")
+            self._retry(env, self.retry_delays[min(count, len(self.retry_delays) - 1)], "retry")
         else:
             self.state.failures.pop(env, None)
         if outcome.result in ("Succeeded", "NoChanges") and not self.stopping.is_set():

@@ -3,7 +3,9 @@
 Called by ``reconcile.py`` (run records, status, tags, fingerprints, leases), by the CLI
 (``status``, ``history``, ``pin``) and by the daemon's API. Any SQLAlchemy URL works: a SQLite file
 for one process, PostgreSQL for several daemons sharing leases. Database errors become
-``StoreError`` (retryable) with no URL or credential in the message.
+``StoreError`` (retryable): the message names the database (SQLite path, or PostgreSQL host and
+database — never a password) and the cause in plain words (disk full, read-only, locked, corrupt,
+unreachable, ...) with what to do.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from reconciler.errors import StoreError
-from reconciler.sqlengines import create_tables, driver_error, engine_for
+from reconciler.sqlengines import create_tables, database_label, driver_error, engine_for
 from reconciler.store import tables as t
 
 log = structlog.get_logger(__name__)
@@ -111,11 +113,15 @@ class EnvironmentStatus:
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
+        self.label = database_label(url)  # for messages: the path or host/database, never a password
         try:
             self.engine = engine_for(url)
             create_tables(t.metadata, self.engine)
         except sa.exc.SQLAlchemyError as exc:
-            raise StoreError(f"state database unreachable: {driver_error(exc)}") from exc
+            raise StoreError(f"state database {self.label}: open failed: {driver_error(exc)}") from exc
+        except OSError as exc:  # its folder cannot be created
+            why = "a file of that name is in the way" if isinstance(exc, FileExistsError) else exc.strerror
+            raise StoreError(f"state database {self.label}: cannot create the folder {exc.filename}: {why}") from exc
 
     def close(self) -> None:
         self.engine.dispose()
@@ -125,8 +131,7 @@ class Store:
             with self.engine.begin() as conn:
                 return fn(conn)
         except sa.exc.SQLAlchemyError as exc:
-            cause = driver_error(exc)
-            raise StoreError(f"state database: {what} failed ({cause})") from exc
+            raise StoreError(f"state database {self.label}: {what} failed: {driver_error(exc)}") from exc
 
     def ping(self) -> bool:
         try:
@@ -394,3 +399,8 @@ class Store:
             if isinstance(exc.__cause__, sa.exc.IntegrityError):
                 return False
             raise
+
+    def forget_events(self, prefix: str) -> int:
+        """Forget the keys that start with ``prefix`` (so those events are sent again); return how many."""
+        return int(self._tx("forget events", lambda conn: conn.execute(
+            sa.delete(t.events).where(t.events.c.key.startswith(prefix, autoescape=True))).rowcount))

@@ -1,0 +1,176 @@
+"""A failing environment notifies once per revision and event, however often the daemon retries.
+
+The Notifier tests use a real state store and a real HTTP receiver on loopback; the daemon test
+runs ``reconciler run`` against a database that refuses connections, retrying every 200 ms
+(``daemon.retry_delays``), across a restart, until the database is back.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reconciler.config import load_settings
+from reconciler.daemon.notify import Notifier
+from reconciler.errors import SecretError
+from reconciler.reconcile import Outcome
+from reconciler.store.store import Store
+from tests.conftest import World, git
+from tests.daemon_support import DaemonProcess, start_daemon, wait_for
+
+REV_A, REV_B = "a" * 40, "b" * 40
+
+
+@dataclass
+class Receiver:
+    url: str
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """An HTTP server on loopback that records every JSON body posted to it."""
+    state = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            state.bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0")))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield state
+    server.shutdown()
+
+
+def notifier(tmp_path: Path, receiver: Receiver) -> Notifier:
+    settings = load_settings(None, data_dir=str(tmp_path), notify={"webhooks": [{"url": receiver.url}]})
+    return Notifier(settings, Store(f"sqlite:///{tmp_path / 'state.db'}"), backoff=0.01)
+
+
+def events(receiver: Receiver) -> list[tuple[str, str | None]]:
+    return [(b["event"], b.get("revision")) for b in receiver.bodies]
+
+
+def failed(rev: str, run_id: str, reason: str = "crm: cannot connect") -> Outcome:
+    return Outcome("staging", "Failed", rev, "main", run_id, reason)
+
+
+def test_retries_of_a_failing_revision_notify_once(tmp_path: Path, receiver: Receiver) -> None:
+    n = notifier(tmp_path, receiver)
+    for attempt in range(4):  # each retry is a new run with a new id
+        n.outcome(failed(REV_A, f"run{attempt}"))
+    assert n.wait_idle(10)
+    assert events(receiver) == [("failed", REV_A)]
+    n.close()
+
+
+def test_a_new_revision_and_another_event_still_notify(tmp_path: Path, receiver: Receiver) -> None:
+    n = notifier(tmp_path, receiver)
+    n.outcome(failed(REV_A, "run1"))
+    n.outcome(failed(REV_B, "run2"))
+    n.outcome(failed(REV_B, "run3", reason="another cause, same revision"))
+    n.outcome(Outcome("staging", "Blocked", REV_B, "main", "run4", "inside a deny window", gate="window"))
+    n.outcome(Outcome("staging", "Blocked", REV_B, "main", "run5", "inside a deny window", gate="window"))
+    assert n.wait_idle(10)
+    assert events(receiver) == [("failed", REV_A), ("failed", REV_B), ("blocked", REV_B)]
+    n.close()
+
+
+def test_a_recovery_is_notified_and_a_later_failure_again(tmp_path: Path, receiver: Receiver) -> None:
+    n = notifier(tmp_path, receiver)
+    n.outcome(failed(REV_A, "run1"))
+    n.outcome(Outcome("staging", "Succeeded", REV_A, "main", "run2"))
+    n.outcome(Outcome("staging", "Succeeded", REV_A, "main", "run3"))  # nothing failed since: no news
+    n.outcome(Outcome("staging", "NoChanges", REV_A, "main", "run4"))
+    n.outcome(failed(REV_A, "run5"))  # the same revision fails again after it recovered: news
+    n.outcome(failed(REV_A, "run6"))
+    n.outcome(Outcome("staging", "NoChanges", REV_A, "main", "run7"))  # Synced again, nothing to apply
+    assert n.wait_idle(10)
+    assert events(receiver) == [("failed", REV_A), ("recovered", REV_A), ("failed", REV_A), ("recovered", REV_A)]
+    recovered = receiver.bodies[1]
+    assert recovered["title"] == "staging: recovered at aaaaaaaaaaaa (main)"
+    assert recovered["run_id"] == "run2"
+    n.close()
+
+
+def test_what_was_notified_survives_a_restart(tmp_path: Path, receiver: Receiver) -> None:
+    first = notifier(tmp_path, receiver)
+    first.outcome(failed(REV_A, "run1"))
+    assert first.wait_idle(10)
+    first.close()
+    second = notifier(tmp_path, receiver)  # same state database: what a restarted daemon sees
+    second.outcome(failed(REV_A, "run2"))
+    second.outcome(Outcome("staging", "Succeeded", REV_A, "main", "run3"))
+    assert second.wait_idle(10)
+    assert events(receiver) == [("failed", REV_A), ("recovered", REV_A)]
+    second.close()
+
+
+def test_a_webhook_url_may_be_a_secret_reference(tmp_path: Path, receiver: Receiver,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTIFY_URL", receiver.url)
+    settings = load_settings(None, data_dir=str(tmp_path), notify={"webhooks": [{"url": "${secret:NOTIFY_URL}"}]})
+    n = Notifier(settings, Store(f"sqlite:///{tmp_path / 'state.db'}"), backoff=0.01)
+    n.outcome(failed(REV_A, "run1"))
+    assert n.wait_idle(10)
+    assert events(receiver) == [("failed", REV_A)]
+    n.close()
+    monkeypatch.delenv("NOTIFY_URL")
+    with pytest.raises(SecretError) as caught:
+        Notifier(settings, Store(f"sqlite:///{tmp_path / 'state.db'}"))
+    assert str(caught.value) == "notify.webhooks[0].url: secret NOTIFY_URL is not set (searched: env)"
+
+
+# -- the daemon ------------------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def failed_runs(d: DaemonProcess) -> int:
+    runs = d.get("/api/v1/environments/staging/runs?limit=500")["runs"]
+    return len([r for r in runs if r["result"] == "Failed"])
+
+
+def test_a_daemon_retrying_a_failing_run_notifies_once(pyworld: World, receiver: Receiver) -> None:
+    head = git(pyworld.repo, "rev-parse", "HEAD")
+    secrets = pyworld.root / "secrets"
+    secrets.mkdir()
+    url_file = secrets / "CRM_DB_STAGING_ADMIN_URL"
+    url_file.write_text(f"postgresql://admin@127.0.0.1:{closed_port()}/crm")
+    pyworld.configure(secrets={"backends": [f"files:{secrets}", "env"]}, daemon={"retry_delays": ["200ms"]},
+                      notify={"webhooks": [{"url": receiver.url}]})
+    d = start_daemon(pyworld.config, pyworld.root / "data", env=pyworld.secrets)
+    try:
+        d.wait_env("staging", state="Failed")
+        wait_for(lambda: failed_runs(d) >= 4, message="several retries of the failing run")
+    finally:
+        d.terminate()
+    d = start_daemon(pyworld.config, pyworld.root / "data", env=pyworld.secrets, name="restarted")
+    try:
+        after_restart = failed_runs(d)
+        wait_for(lambda: failed_runs(d) >= after_restart + 3, message="retries after the restart")
+        url_file.write_text(pyworld.databases["staging"])  # the database is back
+        d.wait_env("staging", state="Synced")
+        # Delivery is one queue, in order: once the recovery arrived, every earlier message has too.
+        wait_for(lambda: ("recovered", head) in events(receiver), message="the recovery notification")
+    finally:
+        d.kill()
+    assert events(receiver) == [("failed", head), ("recovered", head)]
