@@ -116,11 +116,17 @@ def create_app(daemon: Daemon) -> FastAPI:
             token = request.cookies.get("reconciler_token")
         return auth.authenticate(settings.api.tokens, token)
 
+    def authenticated(request: Request) -> auth.Principal:
+        who = principal(request)
+        if who is None:
+            raise ApiError(401, "missing or invalid token")
+        return who
+
     def require(scope: str) -> Callable[[Request], auth.Principal]:
+        """The caller, when its token has ``scope`` and sees the environment in the path (if any)."""
+
         def check(request: Request) -> auth.Principal:
-            who = principal(request)
-            if who is None:
-                raise ApiError(401, "missing or invalid token")
+            who = authenticated(request)
             if not who.allows(scope):
                 raise ApiError(403, f"token lacks the '{scope}' scope")
             env = request.path_params.get("env")
@@ -212,7 +218,7 @@ def create_app(daemon: Daemon) -> FastAPI:
     def run(env: str, run_id: str) -> dict[str, Any]:
         record = reconciler.store.run(run_id)
         if record is None or record.environment != env:
-            raise ApiError(404, f"no run {run_id} in {env}")
+            raise ApiError(404, f"no run {clip(run_id)} in {clip(env)}")
         return record.as_json()
 
     @app.post("/api/v1/environments/{env}/sync", dependencies=[sync], status_code=202)
@@ -290,6 +296,9 @@ def create_app(daemon: Daemon) -> FastAPI:
         if who is not None:
             if not who.allows("sync"):
                 raise rejected("generic", 403, "token lacks the 'sync' scope")
+            if who.limited:
+                # A fetch can move every environment; a token limited to some may not start one.
+                raise rejected("generic", 403, "token is limited to some environments; a fetch concerns all of them")
             return accepted("generic")
         secret = webhook_secret()
         header = request.headers.get("x-reconciler-signature")
@@ -301,19 +310,23 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     @app.get("/api/v1/registry/{env}/apps/{app_name}")
     def registry_app(env: str, app_name: str, request: Request) -> dict[str, Any]:
-        who = principal(request)
-        if who is None:
-            raise ApiError(401, "missing or invalid token")
-        scoped = (who.environments is not None and env in who.environments
-                  and who.apps is not None and app_name in who.apps)
-        if not (scoped or who.allows("admin")):
-            raise ApiError(403, f"token is not scoped to environment {env!r} and app {app_name!r}")
+        # Secrets in the answer: the token must see this environment and this app whatever its
+        # scopes, and be either made for them (environments and apps listed) or an admin token.
+        who = authenticated(request)
+        if not who.sees(env):
+            raise ApiError(403, f"token is not scoped to environment {clip(env)!r}")
+        if not who.sees_app(app_name):
+            raise ApiError(403, f"token is not scoped to app {clip(app_name)!r}")
+        made_for_it = who.environments is not None and who.apps is not None and who.allows("read")
+        if not (made_for_it or who.allows("admin")):
+            raise ApiError(403, "reading an app's resolved secrets needs a token that lists its environment "
+                                "and app, or the 'admin' scope")
         details = getattr(reconciler.platform, "app_details", None)
         if details is None:
             raise ApiError(404, "the registry endpoint needs platform.provider = 'registry'")
         found = details(env, app_name)
         if found is None:
-            raise ApiError(404, f"app {app_name!r} is not deployed in {env!r}")
+            raise ApiError(404, f"app {clip(app_name)!r} is not deployed in {clip(env)!r}")
         resolved: dict[str, Any] = _resolve(found, reconciler.secrets.resolve)
         return resolved
 
@@ -321,7 +334,7 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     from reconciler.web import mount_dashboard
 
-    mount_dashboard(app, daemon, require("read"))
+    mount_dashboard(app, daemon)
     return app
 
 
