@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from reconciler.api import auth
-from reconciler.errors import NotFoundError, ReconcilerError, StoreError, clip
+from reconciler.errors import NotFoundError, ReconcilerError, SecretError, StoreError, clip
 from reconciler.reports.drift import plan_json, plan_markdown
 from reconciler.reports.status import status_json
 from reconciler.secrets.values import Sensitive
@@ -251,10 +251,21 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     # -- webhooks ----------------------------------------------------------------------------------------
 
-    def webhook_secret() -> str | None:
-        if not settings.source.webhook_secret:
+    def hook_secret(key: str, source: str) -> str | None:
+        """The value of ``source.<key>``; a secret that stopped resolving is the operator's to hear of.
+
+        ``reconciler run`` refuses to start when it does not resolve, but a ``files:`` secret can
+        vanish later. The caller is not authenticated yet, so the answer names neither the secret
+        nor where it was looked for; the log does.
+        """
+        template = getattr(settings.source, key)
+        if not template:
             return None
-        return reconciler.secrets.resolve(settings.source.webhook_secret)
+        try:
+            return reconciler.secrets.resolve(template)
+        except SecretError as exc:
+            log.error("api.webhook_secret_unavailable", key=f"source.{key}", error=str(exc))
+            raise rejected(source, 503, "webhook signatures cannot be checked now; try again later") from None
 
     def accepted(source: str) -> dict[str, Any]:
         daemon.metrics.webhooks.labels(source, "accepted").inc()
@@ -268,7 +279,7 @@ def create_app(daemon: Daemon) -> FastAPI:
     @app.post("/hooks/github", status_code=202)
     async def github(request: Request) -> dict[str, Any]:
         body = await request.body()
-        secret = webhook_secret()
+        secret = hook_secret("webhook_secret", "github")
         if secret is None:
             raise rejected("github", 401, "webhook secret is not configured (source.webhook_secret)")
         if not auth.github_signature_ok(secret, body, request.headers.get("x-hub-signature-256")):
@@ -281,8 +292,8 @@ def create_app(daemon: Daemon) -> FastAPI:
     @app.post("/hooks/gitlab", status_code=202)
     async def gitlab(request: Request) -> dict[str, Any]:
         await request.body()
-        configured = settings.source.gitlab_token or settings.source.webhook_secret
-        secret = reconciler.secrets.resolve(configured) if configured else None
+        key = "gitlab_token" if settings.source.gitlab_token else "webhook_secret"
+        secret = hook_secret(key, "gitlab")
         if secret is None:
             raise rejected("gitlab", 401, "webhook token is not configured (source.gitlab_token)")
         if not auth.token_ok(secret, request.headers.get("x-gitlab-token")):
@@ -300,7 +311,7 @@ def create_app(daemon: Daemon) -> FastAPI:
                 # A fetch can move every environment; a token limited to some may not start one.
                 raise rejected("generic", 403, "token is limited to some environments; a fetch concerns all of them")
             return accepted("generic")
-        secret = webhook_secret()
+        secret = hook_secret("webhook_secret", "generic")
         header = request.headers.get("x-reconciler-signature")
         if secret is None or not auth.github_signature_ok(secret, body, header):
             raise rejected("generic", 401, "missing or bad X-Reconciler-Signature (or bearer token)")
