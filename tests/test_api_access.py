@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,7 +21,7 @@ import pytest
 from reconciler.api.auth import hash_token
 from reconciler.providers.postgres.embedded import EmbeddedPostgres
 from reconciler.web.sessions import csrf_token
-from tests.conftest import CANARY, make_world
+from tests.conftest import CANARY, World, make_world
 from tests.daemon_support import DaemonProcess, start_daemon
 
 pytestmark = pytest.mark.xdist_group("api-access")
@@ -201,3 +202,64 @@ def test_an_admin_token_limited_to_production_cannot_read_staging_secrets(served
 def test_a_token_scoped_to_the_environment_and_app_reads_its_secrets(served: Served) -> None:
     response = request(served, Route("GET", f"/api/v1/registry/staging/apps/{APP}", ()), CREDENTIALS["app"])
     assert response.json()["resources"]["crm-db"]["options"]["password"] == CANARY
+
+
+# -- what refusals say ------------------------------------------------------------------------------
+
+LONG = "n" * 3000
+
+
+@pytest.mark.parametrize("path", [
+    f"/api/v1/environments/{LONG}", f"/api/v1/environments/{LONG}/drift", f"/api/v1/environments/{LONG}/runs",
+    f"/api/v1/environments/{LONG}/runs/x", f"{STG}/runs/{LONG}", f"/api/v1/registry/{LONG}/apps/{APP}",
+    f"/api/v1/registry/staging/apps/{LONG}", f"/environments/{LONG}",
+])
+@pytest.mark.parametrize("column", ["admin", "same-admin", "app"])
+def test_a_long_name_in_a_read_path_is_echoed_clipped(served: Served, path: str, column: str) -> None:
+    response = request(served, Route("GET", path, (), send="cookie" if path.startswith("/env") else "bearer"),
+                       CREDENTIALS[column])
+    assert response.status_code in (403, 404)
+    assert "n" * 101 not in response.text
+    assert "n" * 100 + "…" in response.text
+
+
+@pytest.mark.parametrize("action", ["sync", "pin", "unpin"])
+@pytest.mark.parametrize("column", ["admin", "same-admin"])
+def test_a_long_name_in_an_action_path_is_echoed_clipped(served: Served, action: str, column: str) -> None:
+    response = request(served, Route("POST", f"/api/v1/environments/{LONG}/{action}", (), json=True),
+                       CREDENTIALS[column])
+    assert response.status_code in (403, 404)
+    assert "n" * 101 not in response.text
+    assert "n" * 100 + "…" in response.text
+
+
+@pytest.mark.parametrize("hook", ["github", "gitlab", "generic"])
+def test_a_hook_with_a_bad_signature_reveals_no_secret(served: Served, hook: str) -> None:
+    response = httpx.post(f"{served.daemon.url}/hooks/{hook}", content=b"{}", timeout=20, headers={
+        "X-Hub-Signature-256": "sha256=" + "0" * 64, "X-Gitlab-Token": "wrong",
+        "X-Reconciler-Signature": "sha256=" + "0" * 64})
+    assert response.status_code == 401
+    assert "ACCESS_WEBHOOK_SECRET" not in response.text
+    assert WEBHOOK_SECRET not in response.text
+    assert "secret:" not in response.text
+
+
+def test_a_webhook_secret_that_vanishes_is_not_named_to_the_caller(pyworld: World, tmp_path: Path) -> None:
+    """``files:`` secrets can disappear under a running daemon; the hook's answer names nothing."""
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "VANISHING_HOOK_SECRET").write_text("vanishing-hook-value\n")
+    pyworld.configure(source={"webhook_secret": "${secret:VANISHING_HOOK_SECRET}"},
+                      secrets={"backends": ["env", f"files:{secrets_dir}"]})
+    daemon = start_daemon(pyworld.config, pyworld.root / "data", env=pyworld.secrets)
+    try:
+        (secrets_dir / "VANISHING_HOOK_SECRET").unlink()
+        for hook in ("github", "gitlab", "generic"):
+            response = httpx.post(f"{daemon.url}/hooks/{hook}", content=b"{}", timeout=20,
+                                  headers={"X-Hub-Signature-256": "sha256=" + "0" * 64})
+            assert response.status_code == 503
+            assert response.json() == {"error": "webhook signatures cannot be checked now; try again later",
+                                       "detail": None}
+        assert "source.webhook_secret" in daemon.logs()
+    finally:
+        daemon.kill()
