@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import secrets
 import signal
 import socket
@@ -24,6 +25,7 @@ import uvicorn
 
 from reconciler.api.app import create_app
 from reconciler.api.auth import hash_token
+from reconciler.api.connections import ConnectionLimits, guarded_protocol
 from reconciler.config import ApiConfig, ApiToken, Settings
 from reconciler.daemon.supervisor import Daemon
 from reconciler.durations import parse_duration
@@ -35,6 +37,7 @@ log = structlog.get_logger(__name__)
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name, not a password
 STATE_FILE = "daemon.json"
 BACKLOG = 2048  # connections the kernel queues until accepted; the cap on open ones is api.max_connections
+FILES_BESIDES_CONNECTIONS = 256  # the state store, Git packs, database connections, watches, logs
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -59,11 +62,34 @@ def listen_socket(listen: str) -> socket.socket:
     return sock
 
 
+def ensure_file_limit(max_connections: int) -> None:
+    """Raise this process's soft limit of open files so ``api.max_connections`` sockets fit.
+
+    Past the limit, accepting fails and asyncio stops accepting for a second at a time, so new
+    connections (``/healthz`` too) wait in the kernel's queue behind the ones the cap would close.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = max_connections + FILES_BESIDES_CONNECTIONS
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    if raised < needed:
+        log.warning("api.file_limit_low", open_files=raised, max_connections=max_connections,
+                    detail="lower api.max_connections or raise the hard limit of open files (ulimit -Hn)")
+
+
 class ApiServer:
     """uvicorn on a thread of its own (signals stay with the main thread), serving a bound socket."""
 
     def __init__(self, app: Any, sock: socket.socket, api: ApiConfig) -> None:
-        config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", timeout_graceful_shutdown=5)
+        limits = ConnectionLimits(header_timeout=parse_duration(api.header_timeout),
+                                  body_timeout=parse_duration(api.body_timeout),
+                                  max_connections=api.max_connections)
+        config = uvicorn.Config(app, http=guarded_protocol(limits), ws="none", log_config=None, access_log=False,
+                                lifespan="off", timeout_keep_alive=parse_duration(api.keepalive_timeout),  # type: ignore[arg-type]
+                                timeout_graceful_shutdown=5)
+        ensure_file_limit(api.max_connections)
         self.sock = sock
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, name="api", daemon=True)
