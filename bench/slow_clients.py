@@ -6,9 +6,10 @@ and the product's default ``[api]`` limits unless given (``header_timeout = "10s
 ``--slow``: N connections open ``POST /hooks/generic`` announcing ``Content-Length: 60000`` and
 send one body byte every ``--interval`` seconds (the issue's attack; tests/slow_clients.py),
 while one thread sends ``GET /healthz`` every 50 ms on a new connection each time, as a liveness
-probe does, with a 10 s timeout. Recorded per N: the probes' p50/p95/max latency and how many
-failed, during the first ``--window`` seconds; then how long the server took to close every slow
-connection (the slowest one, from its opening).
+probe does, with a 10 s timeout. Recorded per N: how long opening the N connections took; the
+probes' p50/p95/max latency and failures while they were being opened, and during the
+``--window`` seconds after; the daemon's CPU time over the round; how long the server took to
+close every slow connection (from the first one's opening to the last one's close).
 
 ``--nofile`` starts the daemon with that limit of open files (the issue's machine had 1,024), to
 show that the connection cap keeps descriptors for ``/healthz``. Run with::
@@ -31,6 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 from benchkit import (
     code_version,
+    cpu_seconds,
     embedded_postgres,
     load_average,
     machine,
@@ -49,23 +51,37 @@ PROBE_TIMEOUT = 10.0
 
 
 @dataclass
-class Round:
-    slow: int
+class Probes:
     latencies: list[float] = field(default_factory=list)
     failed: int = 0
+
+    def row(self) -> str:
+        if not self.latencies:
+            return "— | — | — | —"
+        return (f"{ms(percentile(self.latencies, 50))} | {ms(percentile(self.latencies, 95))} | "
+                f"{ms(max(self.latencies))} | {self.failed}/{len(self.latencies)}")
+
+
+@dataclass
+class Round:
+    slow: int
+    opening: Probes = field(default_factory=Probes)  # probes started while the slow ones were being opened
+    held: Probes = field(default_factory=Probes)  # probes started after that, during the window
     opened_s: float = 0.0
+    daemon_cpu_s: float = 0.0
     all_closed_s: float | None = None  # from the first slow connection's opening to the last one closed
 
 
-def probe(url: str, stop: threading.Event, result: Round) -> None:
+def probe(url: str, stop: threading.Event, opened: threading.Event, result: Round) -> None:
     while not stop.is_set():
+        into = result.held if opened.is_set() else result.opening
         start = time.perf_counter()
         try:
             ok = httpx.get(url + "/healthz", timeout=PROBE_TIMEOUT).status_code == 200
         except httpx.HTTPError:
             ok = False
-        result.latencies.append(time.perf_counter() - start)
-        result.failed += 0 if ok else 1
+        into.latencies.append(time.perf_counter() - start)
+        into.failed += 0 if ok else 1
         stop.wait(PROBE_EVERY)
 
 
@@ -74,14 +90,16 @@ def one_round(daemon: DaemonProcess, slow: int, interval: float, window: float, 
     address = urlsplit(daemon.url)
     assert address.hostname is not None and address.port is not None
     clients = SlowClients(address.hostname, address.port, interval=interval)
-    stop = threading.Event()
-    prober = threading.Thread(target=probe, args=(daemon.url, stop, result))
+    stop, opened = threading.Event(), threading.Event()
+    prober = threading.Thread(target=probe, args=(daemon.url, stop, opened, result))
+    cpu = cpu_seconds(daemon.proc.pid)
     try:
         prober.start()
         start = time.monotonic()
         if slow:
             clients.open("body", slow)
         result.opened_s = time.monotonic() - start
+        opened.set()
         stop.wait(window)
         stop.set()
         prober.join()
@@ -93,6 +111,7 @@ def one_round(daemon: DaemonProcess, slow: int, interval: float, window: float, 
                 result.all_closed_s = last - clients.connections[0].opened_at
             except AssertionError:
                 result.all_closed_s = None
+        result.daemon_cpu_s = cpu_seconds(daemon.proc.pid) - cpu
     finally:
         stop.set()
         clients.close()
@@ -107,8 +126,8 @@ def closed(r: Round, cut_within: float) -> str:
 
 def section(rounds: list[Round], args: argparse.Namespace, load: str, command: str) -> str:
     rows = "\n".join(
-        f"| {r.slow} | {len(r.latencies)} | {ms(percentile(r.latencies, 50))} | {ms(percentile(r.latencies, 95))} | "
-        f"{ms(max(r.latencies))} | {r.failed} | {closed(r, args.cut_within)} |" for r in rounds)
+        f"| {r.slow} | {r.opened_s:.1f} s | {r.opening.row()} | {r.held.row()} | {r.daemon_cpu_s:.1f} s | "
+        f"{closed(r, args.cut_within)} |" for r in rounds)
     limits = ", ".join(f"`{k} = {v!r}`" for k, v in api_limits(args).items()) or "the defaults"
     return f"""{HEADING}
 
@@ -116,12 +135,14 @@ Issue 10's slow-client attack, on {machine()}; {load}. Daemon limits: {limits}; 
 open-file limit: {args.nofile or "inherited"}.
 
 Each round: N connections to `POST /hooks/generic` announce `Content-Length: 60000` and send one
-body byte every {args.interval:g} s; `GET /healthz` every 50 ms on a new connection (10 s timeout)
-during the first {args.window:g} s. "All slow ones closed" is the time from the first slow
-connection's opening until the server had closed the last one.
+body byte every {args.interval:g} s, opened one after the other; meanwhile `GET /healthz` every
+50 ms on a new connection (10 s timeout), while they are being opened and for {args.window:g} s
+after. Latency is the client's round trip; "failed" counts timeouts, errors and non-200 answers.
+"CPU" is the daemon's user + system time over the round. "All closed" is the time from the first
+slow connection's opening until the server had closed the last one.
 
-| slow connections | probes | `/healthz` p50 | p95 | max | failed | all slow ones closed after |
-|---:|---:|---:|---:|---:|---:|---:|
+| slow | opening | while opening: p50 | p95 | max | failed | then: p50 | p95 | max | failed | CPU | all closed |
+|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 {rows}
 
 Reproduce with:
@@ -146,7 +167,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--slow", default="0,200,1000,3000", help="comma-separated numbers of slow connections")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between two bytes of a slow client")
-    parser.add_argument("--window", type=float, default=10.0, help="seconds of probing per round")
+    parser.add_argument("--window", type=float, default=20.0, help="seconds of probing after the opening")
     parser.add_argument("--cut-within", type=float, default=120.0, help="how long to wait for the slow ones to go")
     parser.add_argument("--nofile", type=int, help="the daemon's limit of open files (RLIMIT_NOFILE)")
     parser.add_argument("--header-timeout")
@@ -178,10 +199,9 @@ def main() -> None:
                 for slow in [int(n) for n in args.slow.split(",")]:
                     r = one_round(daemon, slow, args.interval, args.window, args.cut_within)
                     rounds.append(r)
-                    print(f"{slow:5d} slow: /healthz p50 {ms(percentile(r.latencies, 50))}, "
-                          f"p95 {ms(percentile(r.latencies, 95))}, max {ms(max(r.latencies))}, "
-                          f"{r.failed}/{len(r.latencies)} failed; all slow ones closed after "
-                          f"{closed(r, args.cut_within)}", flush=True)
+                    print(f"{slow:5d} slow, opened in {r.opened_s:.1f} s; /healthz while opening "
+                          f"{r.opening.row()}; then {r.held.row()}; daemon CPU {r.daemon_cpu_s:.1f} s; "
+                          f"all slow ones closed after {closed(r, args.cut_within)}", flush=True)
             finally:
                 daemon.kill()
     finally:

@@ -65,6 +65,15 @@ def capped(tmp_path_factory: pytest.TempPathFactory, pg: EmbeddedPostgres) -> It
     yield from serve(tmp_path_factory, pg, "capped", header_timeout="10m", body_timeout="10m", max_connections=20)
 
 
+@pytest.fixture(autouse=True)
+def no_stack_traces(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Cutting a connection under a route that waits for its body logs no traceback."""
+    daemons = [request.getfixturevalue(name) for name in ("held", "daemon", "capped") if name in request.fixturenames]
+    yield
+    for daemon in daemons:
+        assert "Traceback" not in daemon.logs()
+
+
 def clients_of(daemon: DaemonProcess) -> SlowClients:
     address = urlsplit(daemon.url)
     assert address.hostname is not None and address.port is not None
@@ -138,13 +147,15 @@ def test_at_the_connection_cap_the_longest_waiting_connection_makes_room(capped:
     try:
         slow.open("head", 10, trickle=False)
         slow.open("silent", 10)
-        wait_for(lambda: slow.open_count() == 20, timeout=SLACK, message="the server to hold 20 connections")
+        # A probe right after the burst may be refused (503): connections younger than a second are
+        # not closed to make room, as their request may be unread yet. Once they are older, it gets in.
+        wait_for(lambda: healthz(capped) == 200, timeout=SLACK, message="/healthz to be answered")
         assert [healthz(capped) for _ in range(5)] == [200] * 5
-        # The first probe's connection closed the oldest slow one, which was in the middle of a head.
+        # The probes' connections closed the oldest slow one, which was in the middle of a head.
         first = slow.connections[0]
         wait_for(lambda: first.closed_at is not None, timeout=SLACK, message="the oldest connection to be closed")
         assert first.received.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
         assert b"too many connections; this one waited longest" in first.received
-        assert slow.open_count() == 19
+        assert slow.open_count() >= 10  # room was made one connection at a time, not by closing them all
     finally:
         slow.close()
