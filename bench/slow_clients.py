@@ -131,15 +131,16 @@ def section(rounds: list[Round], args: argparse.Namespace, load: str, command: s
     limits = ", ".join(f"`{k} = {v!r}`" for k, v in api_limits(args).items()) or "the defaults"
     return f"""{HEADING}
 
-Issue 10's slow-client attack, on {machine()}; {load}. Daemon limits: {limits}; the daemon's
-open-file limit: {args.nofile or "inherited"}.
+Issue 10's slow-client attack, on {machine()}.
+{load[0].upper() + load[1:]}. Daemon limits: {limits}; the daemon's open-file limit:
+{args.nofile or "inherited"}.
 
 Each round: N connections to `POST /hooks/generic` announce `Content-Length: 60000` and send one
-body byte every {args.interval:g} s, opened one after the other; meanwhile `GET /healthz` every
-50 ms on a new connection (10 s timeout), while they are being opened and for {args.window:g} s
-after. Latency is the client's round trip; "failed" counts timeouts, errors and non-200 answers.
-"CPU" is the daemon's user + system time over the round. "All closed" is the time from the first
-slow connection's opening until the server had closed the last one.
+body byte every {args.interval:g} s, opened one after the other; meanwhile `GET /healthz` every 50 ms on
+a new connection (10 s timeout), while they are being opened and for {args.window:g} s after.
+Latency is the client's round trip; "failed" counts timeouts, errors and non-200 answers. "CPU"
+is the daemon's user + system time over the round. "All closed" is the time from the first slow
+connection's opening until the server had closed the last one.
 
 | slow | opening | while opening: p50 | p95 | max | failed | then: p50 | p95 | max | failed | CPU | all closed |
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
