@@ -82,10 +82,12 @@ class SlowClients:
             return sum(1 for c in self.connections if c.closed_at is None and kind in (None, c.kind))
 
     def _run(self) -> None:
+        # Paced by select()'s timeout, not by Event.wait(timeout): under libfaketime a timed wait on
+        # a condition variable never returns, and the suite runs under faketime.
         next_trickle = time.monotonic()
         while not self._stop.is_set():
+            ready = self._selector.select(timeout=0.02)
             with self._lock:
-                ready = self._selector.select(timeout=0) if self._selector.get_map() else []
                 for key, _ in ready:
                     self._read(key.data)
                 if time.monotonic() >= next_trickle:
@@ -96,7 +98,6 @@ class SlowClients:
                                 connection.sock.send(b"a")
                             except OSError:
                                 self._closed(connection)
-            self._stop.wait(0.02)
 
     def _read(self, connection: SlowConnection) -> None:
         try:
@@ -118,7 +119,7 @@ class SlowClients:
     def close(self) -> None:
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(timeout=5)
+            self._thread.join()  # it stops within one select() timeout
         for connection in self.connections:
             connection.sock.close()
         self._selector.close()
