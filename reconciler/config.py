@@ -80,8 +80,8 @@ class ApiToken(Section):
     name: str
     hash: str
     scopes: list[Literal["read", "sync", "admin"]] = ["read"]  # pydantic copies defaults per instance
-    environments: list[str] | None = None  # for registry app tokens: limit to these environments
-    apps: list[str] | None = None
+    environments: list[str] | None = None  # sees and acts on these environments only, whatever its scopes
+    apps: list[str] | None = None  # reads the registry endpoint for these apps only
 
 
 class ApiConfig(Section):
