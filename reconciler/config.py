@@ -196,8 +196,8 @@ class ApiToken(Section):
     name: str
     hash: Annotated[str, AfterValidator(_token_hash)]
     scopes: list[Literal["read", "sync", "admin"]] = ["read"]  # pydantic copies defaults per instance
-    environments: list[str] | None = None  # for registry app tokens: limit to these environments
-    apps: list[str] | None = None
+    environments: list[str] | None = None  # sees and acts on these environments only, whatever its scopes
+    apps: list[str] | None = None  # reads the registry endpoint for these apps only
 
 
 class ApiConfig(Section):
@@ -205,6 +205,20 @@ class ApiConfig(Section):
     enabled: bool = True
     tokens: list[ApiToken] = Field(default_factory=list)
     max_body_bytes: int = 1 << 20
+    # Slow clients (reconciler/api/connections.py): a request's head and body must arrive within
+    # these totals, an idle keep-alive connection is closed after keepalive_timeout, and at most
+    # max_connections are open at once.
+    header_timeout: str = "10s"
+    body_timeout: str = "30s"
+    keepalive_timeout: str = "5s"
+    max_connections: int = Field(default=512, ge=1)
+
+    @field_validator("header_timeout", "body_timeout", "keepalive_timeout")
+    @classmethod
+    def _timeouts(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError(f"{value!r} must be longer than zero")
+        return value
 
 
 NotifyEvent = Literal["drift", "failed", "blocked", "promoted", "recovered"]

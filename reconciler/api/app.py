@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from reconciler.api import auth
-from reconciler.errors import NotFoundError, ReconcilerError, StoreError, clip
+from reconciler.errors import NotFoundError, ReconcilerError, SecretError, StoreError, clip
 from reconciler.reports.drift import plan_json, plan_markdown
 from reconciler.reports.status import status_json
 from reconciler.secrets.values import Sensitive
@@ -116,11 +116,17 @@ def create_app(daemon: Daemon) -> FastAPI:
             token = request.cookies.get("reconciler_token")
         return auth.authenticate(settings.api.tokens, token)
 
+    def authenticated(request: Request) -> auth.Principal:
+        who = principal(request)
+        if who is None:
+            raise ApiError(401, "missing or invalid token")
+        return who
+
     def require(scope: str) -> Callable[[Request], auth.Principal]:
+        """The caller, when its token has ``scope`` and sees the environment in the path (if any)."""
+
         def check(request: Request) -> auth.Principal:
-            who = principal(request)
-            if who is None:
-                raise ApiError(401, "missing or invalid token")
+            who = authenticated(request)
             if not who.allows(scope):
                 raise ApiError(403, f"token lacks the '{scope}' scope")
             env = request.path_params.get("env")
@@ -212,7 +218,7 @@ def create_app(daemon: Daemon) -> FastAPI:
     def run(env: str, run_id: str) -> dict[str, Any]:
         record = reconciler.store.run(run_id)
         if record is None or record.environment != env:
-            raise ApiError(404, f"no run {run_id} in {env}")
+            raise ApiError(404, f"no run {clip(run_id)} in {clip(env)}")
         return record.as_json()
 
     @app.post("/api/v1/environments/{env}/sync", dependencies=[sync], status_code=202)
@@ -245,10 +251,21 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     # -- webhooks ----------------------------------------------------------------------------------------
 
-    def webhook_secret() -> str | None:
-        if not settings.source.webhook_secret:
+    def hook_secret(key: str, source: str) -> str | None:
+        """The value of ``source.<key>``; a secret that stopped resolving is the operator's to hear of.
+
+        ``reconciler run`` refuses to start when it does not resolve, but a ``files:`` secret can
+        vanish later. The caller is not authenticated yet, so the answer names neither the secret
+        nor where it was looked for; the log does.
+        """
+        template = getattr(settings.source, key)
+        if not template:
             return None
-        return reconciler.secrets.resolve(settings.source.webhook_secret)
+        try:
+            return reconciler.secrets.resolve(template)
+        except SecretError as exc:
+            log.error("api.webhook_secret_unavailable", key=f"source.{key}", error=str(exc))
+            raise rejected(source, 503, "webhook signatures cannot be checked now; try again later") from None
 
     def accepted(source: str) -> dict[str, Any]:
         daemon.metrics.webhooks.labels(source, "accepted").inc()
@@ -262,7 +279,7 @@ def create_app(daemon: Daemon) -> FastAPI:
     @app.post("/hooks/github", status_code=202)
     async def github(request: Request) -> dict[str, Any]:
         body = await request.body()
-        secret = webhook_secret()
+        secret = hook_secret("webhook_secret", "github")
         if secret is None:
             raise rejected("github", 401, "webhook secret is not configured (source.webhook_secret)")
         if not auth.github_signature_ok(secret, body, request.headers.get("x-hub-signature-256")):
@@ -275,8 +292,8 @@ def create_app(daemon: Daemon) -> FastAPI:
     @app.post("/hooks/gitlab", status_code=202)
     async def gitlab(request: Request) -> dict[str, Any]:
         await request.body()
-        configured = settings.source.gitlab_token or settings.source.webhook_secret
-        secret = reconciler.secrets.resolve(configured) if configured else None
+        key = "gitlab_token" if settings.source.gitlab_token else "webhook_secret"
+        secret = hook_secret(key, "gitlab")
         if secret is None:
             raise rejected("gitlab", 401, "webhook token is not configured (source.gitlab_token)")
         if not auth.token_ok(secret, request.headers.get("x-gitlab-token")):
@@ -290,8 +307,11 @@ def create_app(daemon: Daemon) -> FastAPI:
         if who is not None:
             if not who.allows("sync"):
                 raise rejected("generic", 403, "token lacks the 'sync' scope")
+            if who.limited:
+                # A fetch can move every environment; a token limited to some may not start one.
+                raise rejected("generic", 403, "token is limited to some environments; a fetch concerns all of them")
             return accepted("generic")
-        secret = webhook_secret()
+        secret = hook_secret("webhook_secret", "generic")
         header = request.headers.get("x-reconciler-signature")
         if secret is None or not auth.github_signature_ok(secret, body, header):
             raise rejected("generic", 401, "missing or bad X-Reconciler-Signature (or bearer token)")
@@ -301,19 +321,23 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     @app.get("/api/v1/registry/{env}/apps/{app_name}")
     def registry_app(env: str, app_name: str, request: Request) -> dict[str, Any]:
-        who = principal(request)
-        if who is None:
-            raise ApiError(401, "missing or invalid token")
-        scoped = (who.environments is not None and env in who.environments
-                  and who.apps is not None and app_name in who.apps)
-        if not (scoped or who.allows("admin")):
-            raise ApiError(403, f"token is not scoped to environment {env!r} and app {app_name!r}")
+        # Secrets in the answer: the token must see this environment and this app whatever its
+        # scopes, and be either made for them (environments and apps listed) or an admin token.
+        who = authenticated(request)
+        if not who.sees(env):
+            raise ApiError(403, f"token is not scoped to environment {clip(env)!r}")
+        if not who.sees_app(app_name):
+            raise ApiError(403, f"token is not scoped to app {clip(app_name)!r}")
+        made_for_it = who.environments is not None and who.apps is not None and who.allows("read")
+        if not (made_for_it or who.allows("admin")):
+            raise ApiError(403, "reading an app's resolved secrets needs a token that lists its environment "
+                                "and app, or the 'admin' scope")
         details = getattr(reconciler.platform, "app_details", None)
         if details is None:
             raise ApiError(404, "the registry endpoint needs platform.provider = 'registry'")
         found = details(env, app_name)
         if found is None:
-            raise ApiError(404, f"app {app_name!r} is not deployed in {env!r}")
+            raise ApiError(404, f"app {clip(app_name)!r} is not deployed in {clip(env)!r}")
         resolved: dict[str, Any] = _resolve(found, reconciler.secrets.resolve)
         return resolved
 
@@ -321,7 +345,7 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     from reconciler.web import mount_dashboard
 
-    mount_dashboard(app, daemon, require("read"))
+    mount_dashboard(app, daemon)
     return app
 
 

@@ -27,6 +27,15 @@ class Principal:
         """Tokens listing ``environments`` read and act on those only; others on every environment."""
         return self.environments is None or environment in self.environments
 
+    def sees_app(self, app: str) -> bool:
+        """Tokens listing ``apps`` read the registry endpoint for those apps only."""
+        return self.apps is None or app in self.apps
+
+    @property
+    def limited(self) -> bool:
+        """Whether the token is limited to some environments (it may not act on all of them at once)."""
+        return self.environments is not None
+
     def allows(self, scope: str) -> bool:
         # admin implies sync implies read.
         rank = SCOPES.index(scope)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import secrets
 import signal
+import socket
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +25,19 @@ import uvicorn
 
 from reconciler.api.app import create_app
 from reconciler.api.auth import hash_token
-from reconciler.config import ApiToken, Settings
+from reconciler.api.connections import ConnectionLimits, guarded_protocol
+from reconciler.config import ApiConfig, ApiToken, Settings
 from reconciler.daemon.supervisor import Daemon
 from reconciler.durations import parse_duration
-from reconciler.errors import ConfigError
+from reconciler.errors import ConfigError, SecretError
+from reconciler.secrets.backends import Secrets
 
 log = structlog.get_logger(__name__)
 
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name, not a password
 STATE_FILE = "daemon.json"
+BACKLOG = 2048  # connections the kernel queues until accepted; the cap on open ones is api.max_connections
+FILES_BESIDES_CONNECTIONS = 256  # the state store, Git packs, database connections, watches, logs
 
 
 def split_listen(listen: str) -> tuple[str, int]:
@@ -41,30 +48,83 @@ def split_listen(listen: str) -> tuple[str, int]:
         raise ConfigError(f"api.listen {listen!r} is not host:port") from None
 
 
-class ApiServer:
-    """uvicorn on a thread of its own (signals stay with the main thread)."""
+def listen_socket(listen: str) -> socket.socket:
+    """The API's listening socket, bound before anything else starts so a taken address fails at once."""
+    host, port = split_listen(listen)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: restart over TIME_WAIT
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+    except OSError as exc:  # in use, not an address of this host, a name that does not resolve, ...
+        sock.close()
+        raise ConfigError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    return sock
 
-    def __init__(self, app: Any, listen: str) -> None:
-        host, port = split_listen(listen)
-        config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
+
+def ensure_file_limit(max_connections: int) -> None:
+    """Raise this process's soft limit of open files so ``api.max_connections`` sockets fit.
+
+    Past the limit, accepting fails and asyncio stops accepting for a second at a time, so new
+    connections (``/healthz`` too) wait in the kernel's queue behind the ones the cap would close.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = max_connections + FILES_BESIDES_CONNECTIONS
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+    if raised < needed:
+        log.warning("api.file_limit_low", open_files=raised, max_connections=max_connections,
+                    detail="lower api.max_connections or raise the hard limit of open files (ulimit -Hn)")
+
+
+class ApiServer:
+    """uvicorn on a thread of its own (signals stay with the main thread), serving a bound socket."""
+
+    def __init__(self, app: Any, sock: socket.socket, api: ApiConfig) -> None:
+        limits = ConnectionLimits(header_timeout=parse_duration(api.header_timeout),
+                                  body_timeout=parse_duration(api.body_timeout),
+                                  max_connections=api.max_connections)
+        config = uvicorn.Config(app, http=guarded_protocol(limits), ws="none", log_config=None, access_log=False,
+                                lifespan="off", timeout_keep_alive=parse_duration(api.keepalive_timeout),  # type: ignore[arg-type]
                                 timeout_graceful_shutdown=5)
+        ensure_file_limit(api.max_connections)
+        self.sock = sock
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name="api", daemon=True)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, name="api", daemon=True)
 
     def start(self, timeout: float = 15.0) -> str:
         self.thread.start()
         deadline = time.monotonic() + timeout
         while not self.server.started:
             if not self.thread.is_alive() or time.monotonic() > deadline:
-                raise ConfigError("the API server did not start (is the address in use? see api.listen)")
+                raise ConfigError("the API server did not start")
             time.sleep(0.01)
-        sock = self.server.servers[0].sockets[0]
-        host, port = sock.getsockname()[:2]
-        return f"http://{host}:{port}"
+        host, port = self.sock.getsockname()[:2]
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+def check_webhook_secrets(settings: Settings, secrets_: Secrets) -> None:
+    """Refuse to start when a configured webhook secret does not resolve or is empty.
+
+    Found at the first hook instead, the failure would be an answer to an unauthenticated caller;
+    an empty secret would make every signature computable by anyone.
+    """
+    for key in ("webhook_secret", "gitlab_token"):
+        template = getattr(settings.source, key)
+        if not template:
+            continue
+        try:
+            value = secrets_.resolve(template)
+        except SecretError as exc:
+            raise ConfigError(f"source.{key}: {exc}") from None
+        if not value.strip():
+            raise ConfigError(f"source.{key} is empty; set it to a long random value")
 
 
 def ensure_tokens(settings: Settings) -> Settings:
@@ -94,41 +154,48 @@ def write_state_file(data_dir: Path, url: str | None) -> None:
 
 
 def run_daemon(settings: Settings) -> int:
-    from reconciler.wiring import build_reconciler
+    from reconciler.wiring import build_reconciler, build_secrets
 
-    settings = ensure_tokens(settings)
-    reconciler = build_reconciler(settings)
-    notifier = None
-    if settings.notify.webhooks:
-        from reconciler.daemon.notify import Notifier  # httpx is loaded only when there is someone to notify
-
-        notifier = Notifier(settings, reconciler.store)
-    daemon = Daemon(settings, reconciler, notifier)
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: Any) -> None:
-        log.info("daemon.signal", signal=signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    server = None
-    url = None
-    try:
+    with ExitStack() as cleanup:
+        # Each step registers its own undoing, so a failed start stops only what had started.
+        sock = None
         if settings.api.enabled:
-            server = ApiServer(create_app(daemon), settings.api.listen)
+            sock = listen_socket(settings.api.listen)
+            cleanup.callback(sock.close)
+            check_webhook_secrets(settings, build_secrets(settings))
+        settings = ensure_tokens(settings)
+        reconciler = build_reconciler(settings)
+        cleanup.callback(reconciler.close)
+        notifier = None
+        if settings.notify.webhooks:
+            from reconciler.daemon.notify import Notifier  # httpx is loaded only when there is someone to notify
+
+            notifier = Notifier(settings, reconciler.store)
+            cleanup.callback(notifier.close)
+        daemon = Daemon(settings, reconciler, notifier)
+        stop = threading.Event()
+
+        def on_signal(signum: int, _frame: Any) -> None:
+            log.info("daemon.signal", signal=signal.Signals(signum).name)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        url = None
+        if sock is not None:
+            server = ApiServer(create_app(daemon), sock, settings.api)
+            cleanup.callback(server.stop)
             url = server.start()
             log.info("api.listening", url=url)
+        outcome = {"clean": False}
+
+        def stop_daemon() -> None:
+            outcome["clean"] = daemon.stop(parse_duration(settings.daemon.shutdown_timeout))
+
+        cleanup.callback(stop_daemon)
         daemon.start()
+        cleanup.callback((settings.data_dir / STATE_FILE).unlink, missing_ok=True)
         write_state_file(settings.data_dir, url)
         stop.wait()
-    finally:
-        clean = daemon.stop(parse_duration(settings.daemon.shutdown_timeout))
-        if server is not None:
-            server.stop()
-        if notifier is not None:
-            notifier.close()
-        reconciler.close()
-        (settings.data_dir / STATE_FILE).unlink(missing_ok=True)
-        log.info("daemon.exit", clean=clean)
+    log.info("daemon.exit", clean=outcome["clean"])
     return 0

@@ -117,9 +117,11 @@ class Daemon:
         self.fetch_signal.notify("stop")
         if self.watcher is not None:
             self.watcher.stop()
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler.running:  # not when start() failed before starting it
+            self.scheduler.shutdown(wait=False)
         finished = self.queue.stop(timeout)
-        self._fetcher.join(timeout=2)
+        if self._fetcher.ident is not None:
+            self._fetcher.join(timeout=2)
         if not finished:
             log.warning("daemon.stop_timeout", in_flight=self.queue.busy())
         log.info("daemon.stopped", clean=finished)

@@ -16,8 +16,7 @@ so there is one source of truth for what the dashboard shows and no second rende
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 import structlog
@@ -26,7 +25,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from reconciler.api import auth
 from reconciler.config import ApiToken
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, clip
 from reconciler.web import sessions
 from reconciler.web.pages import Markup, asset_response, page, render, safe_color
 
@@ -38,22 +37,21 @@ log = structlog.get_logger(__name__)
 REFRESH_SECONDS = 3
 
 
-def mount_dashboard(app: FastAPI, daemon: Daemon, require_read: Callable[[Request], Any]) -> None:
-    from reconciler.api.app import ApiError
-
+def mount_dashboard(app: FastAPI, daemon: Daemon) -> None:
     reconciler = daemon.reconciler
 
     def tokens() -> list[ApiToken]:
         return daemon.settings.api.tokens
 
     def reader(request: Request) -> auth.Principal | None:
-        """The visitor, when allowed to read (cookie, or a bearer token for scripted checks)."""
-        try:
-            require_read(request)
-        except ApiError:
-            return None
-        return sessions.principal(tokens(), request) or auth.authenticate(
-            tokens(), auth.bearer(request.headers.get("authorization")))
+        """The visitor, when allowed to read (cookie, or a bearer token for scripted checks).
+
+        Which environments it sees is each page's business: a page of an environment the token
+        does not see answers 404, like one that does not exist.
+        """
+        who = auth.authenticate(tokens(), auth.bearer(request.headers.get("authorization"))
+                                or sessions.session_token(request))
+        return who if who is not None and who.allows("read") else None
 
     def names() -> list[str]:
         try:
@@ -92,7 +90,7 @@ def mount_dashboard(app: FastAPI, daemon: Daemon, require_read: Callable[[Reques
         if who is None:
             return login_page(f"/environments/{env}")
         if env not in names() or not who.sees(env):
-            body = render("message.html", heading="Not found", message=f"There is no environment named {env!r}.")
+            body = render("message.html", heading="Not found", message=f"There is no environment named {clip(env)!r}.")
             return page("Not found · Reconciler", "error", body, status=404, header=header(request, who))
         description, color = _spec_details(daemon, env)
         token = sessions.session_token(request)
@@ -153,7 +151,7 @@ def mount_dashboard(app: FastAPI, daemon: Daemon, require_read: Callable[[Reques
         if not who.allows("sync"):
             return answer(403, "Your token lacks the 'sync' scope.")
         if env not in names() or not who.sees(env):
-            return answer(404, f"There is no environment named {env!r}.")
+            return answer(404, f"There is no environment named {clip(env)!r}.")
         queued = daemon.request_sync(env, "dashboard")
         log.info("dashboard.sync_requested", environment=env, token_name=who.name, queued=queued)
         detail = "Sync queued." if queued else "A run is already queued; it will pick up the latest state."
