@@ -204,21 +204,14 @@ class ApiConfig(Section):
     listen: Annotated[str, AfterValidator(_host_port)] = "127.0.0.1:8080"
     enabled: bool = True
     tokens: list[ApiToken] = Field(default_factory=list)
-    max_body_bytes: int = 1 << 20
+    max_body_bytes: int = Field(default=1 << 20, ge=1)
     # Slow clients (reconciler/api/connections.py): a request's head and body must arrive within
     # these totals, an idle keep-alive connection is closed after keepalive_timeout, and at most
     # max_connections are open at once.
-    header_timeout: str = "10s"
-    body_timeout: str = "30s"
-    keepalive_timeout: str = "5s"
+    header_timeout: PositiveDuration = "10s"
+    body_timeout: PositiveDuration = "30s"
+    keepalive_timeout: PositiveDuration = "5s"
     max_connections: int = Field(default=512, ge=1)
-
-    @field_validator("header_timeout", "body_timeout", "keepalive_timeout")
-    @classmethod
-    def _timeouts(cls, value: str) -> str:
-        if parse_duration(value) <= 0:
-            raise ValueError(f"{value!r} must be longer than zero")
-        return value
 
 
 NotifyEvent = Literal["drift", "failed", "blocked", "promoted", "recovered"]
