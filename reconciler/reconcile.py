@@ -462,8 +462,8 @@ class Reconciler:
             computed = self.compute(env, target.revision)
         except ValidationError as exc:
             return self._blocked(target, trigger, gates.Gate.block("invalid", str(exc)))
-        except ReconcilerError as exc:
-            return self._failed_without_run(env, target.revision, target.ref, trigger, str(exc))
+        except ReconcilerError as exc:  # live state could not be read or planned: no change was made
+            return self._failed_without_run(env, target.revision, target.ref, trigger, f"{exc}; nothing was applied")
         plan = computed.plan
         gate = gates.check_destructive(target.spec, plan.destructive, [*target.approvals, *approvals])
         if gate.allowed and not plan.is_empty():
