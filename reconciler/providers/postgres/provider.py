@@ -36,8 +36,8 @@ from collections.abc import Sequence
 import structlog
 
 from reconciler.engine.changes import DriftItem, Phase, Risk
-from reconciler.errors import LockTimeoutError, SchemaError
-from reconciler.providers.postgres import locks
+from reconciler.errors import ConfigError, LockTimeoutError, SchemaError
+from reconciler.providers.postgres import locks, urls
 from reconciler.providers.postgres.apply import ApplySettings, apply_items
 from reconciler.providers.postgres.classify import classify
 from reconciler.providers.postgres.declared import DeclaredSchemas, SqlFile, content_hash
@@ -82,6 +82,7 @@ class PostgresProvider:
         applied successfully and is proposed again means the diff engine cannot express this
         change, and applying it again would loop; that raises ``SchemaError``.
         """
+        self._require_url(database, url)
         declared = self.declared.get(url, files, content_key, managed_schemas)
         live = self._inspect_live(database, url, managed_schemas)
         items = classify(database, self.engine.diff(live, declared))
@@ -97,6 +98,18 @@ class PostgresProvider:
         log.info("schema planned", database=database, url=safe_url(url), items=len(items),
                  destructive=sum(1 for i in items if i.risk == Risk.DESTRUCTIVE))
         return items
+
+    @staticmethod
+    def check_url(url: str) -> str | None:
+        """What is wrong with ``url`` as a database URL (the end of a sentence), or None; never quotes it."""
+        problem = urls.problem(url)
+        return f"{problem} {urls.EXPECTED}" if problem else None
+
+    @staticmethod
+    def _require_url(database: str, url: str) -> None:
+        problem = urls.problem(url)
+        if problem is not None:
+            raise ConfigError(f"database {database}: its URL {problem} {urls.EXPECTED}")
 
     def _inspect_live(self, database: str, url: str, managed_schemas: Sequence[str]) -> Inspection:
         settings = self.settings
@@ -131,6 +144,7 @@ class PostgresProvider:
         foreign = [i.id for i in items if i.kind != "schema" or i.name != database]
         if foreign:
             raise SchemaError(f"items of another database or kind passed to {database}: {', '.join(foreign)}")
+        self._require_url(database, url)
         applied = apply_items(url, items, settings or self.settings, database=database)
         by_id = {i.id: i for i in items}
         with self._lock:
