@@ -88,7 +88,8 @@ def remote(world: World) -> Iterator[Remote]:
     world.commit("production: no deny window in this test")
     r = Remote(world, bare)
     r.publish_main()
-    world.configure(source={"url": r.url, "poll_interval": "1s"})
+    # No polling: the daemon tests ask for each fetch with a webhook, as a Git host would.
+    world.configure(source={"url": r.url, "poll_interval": "1h"})
     yield r
 
 
@@ -248,6 +249,14 @@ def daemons() -> Iterator[list[DaemonProcess]]:
         d.kill()
 
 
+def fetch_now(d: DaemonProcess) -> None:
+    """Send the generic webhook (the daemon's admin token has the sync scope) and wait for its fetch."""
+    before = _fetches(d)
+    with d.client() as c:
+        assert c.post("/hooks/generic", content=b"{}").status_code == 202
+    wait_for(lambda: _fetches(d) > before, timeout=60, message="the fetch the webhook asked for")
+
+
 def start_and_release(world: World, remote: Remote, daemons: list[DaemonProcess]) -> str:
     """A daemon on the remote: staging syncs main, then v1.0.0 is published and production applies it."""
     d = start_daemon(world.config, world.root / "data", env=world.secrets)
@@ -255,6 +264,7 @@ def start_and_release(world: World, remote: Remote, daemons: list[DaemonProcess]
     d.wait_env("staging", timeout=60, state="Synced")
     first = world.tag(TAG, "Release 1.0.0")
     remote.publish_tag()
+    fetch_now(d)
     d.wait_env("production", timeout=60, state="Synced", applied_ref=TAG, applied_revision=first)
     return first
 
@@ -267,9 +277,11 @@ def test_the_daemon_blocks_a_force_moved_remote_tag_and_alerts_once(
     d = daemons[0]
     second = add_region_column(world)
     remote.publish_main()
+    fetch_now(d)
     d.wait_env("staging", timeout=60, state="Synced", applied_revision=second)
 
     remote.move_tag(second)
+    fetch_now(d)
 
     def blocked() -> dict[str, Any] | None:
         env = d.env("production")
@@ -281,9 +293,10 @@ def test_the_daemon_blocks_a_force_moved_remote_tag_and_alerts_once(
     alerts = wait_for(lambda: receiver.blocked("moved-tag") or None, timeout=30, message="a moved-tag alert")
     assert alerts[0]["environment"] == "production"
     assert alerts[0]["revision"] == second
-    # Later polls see the same refusal; it is recorded and announced once.
-    fetches_before = _fetches(d)
-    wait_for(lambda: _fetches(d) >= fetches_before + 3, timeout=60, message="three more polls")
+    # Later fetches see the same refusal; it is recorded and announced once.
+    for _ in range(3):
+        fetch_now(d)
+    assert d.env("production")["last_run"]["id"] == production["last_run"]["id"]
     assert len(receiver.blocked("moved-tag")) == 1
     assert d.env("production")["state"] == "Blocked"
     assert "region" not in world.columns("production", "customers")
@@ -297,6 +310,7 @@ def test_the_daemon_reports_a_deleted_remote_tag(
     d = daemons[0]
 
     remote.delete_tag()
+    fetch_now(d)
 
     def blocked() -> dict[str, Any] | None:
         env = d.env("production")
