@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -54,6 +55,8 @@ with EmbeddedPostgres(sys.argv[1]) as server:
 
 
 @pytest.mark.skipif(shutil.which("faketime") is None, reason="needs the faketime command")
+@pytest.mark.skipif("faketime" in os.environ.get("LD_PRELOAD", ""),
+                    reason="the suite already runs under faketime: every lock test here shows it")
 def test_a_server_started_under_faketime_still_ends_lock_waits(tmp_path: Path) -> None:
     """libfaketime stops PostgreSQL's timers; the server must start without it (the suite runs under faketime)."""
     base = Path(tempfile.mkdtemp(prefix="reconciler-test-faketime-"))
