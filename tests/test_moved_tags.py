@@ -252,9 +252,8 @@ def daemons() -> Iterator[list[DaemonProcess]]:
 def fetch_now(d: DaemonProcess) -> None:
     """Send the generic webhook (the daemon's admin token has the sync scope) and wait for its fetch.
 
-    Callers leave time between two of these (a run, a status change): a hook within 0.25 s of the
-    last fetch joins a burst, which ends on a timed wait, and timed waits never end under
-    libfaketime.
+    Callers leave time between two of these (a run in between): a hook within 0.25 s of the last
+    fetch joins a burst, which ends on a timed wait, and timed waits never end under libfaketime.
     """
     before = _fetches(d)
     with d.client() as c:
@@ -298,8 +297,12 @@ def test_the_daemon_blocks_a_force_moved_remote_tag_and_alerts_once(
     alerts = wait_for(lambda: receiver.blocked("moved-tag") or None, timeout=30, message="a moved-tag alert")
     assert alerts[0]["environment"] == "production"
     assert alerts[0]["revision"] == second
-    # A later fetch sees the same refusal; it is neither recorded nor announced again.
-    fetch_now(d)
+    # Asked again, production is refused again for the same reason: no new run record, no new alert.
+    blocked_runs = _metric(d, 'reconciler_runs_total{environment="production",result="Blocked"}')
+    with d.client() as c:
+        assert c.post("/api/v1/environments/production/sync").status_code == 202
+    wait_for(lambda: _metric(d, 'reconciler_runs_total{environment="production",result="Blocked"}') > blocked_runs,
+             timeout=60, message="the requested run to be refused")
     assert d.env("production")["last_run"]["id"] == production["last_run"]["id"]
     assert len(receiver.blocked("moved-tag")) == 1
     assert d.env("production")["state"] == "Blocked"
@@ -326,9 +329,13 @@ def test_the_daemon_reports_a_deleted_remote_tag(
     assert alerts[0]["environment"] == "production"
 
 
-def _fetches(d: DaemonProcess) -> float:
-    total = 0.0
+def _metric(d: DaemonProcess, series: str) -> float:
+    """The value of one series of the daemon's /metrics (0 until it first appears)."""
     for line in httpx.get(d.url + "/metrics", timeout=5).text.splitlines():
-        if line.startswith("reconciler_fetches_total") and 'result="ok"' in line:
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _fetches(d: DaemonProcess) -> float:
+    return _metric(d, 'reconciler_fetches_total{result="ok"}')
