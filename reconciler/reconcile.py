@@ -35,9 +35,10 @@ from reconciler.engine import gates
 from reconciler.engine.changes import Change, DriftItem
 from reconciler.engine.drift import diff_objects
 from reconciler.engine.plan import Plan, Step, build_plan
-from reconciler.engine.render import DesiredEnvironment, render
+from reconciler.engine.render import DesiredDatabase, DesiredEnvironment, render
 from reconciler.errors import (
     Cancelled,
+    ConfigError,
     NotFoundError,
     ReconcilerError,
     SchemaError,
@@ -332,12 +333,22 @@ class Reconciler:
             assert self.schema is not None
             items.extend(self.schema.plan(
                 database.name,
-                self.secrets.resolve(database.url),
+                self._database_url(desired.name, database),
                 [(f.path, f.text) for f in database.files],
                 database.content_key,
                 database.managed_schemas,
             ))
         return items
+
+    def _database_url(self, env: str, database: DesiredDatabase) -> str:
+        """The resolved URL of ``database``; one that is not a URL is refused by its reference, never its value."""
+        assert self.schema is not None
+        url = self.secrets.resolve(database.url)
+        problem = self.schema.check_url(url)
+        if problem is not None:
+            source = database.url if self.secrets.names(database.url) else f"environments.{env}.url"
+            raise ConfigError(f"database {database.name} ({env}): the URL from {clip(source)} {problem}")
+        return url
 
     def plan(self, env: str, rev: str | None = None) -> Plan:
         target = self.target(env, rev)
@@ -487,8 +498,8 @@ class Reconciler:
             computed = self.compute(env, target.revision)
         except ValidationError as exc:
             return self._blocked(target, trigger, gates.Gate.block("invalid", str(exc)))
-        except ReconcilerError as exc:
-            return self._failed_without_run(env, target.revision, target.ref, trigger, str(exc))
+        except ReconcilerError as exc:  # live state could not be read or planned: no change was made
+            return self._failed_without_run(env, target.revision, target.ref, trigger, f"{exc}; nothing was applied")
         plan = computed.plan
         gate = gates.check_destructive(target.spec, plan.destructive, [*target.approvals, *approvals])
         if gate.allowed and not plan.is_empty():
@@ -558,7 +569,7 @@ class Reconciler:
         """
         assert self.schema is not None
         database = next(d for d in desired.databases if d.name == step.name)
-        url = self.secrets.resolve(database.url)
+        url = self._database_url(desired.name, database)
         fresh = self.schema.plan(database.name, url, [(f.path, f.text) for f in database.files],
                                  database.content_key, database.managed_schemas)
         planned = set(step.ids)

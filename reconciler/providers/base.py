@@ -122,3 +122,8 @@ class SchemaProvider(Protocol):
     def apply(self, database: str, url: str, items: list[DriftItem]) -> list[str]:
         """Run ``items`` (one transaction, then non-transactional ones); return the ids applied."""
         ...
+
+    def check_url(self, url: str) -> str | None:
+        """What is wrong with ``url`` as a database URL, as the end of a sentence ("is not a
+        postgresql:// URL (expected ...)"), or None. Never quotes the URL: it may hold a password."""
+        ...
