@@ -19,13 +19,15 @@ import datetime as dt
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
+from reconciler.clock import Clock
+from reconciler.clock import now as clock_now
 from reconciler.config import Settings
 from reconciler.desired import loader
 from reconciler.desired.models import Environment
@@ -59,13 +61,6 @@ from reconciler.source.revisions import Release, releases, short, tag_version
 from reconciler.store.store import EnvironmentStatus, Store
 
 log = structlog.get_logger(__name__)
-
-Clock = Callable[[], dt.datetime]
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
 
 @dataclass(frozen=True)
 class Target:
@@ -111,7 +106,11 @@ class Computed:
 
 
 class Reconciler:
-    """Everything needed to reconcile: the source, the providers, the store, the secrets."""
+    """Everything needed to reconcile: the source, the providers, the store, the secrets.
+
+    ``clock`` answers "what time is it" for deny windows and status times; by default the product's
+    clock (``reconciler.clock.now``, which ``RECONCILER_NOW`` may set).
+    """
 
     def __init__(
         self,
@@ -122,7 +121,7 @@ class Reconciler:
         schema: SchemaProvider | None,
         secrets: Secrets,
         fingerprinter: Fingerprinter,
-        clock: Clock = utcnow,
+        clock: Clock = clock_now,
     ) -> None:
         self.settings = settings
         self.repository = repository

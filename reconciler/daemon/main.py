@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 import uvicorn
 
+from reconciler import clock
 from reconciler.api.app import create_app
 from reconciler.api.auth import hash_token
 from reconciler.config import ApiToken, Settings
@@ -96,6 +97,7 @@ def write_state_file(data_dir: Path, url: str | None) -> None:
 def run_daemon(settings: Settings) -> int:
     from reconciler.wiring import build_reconciler
 
+    clock.configure()  # RECONCILER_NOW, if set, is checked (and warned about) before anything starts
     settings = ensure_tokens(settings)
     reconciler = build_reconciler(settings)
     notifier = None
