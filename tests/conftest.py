@@ -25,13 +25,14 @@ import pytest
 import structlog
 from typer.testing import CliRunner
 
+from reconciler import clock
 from reconciler.cli import app
 from reconciler.config import Settings, load_settings
 from reconciler.providers.postgres.embedded import EmbeddedPostgres
 from reconciler.reconcile import Reconciler
 from reconciler.source import workspace
 from reconciler.wiring import build_reconciler
-from tests.daemon_support import to_toml
+from tests.daemon_support import TEST_NOW, to_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "desired-state"
@@ -151,7 +152,15 @@ def _secrets(databases: dict[str, str]) -> dict[str, str]:
     }
 
 
+def set_clock(monkeypatch: pytest.MonkeyPatch, instant: str = TEST_NOW) -> None:
+    """Run this test's reconcilers and in-process CLI calls, and the CLI processes and daemons it starts,
+    on a clock that starts at ``instant`` (RECONCILER_NOW) instead of today's date."""
+    monkeypatch.setenv(clock.ENV_VAR, instant)
+    monkeypatch.setattr(clock, "_current", clock.from_environment())
+
+
 def make_world(tmp_path: Path, pg: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch, cli_git: bool) -> World:
+    set_clock(monkeypatch)  # production's deny window must not depend on the day the suite runs
     suffix = uuid.uuid4().hex[:10]
     databases = {}
     with psycopg.connect(pg.url, autocommit=True) as conn:

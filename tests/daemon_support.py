@@ -17,6 +17,11 @@ import httpx
 
 T = TypeVar("T")
 
+# The instant every test's clock starts at unless the test sets its own: a Wednesday morning (UTC and
+# London time), outside the example's Friday 16:00 + 64 h deny window, so a test that tags a release
+# sees production apply whatever day the suite runs. Set through RECONCILER_NOW (reconciler/clock.py).
+TEST_NOW = "2026-12-02T10:00:00Z"
+
 
 def wait_for(condition: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.05,
              message: str = "condition") -> T:
@@ -82,6 +87,8 @@ class DaemonProcess:
 
 def start_daemon(config: Path, data_dir: Path, env: dict[str, str] | None = None, timeout: float = 30.0,
                  name: str = "daemon") -> DaemonProcess:
+    """Start ``reconciler run``; its clock starts at TEST_NOW unless RECONCILER_NOW says otherwise
+    (in our environment or ``env``; an empty value means the system clock)."""
     exe = Path(sys.executable).parent / "reconciler"
     log_path = data_dir.parent / f"{name}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +96,8 @@ def start_daemon(config: Path, data_dir: Path, env: dict[str, str] | None = None
     state_file.unlink(missing_ok=True)
     handle = log_path.open("ab")
     proc = subprocess.Popen([str(exe), "run", "--config", str(config), "--listen", "127.0.0.1:0"],
-                            stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+                            stdout=handle, stderr=subprocess.STDOUT,
+                            env={"RECONCILER_NOW": TEST_NOW, **os.environ, **(env or {})})
     handle.close()
     daemon = DaemonProcess(proc, data_dir, log_path)
 
