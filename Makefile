@@ -5,7 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench schemas clean
+.PHONY: demo test test-weekend lint typecheck bench schemas clean
+
+# A Saturday afternoon, inside the example's Friday 16:00 + 64 h deny window (tests/fakeclock.py).
+WEEKEND ?= 2026-12-05 12:00:00
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +25,12 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+# The tests most exposed to the date (releases to production, the CLI, the daemon) once more under a
+# faked weekend date: they must not notice (needs faketime: apt-get install faketime).
+test-weekend: $(STAMP)
+	faketime '$(WEEKEND)' $(BIN)/python -m pytest -q -n 2 --dist loadgroup \
+		tests/test_promotion.py tests/test_cli.py tests/test_daemon.py tests/test_windows.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

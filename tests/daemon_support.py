@@ -89,6 +89,7 @@ def start_daemon(config: Path, data_dir: Path, env: dict[str, str] | None = None
                  name: str = "daemon") -> DaemonProcess:
     """Start ``reconciler run``; its clock starts at TEST_NOW unless RECONCILER_NOW says otherwise
     (in our environment or ``env``; an empty value means the system clock)."""
+    clock = {"RECONCILER_NOW": TEST_NOW, "RECONCILER_NOW_SINCE": f"{time.time():.6f}"}
     exe = Path(sys.executable).parent / "reconciler"
     log_path = data_dir.parent / f"{name}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +98,7 @@ def start_daemon(config: Path, data_dir: Path, env: dict[str, str] | None = None
     handle = log_path.open("ab")
     proc = subprocess.Popen([str(exe), "run", "--config", str(config), "--listen", "127.0.0.1:0"],
                             stdout=handle, stderr=subprocess.STDOUT,
-                            env={"RECONCILER_NOW": TEST_NOW, **os.environ, **(env or {})})
+                            env={**clock, **os.environ, **(env or {})})
     handle.close()
     daemon = DaemonProcess(proc, data_dir, log_path)
 

@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Viewp
 from reconciler.providers.registry import RegistryProvider
 from tests.conftest import World
 from tests.daemon_support import DaemonProcess, start_daemon
+from tests.fakeclock import browser_environment
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -34,7 +35,7 @@ def chromium_path() -> str | None:
 
 
 def launch(playwright: Playwright, executable: str) -> Browser:
-    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, env=browser_environment())
 
 
 @dataclass
