@@ -50,6 +50,10 @@ def prepare_children() -> None:
     if not under_faketime() or os.environ.get("FAKETIME_DONT_FAKE_MONOTONIC") == "1":
         return
     os.environ["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
+    # libfaketime reads its settings from the environment again every 10 s, from whichever thread asks
+    # the time; a test setting a variable at that moment (setenv) crashed a worker (SIGSEGV in getenv).
+    # Read once, at start.
+    os.environ["FAKETIME_CACHE_DURATION"] = str(365 * 24 * 3600)
     path = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = f"{SITE}{os.pathsep}{path}" if path else str(SITE)
     runpy.run_path(str(SITE / "sitecustomize.py"))
