@@ -91,6 +91,7 @@ class Outcome:
     remaining: list[DriftItem] = field(default_factory=list)
     duration: float = 0.0
     release: bool = False  # the revision came from a release tag (a promotion when it succeeds)
+    retry_at: dt.datetime | None = None  # Blocked by a deny window: when it closes (the gate's clock)
 
     @property
     def exit_code(self) -> int:
@@ -599,7 +600,8 @@ class Reconciler:
                                  desired_revision=target.revision, desired_ref=target.ref)
         log.warning("reconcile.blocked", environment=env, gate=gate.code, reason=gate.reason,
                     revision=short(target.revision))
-        return Outcome(env, "Blocked", target.revision, target.ref, run_id, gate.reason, gate.code, plan)
+        return Outcome(env, "Blocked", target.revision, target.ref, run_id, gate.reason, gate.code, plan,
+                       retry_at=gate.retry_at)
 
     def _failed_without_run(
         self, env: str, revision: str | None, ref: str | None, trigger: str, reason: str

@@ -8,13 +8,14 @@ moves; a real daemon process is checked to follow ``RECONCILER_NOW``.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from reconciler import clock
 from reconciler.daemon.supervisor import Daemon
 from reconciler.errors import ConfigError
+from reconciler.reconcile import Reconciler
 from tests.conftest import World, cli, cli_process, set_clock
 from tests.daemon_support import start_daemon, wait_for
 
@@ -114,6 +115,41 @@ def test_a_release_held_by_a_window_is_applied_when_the_window_closes_on_the_rec
     assert runs[0].result == "Succeeded"
     assert runs[0].trigger == "window-closed"
     assert {run.result for run in runs[1:]} == {"Blocked"}
+
+
+class ClosingClock:
+    """Reads 10:59:58 until production has been refused, then 11:00:05: the window closes at the worst
+    moment, right after the gate looked and before the daemon plans its retry."""
+
+    def __init__(self, refused: Callable[[], bool]) -> None:
+        self.refused = refused
+
+    def __call__(self) -> dt.datetime:
+        if self.refused():
+            return dt.datetime(2026, 12, 2, 11, 0, 5, tzinfo=dt.UTC)
+        return dt.datetime(2026, 12, 2, 10, 59, 58, tzinfo=dt.UTC)
+
+
+def test_a_window_closing_just_after_the_refusal_still_releases_the_revision(
+    pyworld: World, daemon_with: list[Daemon],
+) -> None:
+    declare_window(pyworld, '{deny: "0 10 * * WED", duration: 1h, timezone: UTC}')
+    pyworld.configure(source={"url": str(pyworld.repo), "poll_interval": "1h"})  # only the window retry may apply
+    holder: list[Reconciler] = []
+    r = pyworld.reconciler(clock=ClosingClock(lambda: bool(holder) and holder[0].store.status("production").state
+                                              == "Blocked"))
+    holder.append(r)
+    assert r.reconcile("staging").result == "Succeeded"
+    pyworld.tag("v1.0.0", "Release 1.0.0")
+    daemon = Daemon(pyworld.settings(), r)
+    daemon_with.append(daemon)
+    daemon.start()
+
+    wait_for(lambda: r.store.status("production").applied_ref == "v1.0.0", timeout=60,
+             message="production to apply v1.0.0 after the window closed")
+    runs = r.store.runs("production")
+    assert [(run.result, run.trigger) for run in runs] == [("Succeeded", "window-closed"), ("Blocked", "tag")]
+    assert "inside a deny window until 2026-12-02 11:00 UTC" in (runs[1].reason or "")
 
 
 # -- a real daemon process follows RECONCILER_NOW ------------------------------------------------------------

@@ -263,25 +263,14 @@ class Daemon:
             self.state.failures.pop(env, None)
         if outcome.result in ("Succeeded", "NoChanges") and not self.stopping.is_set():
             self._promote_downstream(env)
-        if outcome.result == "Blocked" and outcome.gate == "window" and outcome.plan is not None:
-            delay = self._window_delay(env)
-            if delay is not None:
-                self._schedule(env, delay, "window-closed", f"window:{env}")
+        if outcome.result == "Blocked" and outcome.retry_at is not None:
+            # The window closes at retry_at on the reconciler's clock (which RECONCILER_NOW may set to
+            # another day); the scheduler keeps real time, so it is given the distance. A window that
+            # closed since the gate looked still gets its run, a second from now.
+            delay = max(0.0, (outcome.retry_at - self.reconciler.clock()).total_seconds()) + 1.0
+            self._schedule(env, delay, "window-closed", f"window:{env}")
         if self.notifier is not None:
             self.notifier.outcome(outcome)  # type: ignore[attr-defined]
-
-    def _window_delay(self, env: str) -> float | None:
-        """Real seconds until ``env``'s deny window closes on the reconciler's clock (+1 s), if inside one.
-
-        The window is judged on the reconciler's clock (which ``RECONCILER_NOW`` may set to another
-        day); the scheduler runs on real time, so it is given the distance, not the instant.
-        """
-        from reconciler.engine.gates import window_closes_at
-
-        spec = self.reconciler.spec(env)
-        now = self.reconciler.clock()
-        closes = window_closes_at(spec.sync.windows, now)
-        return None if closes is None else max(0.0, (closes - now).total_seconds()) + 1.0
 
     def _retry(self, env: str, delay: float, trigger: str) -> None:
         self._schedule(env, delay, trigger, f"retry:{env}")
