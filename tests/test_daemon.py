@@ -204,7 +204,7 @@ def test_sigterm_when_idle_exits_zero_without_waiting_for_the_shutdown_timeout(
     pyworld.configure(daemon={"shutdown_timeout": "10m"})
     d = daemon_for()
     d.wait_env("staging", state="Synced")
-    assert d.terminate(timeout=120) == 0  # long before the 10 minutes it would be allowed
+    assert d.terminate() == 0  # long before the 10 minutes it would be allowed
 
 
 def hold_lock(url: str, table: str, release: threading.Event, holding: threading.Event) -> None:
@@ -230,7 +230,7 @@ def test_sigterm_during_an_apply_finishes_the_change_and_exits_zero(pyworld: Wor
         d.wait_env("staging", state="Progressing")
         # It stops while the lock is still held (the holder lets go only after this): the change in
         # flight gives up on its lock timeout, and nothing waits for the holder.
-        assert d.terminate(timeout=120) == 0
+        assert d.terminate() == 0
     finally:
         release.set()
         locker.join()
@@ -285,7 +285,7 @@ def test_two_daemons_on_one_postgresql_state_store_apply_each_run_once(pyworld: 
         pyworld.write("groups.yaml", (pyworld.desired / "groups.yaml").read_text()
                       + f"---\nkind: Group\nname: team-{index}\n")
         commits.append(pyworld.commit(f"Team {index}"))
-    first.wait_env("staging", state="Synced", applied_revision=commits[-1], timeout=60)
+    first.wait_env("staging", state="Synced", applied_revision=commits[-1])
     second.wait_env("staging", state="Synced", applied_revision=commits[-1])  # both see the one truth
     runs = first.get("/api/v1/environments/staging/runs?limit=500")["runs"]
     applied = [i for r in runs for i in r["applied"]]

@@ -109,7 +109,7 @@ def test_a_release_held_by_a_window_is_applied_when_the_window_closes_on_the_rec
     assert r.store.status("production").applied_revision is None
     moment.at = dt.datetime(2026, 12, 2, 11, 0, 5, tzinfo=dt.UTC)  # the window has closed
 
-    wait_for(lambda: r.store.status("production").applied_ref == "v1.0.0", timeout=60,
+    wait_for(lambda: r.store.status("production").applied_ref == "v1.0.0",
              message="production to apply v1.0.0 once the window closed")
     runs = r.store.runs("production")
     assert runs[0].result == "Succeeded"
@@ -145,7 +145,7 @@ def test_a_window_closing_just_after_the_refusal_still_releases_the_revision(
     daemon_with.append(daemon)
     daemon.start()
 
-    wait_for(lambda: r.store.status("production").applied_ref == "v1.0.0", timeout=60,
+    wait_for(lambda: r.store.status("production").applied_ref == "v1.0.0",
              message="production to apply v1.0.0 after the window closed")
     runs = r.store.runs("production")
     assert [(run.result, run.trigger) for run in runs] == [("Succeeded", "window-closed"), ("Blocked", "tag")]

@@ -23,8 +23,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
-# Long enough for a daemon run plus one poll of the page (every 3 s), never a fixed wait.
-SETTLE_MS = 20_000
+# Long enough for a daemon run plus one poll of the page (every 3 s) on a loaded machine; a deadline,
+# never a fixed wait.
+SETTLE_MS = 60_000
 
 
 def chromium_path() -> str | None:
