@@ -493,8 +493,9 @@ def import_(
         for problem in result.problems:
             err.print(f"  {problem}", markup=False)
         raise typer.Exit(1)
+    expected = "the changes noted above" if result.notes else "no changes"
     out.print(f"\nNext: provide the missing secrets, commit {esc(out_dir)} to the repository the reconciler "
-              f"reads, then 'reconciler plan {esc(envs[0])}' (no changes expected).")
+              f"reads, then 'reconciler plan {esc(envs[0])}' ({expected} expected).")
 
 
 def main() -> None:

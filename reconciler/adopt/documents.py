@@ -52,8 +52,10 @@ ENVIRONMENT_HEADER = (
     "# destructive changes need approval). Adjust them to how this environment is promoted.\n"
 )
 PLACEHOLDER = "README.md"
+# Option keys whose literal values are treated as credentials, beyond validation's list. A Basic-auth
+# username is one: API vendors put keys there (Stripe's secret key, Segment's write key).
 _SECRET_WORDS = ("password", "secret", "token", "authorization", "api_key", "apikey", "private_key",
-                 "passphrase", "credential", "cookie", "connection_string", "access_key")
+                 "passphrase", "credential", "cookie", "connection_string", "access_key", "basic_username")
 _SCHEME = re.compile(r"(Bearer|Basic|Token|Bot|Digest) +(\S+)", re.IGNORECASE)
 _MISSING: Any = object()
 
@@ -109,12 +111,22 @@ def _holds_password(text: str) -> bool:
         return False
 
 
+def _reference(value: Any) -> bool:
+    """A secret the platform keeps as its reference (the registry); other Sensitives are hidden values."""
+    return isinstance(value, Sensitive) and SECRET_REFERENCE.search(value.template) is not None
+
+
+def _known(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return all(_known(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return all(_known(v) for v in value)
+    return _reference(value) or value is None or isinstance(value, str | bool | int | float)
+
+
 def _canonical(value: Any) -> str | None:
     """A comparable form of a live value; None for values that cannot be compared (hidden ones)."""
-    try:
-        return json.dumps(to_storable(value), sort_keys=True)
-    except TypeError:
-        return None
+    return json.dumps(to_storable(value), sort_keys=True) if _known(value) else None
 
 
 def _shown(value: Any) -> str:
@@ -127,6 +139,7 @@ class _SecretBook:
 
     def __init__(self) -> None:
         self.uses: dict[str, list[str]] = {}
+        self.created: list[str] = []  # names for values the platform held hidden or in clear
         self._owners: dict[str, tuple[str, ...]] = {}
 
     def use(self, template: str, where: str) -> None:
@@ -140,6 +153,8 @@ class _SecretBook:
         name, counter = base, 2
         while self._owners.get(name, identity) != identity:
             name, counter = f"{base}_{counter}", counter + 1
+        if name not in self._owners:
+            self.created.append(name)
         self._owners[name] = identity
         self.use(f"${{secret:{name}}}", where)
         return name
@@ -199,7 +214,7 @@ class _Builder:
 
     def convert(self, value: Any, owner: tuple[str, ...], env: str | None, secret: bool, where: str) -> Any:
         """A live value as declared: secret values become ``${secret:NAME}`` references."""
-        if isinstance(value, Sensitive):
+        if _reference(value):
             self.secrets.use(value.template, where)
             return value.template
         if isinstance(value, Mapping):
@@ -219,8 +234,8 @@ class _Builder:
             return f"{scheme.group(1)} ${{secret:{name}}}" if scheme else f"${{secret:{name}}}"
         if value is None or isinstance(value, bool | int | float):
             return value
-        # Anything else is a value the platform does not show (Retool's masked secrets): only a
-        # secret reference can declare it.
+        # Anything else is a value the platform does not show (Retool's masked secrets, read as a
+        # Sensitive without a reference): only a secret reference can declare it.
         return f"${{secret:{self.secrets.new((*owner, env or ''), where)}}}"
 
     def per_environment(
@@ -316,7 +331,7 @@ class _Builder:
                    for env, f in fields.items() if f.get("value") is not None}
             if not raw:
                 continue
-            common, rest = self.per_environment((name,), raw, secret, f"{file} ({name})")
+            common, rest = self.per_environment((name,), raw, secret, f"{file} {name}")
             per_value = {env: common for env in raw} if common is not _MISSING else rest
             values: dict[str, Any] = {}
             counts = Counter(_canonical(v) for v in per_value.values())
@@ -490,6 +505,12 @@ class _Builder:
 
     def render(self) -> Imported:
         header = HEADER.format(envs=", ".join(self.envs))
+        created = self.secrets.created
+        if created:
+            self.note(f"{len(created)} secret value{'s' if len(created) != 1 else ''} the platform hides or shows "
+                      f"in clear became new references ({', '.join(sorted(created))}): secrets are compared by what "
+                      "the reconciler wrote, so the first plan shows each as an update and the first apply writes "
+                      "the values you provide")
         out = Imported(secrets=dict(sorted(self.secrets.uses.items())), notes=list(self.notes))
         out.files["reconciler.yaml"] = (header + _dump({"version": 1, "environments": self.envs})).encode()
         for path, docs in sorted(self.docs.items()):
