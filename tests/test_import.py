@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from reconciler.adopt.documents import LiveEnvironment, build
+from reconciler.errors import ProviderError
 from reconciler.providers.base import PlatformObject
-from reconciler.providers.postgres.dumping import dump_schema
+from reconciler.providers.postgres.dumping import choose_pg_dump, clean_dump, dump_schema
 from reconciler.providers.postgres.urls import with_database
 from reconciler.source import workspace
 from tests.conftest import World, cli
@@ -274,3 +275,48 @@ def test_what_the_format_cannot_express_is_left_out_with_a_note() -> None:
     ])
     environment = yaml.safe_load(imported.files["environments/staging.yaml"])
     assert "access" not in environment
+
+
+def fake_pg_dump(tmp_path: Path, version: str) -> Path:
+    """A stand-in pg_dump that reports ``version`` and records its arguments and PGPASSWORD."""
+    script = tmp_path / f"pg_dump_{version}"
+    script.write_text(f"""#!/bin/sh
+if [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) {version}"; exit 0; fi
+printf '%s\\n' "$@" > "{tmp_path}/argv"
+printf '%s' "$PGPASSWORD" > "{tmp_path}/password"
+echo "CREATE SCHEMA public;"
+""")
+    script.chmod(0o755)
+    return script
+
+
+def test_pg_dump_gets_the_password_from_the_environment_never_the_command_line(tmp_path: Path) -> None:
+    script = fake_pg_dump(tmp_path, "16.2")
+
+    sql = dump_schema("postgresql://crm:pw-Zq8sW3pLx0@db.internal:5432/crm", ["public", "audit"], pg_dump=script)
+
+    argv = (tmp_path / "argv").read_text()
+    assert "pw-Zq8sW3pLx0" not in argv
+    assert (tmp_path / "password").read_text() == "pw-Zq8sW3pLx0"
+    assert "--schema=public\n--schema=audit\n" in argv
+    assert sql == "CREATE SCHEMA IF NOT EXISTS public;\n"
+
+
+def test_a_server_newer_than_every_pg_dump_is_refused_with_what_to_install(tmp_path: Path) -> None:
+    old = fake_pg_dump(tmp_path, "15.18")
+
+    with pytest.raises(ProviderError) as refused:
+        choose_pg_dump(16, [old])
+
+    assert str(refused.value) == (f"the newest pg_dump found ({old}, version 15) is older than the server "
+                                  "(version 16); install the PostgreSQL 16 client tools")
+    assert choose_pg_dump(15, [old, fake_pg_dump(tmp_path, "16.2")]).name == "pg_dump_16.2"
+
+
+def test_a_dump_is_made_fit_to_load_after_other_files() -> None:
+    raw = ("\\restrict abc\n-- Dumped from database version 16.2\nSET statement_timeout = 0;\nSET lock_timeout = 0;\n"
+           "SELECT pg_catalog.set_config('search_path', '', false);\nSET check_function_bodies = false;\n"
+           "CREATE SCHEMA audit;\nCREATE TABLE audit.log (id integer);\n\\unrestrict abc\n")
+
+    assert clean_dump(raw) == ("SET check_function_bodies = false;\nCREATE SCHEMA IF NOT EXISTS audit;\n"
+                               "CREATE TABLE audit.log (id integer);\n")
