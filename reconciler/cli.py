@@ -458,10 +458,12 @@ def import_(
 ) -> None:
     """Write the desired state of what already runs: the platform's objects and each database's schema.
 
-    Every secret value becomes a ${secret:NAME} reference; the names to provide are listed (never the
-    values). Exit 0 written and valid, 1 error (nothing written) or written but invalid."""
+    Every secret value becomes a ${secret:NAME} reference; the names to provide are listed, never
+    the values. Exit 0 written and valid, 1 error (nothing written) or written but invalid."""
     from reconciler.adopt.importer import parse_database, run_import
 
+    if fmt == Format.markdown:
+        fail("import reports as text or json (--format text|json)")
     with errors_as_exit():
         settings = settings_for(config)
         requests = [parse_database(spec) for spec in database or []]
