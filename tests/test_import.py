@@ -194,7 +194,8 @@ def test_values_a_platform_hides_or_shows_in_clear_become_secret_references() ->
         ("resource", "billing-api"): PlatformObject("resource", "billing-api", {
             "type": "restapi", "description": "", "folder": None,
             "options": {"base_url": "https://billing.example.com", "authorization": "Bearer tok-Zq8sW3pLx0",
-                        "api_key": hidden, "headers": {"X-Api-Token": "hdr-Zq8sW3pLx0"}},
+                        "api_key": hidden, "headers": {"X-Api-Token": "hdr-Zq8sW3pLx0"},
+                        "oauth2_token_url": "https://billing.example.com/token", "cookies_to_forward": ["session"]},
         }),
         ("config-variable", "STRIPE_KEY"): PlatformObject("config-variable", "STRIPE_KEY", {
             "description": "", "secret": True, "value": "sk-Zq8sW3pLx0"}),
@@ -210,6 +211,8 @@ def test_values_a_platform_hides_or_shows_in_clear_become_secret_references() ->
         "authorization": "Bearer ${secret:BILLING_API_AUTHORIZATION_STAGING}",
         "api_key": "${secret:BILLING_API_API_KEY_STAGING}",
         "headers": {"X-Api-Token": "${secret:BILLING_API_HEADERS_X_API_TOKEN_STAGING}"},
+        "oauth2_token_url": "https://billing.example.com/token",
+        "cookies_to_forward": ["session"],
     }
     variable = yaml.safe_load(imported.files["config/variables.yaml"])
     assert variable["values"] == {"staging": "${secret:STRIPE_KEY_STAGING}"}

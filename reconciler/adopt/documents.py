@@ -56,6 +56,7 @@ PLACEHOLDER = "README.md"
 # username is one: API vendors put keys there (Stripe's secret key, Segment's write key).
 _SECRET_WORDS = ("password", "secret", "token", "authorization", "api_key", "apikey", "private_key",
                  "passphrase", "credential", "cookie", "connection_string", "access_key", "basic_username")
+_NOT_SECRET = ("url", "uri", "_to_forward", "_type", "_lifespan", "_expiry")
 _SCHEME = re.compile(r"(Bearer|Basic|Token|Bot|Digest) +(\S+)", re.IGNORECASE)
 _MISSING: Any = object()
 
@@ -101,7 +102,10 @@ def database_url_secret(database: str, env: str) -> str:
 
 def _secret_key(key: str) -> bool:
     lowered = key.lower().replace("-", "_")
-    return lowered in SECRET_OPTION_KEYS or any(word in lowered for word in _SECRET_WORDS)
+    if lowered in SECRET_OPTION_KEYS:
+        return True
+    # Where a credential is sent, what kind it is, which cookies to pass on: settings, not secrets.
+    return not lowered.endswith(_NOT_SECRET) and any(word in lowered for word in _SECRET_WORDS)
 
 
 def _holds_password(text: str) -> bool:
