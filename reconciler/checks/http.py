@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -33,6 +33,7 @@ def run(
     basic_auth: tuple[str, str] | None,
     body: str | None,
     timeout: float,
+    redact: Callable[[str], str],
 ) -> str:
     """Send the request; return what was seen ("HTTP 200", "HTTP 200, $.status = 'ok'") or raise ``CheckFailed``."""
     what = f"{probe.method} {probe.path}"
@@ -53,20 +54,21 @@ def run(
     seen = f"HTTP {response.status_code}"
     if response.status_code != probe.status:
         raise CheckFailed(f"{what}: expected status {probe.status}, got {response.status_code}"
-                          + (f": {_snippet(content)}" if content.strip() else ""))
+                          + (f": {_snippet(content, redact)}" if content.strip() else ""))
     if probe.json_path is None:
         return seen
     try:
         document = json.loads(content)
     except ValueError:
         raise CheckFailed(f"{what}: the response is not JSON, so json_path {probe.json_path} cannot be read: "
-                          f"{_snippet(content)}") from None
+                          f"{_snippet(content, redact)}") from None
     matches = _JSONPATH.findall(probe.json_path, document)
     if not matches:
         raise CheckFailed(f"{what}: json_path {probe.json_path} matches nothing in the response")
     if probe.has_value and not _same(matches[0], probe.value):
-        raise CheckFailed(f"{what}: json_path {probe.json_path} is {_show(matches[0])}, expected {_show(probe.value)}")
-    return f"{seen}, {probe.json_path} = {_show(matches[0])}"
+        raise CheckFailed(f"{what}: json_path {probe.json_path} is {_show(matches[0], redact)}, expected "
+                          f"{_show(probe.value, redact)}")
+    return f"{seen}, {probe.json_path} = {_show(matches[0], redact)}"
 
 
 def _read(response: httpx.Response, deadline: float, timeout: float, what: str) -> bytes:
@@ -95,11 +97,15 @@ def _same(found: Any, expected: Any) -> bool:
     return bool(found == expected)
 
 
-def _show(value: Any) -> str:
-    text = json.dumps(value, default=str, ensure_ascii=False)
-    return text if len(text) <= SNIPPET else text[:SNIPPET] + "…"
+def _show(value: Any, redact: Callable[[str], str]) -> str:
+    return _clip(redact(json.dumps(value, default=str, ensure_ascii=False)))
 
 
-def _snippet(content: bytes) -> str:
-    text = " ".join(content[: SNIPPET * 4].decode("utf-8", errors="replace").split())
+def _snippet(content: bytes, redact: Callable[[str], str]) -> str:
+    """The start of a response body on one line. Redacted before it is cut: a cut through a secret
+    would leave a piece of it that no longer matches the whole value."""
+    return _clip(redact(" ".join(content.decode("utf-8", errors="replace").split())))
+
+
+def _clip(text: str) -> str:
     return text if len(text) <= SNIPPET else text[:SNIPPET] + "…"

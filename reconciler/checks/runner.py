@@ -101,7 +101,7 @@ def _run(check: PreparedCheck, expand: Resolve, redact: Redactor) -> str:
     if isinstance(probe, SqlProbe):
         url = expand(probe.url)
         redact.keep_url_password(url)
-        return sql.run(probe, url, expand(probe.query), check.timeout)
+        return sql.run(probe, url, expand(probe.query), check.timeout, redact)
     assert isinstance(probe, HttpProbe)
     if probe.problem is not None:
         raise CheckFailed(probe.problem)
@@ -114,6 +114,7 @@ def _run(check: PreparedCheck, expand: Resolve, redact: Redactor) -> str:
         basic_auth=basic,
         body=expand(probe.body) if probe.body is not None else None,
         timeout=check.timeout,
+        redact=redact,
     )
 
 

@@ -10,6 +10,7 @@ writes is refused by PostgreSQL itself. Nothing is ever committed. psycopg's err
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import psycopg
 
@@ -20,7 +21,7 @@ from reconciler.providers.postgres import sessions, urls
 LOCK_SHARE = 0.9  # of the check's timeout
 
 
-def run(probe: SqlProbe, url: str, query: str, timeout: float) -> str:
+def run(probe: SqlProbe, url: str, query: str, timeout: float, redact: Callable[[str], str]) -> str:
     """Run ``query`` on ``url``; return what was seen ("1 row", "true") or raise ``CheckFailed``."""
     problem = urls.problem(url)
     if problem is not None:
@@ -56,17 +57,17 @@ def run(probe: SqlProbe, url: str, query: str, timeout: float) -> str:
             conn.rollback()
         finally:
             conn.close()
-    return _judge(probe, rows)
+    return _judge(probe, rows, redact)
 
 
-def _judge(probe: SqlProbe, rows: list[tuple[object, ...]]) -> str:
+def _judge(probe: SqlProbe, rows: list[tuple[object, ...]], redact: Callable[[str], str]) -> str:
     count = f"{len(rows)} row{'s' if len(rows) != 1 else ''}"
     if probe.expect_true:
         if not rows or not rows[0]:
             raise CheckFailed("returned no rows; expected one whose first column is true")
         first = rows[0][0]
         if first is not True:
-            shown = "null" if first is None else repr(first)[:60]
+            shown = "null" if first is None else redact(repr(first))[:60]  # redacted before it is cut
             raise CheckFailed(f"returned {shown}; expected true")
         return "true"
     if probe.exactly is not None and len(rows) != probe.exactly:

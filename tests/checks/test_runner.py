@@ -276,3 +276,11 @@ def test_a_failed_check_does_not_stop_the_next(api: CrmApi, crm_url: str) -> Non
     broken = replace(http_check(api.url), probe=replace(http_check(api.url).probe, url="http://[::1"))
     results = run_checks([broken, sql_check("select true", expect_true=True)], resolve)
     assert [r.passed for r in results] == [False, True]
+
+
+def test_a_secret_cut_by_the_snippets_length_is_redacted_whole(api: CrmApi) -> None:
+    """The body is shortened for the message after redaction: a cut through the secret leaves no piece of it."""
+    api.routes["/padded"] = (500, b"x" * 190 + CANARY.encode() + b" and more")
+    result = run_http(http_check(api.url, path="/padded"))
+    assert result.error == "GET /padded: expected status 200, got 500: " + "x" * 190 + "(secret) a…"
+    assert CANARY[:6] not in repr(result)
