@@ -1,10 +1,11 @@
 """Run one SQL check: one statement in a READ ONLY transaction, within the check's timeout.
 
-Called by ``runner.py`` with the URL and query already resolved. The session carries
-``statement_timeout`` and ``lock_timeout`` equal to the check's timeout from its first statement
-(``providers/postgres/sessions.py``), and the transaction is opened READ ONLY, so a check that
-writes is refused by PostgreSQL itself. Nothing is ever committed. psycopg's errors are turned into
-``CheckFailed`` here; their text is redacted by the runner.
+Called by ``runner.py`` with the URL and query already resolved. The resolved query is parsed
+again first (one statement, no transaction control or COPY), so no resolved value can end the
+read-only transaction. The session carries ``statement_timeout`` (the check's timeout) and
+``lock_timeout`` from its first statement (``providers/postgres/sessions.py``), and the transaction
+is opened READ ONLY, so a check that writes is refused by PostgreSQL itself. Nothing is ever
+committed. psycopg's errors become ``CheckFailed`` here; the runner redacts their text.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 import psycopg
 
 from reconciler.checks.prepared import SqlProbe
+from reconciler.desired.validation import check_query_problem
 from reconciler.errors import CheckFailed
 from reconciler.providers.postgres import sessions, urls
 
@@ -26,6 +28,16 @@ def run(probe: SqlProbe, url: str, query: str, timeout: float, redact: Callable[
     problem = urls.problem(url)
     if problem is not None:
         raise CheckFailed(f"the URL of database {probe.database} {problem} {urls.EXPECTED}")
+    # Validation parsed the query with placeholders for its references; parsed again now that they are
+    # resolved, a value holding "; commit; delete ..." cannot end the read-only transaction and write.
+    problem = check_query_problem(query)
+    if problem is not None and problem.startswith("the query does not parse"):
+        # The template parsed at validation: a resolved value broke it. The parser's message quotes the
+        # text near the error (maybe a secret, maybe cut through one), so it is not passed on.
+        raise CheckFailed("the query does not parse once its references are resolved; check the values of its "
+                          "${secret:...} and ${config:...} references")
+    if problem is not None:
+        raise CheckFailed(problem)
     # libpq counts connect_timeout in whole seconds and treats anything under 2 as 2.
     # A lock wait gives up a little before the statement would, so the message can say it was a lock.
     lock_timeout = timeout * LOCK_SHARE

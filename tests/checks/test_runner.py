@@ -284,3 +284,18 @@ def test_a_secret_cut_by_the_snippets_length_is_redacted_whole(api: CrmApi) -> N
     result = run_http(http_check(api.url, path="/padded"))
     assert result.error == "GET /padded: expected status 200, got 500: " + "x" * 190 + "(secret) a…"
     assert CANARY[:6] not in repr(result)
+
+
+def test_a_resolved_value_cannot_smuggle_in_a_second_statement(crm_url: str) -> None:
+    """Validation parses the query with its references as placeholders; the runner parses it again once they
+    are resolved, so a secret (or config value) holding '; commit; delete ...' never reaches PostgreSQL."""
+    check = sql_check("select ${secret:FRAGMENT}", at_least=0)
+    result = run_sql(crm_url, check, FRAGMENT="1; commit; delete from customers")
+    assert (result.passed, result.error) == (False, "the query holds 3 statements; a check runs exactly one")
+    assert customers(crm_url) == 2
+
+
+def test_a_resolved_value_that_breaks_the_query_is_not_quoted(crm_url: str) -> None:
+    result = run_sql(crm_url, sql_check("select ${secret:FRAGMENT}", at_least=0), FRAGMENT="(" + CANARY)
+    assert result.error == "the query does not parse once its references are resolved; check the values of its " \
+                           "${secret:...} and ${config:...} references"
