@@ -469,6 +469,63 @@ def schemas_export(
     out.print(f"wrote {len(written)} schemas to {esc(directory)}")
 
 
+@app.command("import")
+def import_(
+    envs: Annotated[list[str], typer.Option(
+        "--env", help="Environment to read (repeatable), in promotion order, lowest first.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the desired state into.")],
+    database: Annotated[list[str] | None, typer.Option(
+        "--database", help="Managed database to dump (repeatable): NAME or NAME:schema,schema (default schema "
+        "public). Its URL comes from the secret NAME_DATABASE_URL_ENV.")] = None,
+    branch: Annotated[str, typer.Option(help="Branch the environments will track.")] = "main",
+    force: Annotated[bool, typer.Option(help="Overwrite files that already exist in --out.")] = False,
+    fmt: FormatOpt = Format.text,
+    config: ConfigOpt = None,
+) -> None:
+    """Write the desired state of what already runs: the platform's objects and each database's schema.
+
+    Every secret value becomes a ${secret:NAME} reference; the names to provide are listed, never
+    the values. Exit 0 written and valid, 1 error (nothing written) or written but invalid."""
+    from reconciler.adopt.importer import parse_database, run_import
+
+    if fmt == Format.markdown:
+        fail("import reports as text or json (--format text|json)")
+    with errors_as_exit():
+        settings = settings_for(config)
+        requests = [parse_database(spec) for spec in database or []]
+        result = run_import(settings, envs, out_dir, requests, force=force, branch=branch)
+    if fmt == Format.json:
+        emit(json.dumps({
+            "out": str(result.out), "written": result.written, "documents": result.documents,
+            "secrets": [{"name": s.name, "used_in": s.used_in, "provided": s.provided} for s in result.secrets],
+            "notes": result.notes, "valid": not result.problems,
+            "problems": [{"file": p.file, "line": p.line, "message": p.message} for p in result.problems],
+        }, indent=2))
+        raise typer.Exit(1 if result.problems else 0)
+    out.print(f"[green]wrote[/green] {len(result.written)} files to {esc(out_dir)}: {result.documents} documents, "
+              f"environments {esc(' → '.join(envs))}")
+    if result.secrets:
+        missing = sum(1 for s in result.secrets if not s.provided)
+        out.print(f"\nSecrets the documents reference ({len(result.secrets)}, {missing} not set yet; names only):")
+        width = max(len(s.name) for s in result.secrets)
+        for secret in result.secrets:
+            state = "set    " if secret.provided else "missing"
+            out.print(f"  {secret.name:<{width}}  {state}  {', '.join(secret.used_in)}", markup=False)
+    if result.notes:
+        out.print(f"\nNot imported as it runs ({len(result.notes)}); the first plan will show these:")
+        for note in result.notes:
+            out.print(f"  - {note}", markup=False)
+    if result.problems:
+        err.print(f"\n[bold red]invalid:[/bold red] the written folder has {len(result.problems)} problem"
+                  f"{'s' if len(result.problems) != 1 else ''}; fix them before committing")
+        for problem in result.problems:
+            err.print(f"  {problem}", markup=False)
+        raise typer.Exit(1)
+    expected = "the changes noted above" if result.notes else "no changes"
+    out.print(f"\nNext: provide the missing secrets, commit {esc(out_dir)} to the repository the reconciler "
+              f"reads, then 'reconciler plan {esc(envs[0])}' ({expected} expected).")
+
+
 def main() -> None:
     app()
 
