@@ -206,8 +206,8 @@ def apply(
     source: SourceOpt = None,
 ) -> None:
     """Reconcile once, with the same gates as the daemon. Exit 0 applied/nothing to do, 1 failed, 3 blocked."""
+    from reconciler.core.revisions import short
     from reconciler.reports.drift import render_plan
-    from reconciler.source.revisions import short
 
     def run(r: Any) -> int:
         outcome = r.reconcile(env, rev, trigger="cli", approvals=approve or [])

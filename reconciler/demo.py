@@ -20,13 +20,13 @@ from rich.console import Console
 from rich.panel import Panel
 
 from reconciler.config import Settings, load_settings
-from reconciler.engine import gates
+from reconciler.core import gates
+from reconciler.core.revisions import short
 from reconciler.reconcile import Outcome, Reconciler
 from reconciler.reports.drift import render_plan
 from reconciler.reports.status import render_status
 from reconciler.secrets.backends import EnvBackend, Secrets, StaticBackend
 from reconciler.source import workspace
-from reconciler.source.revisions import short
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "desired-state"
 KIND_LABEL = {"schema": "schema statement", "config-variable": "config variable"}

@@ -14,14 +14,14 @@ from rich.console import Console
 from rich.table import Table
 
 from reconciler.config import Settings
+from reconciler.core.changes import DriftItem, Risk
+from reconciler.core.compare import EnvironmentDiff, compare
+from reconciler.core.revisions import short
 from reconciler.desired.state import DesiredState
-from reconciler.engine.changes import DriftItem, Risk
-from reconciler.engine.compare import EnvironmentDiff, compare
 from reconciler.errors import ValidationError
 from reconciler.reports.drift import CHANGE_MARK, RISK_STYLE
 from reconciler.reports.values import md_cell, show
 from reconciler.source.repository import Repository
-from reconciler.source.revisions import short
 
 
 def _load(repo: Repository, settings: Settings, revision: str, required: bool) -> DesiredState | None:

@@ -27,15 +27,17 @@ from typing import Any
 import structlog
 
 from reconciler.config import Settings
+from reconciler.core import gates
+from reconciler.core.changes import Change, DriftItem
+from reconciler.core.drift import diff_objects
+from reconciler.core.objects import LiveState
+from reconciler.core.plan import Plan, Step, build_plan
+from reconciler.core.render import DesiredEnvironment, render
+from reconciler.core.revisions import Release, TagRef, is_prerelease, releases, short, tag_version
 from reconciler.desired import loader
 from reconciler.desired.models import Environment
 from reconciler.desired.state import DesiredState
 from reconciler.durations import parse_duration
-from reconciler.engine import gates
-from reconciler.engine.changes import Change, DriftItem
-from reconciler.engine.drift import diff_objects
-from reconciler.engine.plan import Plan, Step, build_plan
-from reconciler.engine.render import DesiredEnvironment, render
 from reconciler.errors import (
     Cancelled,
     NotFoundError,
@@ -46,17 +48,10 @@ from reconciler.errors import (
     ValidationError,
     clip,
 )
-from reconciler.providers.base import (
-    AppDeployment,
-    ApplyContext,
-    LiveState,
-    PlatformProvider,
-    SchemaProvider,
-)
+from reconciler.providers.base import AppDeployment, ApplyContext, PlatformProvider, SchemaProvider
 from reconciler.secrets.backends import Secrets
 from reconciler.secrets.fingerprints import Fingerprinter
-from reconciler.source.repository import Repository, TagRef
-from reconciler.source.revisions import Release, releases, short, tag_version
+from reconciler.source.repository import Repository
 from reconciler.store.store import EnvironmentStatus, Store
 
 log = structlog.get_logger(__name__)
@@ -279,7 +274,7 @@ class Reconciler:
         if version is None:
             gate = gates.Gate.block("not-a-release", f"tag {tag.name} does not match {track.tag!r} as a semver release")
             return Target(spec.name, spec, tag.target, tag.name, tag, gate)
-        if version.is_prerelease and not track.prereleases:
+        if is_prerelease(version) and not track.prereleases:
             gate = gates.Gate.block(
                 "prerelease", f"tag {tag.name} is a prerelease and {spec.name} sets prereleases: false")
             return Target(spec.name, spec, tag.target, tag.name, tag, gate)

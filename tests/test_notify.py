@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from reconciler.config import load_settings
+from reconciler.core.changes import Change, DriftItem
+from reconciler.core.plan import Plan
 from reconciler.daemon.notify import Notifier
-from reconciler.engine.changes import Change, DriftItem
-from reconciler.engine.plan import Plan
 from reconciler.reconcile import Outcome
 from reconciler.store.store import Store
 from tests.conftest import World

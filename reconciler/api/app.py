@@ -190,15 +190,12 @@ def create_app(daemon: Daemon) -> FastAPI:
     @app.get("/api/v1/environments/{env}/drift", dependencies=[read])
     def drift(env: str, format: str = "json") -> Response:
         known(env)
-        from reconciler.engine.changes import Change, DriftItem, Phase, Risk
-        from reconciler.engine.plan import Plan
+        from reconciler.core.changes import DriftItem
+        from reconciler.core.plan import Plan
 
         status = reconciler.store.status(env)
         seen = reconciler.store.drift(env)
-        items = [DriftItem(id=i["id"], kind=i["kind"], name=i["name"], field=i.get("field"),
-                           change=Change(i["change"]), declared=i.get("declared"), live=i.get("live"),
-                           risk=Risk(i.get("risk", "safe")), phase=Phase.RESOURCES, sql=i.get("sql"))
-                 for i, _ in seen]
+        items = [DriftItem.from_json(i) for i, _ in seen]
         first_seen = {i["id"]: when for i, when in seen}
         report = Plan(env, status.applied_revision, [], items)
         if format == "markdown":

@@ -31,11 +31,11 @@ import httpx
 import structlog
 
 from reconciler.config import NotifyWebhook, Settings
-from reconciler.engine.plan import Plan
+from reconciler.core.plan import Plan
+from reconciler.core.revisions import short
 from reconciler.errors import ReconcilerError, SecretError
 from reconciler.reconcile import Outcome
 from reconciler.secrets.backends import Secrets, backends_from_config
-from reconciler.source.revisions import short
 from reconciler.store.store import Store
 
 log = structlog.get_logger(__name__)

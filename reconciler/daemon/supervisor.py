@@ -23,13 +23,13 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from reconciler.config import Settings
+from reconciler.core.revisions import short
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.triggers import DRIFT_CHECK, RunQueue, Signal
 from reconciler.daemon.watch import RefWatcher
 from reconciler.durations import parse_duration
 from reconciler.errors import ReconcilerError
 from reconciler.reconcile import Outcome, Reconciler
-from reconciler.source.revisions import short
 
 log = structlog.get_logger(__name__)
 
@@ -275,7 +275,7 @@ class Daemon:
             self.notifier.outcome(outcome)  # type: ignore[attr-defined]
 
     def _window_retry(self, env: str) -> dt.datetime | None:
-        from reconciler.engine.gates import window_closes_at
+        from reconciler.core.gates import window_closes_at
 
         spec = self.reconciler.spec(env)
         closes = window_closes_at(spec.sync.windows, self.reconciler.clock())

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import pydantic
 
 from reconciler.desired import validation
-from reconciler.desired.models import BRANCH_PATTERN, KIND_MODELS, App, Database, RootConfig, Strict
+from reconciler.desired.models import BRANCH_PATTERN, KIND_MODELS, App, Database, RootConfig
 from reconciler.desired.state import AppSource, DesiredState, SqlFile
+from reconciler.desired.validation import LoadedDoc
 from reconciler.desired.yamldocs import ParsedDoc, YamlProblem, parse_documents
 from reconciler.errors import Problem, ValidationError
 from reconciler.source.trees import Entry, FileTree
@@ -45,15 +45,6 @@ PATTERN_RULES = {
 }
 ODD_FILE_NAME = "the file name holds control or invisible characters; rename the file"
 SPECIAL_FILE = "is not a regular file (a FIFO, socket or device); the desired state holds only files and folders"
-
-
-@dataclass
-class LoadedDoc:
-    file: str
-    parsed: ParsedDoc
-    kind: str
-    name: str
-    model: Strict
 
 
 def _pydantic_problems(file: str, doc: ParsedDoc, exc: pydantic.ValidationError, what: str) -> list[Problem]:

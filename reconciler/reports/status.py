@@ -6,7 +6,7 @@ import json
 from io import StringIO
 from typing import Any
 
-from reconciler.source.revisions import short
+from reconciler.core.revisions import short
 from reconciler.store.store import EnvironmentStatus, RunRecord
 
 STATE_STYLE = {"Synced": "green", "OutOfSync": "yellow", "Progressing": "cyan", "Blocked": "bold red",

@@ -16,20 +16,12 @@ from pathlib import Path
 import pygit2
 import structlog
 
+from reconciler.core.revisions import TagRef
 from reconciler.errors import ProviderError, SourceError, clip
 from reconciler.source import urls
 from reconciler.source.trees import GitTree
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class TagRef:
-    name: str
-    target: str  # the commit id the tag points at (peeled)
-    annotated: bool
-    object_id: str  # the tag object's id when annotated, else the commit id
-    message: str  # the annotated tag's message ('' for lightweight tags)
 
 
 @dataclass(frozen=True)

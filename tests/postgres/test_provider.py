@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import psycopg
 import pytest
 
-from reconciler.engine.changes import Phase, Risk
+from reconciler.core.changes import Phase, Risk
 from reconciler.errors import ProviderError, SchemaError
 from reconciler.providers.postgres import PostgresProvider
 from reconciler.providers.postgres.diffing import Inspection, MigraEngine, SchemaDiff

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from reconciler.engine.changes import DriftItem, Phase, Risk
+from reconciler.core.changes import DriftItem, Phase, Risk
 from reconciler.errors import SchemaError
 from reconciler.providers.postgres.apply import ApplySettings, apply_items
 from reconciler.providers.postgres.classify import classify

@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
+from reconciler.core.changes import DriftItem
 from reconciler.desired.models import DenyWindow, Environment
 from reconciler.durations import parse_duration
-from reconciler.engine.changes import DriftItem
 
 _APPROVE = re.compile(r"^\s*Approve:\s*(\S+)\s*$", re.MULTILINE | re.IGNORECASE)
 
