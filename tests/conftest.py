@@ -25,12 +25,12 @@ import pytest
 import structlog
 from typer.testing import CliRunner
 
+from reconciler.app.reconcile import Reconciler
+from reconciler.app.wiring import Overrides, build_reconciler
 from reconciler.cli import app
 from reconciler.config import Settings, load_settings
 from reconciler.providers.postgres.embedded import EmbeddedPostgres
-from reconciler.reconcile import Reconciler
 from reconciler.source import workspace
-from reconciler.wiring import build_reconciler
 from tests.daemon_support import to_toml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,8 +91,8 @@ class World:
     def settings(self) -> Settings:
         return load_settings(self.config)
 
-    def reconciler(self, **overrides: object) -> Reconciler:
-        r = build_reconciler(self.settings(), **overrides)
+    def reconciler(self, **overrides: Any) -> Reconciler:
+        r = build_reconciler(self.settings(), Overrides(**overrides))
         self._reconcilers.append(r)
         return r
 

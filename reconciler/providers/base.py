@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from reconciler.core.changes import Change, DriftItem
 from reconciler.core.objects import LiveState, PlatformObject
@@ -87,3 +87,29 @@ class SchemaProvider(Protocol):
     def apply(self, database: str, url: str, items: list[DriftItem]) -> list[str]:
         """Run ``items`` (one transaction, then non-transactional ones); return the ids applied."""
         ...
+
+    def compare(
+        self,
+        database: str,
+        server_url: str,
+        old_files: list[tuple[str, str]],
+        new_files: list[tuple[str, str]],
+        managed_schemas: list[str],
+    ) -> list[DriftItem]:
+        """Statements turning the schema ``old_files`` declare into the one ``new_files`` declare
+        (both loaded into scratch databases on ``server_url``; no live database is read)."""
+        ...
+
+    def warm_up(self) -> None:
+        """Load ahead of time what the first plan needs (the daemon calls it once at start)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class AppDirectory(Protocol):
+    """A platform that can tell what an app deployed in an environment uses (the registry provider):
+    its resources and config with secrets as ``Sensitive``, for ``GET /api/v1/registry/{env}/apps/{app}``."""
+
+    def app_details(self, environment: str, app: str) -> dict[str, Any] | None: ...

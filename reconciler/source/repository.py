@@ -1,6 +1,6 @@
 """Open, clone and fetch the desired-state repository, and answer questions about its history.
 
-Called by ``reconciler.reconcile`` (and through it by the CLI and the daemon). A local path is
+Called by ``reconciler.app`` (and through it by the CLI and the daemon). A local path is
 opened in place, so a commit is visible the moment it is made; a remote (``file://``, ``https://``,
 ``ssh://``) is cloned bare into the cache and fetched on demand. Every pygit2 error is turned into
 ``SourceError``/``ProviderError`` here, with the URL sanitised.

@@ -71,7 +71,7 @@ def test_target_database_down_during_apply(pyworld: World, own_pg: EmbeddedPostg
     os.environ["CRM_DB_STAGING_ADMIN_URL"] = own_pg.database_url("crm")
     r = pyworld.reconciler()
     assert r.reconcile("staging").result == "Succeeded"
-    good = r.store.status("staging").applied_revision
+    good = r.status("staging").applied_revision
     (pyworld.desired / "databases/crm/004_phone.sql").write_text(
         "alter table customers add column phone text;\nalter table customers add column mobile text;\n")
     add_group(pyworld, "auditors")
@@ -86,12 +86,12 @@ def test_target_database_down_during_apply(pyworld: World, own_pg: EmbeddedPostg
     outcome = r.reconcile("staging")
     assert outcome.result == "Failed"
     assert outcome.reason and ("connect" in outcome.reason or "server" in outcome.reason)
-    run = r.store.run(outcome.run_id or "")
+    run = r.queries.run("staging", outcome.run_id or "")
     assert run is not None and run.result == "Failed"
     assert run.applied == []  # the schema step runs first and its transaction never committed
     assert {"group:auditors", "crm:add-column:public.customers.phone"} <= {item["id"] for item in run.plan}
-    assert r.store.status("staging").applied_revision == good
-    assert r.store.status("staging").state == "Failed"
+    assert r.status("staging").applied_revision == good
+    assert r.status("staging").state == "Failed"
     # Back up: the next run converges, both columns arrive together.
     own_pg.start()
     os.environ["CRM_DB_STAGING_ADMIN_URL"] = own_pg.database_url("crm")
