@@ -30,6 +30,8 @@ from typing import Any
 import structlog
 
 from reconciler.app.queries import Queries
+from reconciler.clock import Clock
+from reconciler.clock import now as clock_now
 from reconciler.config import Settings
 from reconciler.core import gates, targets
 from reconciler.core.changes import Change, DriftItem
@@ -38,7 +40,7 @@ from reconciler.core.gates import Gate
 from reconciler.core.objects import LiveState
 from reconciler.core.outcome import DriftChecked, EnvironmentStatus, RunOutcome, RunResult, Waiting
 from reconciler.core.plan import Plan, Step, build_plan
-from reconciler.core.render import DesiredEnvironment, render
+from reconciler.core.render import DesiredDatabase, DesiredEnvironment, render
 from reconciler.core.revisions import short
 from reconciler.core.targets import Requested, Running, TagEvidence, Target
 from reconciler.desired import loader
@@ -47,6 +49,7 @@ from reconciler.desired.state import DesiredState
 from reconciler.durations import parse_duration
 from reconciler.errors import (
     Cancelled,
+    ConfigError,
     NotFoundError,
     ReconcilerError,
     SchemaError,
@@ -64,13 +67,6 @@ from reconciler.store.leases import Leases
 from reconciler.store.store import Store
 
 log = structlog.get_logger(__name__)
-
-Clock = Callable[[], dt.datetime]
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
 
 @dataclass
 class Lease:
@@ -106,10 +102,12 @@ class Reconciler:
     """The application: every operation the CLI, the daemon, the API and the dashboard use.
 
     It owns the source, the providers, the store and the secrets, and hands none of them out:
-    callers ask it (and ``app/queries.py``) for what they need.
+    callers ask it (and ``app/queries.py``) for what they need. ``clock`` answers "what time is it"
+    for deny windows and status times; by default the product's clock (``reconciler.clock.now``,
+    which ``RECONCILER_NOW`` may set).
     """
 
-    def __init__(self, parts: Parts, clock: Clock = utcnow) -> None:
+    def __init__(self, parts: Parts, clock: Clock = clock_now) -> None:
         self.settings = parts.settings
         self._repository = parts.repository
         self._store = parts.store
@@ -276,12 +274,22 @@ class Reconciler:
             assert self._schema is not None
             items.extend(self._schema.plan(
                 database.name,
-                self._secrets.resolve(database.url),
+                self._database_url(desired.name, database),
                 [(f.path, f.text) for f in database.files],
                 database.content_key,
                 database.managed_schemas,
             ))
         return items
+
+    def _database_url(self, env: str, database: DesiredDatabase) -> str:
+        """The resolved URL of ``database``; one that is not a URL is refused by its reference, never its value."""
+        assert self._schema is not None
+        url = self._secrets.resolve(database.url)
+        problem = self._schema.check_url(url)
+        if problem is not None:
+            source = database.url if self._secrets.names(database.url) else f"environments.{env}.url"
+            raise ConfigError(f"database {database.name} ({env}): the URL from {clip(source)} {problem}")
+        return url
 
     def plan(self, env: str, rev: str | None = None) -> Plan:
         target = self.desired(env, rev)
@@ -456,8 +464,8 @@ class Reconciler:
             computed = self.compute(env, target.revision)
         except ValidationError as exc:
             return self._blocked(start, gates.invalid(str(exc)))
-        except ReconcilerError as exc:
-            return self._failed(start, str(exc), exc)
+        except ReconcilerError as exc:  # live state could not be read or planned: no change was made
+            return self._failed(start, f"{exc}; nothing was applied", exc)
         plan = computed.plan
         start = replace(start, plan=plan, tree_id=computed.state.content_id)
         gate = gates.check_destructive(target.spec, plan.destructive, [*target.approvals, *approvals])
@@ -494,7 +502,8 @@ class Reconciler:
         return self._record(replace(outcome, result=RunResult.FAILED, reason=reason, retry_after=retry_after))
 
     def _blocked(self, outcome: RunOutcome, gate: Gate) -> RunOutcome:
-        blocked = self._record(replace(outcome, result=RunResult.BLOCKED, reason=gate.reason, gate=gate.code))
+        blocked = self._record(replace(outcome, result=RunResult.BLOCKED, reason=gate.reason, gate=gate.code,
+                                       retry_at=gate.retry_at))
         log.warning("reconcile.blocked", environment=outcome.environment, gate=gate.code, reason=gate.reason,
                     revision=short(outcome.revision))
         return blocked
@@ -537,7 +546,7 @@ class Reconciler:
         """
         assert self._schema is not None
         database = next(d for d in desired.databases if d.name == step.name)
-        url = self._secrets.resolve(database.url)
+        url = self._database_url(desired.name, database)
         fresh = self._schema.plan(database.name, url, [(f.path, f.text) for f in database.files],
                                   database.content_key, database.managed_schemas)
         planned = set(step.ids)

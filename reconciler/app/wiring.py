@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reconciler.app.reconcile import Clock, Parts, Reconciler
+from reconciler.app.reconcile import Parts, Reconciler
+from reconciler.clock import Clock
 from reconciler.config import Settings
 from reconciler.durations import parse_duration
 from reconciler.errors import ConfigError, SecretError

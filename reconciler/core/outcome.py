@@ -79,6 +79,7 @@ class RunOutcome:
     tree_id: str | None = None  # the Git tree id of the desired-state folder that was applied
     quiet: bool = False  # a daemon pass: repeating the last run's result adds no run record
     retry_after: float | None = None  # the failure says when trying again may help (TemporaryError.delay)
+    retry_at: dt.datetime | None = None  # Blocked by a deny window: when it closes (the gate's clock)
 
     @property
     def remaining(self) -> list[DriftItem]:

@@ -24,6 +24,7 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 
+from reconciler import clock
 from reconciler.api.app import Daemon as ApiDaemon
 from reconciler.api.app import create_app
 from reconciler.api.auth import hash_token
@@ -166,6 +167,7 @@ def http_app(daemon: ApiDaemon) -> FastAPI:
 
 
 def run_daemon(settings: Settings) -> int:
+    clock.configure()  # RECONCILER_NOW, if set, is checked (and warned about) before anything starts
     with ExitStack() as cleanup:
         # Each step registers its own undoing, so a failed start stops only what had started.
         sock = None

@@ -100,6 +100,11 @@ class SchemaProvider(Protocol):
         (both loaded into scratch databases on ``server_url``; no live database is read)."""
         ...
 
+    def check_url(self, url: str) -> str | None:
+        """What is wrong with ``url`` as a database URL, as the end of a sentence ("is not a
+        postgresql:// URL (expected ...)"), or None. Never quotes the URL: it may hold a password."""
+        ...
+
     def warm_up(self) -> None:
         """Load ahead of time what the first plan needs (the daemon calls it once at start)."""
         ...

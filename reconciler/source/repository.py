@@ -92,7 +92,9 @@ class Repository:
     def _open_or_clone(self) -> pygit2.Repository:
         if (self._path / "HEAD").exists():
             try:
-                return pygit2.Repository(str(self._path))
+                repo = pygit2.Repository(str(self._path))
+                _mirror_tags(repo)  # caches made before tags were mirrored get the setting too
+                return repo
             except pygit2.GitError as exc:
                 # The cache is ours and holds nothing that is not on the remote: clone it afresh.
                 log.warning("git.cache_corrupt", path=str(self._path), error=str(exc))
@@ -102,6 +104,7 @@ class Repository:
         try:
             repo = pygit2.init_repository(str(self._path), bare=True)
             repo.remotes.create("origin", self.url, "+refs/heads/*:refs/heads/*")
+            _mirror_tags(repo)
         except (pygit2.GitError, OSError) as exc:
             raise SourceError(f"cannot create the cache for {self.display_url}: {exc}") from exc
         return repo
@@ -113,7 +116,12 @@ class Repository:
     # -- fetching ------------------------------------------------------------------------
 
     def fetch(self) -> bool:
-        """Bring the cached clone up to date; return True when any ref moved. Local: no-op."""
+        """Bring the cached clone up to date; return True when any ref moved. Local: no-op.
+
+        Tags are mirrored exactly: a tag moved on the remote (``git push -f origin v1.0.0``) moves
+        here too and a deleted one disappears, so the promotion gates see what a local clone would
+        (the store, not the cache, remembers the first target of each tag name).
+        """
         if not self.remote:
             return False
         with self._lock:
@@ -247,3 +255,16 @@ class Repository:
     @property
     def git_dir(self) -> Path:
         return Path(self._repo.path)
+
+
+def _mirror_tags(repo: pygit2.Repository) -> None:
+    """Fetch tags only through our forced ``+refs/tags/*`` refspec.
+
+    In libgit2's default tag mode ("auto") a fetch never overwrites a tag that exists locally, even
+    with a forced refspec, so a force-pushed tag kept its old target in the cache and the moved-tag
+    gate never saw it. ``--no-tags`` turns the automatic tag following off; the explicit forced
+    refspec in ``fetch`` then updates, creates and (with prune) deletes tags like any other ref.
+    """
+    config = repo.config
+    if "remote.origin.tagopt" not in config or config["remote.origin.tagopt"] != "--no-tags":
+        config["remote.origin.tagopt"] = "--no-tags"

@@ -18,9 +18,10 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection
 
+from reconciler import clock
 from reconciler.errors import ReconcilerError, StoreError
 from reconciler.store import tables as t
-from reconciler.store.store import OWNER, Store, _owner_alive, now
+from reconciler.store.store import OWNER, Store, _owner_alive
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +40,7 @@ class Leases:
 
     def acquire(self, environment: str, ttl: float, owner: str = OWNER) -> bool:
         """Take (or renew) the lease on ``environment``; False when another live owner holds it."""
-        stamp = now()
+        stamp = clock.system()  # leases are shared between processes: the system clock, never a set one
         expires = stamp + dt.timedelta(seconds=ttl)
 
         def take(conn: Connection) -> bool:

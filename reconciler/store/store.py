@@ -25,6 +25,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection
 
+from reconciler import clock
 from reconciler.core.outcome import (
     DriftChecked,
     EnvironmentStatus,
@@ -63,7 +64,8 @@ def _owner_alive(owner: str) -> bool:
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    """When a record is written: the product's clock (``RECONCILER_NOW`` may set it)."""
+    return clock.now()
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -254,7 +256,7 @@ class Store:
             return True
         row = self._tx("read lease", lambda conn: conn.execute(
             sa.select(t.leases).where(t.leases.c.environment == run.environment)).first())
-        return row is None or row.owner != run.owner or (_utc(row.expires_at) or now()) < now()
+        return row is None or row.owner != run.owner or (_utc(row.expires_at) or clock.system()) < clock.system()
 
     def verified_in(self, environment: str, tree_id: str) -> bool:
         """True when ``tree_id`` synced and verified (zero drift) in ``environment`` at least once."""

@@ -36,11 +36,13 @@ def test_a_held_lock_times_out_retries_then_fails_with_nothing_applied(
     with psycopg.connect(url) as blocker:
         blocker.execute("lock table customers in access exclusive mode")
         with pytest.raises(LockTimeoutError) as raised:
-            apply_items(url, items, FAST, sleep=waits.append)
+            apply_items(url, items, FAST, database="crm", sleep=waits.append)
+        pid = blocker.info.backend_pid
         blocker.rollback()
     assert str(raised.value) == (
-        "crm:add-column:public.customers.phone: could not take its lock within 0.2s after 3 attempts; "
-        "nothing of this step was applied"
+        f"crm: table public.customers is locked by another session (pid {pid}, idle in transaction, "
+        "AccessExclusiveLock); crm:add-column:public.customers.phone could not take its lock "
+        "(lock_timeout 0.2s, 3 attempts); nothing of this step was applied"
     )
     assert waits == [0.01, 0.02]
     assert fetch(url, "select table_name from information_schema.tables where table_schema = 'public'") == [

@@ -1,10 +1,11 @@
 """Running one database's schema items: one guarded transaction, then the non-transactional rest.
 
 ``PostgresProvider.apply`` calls ``apply_items`` with the items of one database for one phase, in
-plan order. The transactional items run in a single transaction with ``SET LOCAL lock_timeout``
-and ``statement_timeout``; a lock timeout (or a deadlock) rolls the whole transaction back and it
-is tried again after an exponential backoff, up to ``attempts`` times, then ``LockTimeoutError``
-is raised with nothing applied. The items that cannot run in a transaction (CREATE INDEX
+plan order. The session carries ``lock_timeout`` and ``statement_timeout`` from its first
+statement (``sessions.py``). The transactional items run in a single transaction; a lock timeout
+(or a deadlock) rolls the whole transaction back and it is tried again after an exponential
+backoff, up to ``attempts`` times, then ``LockTimeoutError`` is raised with nothing applied,
+naming the relation and the session holding it (``locks.py``). The items that cannot run in a transaction (CREATE INDEX
 CONCURRENTLY, VALIDATE CONSTRAINT after a NOT VALID add, ...) run after the commit, one at a time,
 each with the same timeouts and retries; an index build that fails is dropped again so an invalid
 index never passes for the declared one.
@@ -24,7 +25,9 @@ from psycopg import errors as pgerrors
 
 from reconciler.core.changes import DriftItem
 from reconciler.errors import LockTimeoutError, ProviderError, SchemaError
-from reconciler.providers.postgres.urls import safe_url
+from reconciler.providers.postgres import locks
+from reconciler.providers.postgres.sessions import Timeouts, connect
+from reconciler.providers.postgres.urls import database_name, safe_url
 
 log = structlog.get_logger(__name__)
 
@@ -47,9 +50,14 @@ class ApplySettings:
         """Seconds to wait after failed try number ``attempt`` (1-based)."""
         return float(min(self.backoff * 2 ** (attempt - 1), self.max_backoff))
 
+    @property
+    def timeouts(self) -> Timeouts:
+        """What every session on a managed database carries (inspection's too, not only apply's)."""
+        return Timeouts(self.lock_timeout, self.statement_timeout, self.connect_timeout)
 
-def _ms(seconds: float) -> int:
-    return max(1, int(seconds * 1000))
+    def gave_up(self) -> str:
+        """How long a lock was waited for, as messages say it: ``lock_timeout 1s, 2 attempts``."""
+        return f"lock_timeout {self.lock_timeout:g}s, {self.attempts} attempt{'s' if self.attempts != 1 else ''}"
 
 
 def apply_items(
@@ -57,31 +65,34 @@ def apply_items(
     items: Sequence[DriftItem],
     settings: ApplySettings = ApplySettings(),
     *,
+    database: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[str]:
-    """Apply ``items`` to the database at ``url``; return the ids applied, in order."""
+    """Apply ``items`` to the database at ``url``; return the ids applied, in order.
+
+    ``database`` (the Database document's name) names the database in errors; without it, the
+    name in the URL does. Never the URL itself.
+    """
     for item in items:
         if item.sql is None:
             raise SchemaError(f"{item.id} carries no SQL; only schema items can be applied here")
     in_txn = [i for i in items if i.transactional]
     after = [i for i in items if not i.transactional]
     where = safe_url(url)
+    name = database or database_name(url)
     try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=settings.connect_timeout)
+        conn = connect(url, settings.timeouts)
     except psycopg.Error as exc:
         raise ProviderError(f"cannot connect to {where}: {_message(exc)}") from exc
     applied: list[str] = []
     with conn:
         if in_txn:
-            _retrying(lambda: _transaction(conn, in_txn, settings), in_txn, settings, sleep, where)
+            _retrying(lambda: _transaction(conn, in_txn), conn, name, settings, sleep, where)
             applied += [i.id for i in in_txn]
             log.info("schema transaction committed", database=where, statements=len(in_txn))
-        if after:
-            conn.execute(f"SET lock_timeout = {_ms(settings.lock_timeout)}".encode())
-            conn.execute(f"SET statement_timeout = {_ms(settings.statement_timeout)}".encode())
         for item in after:
             try:
-                _retrying(partial(_single, conn, item), [item], settings, sleep, where)
+                _retrying(partial(_single, conn, item), conn, name, settings, sleep, where)
             except (LockTimeoutError, ProviderError, SchemaError) as exc:
                 log.error("non-transactional schema statement failed", database=where, id=item.id,
                           applied=applied, error=str(exc))
@@ -100,11 +111,8 @@ class _Failed(Exception):
         self.error = error
 
 
-def _transaction(conn: psycopg.Connection[tuple[object, ...]], items: Sequence[DriftItem],
-                 settings: ApplySettings) -> None:
+def _transaction(conn: psycopg.Connection[tuple[object, ...]], items: Sequence[DriftItem]) -> None:
     with conn.transaction():
-        conn.execute(f"SET LOCAL lock_timeout = {_ms(settings.lock_timeout)}".encode())
-        conn.execute(f"SET LOCAL statement_timeout = {_ms(settings.statement_timeout)}".encode())
         # Function bodies may refer to objects created later in the same plan.
         conn.execute(b"SET LOCAL check_function_bodies = off")
         for item in items:
@@ -143,7 +151,8 @@ def _drop_invalid_index(conn: psycopg.Connection[tuple[object, ...]], qualified:
 
 def _retrying(
     run: Callable[[], None],
-    items: Sequence[DriftItem],
+    conn: psycopg.Connection[tuple[object, ...]],
+    database: str,
     settings: ApplySettings,
     sleep: Callable[[float], None],
     where: str,
@@ -162,8 +171,8 @@ def _retrying(
                     sleep(delay)
                     continue
                 raise LockTimeoutError(
-                    f"{item.id}: could not take its lock within {settings.lock_timeout:g}s "
-                    f"after {settings.attempts} attempts; nothing of this step was applied",
+                    f"{_who(conn, database, item)}; {item.id} could not take its lock ({settings.gave_up()}); "
+                    "nothing of this step was applied",
                     delay=settings.max_backoff,
                 ) from exc
             if isinstance(exc, pgerrors.QueryCanceled):
@@ -176,6 +185,16 @@ def _retrying(
             raise SchemaError(f"{item.id} failed: {_message(exc)}; nothing of this step was applied") from exc
         except psycopg.OperationalError as exc:
             raise ProviderError(f"the connection to {where} failed: {_message(exc)}") from exc
+
+
+def _who(conn: psycopg.Connection[tuple[object, ...]], database: str, item: DriftItem) -> str:
+    """Which session holds what ``item`` waited for (the transaction rolled back: ``conn`` is free)."""
+    try:
+        found = locks.holders(conn, relations=locks.relations_named(item.sql or ""), modes=[locks.ACCESS_EXCLUSIVE])
+    except psycopg.Error as exc:
+        log.warning("lock holders not found", error=type(exc).__name__)
+        found = []
+    return locks.describe(database, found)
 
 
 def _message(exc: psycopg.Error) -> str:

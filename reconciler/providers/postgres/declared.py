@@ -3,7 +3,9 @@
 ``PostgresProvider.plan`` calls ``DeclaredSchemas.get``. The SQL files of a ``Database`` (SPEC §2),
 in lexical order, are run one statement at a time in a fresh scratch database created from
 ``template0`` on the target's server (or on a configured shadow server), the result is inspected
-by the diff engine, and the scratch database is dropped, on success and on every error. A
+by the diff engine, and the scratch database is dropped, on success and on every error. Its
+sessions carry the configured ``lock_timeout`` and ``statement_timeout`` like every other
+(``sessions.py``). A
 statement that fails raises ``SchemaError`` naming the file and the line inside that file.
 
 Inspections are kept in memory, keyed by the caller's content key (the Git tree id of the schema
@@ -26,6 +28,7 @@ from pglast.parser import ParseError
 
 from reconciler.errors import ProviderError, SchemaError
 from reconciler.providers.postgres.diffing import Inspection, SchemaDiffEngine
+from reconciler.providers.postgres.sessions import Timeouts, connect
 from reconciler.providers.postgres.urls import safe_url, server_key, with_database
 
 log = structlog.get_logger(__name__)
@@ -85,13 +88,13 @@ class DeclaredSchemas:
         *,
         shadow_url: str | None = None,
         max_entries: int = 32,
-        connect_timeout: int = 10,
+        timeouts: Timeouts | None = None,
         shared: bool = False,
     ) -> None:
         self.engine = engine
         self.shadow_url = shadow_url
         self.max_entries = max_entries
-        self.connect_timeout = connect_timeout
+        self.timeouts = timeouts or Timeouts()
         if shared:
             # One cache per process: every reconciler of this process (CLI, daemon, API) reuses the
             # declared schema of a content key, whichever provider object asks.
@@ -137,7 +140,7 @@ class DeclaredSchemas:
         try:
             scratch_url = with_database(server_url, scratch)
             try:
-                conn = psycopg.connect(scratch_url, autocommit=True, connect_timeout=self.connect_timeout)
+                conn = connect(scratch_url, self.timeouts)
             except psycopg.Error as exc:
                 raise ProviderError(f"cannot connect to the scratch database on {where}: "
                                     f"{_first_line(exc)}") from exc
@@ -163,7 +166,7 @@ class DeclaredSchemas:
 
     def _admin(self, server_url: str, statement: str, where: str) -> None:
         try:
-            with psycopg.connect(server_url, autocommit=True, connect_timeout=self.connect_timeout) as conn:
+            with connect(server_url, self.timeouts) as conn:
                 conn.execute(statement.encode())
         except psycopg.errors.InsufficientPrivilege as exc:
             raise SchemaError(

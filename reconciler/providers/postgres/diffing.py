@@ -8,10 +8,13 @@ nothing outside this module imports migra or schemainspect; another engine only 
 the same two things.
 
 ``MigraEngine`` inspects with schemainspect over a SQLAlchemy 2 connection using psycopg 3 (not
-sqlbag's helpers, which do not work with these), and diffs with ``migra.Migration``, which
-accepts inspector objects, so a cached declared inspection is diffed without touching the
-database it came from. On top of migra it compares comments on tables, views, columns and
-functions, which migra ignores. Any failure to inspect or diff raises: a broken engine must
+sqlbag's helpers, which do not work with these), in a read-only transaction whose session carries
+``lock_timeout`` and ``statement_timeout`` (``sessions.py``): a table another session holds
+ACCESS EXCLUSIVE blocks schemainspect's catalog queries, and that wait must end in
+``LockTimeoutError`` after ``lock_timeout``, not in a statement timeout minutes later. It diffs
+with ``migra.Migration``, which accepts inspector objects, so a cached declared inspection is
+diffed without touching the database it came from. On top of migra it compares comments on
+tables, views, columns and functions, which migra ignores. Any failure to inspect or diff raises: a broken engine must
 never look like "no drift".
 """
 
@@ -28,7 +31,8 @@ from typing import Any, Protocol
 
 import structlog
 
-from reconciler.errors import ProviderError, SchemaError
+from reconciler.errors import LockTimeoutError, ProviderError, SchemaError
+from reconciler.providers.postgres.sessions import Timeouts, connect_args
 from reconciler.providers.postgres.urls import safe_url, sqlalchemy_url
 
 log = structlog.get_logger(__name__)
@@ -171,21 +175,18 @@ class MigraEngine:
 
     name = "migra"
 
-    def __init__(self, *, connect_timeout: int = 10, statement_timeout_ms: int = 120_000) -> None:
-        self.connect_timeout = connect_timeout
-        self.statement_timeout_ms = statement_timeout_ms
+    def __init__(self, timeouts: Timeouts | None = None) -> None:
+        self.timeouts = timeouts or Timeouts()
 
     def inspect(self, url: str, managed_schemas: Sequence[str]) -> Inspection:
         import sqlalchemy as sa
+        from psycopg import errors as pgerrors
         from sqlalchemy.pool import NullPool
 
         where = safe_url(url)
         schemas = tuple(managed_schemas)
-        engine = sa.create_engine(
-            sqlalchemy_url(url),
-            poolclass=NullPool,
-            connect_args={"connect_timeout": self.connect_timeout},
-        )
+        engine = sa.create_engine(sqlalchemy_url(url), poolclass=NullPool,
+                                  connect_args=connect_args(url, self.timeouts))
         try:
             try:
                 conn = engine.connect()
@@ -195,13 +196,18 @@ class MigraEngine:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
                 with conn.begin():
                     conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-                    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {int(self.statement_timeout_ms)}")
                     inspector = _schemainspect(conn)
                     rows = conn.execute(sa.text(_COLUMN_COMMENTS_QUERY), {"schemas": list(schemas)})
                     comments = {(r.schema, r.relation, r.column): r.description for r in rows}
                     clones = conn.execute(sa.text(_PARTITION_CLONES_QUERY), {"schemas": list(schemas)})
                     clone_keys = {(r.kind, r.schema, r.relation, r.name) for r in clones}
             except sa.exc.OperationalError as exc:
+                if isinstance(exc.orig, pgerrors.LockNotAvailable):
+                    raise LockTimeoutError(f"inspecting {where} waited longer than lock_timeout "
+                                           f"{self.timeouts.lock_timeout:g}s for a lock") from exc
+                if isinstance(exc.orig, pgerrors.QueryCanceled):
+                    raise ProviderError(f"inspecting {where} took longer than statement_timeout "
+                                        f"{self.timeouts.statement_timeout:g}s") from exc
                 raise ProviderError(f"inspecting {where} failed: {_first_line(exc.orig)}") from exc
             except sa.exc.DBAPIError as exc:
                 raise SchemaError(f"inspecting {where} failed: {_first_line(exc.orig)}") from exc

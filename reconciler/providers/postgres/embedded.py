@@ -9,6 +9,11 @@ configured: a pgserver instance whose data directory the caller chooses (for exa
 Debian's PostgreSQL 15 here) in a throw-away directory, on a unix socket only. The tests use it to
 run the same checks against a second server version. As root, the binaries run as the
 ``postgres`` system user, because PostgreSQL refuses to run as root.
+
+Both servers start without libfaketime in their environment: under its ``LD_PRELOAD`` the
+server's timers never fire, so ``lock_timeout`` and ``statement_timeout`` never end a wait, and a
+held lock hangs the session forever. The tests run the CLI and the daemon under ``faketime`` (a
+weekend date); the database server keeps the machine's real clock.
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -35,6 +43,38 @@ def socket_url(socket_dir: Path | str, *, user: str = "postgres", database: str 
     """A ``postgresql://`` URL for a server listening on a unix socket in ``socket_dir``."""
     port_part = "" if port == 5432 else f"&port={port}"
     return f"postgresql://{user}@/{database}?host={socket_dir}{port_part}"
+
+
+def _server_environment() -> dict[str, str]:
+    """Our environment without libfaketime (see the module docstring)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAKETIME")}
+    preload = [p for p in env.get("LD_PRELOAD", "").replace(":", " ").split() if "faketime" not in p]
+    if preload:
+        env["LD_PRELOAD"] = " ".join(preload)
+    else:
+        env.pop("LD_PRELOAD", None)
+    return env
+
+
+_ENVIRON_LOCK = threading.Lock()
+
+
+@contextmanager
+def _server_environ() -> Iterator[None]:
+    """``os.environ`` as ``_server_environment`` while pgserver (which passes no ``env``) starts a server."""
+    with _ENVIRON_LOCK:
+        saved = dict(os.environ)
+        clean = _server_environment()
+        if clean == saved:
+            yield
+            return
+        os.environ.clear()
+        os.environ.update(clean)
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
 
 
 class EmbeddedPostgres:
@@ -55,7 +95,8 @@ class EmbeddedPostgres:
             from pgserver.postgres_server import get_server
 
         try:
-            server = get_server(self.data_dir, cleanup_mode="stop")
+            with _server_environ():
+                server = get_server(self.data_dir, cleanup_mode="stop")
         except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
             raise ProviderError(f"the embedded PostgreSQL in {self.data_dir} did not start: {exc}") from exc
         info = server.get_postmaster_info()
@@ -125,7 +166,8 @@ class SystemPostgres:
 
     def _run(self, *args: str, timeout: float = 60.0) -> None:
         try:
-            subprocess.run([*self._as_user, *args], check=True, capture_output=True, timeout=timeout)
+            subprocess.run([*self._as_user, *args], check=True, capture_output=True, timeout=timeout,
+                           env=_server_environment())
         except subprocess.CalledProcessError as exc:
             detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
             raise ProviderError(f"{Path(args[0]).name} failed: {' '.join(detail)}") from exc

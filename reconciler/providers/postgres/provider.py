@@ -10,6 +10,12 @@ The engine calls, per ``Database`` and environment:
   non-transactional statements) and return the ids applied. Verifying is planning again: what
   remains is drift.
 
+Every session on a managed database carries ``lock_timeout`` and ``statement_timeout`` from the
+settings. Reading the live schema is retried like a schema change when a lock held by another
+session makes it time out (``attempts`` tries, exponential backoff); after the last try the
+``LockTimeoutError`` names the Database, the locked relation and the session holding it, so a
+held lock ends plan, drift and apply after about ``lock_timeout`` times ``attempts``.
+
 The first ``plan`` after an ``apply`` of the same database checks convergence: a statement that was
 just applied and is proposed again means the diff engine cannot converge on this schema, which
 raises ``SchemaError`` instead of letting the reconciler loop.
@@ -24,16 +30,18 @@ Deciding whether destructive statements may run is the core's gate, not the prov
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 
 import structlog
 
 from reconciler.core.changes import DriftItem, Risk
-from reconciler.errors import SchemaError
+from reconciler.errors import ConfigError, LockTimeoutError, SchemaError
+from reconciler.providers.postgres import locks, urls
 from reconciler.providers.postgres.apply import ApplySettings, apply_items
 from reconciler.providers.postgres.classify import classify
 from reconciler.providers.postgres.declared import DeclaredSchemas, SqlFile, content_hash
-from reconciler.providers.postgres.diffing import MigraEngine, SchemaDiffEngine
+from reconciler.providers.postgres.diffing import Inspection, MigraEngine, SchemaDiffEngine
 from reconciler.providers.postgres.urls import safe_url
 
 log = structlog.get_logger(__name__)
@@ -53,10 +61,10 @@ class PostgresProvider:
         cache_size: int = 32,
         shared_cache: bool = False,
     ) -> None:
-        self.engine: SchemaDiffEngine = engine or MigraEngine()
         self.settings = settings or ApplySettings()
+        self.engine: SchemaDiffEngine = engine or MigraEngine(self.settings.timeouts)
         self.declared = DeclaredSchemas(self.engine, shadow_url=shadow_url, max_entries=cache_size,
-                                        shared=shared_cache)
+                                        timeouts=self.settings.timeouts, shared=shared_cache)
         self._applied: dict[tuple[str, str], frozenset[str]] = {}
         self._lock = threading.Lock()
 
@@ -74,8 +82,9 @@ class PostgresProvider:
         applied successfully and is proposed again means the diff engine cannot express this
         change, and applying it again would loop; that raises ``SchemaError``.
         """
+        self._require_url(database, url)
         declared = self.declared.get(url, files, content_key, managed_schemas)
-        live = self.engine.inspect(url, managed_schemas)
+        live = self._inspect_live(database, url, managed_schemas)
         items = classify(database, self.engine.diff(live, declared))
         with self._lock:
             just_applied = self._applied.pop((database, url), frozenset())
@@ -90,6 +99,39 @@ class PostgresProvider:
                  destructive=sum(1 for i in items if i.risk == Risk.DESTRUCTIVE))
         return items
 
+    @staticmethod
+    def check_url(url: str) -> str | None:
+        """What is wrong with ``url`` as a database URL (the end of a sentence), or None; never quotes it."""
+        problem = urls.problem(url)
+        return f"{problem} {urls.EXPECTED}" if problem else None
+
+    @staticmethod
+    def _require_url(database: str, url: str) -> None:
+        problem = urls.problem(url)
+        if problem is not None:
+            raise ConfigError(f"database {database}: its URL {problem} {urls.EXPECTED}")
+
+    def _inspect_live(self, database: str, url: str, managed_schemas: Sequence[str]) -> Inspection:
+        settings = self.settings
+        for attempt in range(1, settings.attempts + 1):
+            try:
+                return self.engine.inspect(url, managed_schemas)
+            except LockTimeoutError as exc:
+                if attempt < settings.attempts:
+                    delay = settings.delay(attempt)
+                    log.warning("reading the live schema waited too long for a lock; retrying", database=database,
+                                attempt=attempt, retry_in=delay)
+                    time.sleep(delay)
+                    continue
+                # Reading needs only ACCESS SHARE, which nothing but ACCESS EXCLUSIVE blocks.
+                found = locks.holders_at(url, settings.timeouts, schemas=managed_schemas,
+                                         modes=[locks.ACCESS_EXCLUSIVE])
+                raise LockTimeoutError(
+                    f"{locks.describe(database, found)}; the live schema could not be read ({settings.gave_up()})",
+                    delay=settings.max_backoff,
+                ) from exc
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
     def apply(
         self,
         database: str,
@@ -102,7 +144,8 @@ class PostgresProvider:
         foreign = [i.id for i in items if i.kind != "schema" or i.name != database]
         if foreign:
             raise SchemaError(f"items of another database or kind passed to {database}: {', '.join(foreign)}")
-        applied = apply_items(url, items, settings or self.settings)
+        self._require_url(database, url)
+        applied = apply_items(url, items, settings or self.settings, database=database)
         by_id = {i.id: i for i in items}
         with self._lock:
             self._applied[(database, url)] = frozenset(by_id[i].sql or "" for i in applied)

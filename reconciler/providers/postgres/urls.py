@@ -11,6 +11,7 @@ from __future__ import annotations
 from urllib.parse import SplitResult, quote, urlsplit, urlunsplit
 
 SCHEMES = ("postgresql", "postgres")
+EXPECTED = "(expected postgresql://user@host:5432/db or postgresql://user@/db?host=/socket/dir)"
 
 
 def _split(url: str) -> SplitResult:
@@ -20,6 +21,23 @@ def _split(url: str) -> SplitResult:
         # could hide in it.
         raise ValueError("not a postgresql:// URL")
     return parts
+
+
+def problem(url: str) -> str | None:
+    """What is wrong with ``url`` as a database URL, as the end of a sentence; None when nothing is.
+
+    Never quotes the URL or any part of it (it may hold a password): urllib's own messages do
+    (``Port could not be cast to integer value as '54x32'``), so they are not passed on.
+    """
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (parsed lazily: a port that is no number raises only here)
+    except ValueError:
+        return ("is not a postgresql:// URL: it cannot be parsed (check the host, the port and any [ ] around "
+                "an IPv6 address)")
+    if parts.scheme not in SCHEMES:
+        return "is not a postgresql:// URL"
+    return None
 
 
 def safe_url(url: str) -> str:
