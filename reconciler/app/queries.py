@@ -18,6 +18,7 @@ from reconciler.core.changes import DriftItem
 from reconciler.core.outcome import EnvironmentStatus
 from reconciler.core.plan import Plan
 from reconciler.core.targets import Target, tracked_ref
+from reconciler.desired.models import Environment
 from reconciler.errors import ReconcilerError
 from reconciler.store.store import RunRecord, Store
 
@@ -50,6 +51,8 @@ class Source(Protocol):
 
     def known_environments(self) -> list[str]: ...
 
+    def declared_spec(self, env: str) -> Environment | None: ...
+
 
 class Queries:
     """Reads of the store joined with what Git says now; built by ``Reconciler`` as ``reconciler.queries``."""
@@ -68,6 +71,8 @@ class Queries:
             target = self.reconciler.desired(env)
         except ReconcilerError as exc:
             log.info("status.target_unknown", environment=env, error=str(exc))
+            spec = self.reconciler.declared_spec(env)  # what it tracks, from the last good desired state
+            tracked = tracked_ref(spec) if spec is not None else None
         else:
             tracked, desired_revision, desired_ref = tracked_ref(target.spec), target.revision, target.ref
         last = self.store.run(status.last_run_id) if status.last_run_id else None

@@ -186,11 +186,41 @@ class Reconciler:
         return self.control_state().environment_order
 
     def known_environments(self) -> list[str]:
-        """The declared environments, or those the store knows when the control branch cannot be read."""
+        """The declared environments; while the control branch cannot be read, those the last good
+        desired state declares and those the store knows (reads only)."""
         try:
             return self.environments()
         except ReconcilerError:
-            return sorted(self._store.statuses())
+            stored = sorted(self._store.statuses())
+            last = self.last_good_state()
+            declared = last.environment_order if last is not None else []
+            return [*declared, *(name for name in stored if name not in declared)]
+
+    def last_good_state(self) -> DesiredState | None:
+        """The desired state at the revision most recently applied anywhere that still loads, or None.
+
+        Status reports show what environments track from it while the control branch is invalid;
+        runs never take policy from it (``spec`` falls back only to the environment's own revision).
+        """
+        applied = [s for s in self._store.statuses().values() if s.applied_revision]
+        applied.sort(key=lambda s: s.updated_at or dt.datetime.min.replace(tzinfo=dt.UTC), reverse=True)
+        for status in applied:
+            assert status.applied_revision is not None
+            try:
+                return self.state_at(status.applied_revision)
+            except ReconcilerError:
+                continue
+        return None
+
+    def declared_spec(self, env: str) -> Environment | None:
+        """``env``'s policy for display: ``spec``, else as the last good desired state declares it (reads only)."""
+        try:
+            return self.spec(env)
+        except NotFoundError:
+            return None
+        except ReconcilerError:
+            last = self.last_good_state()
+            return last.environments.get(env) if last is not None else None
 
     def spec(self, env: str) -> Environment:
         """The environment's policy, as declared at the head of the control branch.
