@@ -419,16 +419,18 @@ def init(
 
 @app.command()
 def explain(
-    what: Annotated[str, typer.Argument(help="A drift id, a risk or a gate code.")], config: ConfigOpt = None,
+    what: Annotated[str, typer.Argument(help="A drift id, a risk, a gate code, a state or a run result.")],
+    config: ConfigOpt = None,
 ) -> None:
-    """Explain a drift item, a risk rule or a gate in plain words."""
-    from reconciler.explain import GATES, RISKS
+    """Explain a drift item, a risk rule, a gate, an environment state or a run result in plain words."""
+    from reconciler.explain import GATES, RESULTS, RISKS, STATES
     from reconciler.explain import explain as explain_text
 
     text = explain_text(what)
     if text is None:
-        fail(f"nothing known about {what!r}; try a drift id from a report, a risk ({', '.join(RISKS)}) "
-             f"or a gate ({', '.join(sorted(GATES))})")
+        names = sorted({*STATES, *RESULTS})
+        fail(f"nothing known about {what!r}; try a drift id from a report, a risk ({', '.join(RISKS)}), "
+             f"a gate ({', '.join(sorted(GATES))}) or a state or run result ({', '.join(names)})")
     out.print(text, markup=False)
 
 
