@@ -300,7 +300,7 @@ class Store:
 
     @staticmethod
     def _write_status(conn: Connection, status: EnvironmentStatus, stamp: dt.datetime) -> None:
-        """The one statement that writes an environment's status row (``record`` and ``set_pin`` call it)."""
+        """The one statement that writes an environment's status row (only ``record`` calls it)."""
         values = {key: getattr(status, key) for key in _STATUS_COLUMNS if key != "environment"}
         values["state"] = status.state.value
         values["updated_at"] = stamp
@@ -314,10 +314,14 @@ class Store:
 
     def set_pin(self, environment: str, revision: str | None) -> None:
         """Hold ``environment`` at ``revision`` (a full commit id), or release it with None."""
-        stamp = now()
 
+        # A pin is an operator's decision, not a status: it writes its own column and nothing else.
         def write(conn: Connection) -> None:
-            self._write_status(conn, replace(self._status(conn, environment), pinned_revision=revision), stamp)
+            where = t.environment_status.c.environment == environment
+            if conn.execute(sa.select(t.environment_status.c.environment).where(where)).first() is None:
+                conn.execute(sa.insert(t.environment_status).values(environment=environment, pinned_revision=revision))
+            else:
+                conn.execute(sa.update(t.environment_status).where(where).values(pinned_revision=revision))
 
         self._tx("write pin", write)
 
