@@ -260,6 +260,7 @@ def _progress(state_db: Path) -> tuple[str, int] | None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # 20 applies in processes: 7 min on a 2-core machine at load 14, over the 300 s default
 def test_kill_9_at_random_points_of_an_apply(pyworld: World) -> None:
     """20 seeded iterations: no partial schema, consistent run records, convergence after restart."""
     exe = str(Path(sys.executable).parent / "reconciler")
