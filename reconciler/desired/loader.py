@@ -1,6 +1,6 @@
 """Read a desired-state folder from a file tree into a validated ``DesiredState``.
 
-Called by ``reconcile.py`` (Git trees at a revision) and by ``reconciler validate`` (a working
+Called by ``app/reconcile.py`` (Git trees at a revision) and by ``reconciler validate`` (a working
 directory). Every problem is collected — bad YAML, unknown kinds and fields, missing fields,
 duplicates, broken references, literal secrets, SQL that does not parse — and raised together as
 one ``ValidationError`` whose problems each carry file and line.
@@ -15,12 +15,12 @@ from typing import Any
 import pydantic
 
 from reconciler.desired import validation
+from reconciler.desired.files import Entry, FileTree
 from reconciler.desired.models import BRANCH_PATTERN, KIND_MODELS, App, Database, RootConfig
 from reconciler.desired.state import AppSource, DesiredState, SqlFile
 from reconciler.desired.validation import LoadedDoc
 from reconciler.desired.yamldocs import ParsedDoc, YamlProblem, parse_documents
 from reconciler.errors import Problem, ValidationError
-from reconciler.source.trees import Entry, FileTree
 
 ROOT_FILE = "reconciler.yaml"
 MAX_YAML_BYTES = 1 << 20
