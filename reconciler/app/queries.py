@@ -24,6 +24,9 @@ from reconciler.store.store import RunRecord, Store
 
 log = structlog.get_logger(__name__)
 
+# RunRecord is what the store returns for a run; readers take it from here, not from the store.
+__all__ = ["DriftReport", "Queries", "RunRecord", "Source", "StatusRow"]
+
 
 @dataclass(frozen=True)
 class StatusRow:

@@ -6,14 +6,18 @@ import json
 from io import StringIO
 from typing import Any
 
-from reconciler.app.queries import StatusRow
+from reconciler.app.queries import RunRecord, StatusRow
+from reconciler.core.outcome import EnvState, RunResult
 from reconciler.core.revisions import short
-from reconciler.store.store import RunRecord
 
-STATE_STYLE = {"Synced": "green", "OutOfSync": "yellow", "Progressing": "cyan", "Blocked": "bold red",
-               "Failed": "bold red", "Unknown": "dim"}
-RESULT_STYLE = {"Succeeded": "green", "NoChanges": "green", "Failed": "bold red", "Blocked": "red",
-                "Interrupted": "yellow", "Progressing": "cyan"}
+STATE_STYLE: dict[str, str] = {
+    EnvState.SYNCED: "green", EnvState.OUT_OF_SYNC: "yellow", EnvState.PROGRESSING: "cyan",
+    EnvState.BLOCKED: "bold red", EnvState.FAILED: "bold red", EnvState.UNKNOWN: "dim",
+}
+RESULT_STYLE: dict[str, str] = {
+    RunResult.SUCCEEDED: "green", RunResult.NO_CHANGES: "green", RunResult.FAILED: "bold red",
+    RunResult.BLOCKED: "red", RunResult.INTERRUPTED: "yellow", RunResult.PROGRESSING: "cyan",
+}
 
 
 def _count(value: int | None) -> str:
