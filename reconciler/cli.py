@@ -1,4 +1,4 @@
-"""The ``reconciler`` command line (SPEC §6): thin commands over ``reconcile.Reconciler``.
+"""The ``reconciler`` command line (SPEC §6): thin commands over ``app.Reconciler`` and its queries.
 
 Exit codes: 0 success / nothing to do, 1 error, 2 changes or drift found (plan, drift, diff),
 3 blocked by a gate (apply), 4 a declared check failed (check). Errors are one plain line on
@@ -114,7 +114,7 @@ def settings_for(config: Path | None, source: str | None = None) -> Settings:
 
 
 def with_reconciler(config: Path | None, source: str | None, fn: Callable[[Any], int]) -> None:
-    from reconciler.wiring import build_reconciler
+    from reconciler.app.wiring import build_reconciler
 
     code = 0
     with errors_as_exit():
@@ -208,8 +208,8 @@ def apply(
     source: SourceOpt = None,
 ) -> None:
     """Reconcile once, with the same gates as the daemon. Exit 0 applied/nothing to do, 1 failed, 3 blocked."""
+    from reconciler.core.revisions import short
     from reconciler.reports.drift import render_plan
-    from reconciler.source.revisions import short
 
     def run(r: Any) -> int:
         outcome = r.reconcile(env, rev, trigger="cli", approvals=approve or [])
@@ -218,7 +218,8 @@ def apply(
         if fmt == Format.json:
             emit(json.dumps({
                 "environment": env, "result": outcome.result, "revision": outcome.revision, "ref": outcome.ref,
-                "run_id": outcome.run_id, "reason": outcome.reason, "gate": outcome.gate, "applied": outcome.applied,
+                "run_id": outcome.run_id, "reason": outcome.reason, "gate": outcome.gate,
+                "applied": list(outcome.applied),
                 "items": [i.as_json() for i in outcome.plan.items] if outcome.plan else [],
             }, indent=2, sort_keys=True))
             return int(outcome.exit_code)
@@ -238,7 +239,7 @@ def apply(
             reason = esc(outcome.reason).replace("\n", "\n  ")
             err.print(f"[bold red]Blocked:[/bold red] {esc(env)} stays where it is. {reason}")
         elif outcome.result == "Busy":
-            err.print(f"[yellow]Busy:[/yellow] {esc(outcome.reason)}")
+            err.print(f"[yellow]Busy:[/yellow] {esc(outcome.reason or '')}")
         else:
             err.print(f"[bold red]Failed:[/bold red] {esc(env)} at {esc(where)}: {esc(outcome.reason)}"
                       + (f" ({len(outcome.applied)} changes were applied; see 'reconciler history {env}')"
@@ -287,7 +288,7 @@ def status(fmt: FormatOpt = Format.text, config: ConfigOpt = None, source: Sourc
     from reconciler.reports.status import render_status
 
     def run(r: Any) -> int:
-        emit(render_status(fmt.value, r.status_rows()))
+        emit(render_status(fmt.value, r.queries.status_rows()))
         return 0
 
     with_reconciler(config, source, run)
@@ -306,7 +307,7 @@ def history(
 
     def run(r: Any) -> int:
         r.spec(env)
-        emit(render_history(fmt.value, env, r.store.runs(env, limit)))
+        emit(render_history(fmt.value, env, r.queries.runs(env, limit)))
         return 0
 
     with_reconciler(config, source, run)
@@ -330,7 +331,7 @@ def check(
     from reconciler.reports.checks import render_checks
 
     def run(r: Any) -> int:
-        report = check_environment(r, env, r.secrets.resolve, names)
+        report = check_environment(r, env, r.resolve_secret, names)
         emit(render_checks(fmt.value, report))
         return 0 if report.passed else CHECK_FAILED
 
@@ -381,13 +382,14 @@ def diff(
     source: SourceOpt = None,
 ) -> None:
     """Declared-state difference between two revisions, per environment (PR comments). Exit 0 none, 2 some."""
-    from reconciler.diffing import run_diff
+    from reconciler.app.diff import run_diff
+    from reconciler.reports.diff import render_diff
 
     with errors_as_exit():
         settings = settings_for(config, source)
-        code, text = run_diff(settings, base, head, env, fmt.value, shadow_url)
-    emit(text)
-    raise typer.Exit(code)
+        found = run_diff(settings, base, head, env, shadow_url)
+    emit(render_diff(fmt.value, found.environments, base, found.base_id, head, found.head_id))
+    raise typer.Exit(2 if found.count else 0)
 
 
 @app.command()
@@ -443,16 +445,18 @@ def init(
 
 @app.command()
 def explain(
-    what: Annotated[str, typer.Argument(help="A drift id, a risk or a gate code.")], config: ConfigOpt = None,
+    what: Annotated[str, typer.Argument(help="A drift id, a risk, a gate code, a state or a run result.")],
+    config: ConfigOpt = None,
 ) -> None:
-    """Explain a drift item, a risk rule or a gate in plain words."""
-    from reconciler.explain import GATES, RISKS
+    """Explain a drift item, a risk rule, a gate, an environment state or a run result in plain words."""
+    from reconciler.explain import GATES, RESULTS, RISKS, STATES
     from reconciler.explain import explain as explain_text
 
     text = explain_text(what)
     if text is None:
-        fail(f"nothing known about {what!r}; try a drift id from a report, a risk ({', '.join(RISKS)}) "
-             f"or a gate ({', '.join(sorted(GATES))})")
+        names = sorted({*STATES, *RESULTS})
+        fail(f"nothing known about {what!r}; try a drift id from a report, a risk ({', '.join(RISKS)}), "
+             f"a gate ({', '.join(sorted(GATES))}) or a state or run result ({', '.join(names)})")
     out.print(text, markup=False)
 
 

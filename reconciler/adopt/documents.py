@@ -40,10 +40,10 @@ from urllib.parse import urlsplit
 import pydantic
 import yaml
 
+from reconciler.core.objects import LiveState, PlatformObject
 from reconciler.desired.loader import PATTERN_RULES
-from reconciler.desired.models import KIND_MODELS, SECRET_REFERENCE
-from reconciler.desired.validation import DEFAULT, SECRET_OPTION_KEYS, normalise
-from reconciler.providers.base import LiveState, PlatformObject
+from reconciler.desired.models import DEFAULT, KIND_MODELS, SECRET_REFERENCE
+from reconciler.desired.validation import SECRET_OPTION_KEYS, normalise
 from reconciler.secrets.values import Sensitive, to_storable
 
 HEADER = "# Written by 'reconciler import' from what runs in {envs}. Review it, then commit it.\n"

@@ -166,7 +166,7 @@ def run_import(
     from reconciler.desired.loader import load
     from reconciler.source.trees import DirectoryTree
     from reconciler.store.store import Store
-    from reconciler.wiring import build_platform, build_secrets, resolve_setting
+    from reconciler.app.wiring import build_platform, build_secrets, resolve_setting
 
     _check_request(environments, databases, branch)
     if out.exists() and not out.is_dir():

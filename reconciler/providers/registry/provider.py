@@ -16,9 +16,10 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection
 
-from reconciler.engine.changes import Change
+from reconciler.core.changes import Change
+from reconciler.core.objects import LiveState, PlatformObject
 from reconciler.errors import ProviderError
-from reconciler.providers.base import ApplyContext, LiveState, PlatformObject
+from reconciler.providers.base import ApplyContext
 from reconciler.providers.registry import tables as t
 from reconciler.secrets.values import from_storable, to_storable
 from reconciler.sqlengines import create_tables, driver_error, engine_for
