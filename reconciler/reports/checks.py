@@ -7,7 +7,7 @@ from io import StringIO
 
 from reconciler.checks.results import CheckReport
 from reconciler.durations import format_duration
-from reconciler.source.revisions import short
+from reconciler.core.revisions import short
 
 
 def render_checks(fmt: str, report: CheckReport) -> str:
