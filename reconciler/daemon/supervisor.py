@@ -65,7 +65,9 @@ BURST_QUIET = 0.2  # a burst is over after this long without a trigger...
 MAX_BURST_WAIT = 5.0  # ...or after this long, whichever comes first
 REPLICA_TICK = 1.0  # how often a replica looks at the members, the leader lease and the other replicas' news
 LEADER_ONLY = frozenset({"poll", "watch"})  # triggers a follower ignores: the leader fetches for everyone
-FROM_REPLICA = "replica:"  # a trigger passed on by another replica (or the members changing)
+FROM_REPLICA = "replica:"  # a trigger passed on by another replica: it has told the others already
+MEMBERS_CHANGED = "rebalance"  # the live replicas changed: evaluate again, take over what is now ours
+NOT_NEWS = frozenset({"poll", "startup", MEMBERS_CHANGED})  # triggers worth telling the others only if a ref moved
 
 
 @dataclass
@@ -191,14 +193,16 @@ class Daemon:
                 continue
             if changed:
                 log.info("daemon.members_changed", members=len(self.membership.members), leader=self.membership.leader)
-                self.fetch_signal.notify(FROM_REPLICA + "takeover")
+                self.fetch_signal.notify(MEMBERS_CHANGED)
             if news is not None and news != self._seen_news:
                 self._seen_news = news
                 self.fetch_signal.notify(FROM_REPLICA + news.partition(":")[2])
 
-    def _announce(self, sources: set[str], trigger: str) -> None:
-        """Tell the other replicas about a change this daemon fetched (not about one they told us)."""
-        if self.replicas is None or all(s.startswith(FROM_REPLICA) or s == "startup" for s in sources):
+    def _announce(self, sources: set[str], trigger: str, moved: bool) -> None:
+        """Tell the other replicas about a change this daemon fetched or was told of (a webhook, an
+        unpin), unless another replica told us: it has told everyone."""
+        own = {s for s in sources if not s.startswith(FROM_REPLICA)}
+        if self.replicas is None or not own or not (moved or own - NOT_NEWS):
             return
         try:
             self.replicas.announce(trigger)
@@ -246,8 +250,7 @@ class Daemon:
             self.state.ready = True
             trigger = "commit" if "watch" in sources else next(iter(sorted(sources)))
             trigger = trigger.removeprefix(FROM_REPLICA)
-            if moved or sources - {"poll"}:
-                self._announce(sources, trigger)
+            self._announce(sources, trigger, moved)
             try:
                 self.evaluate(trigger)
             except Exception:
