@@ -48,17 +48,30 @@ class Replicas:
     def repo(self) -> Path:
         return self.base / "repo"
 
-    def start(self, count: int) -> list[DaemonProcess]:
+    hosts: dict[int, str] = field(default_factory=dict)  # pid → host name, for daemons given one of their own
+
+    def start(self, count: int, own_hosts: bool = False) -> list[DaemonProcess]:
+        """Start ``count`` daemons; with ``own_hosts`` each in a UTS namespace of its own (``unshare``,
+        needs root) named ``replica-N``, so they are different hosts to each other, as pods are: a
+        dead one is then found only by its leases expiring."""
         started = []
         for _ in range(count):
             index = len(self.daemons)
             # One system clock for all (RECONCILER_NOW empty): run records of different daemons compare.
             data_dir = self.base / f"data-{index}"
+            host = f"replica-{index}"
+            wrap = ["unshare", "--uts", "sh", "-c", f'hostname {host} && exec "$@"', "sh"] if own_hosts else None
             d = start_daemon(self.config, data_dir, env={"RECONCILER_NOW": "", "RECONCILER_DATA_DIR": str(data_dir)},
-                             name=f"replica-{index}")
+                             name=host, wrap=wrap)
+            if own_hosts:
+                self.hosts[d.proc.pid] = host
             self.daemons.append(d)
             started.append(d)
         return started
+
+    def owner(self, daemon: DaemonProcess) -> str:
+        """The lease owner name of a daemon started here (``host:pid``, as ``store.OWNER`` makes it)."""
+        return f"{self.hosts.get(daemon.proc.pid, socket.gethostname())}:{daemon.proc.pid}"
 
     def live(self) -> list[DaemonProcess]:
         return [d for d in self.daemons if d.proc.poll() is None]
@@ -92,16 +105,11 @@ class Replicas:
         rows = self._query("select owner from leases where environment = '@leader'")
         if not rows:
             return None
-        return next((d for d in self.live() if owner(d) == rows[0][0]), None)
+        return next((d for d in self.live() if self.owner(d) == rows[0][0]), None)
 
     def stop(self) -> None:
         for d in self.daemons:
             d.kill()
-
-
-def owner(daemon: DaemonProcess) -> str:
-    """The lease owner name of a daemon started here (``host:pid``, as ``store.OWNER`` makes it)."""
-    return f"{socket.gethostname()}:{daemon.proc.pid}"
 
 
 def write_desired(folder: Path, envs: list[str]) -> None:

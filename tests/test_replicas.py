@@ -18,7 +18,7 @@ import pytest
 from reconciler.app.replicas import owner_of
 from reconciler.providers.postgres.embedded import EmbeddedPostgres
 from tests.daemon_support import DaemonProcess, wait_for
-from tests.replica_support import Replicas, Run, make_replicas, owner
+from tests.replica_support import Replicas, Run, make_replicas
 from tests.test_daemon import metric
 
 ENVIRONMENTS = 8
@@ -64,7 +64,7 @@ def test_three_daemons_share_the_environments_and_take_over_from_a_killed_leader
 
     second = r.commit()
     wait_for(lambda: r.all_synced(second), message="the second commit to reach every environment")
-    members = sorted(owner(d) for d in daemons)
+    members = sorted(r.owner(d) for d in daemons)
     for env, run in applied_once(r, second).items():
         assert run.owner == owner_of(env, members), f"{env} was run by {run.owner}, not the replica it hashes to"
     leader = wait_for(r.leader, message="a leader")
@@ -80,7 +80,7 @@ def test_three_daemons_share_the_environments_and_take_over_from_a_killed_leader
     third = r.commit()
     wait_for(lambda: r.all_synced(third), message="the third commit to reach every environment after the kill")
     after = applied_once(r, third)
-    assert {run.owner for run in after.values()} <= {owner(d) for d in survivors}
+    assert {run.owner for run in after.values()} <= {r.owner(d) for d in survivors}
     never_concurrent(r)
     # The first commit too: exactly once each, whoever ran it.
     first = r.runs()[0].revision
