@@ -43,6 +43,7 @@ class Replicas:
     config: Path
     daemons: list[DaemonProcess] = field(default_factory=list)
     commits: int = 0
+    secrets: dict[str, str] = field(default_factory=dict)  # for the daemons' ``env`` secret backend
 
     @property
     def repo(self) -> Path:
@@ -61,7 +62,8 @@ class Replicas:
             data_dir = self.base / f"data-{index}"
             host = f"replica-{index}"
             wrap = ["unshare", "--uts", "sh", "-c", f'hostname {host} && exec "$@"', "sh"] if own_hosts else None
-            d = start_daemon(self.config, data_dir, env={"RECONCILER_NOW": "", "RECONCILER_DATA_DIR": str(data_dir)},
+            d = start_daemon(self.config, data_dir, env={**self.secrets, "RECONCILER_NOW": "",
+                                                  "RECONCILER_DATA_DIR": str(data_dir)},
                              name=host, wrap=wrap)
             if own_hosts:
                 self.hosts[d.proc.pid] = host
@@ -123,8 +125,9 @@ def write_desired(folder: Path, envs: list[str]) -> None:
 
 
 def make_replicas(base: Path, pg: EmbeddedPostgres, environments: int, lease_ttl: str = "10s",
-                  poll_interval: str = "1s") -> Replicas:
-    """A repository with ``environments`` environments and a configuration on a new state database."""
+                  poll_interval: str = "1s", webhook_secret: str | None = None) -> Replicas:
+    """A repository with ``environments`` environments and a configuration on a new state database;
+    with ``webhook_secret``, GitHub-style webhooks signed with it are accepted."""
     envs = [f"env-{n:02d}" for n in range(environments)]
     repo = base / "repo"
     write_desired(repo / "desired-state", envs)
@@ -138,11 +141,16 @@ def make_replicas(base: Path, pg: EmbeddedPostgres, environments: int, lease_ttl
     sa_url = state_url.replace("postgresql://", "postgresql+psycopg://", 1)
     registry_url = pg.database_url(f"registry_{suffix}").replace("postgresql://", "postgresql+psycopg://", 1)
     config = base / "reconciler.toml"
+    source = {"url": repo.resolve().as_uri(), "poll_interval": poll_interval}
+    secrets = {}
+    if webhook_secret is not None:
+        source["webhook_secret"] = "${secret:WEBHOOK_SECRET}"
+        secrets["WEBHOOK_SECRET"] = webhook_secret
     config.write_text(to_toml({
-        "source": {"url": repo.resolve().as_uri(), "poll_interval": poll_interval},
+        "source": source,
         "state": {"url": sa_url},
         "platform": {"url": registry_url},
         "secrets": {"backends": ["env"]},
         "daemon": {"lease_ttl": lease_ttl},
     }))
-    return Replicas(base, envs, state_url, config)
+    return Replicas(base, envs, state_url, config, secrets=secrets)

@@ -8,11 +8,14 @@ the others, and the next commit still reaches every environment.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections import Counter
 from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 
+import httpx
 import pytest
 
 from reconciler.app.replicas import owner_of
@@ -86,3 +89,25 @@ def test_three_daemons_share_the_environments_and_take_over_from_a_killed_leader
     first = r.runs()[0].revision
     assert first is not None
     applied_once(r, first)
+
+
+def test_a_webhook_to_a_follower_brings_a_commit_to_every_environment(tmp_path: Path, pg: EmbeddedPostgres) -> None:
+    secret = "replica-hook-secret"
+    r = make_replicas(tmp_path, pg, ENVIRONMENTS, poll_interval="1h", webhook_secret=secret)  # nobody polls
+    try:
+        daemons = r.start(3)
+        see_each_other(daemons)
+        leader = wait_for(r.leader, message="a leader")
+        first = r.commit()
+        follower = next(d for d in daemons if d is not leader)
+        body = b'{"ref": "refs/heads/main"}'
+        signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        with httpx.Client(base_url=follower.url, timeout=10) as c:
+            assert c.post("/hooks/github", content=body, headers={"X-Hub-Signature-256": signature}).status_code == 202
+        # The follower fetched and told the others: every environment, whichever replica it hashes to, applies it.
+        wait_for(lambda: r.all_synced(first), message="the commit to reach every environment")
+        members = sorted(r.owner(d) for d in daemons)
+        for env, run in applied_once(r, first).items():
+            assert run.owner == owner_of(env, members), f"{env} was run by {run.owner}"
+    finally:
+        r.stop()
