@@ -55,6 +55,10 @@ class Figures:
     interrupted: int = 0
     rerun_counts: list[int] = field(default_factory=list)
     midrun_duplicates: int = 0
+    rolling_exit_codes: list[int] = field(default_factory=list)
+    rolling_s: float = 0.0
+    rolling_bad_runs: int = 0  # Failed or Interrupted runs of the commits made during the restart
+    rolling_duplicates: int = 0
 
 
 def synced(r: Replicas, revision: str, step: float = 0.02) -> float:
@@ -142,6 +146,24 @@ def run(args: argparse.Namespace) -> Figures:
                 f.midrun_duplicates = duplicates(r, {rev})
                 print(f"mid-run takeover: {f.interrupted} interrupted, re-runs {f.rerun_counts}, "
                       f"all Synced {f.midrun_synced_s:.2f} s", flush=True)
+
+                r.start(1, own_hosts=True)
+                see_each_other(r, args.replicas)
+                start, revisions = time.monotonic(), set()
+                for d in list(r.live()):  # rolling restart: a commit, then SIGTERM one and start its successor
+                    revisions.add(r.commit())
+                    f.rolling_exit_codes.append(d.terminate())
+                    r.start(1, own_hosts=True)
+                    see_each_other(r, args.replicas)
+                last = r.commit()
+                revisions.add(last)
+                synced(r, last)
+                f.rolling_s = time.monotonic() - start
+                f.rolling_bad_runs = sum(1 for run in r.runs() if run.revision in revisions
+                                         and run.result in ("Failed", "Interrupted"))
+                f.rolling_duplicates = duplicates(r, revisions)
+                print(f"rolling restart: exit codes {f.rolling_exit_codes}, {f.rolling_bad_runs} bad runs, "
+                      f"{f.rolling_duplicates} duplicates, {f.rolling_s:.2f} s", flush=True)
             finally:
                 r.stop()
     return f
@@ -156,6 +178,9 @@ def section(f: Figures, args: argparse.Namespace, command: str, load: str) -> st
     commits = f"median {median(f.commit_s):.2f} s, max {max(f.commit_s):.2f} s"
     idle = f"{f.idle_synced_s:.2f} s (bound: lease_ttl + 1 s tick + poll = {bound:g} s)"
     victim = " (it was the leader)" if f.midrun_victim_was_leader else ""
+    rolling = (f"exit codes {f.rolling_exit_codes}, {f.rolling_bad_runs} runs Failed or Interrupted, "
+               f"{f.rolling_duplicates} duplicate applies, all `Synced` at the last commit {f.rolling_s:.1f} s "
+               "after the first")
     return f"""{HEADING}
 
 Issue 14's work sharing, measured with real processes on {machine()};
@@ -176,12 +201,16 @@ every environment's status being `Synced` at the commit, read from the state dat
 | SIGKILL of the idle leader → another replica holds the leader lease | {f.leader_takeover_s:.2f} s |
 | SIGKILL of the idle leader + a commit at once → all `Synced` | {idle} |
 | SIGKILL of a replica with a run in flight{victim} → all `Synced` | {f.midrun_synced_s:.2f} s |
-| runs recorded `Interrupted` / successful re-runs of each | {f.interrupted} / {f.rerun_counts} |
+| runs recorded `Interrupted` / re-runs of each that applied something | {f.interrupted} / {f.rerun_counts} |
 | duplicate applies after the mid-run kill | {f.midrun_duplicates} |
+| rolling restart ({len(f.rolling_exit_codes)} x: commit, SIGTERM a replica, start one; a last commit) | {rolling} |
 
-The leases expire `lease_ttl` after their last renewal (every `lease_ttl`/3), so a takeover takes
-between 2/3 and all of `lease_ttl`, plus the survivors' 1 s look at the members, plus the run. On
-one host (no `unshare`) a dead replica's rows are taken at once (its process is known gone).
+An interrupted run's environment is planned again from live state; a re-run that finds the
+interrupted run had already applied everything is `NoChanges`, which the daemon does not record
+as a run (a 0 above), and the status becomes `Synced`. The leases expire `lease_ttl` after their
+last renewal (every `lease_ttl`/3), so a takeover takes between 2/3 and all of `lease_ttl`, plus
+the survivors' 1 s look at the members, plus the run. On one host (no `unshare`) a dead replica's
+rows are taken at once (its process is known gone).
 
 Reproduce with:
 
