@@ -1,7 +1,7 @@
 """Replicas share the work (issue 14): three real ``reconciler run`` processes, one PostgreSQL state database.
 
 Every environment is applied exactly once per commit (counted in the run records), never by two
-daemons at once (the run records of one environment do not overlap), by the daemon it hashes to;
+daemons at once (the run records of one environment do not overlap), by the daemon it is assigned to;
 one daemon holds the leader lease; SIGKILL of the leader hands the lease and its environments to
 the others, and the next commit still reaches every environment.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reconciler.app.replicas import owner_of
+from reconciler.app.replicas import assign
 from reconciler.providers.postgres.embedded import EmbeddedPostgres
 from tests.daemon_support import DaemonProcess, wait_for
 from tests.replica_support import Replicas, Run, make_replicas
@@ -67,9 +67,11 @@ def test_three_daemons_share_the_environments_and_take_over_from_a_killed_leader
 
     second = r.commit()
     wait_for(lambda: r.all_synced(second), message="the second commit to reach every environment")
-    members = sorted(r.owner(d) for d in daemons)
+    owners = assign(r.envs, [r.owner(d) for d in daemons])
     for env, run in applied_once(r, second).items():
-        assert run.owner == owner_of(env, members), f"{env} was run by {run.owner}, not the replica it hashes to"
+        assert run.owner == owners[env], f"{env} was run by {run.owner}, not the replica it is assigned to"
+    per_replica = Counter(run.owner for run in applied_once(r, second).values())
+    assert max(per_replica.values()) <= -(-ENVIRONMENTS // 3), f"not spread evenly: {per_replica}"
     leader = wait_for(r.leader, message="a leader")
     assert sum(metric(d, "reconciler_leader") for d in daemons) == 1, "more than one daemon thinks it leads"
 
@@ -104,10 +106,10 @@ def test_a_webhook_to_a_follower_brings_a_commit_to_every_environment(tmp_path: 
         signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
         with httpx.Client(base_url=follower.url, timeout=10) as c:
             assert c.post("/hooks/github", content=body, headers={"X-Hub-Signature-256": signature}).status_code == 202
-        # The follower fetched and told the others: every environment, whichever replica it hashes to, applies it.
+        # The follower fetched and told the others: every environment, whichever replica runs it, applies it.
         wait_for(lambda: r.all_synced(first), message="the commit to reach every environment")
-        members = sorted(r.owner(d) for d in daemons)
+        owners = assign(r.envs, [r.owner(d) for d in daemons])
         for env, run in applied_once(r, first).items():
-            assert run.owner == owner_of(env, members), f"{env} was run by {run.owner}"
+            assert run.owner == owners[env], f"{env} was run by {run.owner}"
     finally:
         r.stop()

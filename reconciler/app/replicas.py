@@ -4,8 +4,9 @@ Called by the daemon's supervisor (``daemon/supervisor.py``), never by the CLI. 
 a membership lease (``@replica:…``) and competes for the leader lease (``@leader``), both renewed
 every ``daemon.lease_ttl``/3 and expiring after ``lease_ttl``. The leader does the singleton duties
 (polling the source, tag bookkeeping); when it sees the source move it posts a signal the others
-read. Environments are spread over the live members by rendezvous hashing (``owner_of``), so each
-is evaluated, drift-checked and run by one daemon; the per-environment run lease still guarantees
+read. Environments are spread over the live members by rendezvous hashing with bounded loads
+(``assign``: no member gets more than its share, rounded up), so each is evaluated, drift-checked
+and run by one daemon; the per-environment run lease still guarantees
 one run at a time when two daemons' views of the members differ for a moment. When a member stops
 renewing (SIGKILL, a lost node), its rows expire, the others see the member list change, and the
 environments it owned hash to them.
@@ -25,14 +26,29 @@ from reconciler.store.store import OWNER
 SOURCE_MOVED = "source-moved"
 
 
-def owner_of(environment: str, members: tuple[str, ...] | list[str]) -> str | None:
-    """The member that runs ``environment``: highest hash of (member, environment) wins.
+def _rank(environment: str, members: tuple[str, ...] | list[str]) -> list[str]:
+    """``members`` in the order ``environment`` prefers them: highest hash of (member, environment) first."""
+    return sorted(members, key=lambda m: hashlib.sha256(f"{m}\0{environment}".encode()).digest(), reverse=True)
 
-    Rendezvous hashing: when a member leaves, only its environments move, evenly to the others.
+
+def assign(environments: list[str] | tuple[str, ...], members: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Which member runs each environment: the one it prefers (rendezvous hashing) that has room.
+
+    Every member holds at most ``ceil(environments / members)``; plain rendezvous hashing can give
+    one member half of them by chance. The result depends only on the two sets, so every replica
+    that sees the same members and environments computes the same assignment; when a member leaves,
+    mostly its environments move.
     """
     if not members:
-        return None
-    return max(members, key=lambda m: hashlib.sha256(f"{m}\0{environment}".encode()).digest())
+        return {}
+    cap = -(-len(set(environments)) // len(members))
+    load = dict.fromkeys(members, 0)
+    owners = {}
+    for env in sorted(set(environments)):
+        chosen = next(m for m in _rank(env, members) if load[m] < cap)
+        load[chosen] += 1
+        owners[env] = chosen
+    return owners
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ app (``Reconciler.note``, ``Reconciler.check_drift``), which records it through 
 Several daemons on one shared state database (``app/replicas.py``): only the leader polls and
 watches the source and keeps the tag bookkeeping; whoever fetches a change (the leader, or the
 replica a webhook reached) posts it and the others fetch and evaluate too. Each daemon evaluates,
-drift-checks and runs only the environments that hash to it among the live members; when the
+drift-checks and runs only the environments assigned to it among the live members; when the
 members change (a daemon stopped or died), everyone evaluates again and takes over what is now theirs.
 """
 
@@ -30,7 +30,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from reconciler.app.reconcile import Reconciler
-from reconciler.app.replicas import Membership, owner_of
+from reconciler.app.replicas import Membership, assign
 from reconciler.config import Settings
 from reconciler.core.outcome import EnvState, RunOutcome, RunResult
 from reconciler.core.revisions import short
@@ -99,6 +99,7 @@ class Daemon:
         self.replicas = reconciler.replicas()
         self.membership = Membership(leader=True, members=())  # alone: everything is ours
         self._seen_news: str | None = None
+        self._owners: dict[str, str] = {}  # environment → the member that runs it, as of the last evaluation
         self._replica_thread = threading.Thread(target=self._replica_loop, name="replicas", daemon=True)
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -160,7 +161,7 @@ class Daemon:
         """True when this daemon runs ``env`` (always, unless it shares a state database with others)."""
         if self.replicas is None or not self.membership.members:
             return True
-        return owner_of(env, self.membership.members) == self.replicas.owner
+        return self._owners.get(env, self.replicas.owner) == self.replicas.owner
 
     def _look(self, renew: bool) -> bool:
         """Renew (when due) and look at the members and the leader lease; True when either changed."""
@@ -268,6 +269,7 @@ class Daemon:
                 self.reconciler.remember_tags()  # moved tags are judged against what was seen first
             except ReconcilerError as exc:
                 log.warning("daemon.tags_not_recorded", error=str(exc))
+        self._owners = assign(envs, self.membership.members)
         envs = [env for env in envs if self.mine(env)]  # the other replicas evaluate the rest
         self._schedule_drift_checks(envs)
         for env in envs:
