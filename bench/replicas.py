@@ -176,7 +176,7 @@ def section(f: Figures, args: argparse.Namespace, command: str, load: str) -> st
     total = sum(f.runs_per_replica.values())
     most = max(f.runs_per_replica.values(), default=0)
     commits = f"median {median(f.commit_s):.2f} s, max {max(f.commit_s):.2f} s"
-    idle = f"{f.idle_synced_s:.2f} s (bound: lease_ttl + 1 s tick + poll = {bound:g} s)"
+    idle = f"{f.idle_synced_s:.2f} s (lease_ttl + 1 s tick + poll = {bound:g} s, then the runs: see the first row)"
     victim = " (it was the leader)" if f.midrun_victim_was_leader else ""
     rolling = (f"exit codes {f.rolling_exit_codes}, {f.rolling_bad_runs} runs Failed or Interrupted, "
                f"{f.rolling_duplicates} duplicate applies, all `Synced` at the last commit {f.rolling_s:.1f} s "
