@@ -82,9 +82,12 @@ class Replicas:
     def leader(self) -> str | None:
         return self.leases.holder(LEADER)
 
-    def announce(self, trigger: str) -> None:
-        """Tell the other replicas the source moved (they fetch and evaluate, as for ``trigger``)."""
-        self.leases.post(SOURCE_MOVED, f"{uuid.uuid4().hex}:{trigger}")
+    def announce(self, trigger: str) -> str:
+        """Tell the other replicas the source moved (they fetch and evaluate, as for ``trigger``);
+        return the value posted."""
+        value = f"{uuid.uuid4().hex}:{trigger}"
+        self.leases.post(SOURCE_MOVED, value)
+        return value
 
     def announced(self) -> str | None:
         return self.leases.signal(SOURCE_MOVED)

@@ -206,8 +206,7 @@ class Daemon:
         if self.replicas is None or not own or not (moved or own - NOT_NEWS):
             return
         try:
-            self.replicas.announce(trigger)
-            self._seen_news = self.replicas.announced()
+            self._seen_news = self.replicas.announce(trigger)  # our own news: not a reason to fetch again
         except ReconcilerError as exc:
             log.warning("daemon.announce_failed", error=str(exc))
 
