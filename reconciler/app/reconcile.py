@@ -58,7 +58,14 @@ from reconciler.errors import (
     ValidationError,
     clip,
 )
-from reconciler.providers.base import AppDeployment, AppDirectory, ApplyContext, PlatformProvider, SchemaProvider
+from reconciler.providers.base import (
+    AppDeployment,
+    AppDirectory,
+    ApplyContext,
+    HandEditable,
+    PlatformProvider,
+    SchemaProvider,
+)
 from reconciler.secrets.backends import Secrets
 from reconciler.secrets.fingerprints import Fingerprinter
 from reconciler.secrets.values import Sensitive
@@ -395,10 +402,9 @@ class Reconciler:
 
     def edit_live(self, env: str, name: str, value: str) -> None:
         """Change a config variable on the platform behind Git's back (``reconciler demo`` shows drift so)."""
-        edit = getattr(self._platform, "edit_config_value", None)
-        if edit is None:
+        if not isinstance(self._platform, HandEditable):
             raise NotFoundError("this platform cannot be edited by hand here")
-        edit(env, name, value)
+        self._platform.edit_config_value(env, name, value)
 
     # -- reconciling -----------------------------------------------------------------------------
 

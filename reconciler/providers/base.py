@@ -118,3 +118,11 @@ class AppDirectory(Protocol):
     its resources and config with secrets as ``Sensitive``, for ``GET /api/v1/registry/{env}/apps/{app}``."""
 
     def app_details(self, environment: str, app: str) -> dict[str, Any] | None: ...
+
+
+@runtime_checkable
+class HandEditable(Protocol):
+    """A platform whose live config values can be changed behind Git's back (the registry provider):
+    ``reconciler demo`` uses it to show drift being found and healed."""
+
+    def edit_config_value(self, environment: str, name: str, value: str) -> None: ...
