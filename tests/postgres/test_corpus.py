@@ -10,8 +10,10 @@ directives:
 * ``-- @invisible: <reason>`` - the diff engine does not see this difference at all: the plan is
   empty (also listed in docs/schema-engine-limits.md).
 
-Every other pair must plan at least one change, apply (destructive changes allowed) and verify
-with zero drift. They run on the embedded server, one fresh database each.
+Every other pair must plan at least one change and converge in one apply the way a run applies
+it (``support.converge``: plan, additive phase planned again and applied, destructive phase
+planned again and applied with its ids approved, verify with zero drift). They run on the
+embedded server, one fresh database each.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pytest
 
 from reconciler.errors import SchemaError
 from reconciler.providers.postgres import PostgresProvider
-from tests.postgres.support import CORPUS, scalar
+from tests.postgres.support import CORPUS, converge, scalar
 
 NewDatabase = Callable[[str], str]
 
@@ -80,9 +82,9 @@ def test_pair_converges(pair: Pair, embedded_database: NewDatabase) -> None:
     assert planned, "the pair changes nothing the diff engine can see"
     if pair.limit:
         with pytest.raises(SchemaError):
-            provider.reconcile("crm", url, files, pair.name, pair.schemas, allow_destructive=True)
+            converge(provider, "crm", url, files, pair.name, pair.schemas)
         return
-    provider.reconcile("crm", url, files, pair.name, pair.schemas, allow_destructive=True)
+    converge(provider, "crm", url, files, pair.name, pair.schemas)
     assert provider.plan("crm", url, files, pair.name, pair.schemas) == []
     for query in pair.expect:
         assert scalar(url, query) is True, query

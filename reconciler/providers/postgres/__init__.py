@@ -7,6 +7,7 @@ start a local server with ``EmbeddedPostgres``. The modules, in data-flow order:
 ``declared``    SQL files -> scratch database -> inspection (cached by content key)
 ``diffing``     the ``SchemaDiffEngine`` interface and its migra implementation
 ``classify``    statements -> ``DriftItem``s with ids, risks, phases and safer rewrites (pure)
+``phases``      dependency-safe order, phases and groups of one database's statements (pure)
 ``apply``       one guarded transaction with lock/statement timeouts and retries, then the rest
 ``provider``    the façade the engine calls
 ``embedded``    pgserver-based embedded PostgreSQL, and the system PostgreSQL for tests

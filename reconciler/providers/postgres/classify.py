@@ -14,7 +14,9 @@ flag a harmless ``DROP DEFAULT``) and gets:
   SET NOT NULL, volatile defaults, rewriting type changes, constraints validated under lock),
   ``data-dependent`` (may fail on existing rows: UNIQUE, NOT NULL, CHECK, FOREIGN KEY validation),
   or ``safe``;
-* its phase: ``SCHEMA_DESTRUCTIVE`` for destructive statements, ``SCHEMA_ADDITIVE`` otherwise.
+* its phase: ``SCHEMA_DESTRUCTIVE`` for destructive statements and the statements grouped with
+  them, ``SCHEMA_ADDITIVE`` otherwise; the items come in an order where none runs before one it
+  depends on (``phases.py``).
 
 Where a safer equivalent exists it is what the item carries: ``CREATE INDEX CONCURRENTLY`` run
 outside the transaction for indexes on existing tables (and ``ADD CONSTRAINT ... USING INDEX``
@@ -41,6 +43,7 @@ from pglast.visitors import Visitor
 from reconciler.engine.changes import Change, DriftItem, Phase, Risk
 from reconciler.errors import SchemaError
 from reconciler.providers.postgres.diffing import SchemaDiff, SchemaFacts
+from reconciler.providers.postgres.phases import Statement, arrange
 
 KIND = "schema"
 ENUM_OLD_SUFFIX = "__old_version_to_be_dropped"
@@ -133,7 +136,7 @@ class _Stmt:
     replaced: bool = False
     extra_sql: tuple[str, ...] = ()
     absorbed: bool = False  # merged into another item or superseded by a rewrite
-    deferred: bool = False  # not destructive, but must run with the destructive step
+    touches_extra: frozenset[str] = frozenset()  # relations it works on beyond ``table`` and ``obj``
 
 
 def classify(database: str, diff: SchemaDiff) -> list[DriftItem]:
@@ -159,8 +162,7 @@ def classify(database: str, diff: SchemaDiff) -> list[DriftItem]:
     _enum_changes(stmts, facts)
     _constraint_validation(stmts, facts, new_relations)
     _concurrent_indexes(stmts, facts, new_relations)
-    _defer_dependent_replacements(stmts, facts)
-    return _items(database, [s for s in stmts if not s.absorbed])
+    return _items(database, [s for s in stmts if not s.absorbed], facts)
 
 
 # --- parsing helpers -------------------------------------------------------------------------
@@ -245,7 +247,7 @@ def _describe(index: int, sql: str, node: Any, facts: SchemaFacts) -> _Stmt:
                     identity=("materialized-view", name))
     if isinstance(node, ast.ViewStmt):
         name = _rangevar(node.view)
-        existed = name in facts.live_relations
+        existed = name in facts.live_relations and name not in facts.live_tables  # a view, not a table
         return stmt("create-view", name, Change.UPDATE if existed else Change.CREATE,
                     declared="view", live="view" if existed else None, identity=("view", name))
     if isinstance(node, ast.IndexStmt):
@@ -569,20 +571,6 @@ def _pair_replacements(stmts: list[_Stmt]) -> None:
             drop.risk = Risk.SAFE
 
 
-def _defer_dependent_replacements(stmts: list[_Stmt], facts: SchemaFacts) -> None:
-    """A view migra drops and recreates around a destructive change runs in the destructive step.
-
-    migra drops the views that depend on a table it changes and creates them again afterwards.
-    When that change is destructive it waits for the destructive step; the view must wait with it,
-    or the additive step would recreate it early and the change would still find it in the way.
-    """
-    touched = {s.table or s.obj for s in stmts if s.risk == Risk.DESTRUCTIVE and not s.absorbed}
-    for s in stmts:
-        view = s.identity[1] if s.replaced and s.identity and s.identity[0] in {"view", "materialized-view"} else ""
-        if facts.live_dependencies.get(view, frozenset()) & touched:
-            s.deferred = True
-
-
 def _is_enum_rename(s: _Stmt) -> bool:
     return s.action == "rename-type" and (s.declared or "").endswith(ENUM_OLD_SUFFIX)
 
@@ -653,6 +641,7 @@ def _enum_changes(stmts: list[_Stmt], facts: SchemaFacts) -> None:
         head.declared = "enum (" + ", ".join(after) + ")"
         head.live = "enum (" + ", ".join(before) + ")"
         head.identity, head.drop, head.replaced = None, False, False
+        head.touches_extra = frozenset(s.table for s in group if s.table)
         for s in group[1:]:
             s.absorbed = True
 
@@ -778,17 +767,51 @@ def _quoted(qualified: str) -> str:
 # --- items -----------------------------------------------------------------------------------
 
 
-def _items(database: str, stmts: Sequence[_Stmt]) -> list[DriftItem]:
-    items: list[DriftItem] = []
+def _touches(s: _Stmt, facts: SchemaFacts) -> frozenset[str]:
+    """The relations and types a statement works on, for ``phases.arrange``."""
+    names = set(s.touches_extra)
+    if s.table:
+        names.add(s.table)
+    if s.action in _NAMED_ACTIONS:
+        names.add(s.obj)
+    if s.action == "drop-index" and s.obj in facts.live_index_tables:
+        names.add(facts.live_index_tables[s.obj])
+    if s.action in {"grant", "revoke"}:
+        names.update(s.obj.split("/", 1)[0].split(","))
+    if s.action == "comment":
+        names.update({s.obj, s.obj.rsplit(".", 1)[0]})
+    return frozenset(names)
+
+
+_NAMED_ACTIONS = {
+    "create-table", "drop-table", "create-view", "drop-view", "create-materialized-view",
+    "drop-materialized-view", "create-sequence", "drop-sequence", "alter-sequence", "create-type", "drop-type",
+    "create-index", "drop-index", "create-domain", "drop-domain", "alter-domain",
+}
+
+
+def _items(database: str, stmts: Sequence[_Stmt], facts: SchemaFacts) -> list[DriftItem]:
+    ids: list[str] = []
     seen: dict[str, int] = {}
-    for s in stmts:
+    for s in stmts:  # numbered in the engine's order, which does not depend on the arrangement
         base = f"{database}:{s.action}:{s.obj}"
         seen[base] = seen.get(base, 0) + 1
-        item_id = base if seen[base] == 1 else f"{base}#{seen[base]}"
+        ids.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
+    arrangement = arrange([
+        Statement(action=s.action, obj=s.obj, sql=s.sql, destructive=s.risk == Risk.DESTRUCTIVE,
+                  touches=_touches(s, facts), identity=s.identity, drop=s.drop)
+        for s in stmts
+    ], facts)
+    items: list[DriftItem] = []
+    for position in arrangement.order:
+        s = stmts[position]
         sql = "\n".join((s.sql.strip(), *(x.strip() for x in s.extra_sql)))
+        detail: dict[str, object] = {"action": s.action, "replacement": s.replaced}
+        if position in arrangement.groups:
+            detail["group"] = ids[arrangement.groups[position]]
         items.append(
             DriftItem(
-                id=item_id,
+                id=ids[position],
                 kind=KIND,
                 name=database,
                 field=s.obj,
@@ -796,12 +819,10 @@ def _items(database: str, stmts: Sequence[_Stmt]) -> list[DriftItem]:
                 declared=s.declared,
                 live=s.live,
                 risk=s.risk,
-                phase=Phase.SCHEMA_DESTRUCTIVE if s.risk == Risk.DESTRUCTIVE or s.deferred
-                else Phase.SCHEMA_ADDITIVE,
+                phase=Phase.SCHEMA_DESTRUCTIVE if position in arrangement.late else Phase.SCHEMA_ADDITIVE,
                 sql=sql,
                 transactional=s.transactional,
-                detail={"action": s.action, "replacement": s.replaced},
+                detail=detail,
             )
         )
     return items
-
