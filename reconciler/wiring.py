@@ -58,6 +58,7 @@ def build_schema(settings: Settings) -> SchemaProvider:
     return PostgresProvider(
         shadow_url=settings.databases.shadow_url,
         shared_cache=True,
+        cache_dir=settings.data_dir / "cache" / "schemas",
         settings=ApplySettings(
             lock_timeout=parse_duration(settings.databases.lock_timeout),
             statement_timeout=parse_duration(settings.databases.statement_timeout),

@@ -294,7 +294,7 @@ class _Checker:
                                          "SQL contains a NUL character; remove it"))
             return
         try:
-            pglast.parser.parse_sql(file.text)
+            pglast.parser.parse_sql_json(file.text)  # as strict as parse_sql, without building the tree
         except pglast.parser.ParseError as exc:
             # pglast reports a character offset into the file, or none for "at end of input".
             end = len(file.text.rstrip())

@@ -10,16 +10,25 @@ statement that fails raises ``SchemaError`` naming the file and the line inside 
 
 Inspections are kept in memory, keyed by the caller's content key (the Git tree id of the schema
 folder, or a hash of the files) together with the managed schemas and the server, so a drift check
-of an unchanged revision only inspects the live database.
+of an unchanged revision only inspects the live database. With an ``InspectionCache``
+(``cache.py``) they are also kept on disk, keyed by the files' content, the managed schemas, the
+server's major version and the extensions it offers, and the engine's version: a new process
+(every CLI command) skips loading a declared schema any process has seen before.
+
+The scratch database is dropped in a background thread once it is inspected, so the diff does
+not wait for the drop; ``settle()`` waits for pending drops (``PostgresProvider.plan`` calls it
+before it returns, so no scratch database outlives a plan).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import psycopg
 import structlog
@@ -31,7 +40,18 @@ from reconciler.providers.postgres.diffing import Inspection, SchemaDiffEngine
 from reconciler.providers.postgres.sessions import Timeouts, connect
 from reconciler.providers.postgres.urls import safe_url, server_key, with_database
 
+if TYPE_CHECKING:
+    from reconciler.providers.postgres.cache import InspectionCache
+
 log = structlog.get_logger(__name__)
+
+# What a declared schema rendered on a server depends on besides the SQL: the major version (view
+# definitions and defaults print differently) and the extensions it can create, at which versions.
+_SERVER_FACTS_QUERY = """
+select current_setting('server_version_num')::int / 10000,
+       (select md5(coalesce(string_agg(name || '=' || coalesce(default_version, ''), ',' order by name), ''))
+        from pg_catalog.pg_available_extensions)
+"""
 
 SqlFile = tuple[str, str]  # (path relative to the desired-state root, SQL text)
 
@@ -90,11 +110,14 @@ class DeclaredSchemas:
         max_entries: int = 32,
         timeouts: Timeouts | None = None,
         shared: bool = False,
+        store: InspectionCache | None = None,
     ) -> None:
         self.engine = engine
         self.shadow_url = shadow_url
         self.max_entries = max_entries
         self.timeouts = timeouts or Timeouts()
+        self.store = store
+        self._drops: list[threading.Thread] = []
         if shared:
             # One cache per process: every reconciler of this process (CLI, daemon, API) reuses the
             # declared schema of a content key, whichever provider object asks.
@@ -103,6 +126,7 @@ class DeclaredSchemas:
             self._cache = OrderedDict()
             self._lock = threading.Lock()
         self.loads = 0  # how many times SQL files were really loaded (cache misses)
+        self.stored = 0  # how many inspections came from the on-disk cache
 
     def get(
         self,
@@ -119,12 +143,42 @@ class DeclaredSchemas:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        inspection = self.load(server_url, files, managed_schemas)
+        stored_key = self._stored_key(server_url, files, managed_schemas) if self.store is not None else None
+        inspection = self.store.get(stored_key) if self.store is not None and stored_key else None
+        if inspection is not None:
+            with self._lock:
+                self.stored += 1
+        else:
+            inspection = self.load(server_url, files, managed_schemas)
+            if self.store is not None and stored_key:
+                self.store.put(stored_key, inspection)
         with self._lock:
             self._cache[key] = inspection
             while len(self._cache) > self.max_entries:
                 self._cache.popitem(last=False)
         return inspection
+
+    def _stored_key(self, server_url: str, files: Sequence[SqlFile], managed_schemas: Sequence[str]) -> str:
+        """The on-disk cache key: the files' content and everything else the inspection depends on."""
+        where = safe_url(server_url)
+        try:
+            with connect(server_url, self.timeouts) as conn:
+                row = conn.execute(_SERVER_FACTS_QUERY.encode()).fetchone()
+        except psycopg.Error as exc:
+            raise ProviderError(f"cannot read the server version of {where}: {_first_line(exc)}") from exc
+        major, extensions = row if row is not None else (None, None)
+        return json.dumps({
+            "engine": self.engine.name, "engine_version": _engine_version(self.engine),
+            "files": content_hash(files), "schemas": list(managed_schemas),
+            "server": major, "extensions": extensions,
+        }, sort_keys=True)
+
+    def settle(self) -> None:
+        """Wait until the scratch databases of finished loads are dropped."""
+        with self._lock:
+            drops, self._drops = self._drops, []
+        for drop in drops:
+            drop.join()
 
     def clear(self) -> None:
         with self._lock:
@@ -154,7 +208,12 @@ class DeclaredSchemas:
         except BaseException:
             self._drop_quietly(server_url, scratch, where)
             raise
-        self._admin(server_url, f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)', where)
+        # The inspection is all we need: the caller diffs while the scratch database goes.
+        drop = threading.Thread(target=self._drop_quietly, args=(server_url, scratch, where),
+                                name=f"drop-{scratch}")
+        drop.start()
+        with self._lock:
+            self._drops.append(drop)
         return inspection
 
     def _drop_quietly(self, server_url: str, scratch: str, where: str) -> None:
@@ -176,6 +235,28 @@ class DeclaredSchemas:
         except psycopg.Error as exc:
             raise ProviderError(f"{statement.split(' ')[0].lower()} database on {where} failed: "
                                 f"{_first_line(exc)}") from exc
+
+
+_ENGINE_VERSIONS: dict[str, str] = {}
+
+
+def _engine_version(engine: SchemaDiffEngine) -> str:
+    """The versions of the engine's libraries and of the reconciler: an inspection made by one
+    version is never read back by another (its objects may have other fields)."""
+    name = engine.name
+    if name not in _ENGINE_VERSIONS:
+        from importlib import metadata
+
+        import reconciler
+
+        parts = [f"reconciler={reconciler.__version__}", f"format={getattr(engine, 'inspection_format', 0)}"]
+        for library in getattr(engine, "libraries", ()):
+            try:
+                parts.append(f"{library}={metadata.version(library)}")
+            except metadata.PackageNotFoundError:
+                parts.append(f"{library}=?")
+        _ENGINE_VERSIONS[name] = ",".join(parts)
+    return _ENGINE_VERSIONS[name]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -21,10 +21,13 @@ never look like "no drift".
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 import sys
+import threading
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -202,6 +205,10 @@ class MigraEngine:
     """``SchemaDiffEngine`` on migra + schemainspect (SQLAlchemy 2, psycopg 3)."""
 
     name = "migra"
+    libraries = ("migra", "schemainspect")
+    # Bumped whenever ``Inspection`` or what ``inspect`` puts in it changes, so inspections cached
+    # on disk by an older reconciler are not read back.
+    inspection_format = 2
 
     def __init__(self, timeouts: Timeouts | None = None) -> None:
         self.timeouts = timeouts or Timeouts()
@@ -247,8 +254,10 @@ class MigraEngine:
             engine.dispose()
         _restrict(inspector, schemas)
         _drop_partition_clones(inspector, clone_keys)
-        # The connection is closed; drop it so a cached inspection holds no driver objects.
+        # The connection is closed; drop it so a cached inspection holds no driver objects (and
+        # can be stored on disk: SQLAlchemy's engine and dialect do not pickle).
         inspector.c = None
+        inspector.engine, inspector.dialect = None, "postgresql"
         return Inspection(
             engine=self.name,
             schemas=schemas,
@@ -259,8 +268,9 @@ class MigraEngine:
         )
 
     def diff(self, live: Inspection, declared: Inspection) -> SchemaDiff:
-        _offer_resource_stream()
-        from migra import Migration
+        with _IMPORTING:
+            _offer_resource_stream()
+            from migra import Migration
 
         if live.engine != self.name or declared.engine != self.name:
             raise SchemaError("cannot diff inspections made by another schema engine")
@@ -479,22 +489,70 @@ def _offer_resource_stream() -> None:
     this process uses it, so when it is not loaded yet, a module offering ``resource_stream``
     stands in for it.
     """
-    if "pkg_resources" in sys.modules:
+    with _IMPORTING:
+        _offer_resource_stream_once()
+
+
+# Two threads (the live and the declared inspection) may import schemainspect at the same time.
+_IMPORTING = threading.RLock()
+
+
+@contextmanager
+def engine_imports() -> Iterator[None]:
+    """Hold while importing migra or schemainspect, or unpickling what holds their objects: the
+    import is prepared once (``_offer_resource_stream``) and never raced by another thread."""
+    with _IMPORTING:
+        _offer_resource_stream()
+        yield
+
+
+def _offer_resource_stream_once() -> None:
+    if "pkg_resources" not in sys.modules:
+        def resource_stream(module_name: str, resource: str) -> Any:
+            # As pkg_resources does: relative to the folder of the named module (or package).
+            module = sys.modules.get(module_name) or importlib.import_module(module_name)
+            return (Path(module.__file__ or "").parent / resource).open("rb")
+
+        shim = types.ModuleType("pkg_resources", "stand-in offering resource_stream (see diffing.py)")
+        shim.resource_stream = resource_stream  # type: ignore[attr-defined]
+        sys.modules["pkg_resources"] = shim
+    _name_the_caller()
+
+
+def _name_the_caller() -> None:
+    """Load ``schemainspect.misc`` first and tell it who reads its SQL files.
+
+    To find the package a bundled SQL file belongs to, ``schemainspect.misc.resource_stream``
+    walks ``inspect.stack()`` (resolving the module of every frame) for each of the 18 files
+    ``schemainspect.pg.obj`` reads when it is imported: about a second of CPU in every process
+    that inspects a schema, longer than the inspection itself on small schemas. The only caller is
+    ``schemainspect.pg.obj``, so the module is loaded ahead of its package and answers that.
+    """
+    if "schemainspect.misc" in sys.modules:
         return
+    package = importlib.util.find_spec("schemainspect")
+    if package is None or package.origin is None:
+        return
+    spec = importlib.util.spec_from_file_location("schemainspect.misc", Path(package.origin).parent / "misc.py")
+    if spec is None or spec.loader is None:
+        return
+    misc = importlib.util.module_from_spec(spec)
+    sys.modules["schemainspect.misc"] = misc
+    try:
+        spec.loader.exec_module(misc)
+    except BaseException:
+        del sys.modules["schemainspect.misc"]
+        raise
+    misc.external_caller = lambda: "schemainspect.pg.obj"  # type: ignore[attr-defined]
+    import schemainspect
 
-    def resource_stream(module_name: str, resource: str) -> Any:
-        # As pkg_resources does: relative to the folder of the named module (or package).
-        module = sys.modules.get(module_name) or importlib.import_module(module_name)
-        return (Path(module.__file__ or "").parent / resource).open("rb")
-
-    shim = types.ModuleType("pkg_resources", "stand-in offering resource_stream (see diffing.py)")
-    shim.resource_stream = resource_stream  # type: ignore[attr-defined]
-    sys.modules["pkg_resources"] = shim
+    schemainspect.misc = misc  # type: ignore[attr-defined]  # as importing it the usual way would (migra reads it)
 
 
 def _schemainspect(conn: Any) -> Any:
-    _offer_resource_stream()
-    from schemainspect.pg import PostgreSQL
+    with _IMPORTING:
+        _offer_resource_stream()
+        from schemainspect.pg import PostgreSQL
 
     return PostgreSQL(conn)
 
@@ -600,6 +658,7 @@ def _first_line(exc: BaseException | None) -> str:
 def warm_up() -> None:
     """Import migra and schemainspect now (about a second, mostly schemainspect's own start-up), so
     the first plan a daemon makes after start is not the one that pays for it."""
-    _offer_resource_stream()
-    import migra  # noqa: F401
-    import schemainspect.pg  # noqa: F401
+    with _IMPORTING:
+        _offer_resource_stream()
+        import migra  # noqa: F401
+        import schemainspect.pg  # noqa: F401

@@ -21,7 +21,9 @@ just applied and is proposed again means the diff engine cannot converge on this
 raises ``SchemaError`` instead of letting the reconciler loop.
 
 The declared side is cached per content key (the Git tree id of the schema folder), so a drift
-check of an unchanged revision only inspects the live database. Between the additive and the
+check of an unchanged revision only inspects the live database; with ``cache_dir`` also on disk
+(``cache.py``), so a new process skips loading a declared schema any process has seen. The live
+database is inspected while the declared schema loads (two threads). Between the additive and the
 destructive step of a run the engine should call ``plan`` again and apply what remains: items
 computed before the additive step may depend on objects that step changed (see
 docs/schema-management.md). ``reconcile`` does exactly that, for callers without phases.
@@ -32,6 +34,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import structlog
 
@@ -39,6 +43,7 @@ from reconciler.engine.changes import DriftItem, Phase, Risk
 from reconciler.errors import ConfigError, LockTimeoutError, SchemaError
 from reconciler.providers.postgres import locks, urls
 from reconciler.providers.postgres.apply import ApplySettings, apply_items
+from reconciler.providers.postgres.cache import InspectionCache
 from reconciler.providers.postgres.classify import classify
 from reconciler.providers.postgres.declared import DeclaredSchemas, SqlFile, content_hash
 from reconciler.providers.postgres.diffing import Inspection, MigraEngine, SchemaDiffEngine
@@ -60,11 +65,13 @@ class PostgresProvider:
         settings: ApplySettings | None = None,
         cache_size: int = 32,
         shared_cache: bool = False,
+        cache_dir: Path | None = None,
     ) -> None:
         self.settings = settings or ApplySettings()
         self.engine: SchemaDiffEngine = engine or MigraEngine(self.settings.timeouts)
+        store = InspectionCache(cache_dir) if cache_dir is not None else None
         self.declared = DeclaredSchemas(self.engine, shadow_url=shadow_url, max_entries=cache_size,
-                                        timeouts=self.settings.timeouts, shared=shared_cache)
+                                        timeouts=self.settings.timeouts, shared=shared_cache, store=store)
         self._applied: dict[tuple[str, str], frozenset[str]] = {}
         self._lock = threading.Lock()
 
@@ -83,9 +90,17 @@ class PostgresProvider:
         change, and applying it again would loop; that raises ``SchemaError``.
         """
         self._require_url(database, url)
-        declared = self.declared.get(url, files, content_key, managed_schemas)
-        live = self._inspect_live(database, url, managed_schemas)
-        items = classify(database, self.engine.diff(live, declared))
+        try:
+            with ThreadPoolExecutor(1, thread_name_prefix=f"declared-{database}") as pool:
+                # The declared schema loads (mostly the server's work) while the live one is read.
+                declared_side = pool.submit(self.declared.get, url, files, content_key, managed_schemas)
+                try:
+                    live = self._inspect_live(database, url, managed_schemas)
+                finally:
+                    declared = declared_side.result()
+            items = classify(database, self.engine.diff(live, declared))
+        finally:
+            self.declared.settle()
         with self._lock:
             just_applied = self._applied.pop((database, url), frozenset())
         repeated = [i.id for i in items if i.sql in just_applied]
@@ -196,6 +211,9 @@ class PostgresProvider:
         For pull-request previews (``reconciler diff``): both sides are loaded into scratch
         databases on ``server_url`` (or the shadow server) and diffed; no live database is read.
         """
-        old = self.declared.get(server_url, old_files, content_hash(old_files), managed_schemas)
-        new = self.declared.get(server_url, new_files, content_hash(new_files), managed_schemas)
-        return classify(database, self.engine.diff(old, new))
+        try:
+            old = self.declared.get(server_url, old_files, content_hash(old_files), managed_schemas)
+            new = self.declared.get(server_url, new_files, content_hash(new_files), managed_schemas)
+            return classify(database, self.engine.diff(old, new))
+        finally:
+            self.declared.settle()
