@@ -123,12 +123,28 @@ def _transaction(conn: psycopg.Connection[tuple[object, ...]], items: Sequence[D
 
 
 def _single(conn: psycopg.Connection[tuple[object, ...]], item: DriftItem) -> None:
+    detail = item.detail or {}
     try:
-        conn.execute((item.sql or "").encode())
+        # An item with steps runs them one transaction each (a long validation scan, then a short
+        # lock); every step is safe to run again when a retry starts over.
+        for statement in detail.get("steps") or [item.sql or ""]:
+            conn.execute(str(statement).encode())
     except psycopg.Error as exc:
-        if (item.detail or {}).get("action") == "create-index" and item.field:
+        if detail.get("action") == "create-index" and item.field:
             _drop_invalid_index(conn, item.field)
+        elif detail.get("on_failure") and not isinstance(exc, _LOCK_ERRORS):
+            _clean_up(conn, item, str(detail["on_failure"]))
         raise _Failed(item, exc) from exc
+
+
+def _clean_up(conn: psycopg.Connection[tuple[object, ...]], item: DriftItem, statement: str) -> None:
+    # What the item's earlier half left behind (the NOT VALID check of a SET NOT NULL that found
+    # NULLs) goes, so the next plan starts from the declared schema, not from a helper object.
+    try:
+        conn.execute(statement.encode())
+        log.warning("cleaned up after a failed schema statement", id=item.id)
+    except psycopg.Error as exc:
+        log.warning("could not clean up after a failed schema statement", id=item.id, error=_message(exc))
 
 
 def _drop_invalid_index(conn: psycopg.Connection[tuple[object, ...]], qualified: str) -> None:

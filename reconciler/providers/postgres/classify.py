@@ -137,6 +137,8 @@ class _Stmt:
     extra_sql: tuple[str, ...] = ()
     absorbed: bool = False  # merged into another item or superseded by a rewrite
     touches_extra: frozenset[str] = frozenset()  # relations it works on beyond ``table`` and ``obj``
+    steps: tuple[str, ...] = ()  # statements apply runs one transaction each (non-transactional items)
+    on_failure: str | None = None  # what apply runs when the item fails for a reason other than a lock
 
 
 def classify(database: str, diff: SchemaDiff) -> list[DriftItem]:
@@ -162,6 +164,7 @@ def classify(database: str, diff: SchemaDiff) -> list[DriftItem]:
     _enum_changes(stmts, facts)
     _constraint_validation(stmts, facts, new_relations)
     _concurrent_indexes(stmts, facts, new_relations)
+    stmts = _not_null_through_a_check(stmts, facts, new_relations, partitioned)
     return _items(database, [s for s in stmts if not s.absorbed], facts)
 
 
@@ -724,6 +727,40 @@ def _concurrent_indexes(stmts: list[_Stmt], facts: SchemaFacts, new_relations: s
             u.risk = Risk.DATA_DEPENDENT if kind == _CT.CONSTR_PRIMARY else Risk.SAFE
 
 
+def _not_null_through_a_check(stmts: list[_Stmt], facts: SchemaFacts, new_relations: set[str],
+                              partitioned: set[str]) -> list[_Stmt]:
+    """SET NOT NULL on an existing table without scanning it under ACCESS EXCLUSIVE.
+
+    PostgreSQL 12 and later skip the scan of ``SET NOT NULL`` when a validated ``CHECK (col IS NOT
+    NULL)`` proves it. So: the check is added ``NOT VALID`` in the transaction (a short lock, no
+    scan); after it, one item validates it (a scan that lets writes through), sets NOT NULL (no
+    scan) and drops the check, each step in its own transaction. Older servers, new tables and
+    partitioned tables (which refuse ``NOT VALID`` checks) keep the plain statement.
+    """
+    if facts.server_version < 12:
+        return stmts
+    out: list[_Stmt] = []
+    for s in stmts:
+        table = s.table or ""
+        if (s.action != "set-not-null" or s.absorbed or table not in facts.live_tables or table in new_relations
+                or table in partitioned):
+            out.append(s)
+            continue
+        column = s.obj.rsplit(".", 1)[1]
+        check = f"{column[:40]}_not_null_{hashlib.sha256(s.obj.encode()).hexdigest()[:8]}"
+        target, name = _quoted(table), _quote_ident(check)
+        s.sql = f"alter table {target} add constraint {name} check ({_quote_ident(column)} is not null) not valid;"
+        s.risk = Risk.SAFE
+        steps = (f"alter table {target} validate constraint {name};",
+                 f"alter table {target} alter column {_quote_ident(column)} set not null;",
+                 f"alter table {target} drop constraint if exists {name};")
+        out += [s, _Stmt(index=s.index, sql="\n".join(steps), node=None, action="validate-not-null", obj=s.obj,
+                         change=Change.UPDATE, risk=Risk.DATA_DEPENDENT, table=table, transactional=False,
+                         declared="not null", live="nullable", steps=steps,
+                         on_failure=f"alter table {target} drop constraint if exists {name};")]
+    return out
+
+
 def _foreign_key_needs(fk: _Stmt, table: str, index: Any, backs_pk: bool) -> bool:
     """Whether a foreign key added in the transaction needs this (unique) index to exist."""
     if fk.action != "add-constraint" or fk.node is None or not fk.transactional:
@@ -807,6 +844,10 @@ def _items(database: str, stmts: Sequence[_Stmt], facts: SchemaFacts) -> list[Dr
         s = stmts[position]
         sql = "\n".join((s.sql.strip(), *(x.strip() for x in s.extra_sql)))
         detail: dict[str, object] = {"action": s.action, "replacement": s.replaced}
+        if s.steps:
+            detail["steps"] = list(s.steps)
+        if s.on_failure:
+            detail["on_failure"] = s.on_failure
         if position in arrangement.groups:
             detail["group"] = ids[arrangement.groups[position]]
         items.append(

@@ -110,6 +110,8 @@ class Inspection:
 class SchemaFacts:
     """What the risk rules need to know about both sides. Names are unquoted ``schema.name``."""
 
+    # The live server's major version (0: unknown); some safer rewrites need a recent server.
+    server_version: int = 0
     # Tables and materialized views that exist live (an index on them is an index on data).
     live_tables: frozenset[str] = frozenset()
     partitioned_tables: frozenset[str] = frozenset()
@@ -629,6 +631,7 @@ def _facts(live: Any, declared: Any) -> SchemaFacts:
 
     storage = [*live.tables.values(), *live.materialized_views.values()]
     return SchemaFacts(
+        server_version=int(getattr(live, "pg_version", 0) or 0),
         live_tables=frozenset(f"{t.schema}.{t.name}" for t in storage),
         partitioned_tables=frozenset(
             f"{t.schema}.{t.name}" for t in live.tables.values() if t.relationtype == "p"
