@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,6 +165,7 @@ def classify(database: str, diff: SchemaDiff) -> list[DriftItem]:
     _constraint_validation(stmts, facts, new_relations)
     _concurrent_indexes(stmts, facts, new_relations)
     stmts = _not_null_through_a_check(stmts, facts, new_relations, partitioned)
+    stmts = _domain_constraint_validation(stmts)
     return _items(database, [s for s in stmts if not s.absorbed], facts)
 
 
@@ -296,6 +297,12 @@ def _describe(index: int, sql: str, node: Any, facts: SchemaFacts) -> _Stmt:
     if isinstance(node, ast.CompositeTypeStmt):
         name = _rangevar(node.typevar)
         return stmt("create-type", name, Change.CREATE, declared="composite type", identity=("type", name))
+    if isinstance(node, ast.CreateDomainStmt):
+        name = _qualified(_names(node.domainname))
+        return stmt("create-domain", name, Change.CREATE, declared=f"domain over {_type_name(node.typeName)}",
+                    identity=("domain", name))
+    if isinstance(node, ast.AlterDomainStmt):
+        return _describe_alter_domain(stmt, node)
     if isinstance(node, ast.RenameStmt) and node.renameType == _OT.OBJECT_TYPE:
         name = _qualified(_names(node.object))
         return stmt("rename-type", name, Change.UPDATE, Risk.LOCK_RISK, declared=node.newname)
@@ -338,6 +345,35 @@ def _describe_drop(stmt: Any, node: Any) -> _Stmt:
                 identity=(kind, name), drop=True, table=table)
 
 
+def _describe_alter_domain(stmt: Any, node: Any) -> _Stmt:
+    domain = _qualified(_names(node.typeName))
+    sub = node.subtype
+    if sub == "T":
+        if node.def_ is None:
+            return stmt("drop-domain-default", domain, Change.UPDATE, declared=None, live="default")  # type: ignore[no-any-return]
+        return stmt("set-domain-default", domain, Change.UPDATE, declared=_deparse(node.def_))  # type: ignore[no-any-return]
+    if sub == "N":
+        return stmt("drop-domain-not-null", domain, Change.UPDATE, declared="nullable", live="not null")  # type: ignore[no-any-return]
+    if sub == "O":
+        # Checks every column of the domain's type for NULLs.
+        return stmt("set-domain-not-null", domain, Change.UPDATE, Risk.DATA_DEPENDENT,  # type: ignore[no-any-return]
+                    declared="not null", live="nullable")
+    if sub == "C":
+        name = f"{domain}.{node.def_.conname}"
+        return stmt("add-domain-constraint", name, Change.CREATE, Risk.DATA_DEPENDENT,  # type: ignore[no-any-return]
+                    declared="check", identity=("domain-constraint", name))
+    if sub == "X":
+        name = f"{domain}.{node.name}"
+        return stmt("drop-domain-constraint", name, Change.DELETE, live="check",  # type: ignore[no-any-return]
+                    identity=("domain-constraint", name), drop=True)
+    if sub == "V":
+        return stmt("validate-domain-constraint", f"{domain}.{node.name}", Change.UPDATE,  # type: ignore[no-any-return]
+                    Risk.DATA_DEPENDENT, declared="validated", live="not validated")
+    digest = hashlib.sha256(_deparse(node).encode()).hexdigest()[:12]
+    return stmt("alter-domain", f"{domain}.{digest}", Change.UPDATE, Risk.LOCK_RISK,  # type: ignore[no-any-return]
+                declared="(change)")
+
+
 def _describe_alter_table(stmt: Any, node: Any, facts: SchemaFacts, sql: str) -> _Stmt:
     table = _rangevar(node.relation)
     if node.objtype == _OT.OBJECT_SEQUENCE:
@@ -376,7 +412,7 @@ def _describe_alter_table(stmt: Any, node: Any, facts: SchemaFacts, sql: str) ->
     if sub == _AT.AT_AlterColumnType:
         old = facts.live_columns.get(column)
         new = facts.declared_columns.get(column) or _type_name(cmd.def_.typeName)
-        risk = type_change_risk(old, new)
+        risk = _domain_change_risk(old, new, facts) or type_change_risk(old, new)
         if cmd.def_.collClause is not None:
             risk = _max_risk(risk, Risk.LOCK_RISK)  # indexes on the column are rebuilt
         return col("alter-column-type", Change.UPDATE, risk, declared=new, live=old)
@@ -481,6 +517,24 @@ def _parse_type(text: str) -> tuple[str, tuple[int, ...], str]:
     base = _TYPE_ALIASES.get(m["base"], m["base"])
     args = tuple(int(a) for a in m["args"].split(",")) if m["args"] else ()
     return base, args, m["array"] or ""
+
+
+def _domain_change_risk(old: str | None, new: str, facts: SchemaFacts) -> Risk | None:
+    """A column moving onto a domain over its own type (every row is checked against the domain's
+    constraints under ACCESS EXCLUSIVE: lock-risk), or off a domain onto its base type (safe)."""
+    def base(domains: Mapping[str, str], name: str | None) -> str | None:
+        if name is None:
+            return None
+        bare = name.replace('"', "")
+        return domains.get(bare) or domains.get(f"public.{bare}")
+
+    onto = base(facts.declared_domains, new)
+    if onto is not None and old is not None and _parse_type(onto) == _parse_type(old):
+        return Risk.LOCK_RISK
+    off = base(facts.live_domains, old)
+    if off is not None and _parse_type(off) == _parse_type(new):
+        return Risk.SAFE
+    return None
 
 
 def type_change_risk(old: str | None, new: str) -> Risk:
@@ -758,6 +812,24 @@ def _not_null_through_a_check(stmts: list[_Stmt], facts: SchemaFacts, new_relati
                          change=Change.UPDATE, risk=Risk.DATA_DEPENDENT, table=table, transactional=False,
                          declared="not null", live="nullable", steps=steps,
                          on_failure=f"alter table {target} drop constraint if exists {name};")]
+    return out
+
+
+def _domain_constraint_validation(stmts: list[_Stmt]) -> list[_Stmt]:
+    """A check added to an existing domain: NOT VALID in the transaction (new values are checked at
+    once), VALIDATE after it (the scan of every column of the domain's type)."""
+    out: list[_Stmt] = []
+    for s in stmts:
+        out.append(s)
+        if s.action != "add-domain-constraint" or s.absorbed or s.node.def_.skip_validation:
+            continue
+        domain, name = s.obj.rsplit(".", 1)
+        s.sql = _append_not_valid(s.sql)
+        s.risk = Risk.SAFE
+        out.append(_Stmt(index=s.index, sql=f"alter domain {_quoted(domain)} validate constraint {_quote_ident(name)};",
+                         node=None, action="validate-domain-constraint", obj=s.obj, change=Change.UPDATE,
+                         risk=Risk.DATA_DEPENDENT, transactional=False, declared="validated",
+                         live="not validated"))
     return out
 
 

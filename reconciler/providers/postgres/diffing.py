@@ -28,13 +28,15 @@ import threading
 import types
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 
 from reconciler.errors import LockTimeoutError, ProviderError, SchemaError
+from reconciler.providers.postgres import domains
+from reconciler.providers.postgres.domains import Domain
 from reconciler.providers.postgres.sessions import Timeouts, connect_args
 from reconciler.providers.postgres.urls import safe_url, sqlalchemy_url
 
@@ -104,6 +106,8 @@ class Inspection:
     column_comments: Mapping[tuple[str, str, str], str] = field(default_factory=dict, compare=False)
     # ("schema", "table", "column") of inheritance children's columns that only the parent defines.
     inherited_columns: frozenset[tuple[str, str, str]] = field(default_factory=frozenset, compare=False)
+    # "schema.name" -> the domain; migra does not read domains.
+    domains: Mapping[str, Domain] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,9 @@ class SchemaFacts:
     live_parents: Mapping[str, str] = field(default_factory=dict)
     # Live indexes -> the table they are on.
     live_index_tables: Mapping[str, str] = field(default_factory=dict)
+    # "schema.domain" -> its base type, on each side.
+    live_domains: Mapping[str, str] = field(default_factory=dict)
+    declared_domains: Mapping[str, str] = field(default_factory=dict)
     # Functions that differ between the sides ("schema.name") -> the tables and views whose
     # defaults, constraints, indexes, triggers or definitions call them, on either side.
     function_users: Mapping[str, frozenset[str]] = field(default_factory=dict)
@@ -200,6 +207,11 @@ _RECAST = re.compile(r'^alter table (?P<table>"(?:[^"]|"")+"\."(?:[^"]|"")+") al
 _ENUM_RENAME = re.compile(r'^alter type .* rename to ".*__old_version_to_be_dropped";$', re.IGNORECASE)
 _OLD_ENUM_DROP = re.compile(r'^drop type .*__old_version_to_be_dropped";$', re.IGNORECASE)
 
+# What migra creates first, which a domain may build on; and the drops of schemas it ends with.
+_GROUNDWORK = re.compile(r"^(set |create schema|create extension|alter extension|create collation|create type)",
+                         re.IGNORECASE)
+_DROP_SCHEMA = re.compile(r"^drop schema", re.IGNORECASE)
+
 _RELATION_KINDS = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "c": "type"}
 
 
@@ -210,7 +222,7 @@ class MigraEngine:
     libraries = ("migra", "schemainspect")
     # Bumped whenever ``Inspection`` or what ``inspect`` puts in it changes, so inspections cached
     # on disk by an older reconciler are not read back.
-    inspection_format = 2
+    inspection_format = 3
 
     def __init__(self, timeouts: Timeouts | None = None) -> None:
         self.timeouts = timeouts or Timeouts()
@@ -240,6 +252,8 @@ class MigraEngine:
                     clone_keys = {(r.kind, r.schema, r.relation, r.name) for r in clones}
                     rows = conn.execute(sa.text(_INHERITED_COLUMNS_QUERY), {"schemas": list(schemas)})
                     inherited = frozenset((r.schema, r.relation, r.column) for r in rows)
+                    rows = conn.execute(sa.text(domains.QUERY), {"schemas": list(schemas)})
+                    found_domains = domains.read(dict(r._mapping) for r in rows)
             except sa.exc.OperationalError as exc:
                 if isinstance(exc.orig, pgerrors.LockNotAvailable):
                     raise LockTimeoutError(f"inspecting {where} waited longer than lock_timeout "
@@ -267,6 +281,7 @@ class MigraEngine:
             raw=inspector,
             column_comments=comments,
             inherited_columns=inherited,
+            domains=found_domains,
         )
 
     def diff(self, live: Inspection, declared: Inspection) -> SchemaDiff:
@@ -291,8 +306,12 @@ class MigraEngine:
             # CREATE INDEX ... ON ONLY would leave it invalid.
             statements = [_ON_ONLY.sub(" ON ", s, count=1) if _CREATE_INDEX.match(s) else s
                           for s in statements]
+            statements = self._domain_changes(statements, live, declared)
             statements += self._comment_changes(live, declared)
             facts = _facts(live.raw, declared.raw)
+            facts = replace(facts,
+                            live_domains={k: d.data_type for k, d in live.domains.items()},
+                            declared_domains={k: d.data_type for k, d in declared.domains.items()})
         except SchemaError:
             raise
         except Exception as exc:
@@ -453,6 +472,22 @@ class MigraEngine:
             return statements
         first, last = min(starts), max(ends)
         return statements[:first] + drops + statements[first:last + 1] + creates + statements[last + 1:]
+
+    @staticmethod
+    def _domain_changes(statements: list[str], live: Inspection, declared: Inspection) -> list[str]:
+        """migra ignores domains: creations go after the schemas, extensions and types they may
+        build on and before anything that uses them, alterations with them, drops at the end
+        (before schemas are dropped), after columns moved off them."""
+        creates, alters, drops = domains.changes(live.domains, declared.domains)
+        if not (creates or alters or drops):
+            return statements
+        head = 0
+        while head < len(statements) and _GROUNDWORK.match(statements[head]):
+            head += 1
+        tail = len(statements)
+        while tail > head and _DROP_SCHEMA.match(statements[tail - 1]):
+            tail -= 1
+        return statements[:head] + creates + alters + statements[head:tail] + drops + statements[tail:]
 
     @staticmethod
     def _comment_changes(live: Inspection, declared: Inspection) -> list[str]:

@@ -82,6 +82,7 @@ def arrange(statements: Sequence[Statement], facts: SchemaFacts) -> Arrangement:
     """Order ``statements`` (in the engine's order) so none runs before one it depends on."""
     links = _Links(len(statements))
     _link_names(statements, links)
+    _link_types(statements, links)
     _link_views(statements, facts, links)
     _link_functions(statements, facts, links)
     _link_inheritance(statements, facts, links)
@@ -127,6 +128,19 @@ def _link_names(statements: Sequence[Statement], links: _Links) -> None:
             if j < i:
                 links.before(j, i)
             else:
+                links.before(i, j)
+
+
+def _link_types(statements: Sequence[Statement], links: _Links) -> None:
+    """A type or domain is created before the statements that name it (columns, casts, other domains)."""
+    for i, made in enumerate(statements):
+        if made.action not in {"create-type", "create-domain"}:
+            continue
+        schema, name = made.obj.split(".", 1)
+        named = re.compile(r'(?<![\w$])("?' + re.escape(schema) + r'"?\.)?"?' + re.escape(name) + r'"?(?![\w$])',
+                           re.IGNORECASE)
+        for j, s in enumerate(statements):
+            if j != i and s.obj != made.obj and named.search(s.sql):
                 links.before(i, j)
 
 
