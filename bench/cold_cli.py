@@ -93,7 +93,8 @@ class Setup:
 
 def prepare(base: Path, server: EmbeddedPostgres, size: int) -> Setup:
     sql = schema_sql(size)
-    names = {"live": f"cold_live_{size}", "declared": f"cold_declared_{size}"}
+    names = {"live": f"cold_live_{size}_{base.name.replace('-', '_')}",
+             "declared": f"cold_declared_{size}_{base.name.replace('-', '_')}"}
     with psycopg.connect(server.url, autocommit=True) as conn:
         for name in names.values():
             conn.execute(f"drop database if exists {name} with (force)".encode())
@@ -141,9 +142,18 @@ class Figure:
     ours: float
     migra: float
     ratio: float
+    server: str = "durable"
 
 
-def measure(setup: Setup, runs: int) -> list[Figure]:
+def throwaway(server: EmbeddedPostgres) -> None:
+    """Configure the server as the test suite does for data it throws away (no disk flushes)."""
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        for setting in ("fsync", "full_page_writes", "synchronous_commit"):
+            conn.execute(f"alter system set {setting} = off".encode())
+        conn.execute(b"select pg_reload_conf()")
+
+
+def measure(setup: Setup, runs: int, server: str) -> list[Figure]:
     migra = [str(MIGRA), "--unsafe", "--with-privileges", sqlalchemy_url(setup.live), sqlalchemy_url(setup.declared)]
     figures = []
     for command in ("drift", "plan"):
@@ -161,17 +171,17 @@ def measure(setup: Setup, runs: int) -> list[Figure]:
                 b = run(migra)
                 pairs.append((a, b))
             figure = Figure(setup.size, command, mode, median([a for a, _ in pairs]), median([b for _, b in pairs]),
-                            median([a / b for a, b in pairs]))
+                            median([a / b for a, b in pairs]), server)
             figures.append(figure)
-            print(f"{setup.size:>5} tables {command:5} {mode}: ours {figure.ours:.2f}s, migra {figure.migra:.2f}s, "
-                  f"ratio {figure.ratio:.2f}x", flush=True)
+            print(f"{server} server, {setup.size:>5} tables {command:5} {mode}: ours {figure.ours:.2f}s, "
+                  f"migra {figure.migra:.2f}s, ratio {figure.ratio:.2f}x", flush=True)
     return figures
 
 
 def section(figures: list[Figure], command: str, load: str) -> str:
     goal = {"cold": 1.0, "warm": 0.5}
     rows = "\n".join(
-        f"| {f.size} | `{f.command}` | {f.mode} | {f.ours:.2f} s | {f.migra:.2f} s | {f.ratio:.2f}x | "
+        f"| {f.server} | {f.size} | `{f.command}` | {f.mode} | {f.ours:.2f} s | {f.migra:.2f} s | {f.ratio:.2f}x | "
         f"≤ {goal[f.mode]:.1f}x: {'met' if f.ratio <= goal[f.mode] else '**missed**'} |"
         for f in figures
     )
@@ -189,10 +199,13 @@ cache in `<data_dir>/cache/schemas` is emptied before each run): the SQL files a
 scratch database and inspected, while the live database is inspected in parallel. *Warm*: the
 declared schema comes from that cache. migra is handed an already loaded second database, so its
 figure contains no SQL loading. Runs alternate one of each; medians of the times and of the
-per-pair ratio.
+per-pair ratio. *Durable* is the embedded server as it starts (`fsync` on: every index PostgreSQL
+builds in the scratch database is flushed to disk); *throw-away* is the same server with `fsync`,
+`full_page_writes` and `synchronous_commit` off, as the test suite runs it, which is what a shadow
+server kept for scratch databases can afford.
 
-| tables | command | mode | ours | migra | ours / migra | goal |
-|---:|---|---|---:|---:|---:|---|
+| server | tables | command | mode | ours | migra | ours / migra | goal |
+|---|---:|---|---|---:|---:|---:|---|
 {rows}
 
 Reproduce with:
@@ -207,6 +220,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="20,200,1000")
     parser.add_argument("--runs", type=int, default=5, help="pairs of runs per figure")
+    parser.add_argument("--servers", default="durable,throw-away", help="durable and/or throw-away")
     parser.add_argument("--write", type=Path, help="update this Markdown file's section")
     args = parser.parse_args()
     before = load_average()
@@ -214,12 +228,16 @@ def main() -> None:
     figures: list[Figure] = []
     try:
         with embedded_postgres(base) as server:
-            for size in (int(s) for s in args.sizes.split(",")):
-                figures += measure(prepare(base, server, size), args.runs)
+            for kind in args.servers.split(","):
+                if kind == "throw-away":
+                    throwaway(server)
+                for size in (int(s) for s in args.sizes.split(",")):
+                    figures += measure(prepare(base / kind, server, size), args.runs, kind)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     if args.write:
-        command = f".venv/bin/python bench/cold_cli.py --sizes {args.sizes} --runs {args.runs} --write {args.write}"
+        command = (f".venv/bin/python bench/cold_cli.py --sizes {args.sizes} --runs {args.runs} "
+                   f"--servers {args.servers} --write {args.write}")
         write_section(args.write, HEADING, section(figures, command, f"{before} before, {load_average()} after"))
         print(f"wrote {args.write}")
 
