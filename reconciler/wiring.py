@@ -52,8 +52,8 @@ def build_platform(settings: Settings, secrets: Secrets, store: Store) -> Platfo
 
 def build_schema(settings: Settings) -> SchemaProvider:
     from reconciler.durations import parse_duration
-    from reconciler.providers.postgres.apply import ApplySettings
     from reconciler.providers.postgres.provider import PostgresProvider
+    from reconciler.providers.postgres.sessions import ApplySettings
 
     return PostgresProvider(
         shadow_url=settings.databases.shadow_url,

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import pglast
-
 from reconciler.desired.models import (
     ANY_REFERENCE,
     CONFIG_REFERENCE,
@@ -293,6 +291,8 @@ class _Checker:
             self.problems.append(Problem(file.path, file.text.count("\n", 0, nul) + 1,
                                          "SQL contains a NUL character; remove it"))
             return
+        import pglast.parser  # only a desired state with SQL pays for the parser
+
         try:
             pglast.parser.parse_sql_json(file.text)  # as strict as parse_sql, without building the tree
         except pglast.parser.ParseError as exc:

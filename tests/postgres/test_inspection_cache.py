@@ -9,6 +9,7 @@ import pickle
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from reconciler.config import Settings
@@ -102,6 +103,12 @@ def test_processes_writing_and_reading_the_same_entry_never_see_half_of_one(tmp_
     assert len(list(tmp_path.glob("*.inspection"))) <= max_entries
 
 
+def touch(url: str, n: int) -> None:
+    """A live change that is no drift, so the next plan cannot reuse a diff (test_live_reuse.py)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"alter table customers alter column id set statistics {n}".encode())
+
+
 def test_a_new_process_reuses_a_declared_schema_another_one_loaded(
     tmp_path: Path, embedded_database: NewDatabase
 ) -> None:
@@ -109,13 +116,15 @@ def test_a_new_process_reuses_a_declared_schema_another_one_loaded(
     first = PostgresProvider(cache_dir=tmp_path)
     planned = first.plan("crm", url, SCHEMA, "tree-1", ["public"])
     assert first.declared.loads == 1
+    touch(url, 10)
     second = PostgresProvider(cache_dir=tmp_path)  # what the next CLI command builds
     assert second.plan("crm", url, SCHEMA, "tree-1", ["public"]) == planned
-    assert (second.declared.loads, second.declared.stored) == (0, 1)
+    assert (second.declared.loads, second.declared.stored, second.reused) == (0, 1, 0)
     # The key is the SQL's content, not the caller's content key.
+    touch(url, 20)
     third = PostgresProvider(cache_dir=tmp_path)
     assert third.plan("crm", url, SCHEMA, "another-name-for-the-same-tree", ["public"]) == planned
-    assert third.declared.loads == 0
+    assert (third.declared.loads, third.reused) == (0, 0)
     # Other SQL or other managed schemas are other entries.
     fourth = PostgresProvider(cache_dir=tmp_path)
     fourth.plan("crm", url, [(SCHEMA[0][0], SCHEMA[0][1] + "-- changed\n")], "tree-2", ["public"])
@@ -131,6 +140,7 @@ def test_a_damaged_entry_is_rebuilt_from_the_sql(
     [path] = tmp_path.glob("*.inspection")
     data = path.read_bytes()
     path.write_bytes(data[:-10] + b"0123456789")
+    touch(url, 10)
     again = PostgresProvider(cache_dir=tmp_path)
     assert again.plan("crm", url, SCHEMA, "tree-1", ["public"]) == planned
     assert again.declared.loads == 1

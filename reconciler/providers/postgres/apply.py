@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 
 import psycopg
@@ -26,38 +25,15 @@ from psycopg import errors as pgerrors
 from reconciler.engine.changes import DriftItem
 from reconciler.errors import LockTimeoutError, ProviderError, SchemaError
 from reconciler.providers.postgres import locks
-from reconciler.providers.postgres.sessions import Timeouts, connect
+from reconciler.providers.postgres.sessions import ApplySettings, connect
 from reconciler.providers.postgres.urls import database_name, safe_url
+
+__all__ = ["ApplySettings", "apply_items"]  # ApplySettings is defined in sessions.py, import it from there
 
 log = structlog.get_logger(__name__)
 
 # Errors that mean "someone else holds what we need": worth waiting and trying again.
 _LOCK_ERRORS = (pgerrors.LockNotAvailable, pgerrors.DeadlockDetected, pgerrors.SerializationFailure)
-
-
-@dataclass(frozen=True)
-class ApplySettings:
-    """Timeouts and retry policy for schema changes (durations in seconds)."""
-
-    lock_timeout: float = 5.0
-    statement_timeout: float = 300.0
-    attempts: int = 4  # tries in all, the first included
-    backoff: float = 0.5  # wait before the second try; doubles each time
-    max_backoff: float = 10.0
-    connect_timeout: int = 10
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed try number ``attempt`` (1-based)."""
-        return float(min(self.backoff * 2 ** (attempt - 1), self.max_backoff))
-
-    @property
-    def timeouts(self) -> Timeouts:
-        """What every session on a managed database carries (inspection's too, not only apply's)."""
-        return Timeouts(self.lock_timeout, self.statement_timeout, self.connect_timeout)
-
-    def gave_up(self) -> str:
-        """How long a lock was waited for, as messages say it: ``lock_timeout 1s, 2 attempts``."""
-        return f"lock_timeout {self.lock_timeout:g}s, {self.attempts} attempt{'s' if self.attempts != 1 else ''}"
 
 
 def apply_items(

@@ -1,7 +1,9 @@
-"""Declared-schema inspections kept on disk, so no process loads the same declared schema twice.
+"""Declared-schema inspections and schema diffs kept on disk, so no process does the same work twice.
 
 ``DeclaredSchemas`` (``declared.py``) asks ``InspectionCache.get`` before it loads SQL files into a
-scratch database, and ``put``s what it inspected after. The folder is created by whoever builds the
+scratch database, and ``put``s what it inspected after. ``PostgresProvider.plan`` keeps the
+``SchemaDiff`` of a declared schema against a live database's catalogs as they were
+(``catalog.py``), and reuses it while neither changed. The folder is created by whoever builds the
 ``PostgresProvider`` (``<data_dir>/cache/schemas`` for the CLI and the daemon).
 
 * **Content-addressed.** The caller's key is a digest of everything the inspection depends on
@@ -13,8 +15,9 @@ scratch database, and ``put``s what it inspected after. The folder is created by
   and renamed into place (``os.replace`` is atomic): a reader sees a whole entry or none. Eviction
   and reading may race; a vanished entry is a miss.
 * **Never trusted when damaged.** Each file holds a format line, the SHA-256 of its payload and the
-  payload (a pickle of the ``Inspection``). A file that is short, has another format, does not
-  match its digest, fails to unpickle or holds something else is ignored, removed and rebuilt by
+  payload (a pickle of the ``Inspection`` or ``SchemaDiff``). A file that is short, has another
+  format, does not match its digest, fails to unpickle or holds something else than the caller
+  asked for is ignored, removed and rebuilt by
   the caller. The folder is as private as the data directory (mode 0700): whoever can write there
   can already change the state database.
 * **Bounded.** After each write, entries beyond ``max_entries`` or ``max_bytes`` are removed, least
@@ -29,46 +32,49 @@ import os
 import pickle
 import tempfile
 from pathlib import Path
+from typing import TypeVar
 
 import structlog
 
-from reconciler.providers.postgres.diffing import Inspection, engine_imports
+from reconciler.providers.postgres.diffing import Inspection, SchemaDiff, engine_imports
 
 log = structlog.get_logger(__name__)
 
 MAGIC = b"reconciler-inspection 1\n"
 _DIGEST_BYTES = 64  # hex SHA-256
-_SUFFIX = ".inspection"
+_SUFFIXES = {"Inspection": ".inspection", "SchemaDiff": ".diff"}
+
+Entry = TypeVar("Entry", Inspection, SchemaDiff)
 
 
 class InspectionCache:
-    """A folder of pickled ``Inspection``s named by content key. Thread- and process-safe."""
+    """A folder of pickled ``Inspection``s and ``SchemaDiff``s named by content key. Thread- and process-safe."""
 
     def __init__(self, folder: Path, *, max_entries: int = 64, max_bytes: int = 512 << 20) -> None:
         self.folder = Path(folder)
         self.max_entries = max_entries
         self.max_bytes = max_bytes
 
-    def _path(self, key: str) -> Path:
-        return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()}{_SUFFIX}"
+    def _path(self, key: str, kind: type[Inspection | SchemaDiff]) -> Path:
+        return self.folder / f"{hashlib.sha256(key.encode()).hexdigest()}{_SUFFIXES[kind.__name__]}"
 
-    def get(self, key: str) -> Inspection | None:
-        """The inspection stored under ``key``, or None (missing, damaged or unreadable)."""
-        path = self._path(key)
+    def get(self, key: str, kind: type[Entry] = Inspection) -> Entry | None:  # type: ignore[assignment]
+        """The ``kind`` stored under ``key``, or None (missing, damaged, unreadable or of another kind)."""
+        path = self._path(key, kind)
         try:
             data = path.read_bytes()
         except OSError:
             return None
-        inspection = _decode(data)
+        inspection = _decode(data, kind)
         if inspection is None:
-            log.warning("declared-schema cache entry damaged; ignored and rebuilt", entry=path.name)
+            log.warning("schema cache entry damaged; ignored and rebuilt", entry=path.name)
             _remove(path)
             return None
         with contextlib.suppress(OSError):
             os.utime(path)  # most recently used
         return inspection
 
-    def put(self, key: str, inspection: Inspection) -> None:
+    def put(self, key: str, inspection: Inspection | SchemaDiff) -> None:
         """Store ``inspection`` under ``key`` (best effort: a full or read-only disk only costs speed)."""
         try:
             payload = pickle.dumps(inspection, protocol=pickle.HIGHEST_PROTOCOL)
@@ -82,7 +88,7 @@ class InspectionCache:
             try:
                 with os.fdopen(fd, "wb") as out:
                     out.write(data)
-                os.replace(temporary, self._path(key))
+                os.replace(temporary, self._path(key, type(inspection)))
             except BaseException:
                 _remove(Path(temporary))
                 raise
@@ -93,7 +99,11 @@ class InspectionCache:
 
     def _evict(self) -> None:
         entries: list[tuple[float, int, Path]] = []
-        for path in self.folder.glob(f"*{_SUFFIX}"):
+        try:
+            paths = [p for p in self.folder.iterdir() if p.suffix in _SUFFIXES.values()]
+        except OSError:
+            return
+        for path in paths:
             try:
                 stat = path.stat()
             except OSError:
@@ -107,7 +117,7 @@ class InspectionCache:
                 _remove(path)
 
 
-def _decode(data: bytes) -> Inspection | None:
+def _decode(data: bytes, kind: type[Entry]) -> Entry | None:
     if not data.startswith(MAGIC):
         return None
     head = len(MAGIC)
@@ -116,11 +126,14 @@ def _decode(data: bytes) -> Inspection | None:
     if newline != b"\n" or hashlib.sha256(payload).hexdigest().encode() != digest:
         return None
     try:
-        with engine_imports():  # unpickling imports the engine's modules
-            inspection = pickle.loads(payload)  # noqa: S301 - our own file, checked against its digest above
+        if kind is Inspection:
+            with engine_imports():  # unpickling an inspection imports the engine's modules
+                entry = pickle.loads(payload)  # noqa: S301 - our own file, checked against its digest above
+        else:
+            entry = pickle.loads(payload)  # noqa: S301 - a SchemaDiff holds only plain data
     except Exception:  # any failure to read back means "rebuild", never "trust"
         return None
-    return inspection if isinstance(inspection, Inspection) else None
+    return entry if isinstance(entry, kind) else None
 
 
 def _remove(path: Path) -> None:

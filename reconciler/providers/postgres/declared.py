@@ -30,10 +30,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import psycopg
 import structlog
-from pglast import split
-from pglast.parser import ParseError
 
 from reconciler.errors import ProviderError, SchemaError
 from reconciler.providers.postgres.diffing import Inspection, SchemaDiffEngine
@@ -41,13 +38,17 @@ from reconciler.providers.postgres.sessions import Timeouts, connect
 from reconciler.providers.postgres.urls import safe_url, server_key, with_database
 
 if TYPE_CHECKING:
+    import psycopg
+
     from reconciler.providers.postgres.cache import InspectionCache
+
+# psycopg and pglast are imported where a schema is really loaded or a server asked.
 
 log = structlog.get_logger(__name__)
 
 # What a declared schema rendered on a server depends on besides the SQL: the major version (view
 # definitions and defaults print differently) and the extensions it can create, at which versions.
-_SERVER_FACTS_QUERY = """
+SERVER_FACTS_QUERY = """
 select current_setting('server_version_num')::int / 10000,
        (select md5(coalesce(string_agg(name || '=' || coalesce(default_version, ''), ',' order by name), ''))
         from pg_catalog.pg_available_extensions)
@@ -72,6 +73,10 @@ def _line_at(text: str, offset: int) -> int:
 
 def load_file(conn: psycopg.Connection[tuple[object, ...]], path: str, sql: str) -> None:
     """Run every statement of one declared file on ``conn`` (autocommit), mapping errors to lines."""
+    import psycopg
+    from pglast import split
+    from pglast.parser import ParseError
+
     try:
         slices = split(sql, only_slices=True)
     except ParseError as exc:
@@ -134,8 +139,13 @@ class DeclaredSchemas:
         files: Sequence[SqlFile],
         content_key: str,
         managed_schemas: Sequence[str],
+        *,
+        stored_key: str | None = None,
     ) -> Inspection:
-        """The inspection of ``files`` as loaded on the target's (or the shadow) server."""
+        """The inspection of ``files`` as loaded on the target's (or the shadow) server.
+
+        ``stored_key`` is the on-disk key when the caller already made it (``stored_key``).
+        """
         server_url = self.shadow_url or target_url
         key = (content_key or content_hash(files), tuple(managed_schemas), server_key(server_url))
         with self._lock:
@@ -143,7 +153,8 @@ class DeclaredSchemas:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-        stored_key = self._stored_key(server_url, files, managed_schemas) if self.store is not None else None
+        if self.store is not None and stored_key is None:
+            stored_key = self.stored_key(target_url, files, managed_schemas)
         inspection = self.store.get(stored_key) if self.store is not None and stored_key else None
         if inspection is not None:
             with self._lock:
@@ -158,17 +169,27 @@ class DeclaredSchemas:
                 self._cache.popitem(last=False)
         return inspection
 
-    def _stored_key(self, server_url: str, files: Sequence[SqlFile], managed_schemas: Sequence[str]) -> str:
-        """The on-disk cache key: the files' content and everything else the inspection depends on."""
-        where = safe_url(server_url)
-        try:
-            with connect(server_url, self.timeouts) as conn:
-                row = conn.execute(_SERVER_FACTS_QUERY.encode()).fetchone()
-        except psycopg.Error as exc:
-            raise ProviderError(f"cannot read the server version of {where}: {_first_line(exc)}") from exc
-        major, extensions = row if row is not None else (None, None)
+    def stored_key(self, target_url: str, files: Sequence[SqlFile], managed_schemas: Sequence[str],
+                   facts: tuple[object, object] | None = None) -> str:
+        """The on-disk cache key: the files' content and everything else the inspection depends on.
+
+        ``facts`` are the server's (``SERVER_FACTS_QUERY``) when the caller read them already, on
+        the server the schema loads on (the shadow, or the target).
+        """
+        server_url = self.shadow_url or target_url
+        if facts is None:
+            import psycopg
+
+            where = safe_url(server_url)
+            try:
+                with connect(server_url, self.timeouts) as conn:
+                    row = conn.execute(SERVER_FACTS_QUERY.encode()).fetchone()
+            except psycopg.Error as exc:
+                raise ProviderError(f"cannot read the server version of {where}: {_first_line(exc)}") from exc
+            facts = (row[0], row[1]) if row is not None else (None, None)
+        major, extensions = facts
         return json.dumps({
-            "engine": self.engine.name, "engine_version": _engine_version(self.engine),
+            "engine": self.engine.name, "engine_version": engine_version(self.engine),
             "files": content_hash(files), "schemas": list(managed_schemas),
             "server": major, "extensions": extensions,
         }, sort_keys=True)
@@ -186,6 +207,8 @@ class DeclaredSchemas:
 
     def load(self, server_url: str, files: Sequence[SqlFile], managed_schemas: Sequence[str]) -> Inspection:
         """Load ``files`` into a scratch database on ``server_url``, inspect it, drop it."""
+        import psycopg
+
         scratch = SCRATCH_PREFIX + secrets.token_hex(6)
         where = safe_url(server_url)
         self._admin(server_url, f'CREATE DATABASE "{scratch}" TEMPLATE template0', where)
@@ -224,6 +247,8 @@ class DeclaredSchemas:
             log.warning("scratch database not dropped", server=where, scratch=scratch, error=str(exc))
 
     def _admin(self, server_url: str, statement: str, where: str) -> None:
+        import psycopg
+
         try:
             with connect(server_url, self.timeouts) as conn:
                 conn.execute(statement.encode())
@@ -240,16 +265,22 @@ class DeclaredSchemas:
 _ENGINE_VERSIONS: dict[str, str] = {}
 
 
-def _engine_version(engine: SchemaDiffEngine) -> str:
-    """The versions of the engine's libraries and of the reconciler: an inspection made by one
-    version is never read back by another (its objects may have other fields)."""
+def engine_version(engine: SchemaDiffEngine) -> str:
+    """The versions of the engine's libraries and of the reconciler, and a digest of this package's
+    code: an inspection or diff made by other code is never read back (its objects may have other
+    fields, its statements other repairs)."""
     name = engine.name
     if name not in _ENGINE_VERSIONS:
         from importlib import metadata
+        from pathlib import Path
 
         import reconciler
 
-        parts = [f"reconciler={reconciler.__version__}", f"format={getattr(engine, 'inspection_format', 0)}"]
+        code = hashlib.sha256()
+        for path in sorted(Path(__file__).parent.glob("*.py")):
+            code.update(path.name.encode() + b"\0" + path.read_bytes())
+        parts = [f"reconciler={reconciler.__version__}", f"code={code.hexdigest()[:16]}",
+                 f"format={getattr(engine, 'inspection_format', 0)}"]
         for library in getattr(engine, "libraries", ()):
             try:
                 parts.append(f"{library}={metadata.version(library)}")

@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import structlog
 
 from reconciler.errors import LockTimeoutError, ProviderError, SchemaError
-from reconciler.providers.postgres import domains
+from reconciler.providers.postgres import catalog, domains
 from reconciler.providers.postgres.domains import Domain
 from reconciler.providers.postgres.sessions import Timeouts, connect_args
 from reconciler.providers.postgres.urls import safe_url, sqlalchemy_url
@@ -108,6 +108,8 @@ class Inspection:
     inherited_columns: frozenset[tuple[str, str, str]] = field(default_factory=frozenset, compare=False)
     # "schema.name" -> the domain; migra does not read domains.
     domains: Mapping[str, Domain] = field(default_factory=dict, compare=False)
+    # The catalogs' fingerprint in the inspection's snapshot (catalog.py); "" when not read.
+    catalog: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,7 @@ class MigraEngine:
     libraries = ("migra", "schemainspect")
     # Bumped whenever ``Inspection`` or what ``inspect`` puts in it changes, so inspections cached
     # on disk by an older reconciler are not read back.
-    inspection_format = 3
+    inspection_format = 4
 
     def __init__(self, timeouts: Timeouts | None = None) -> None:
         self.timeouts = timeouts or Timeouts()
@@ -245,6 +247,8 @@ class MigraEngine:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
                 with conn.begin():
                     conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                    fingerprint = catalog.fingerprint(
+                        lambda sql, params: list(conn.exec_driver_sql(sql, params)))
                     inspector = _schemainspect(conn)
                     rows = conn.execute(sa.text(_COLUMN_COMMENTS_QUERY), {"schemas": list(schemas)})
                     comments = {(r.schema, r.relation, r.column): r.description for r in rows}
@@ -282,6 +286,7 @@ class MigraEngine:
             column_comments=comments,
             inherited_columns=inherited,
             domains=found_domains,
+            catalog=fingerprint,
         )
 
     def diff(self, live: Inspection, declared: Inspection) -> SchemaDiff:
