@@ -349,7 +349,8 @@ def diff(
     env: Annotated[str | None, typer.Argument(help="Only this environment.")] = None,
     fmt: FormatOpt = Format.text,
     shadow_url: Annotated[str | None, typer.Option(
-        "--shadow-url", help="PostgreSQL server for scratch databases: adds schema statements and their risk.",
+        "--shadow-url", help="PostgreSQL server for the scratch databases that turn changed SQL files into "
+        "statements and their risk (default: databases.shadow_url, else an embedded one started for the diff).",
         envvar="RECONCILER_SHADOW_URL")] = None,
     config: ConfigOpt = None,
     source: SourceOpt = None,
@@ -359,7 +360,8 @@ def diff(
 
     with errors_as_exit():
         settings = settings_for(config, source)
-        code, text = run_diff(settings, base, head, env, fmt.value, shadow_url)
+        code, text = run_diff(settings, base, head, env, fmt.value, shadow_url,
+                              warn=lambda message: err.print(f"[yellow]warning:[/yellow] {esc(message)}"))
     emit(text)
     raise typer.Exit(code)
 

@@ -1,12 +1,17 @@
 """``reconciler diff``: what merging one revision over another would change, per environment.
 
 Reads both revisions from Git, validates the head, and reports declared-vs-declared differences
-(no live state, no secrets needed — suitable for CI on pull requests).
+(no live state, no secrets needed — suitable for CI on pull requests). A Database whose SQL files
+changed is shown as the statements migra derives, with their risks: both revisions' schemas are
+loaded into scratch databases on the shadow server (``--shadow-url``, ``databases.shadow_url``),
+or else on an embedded PostgreSQL started for the preview. When that cannot start, ``warn`` says
+so in one line and the files are shown by size.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from io import StringIO
 from typing import Any
 
@@ -17,7 +22,7 @@ from reconciler.config import Settings
 from reconciler.desired.state import DesiredState
 from reconciler.engine.changes import DriftItem, Risk
 from reconciler.engine.compare import EnvironmentDiff, compare
-from reconciler.errors import ValidationError
+from reconciler.errors import ProviderError, ValidationError
 from reconciler.reports.drift import CHANGE_MARK, RISK_STYLE
 from reconciler.reports.values import md_cell, show
 from reconciler.source.repository import Repository
@@ -34,7 +39,8 @@ def _load(repo: Repository, settings: Settings, revision: str, required: bool) -
 
 
 def run_diff(
-    settings: Settings, base: str, head: str, env: str | None, fmt: str, shadow_url: str | None = None
+    settings: Settings, base: str, head: str, env: str | None, fmt: str, shadow_url: str | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[int, str]:
     repo = Repository(settings.source.url, cache_dir=settings.data_dir / "cache", branches=settings.source.branches)
     base_id, head_id = repo.resolve(base), repo.resolve(head)
@@ -48,6 +54,16 @@ def run_diff(
     server = shadow_url or settings.databases.shadow_url
     if server:
         _schema_statements(diffs, base_state, head_state, server)
+    elif any(i.kind == "schema-file" for d in diffs for i in d.items):
+        from reconciler.providers.postgres.embedded import temporary_server
+
+        try:
+            with temporary_server() as embedded:
+                _schema_statements(diffs, base_state, head_state, embedded.url)
+        except ProviderError as exc:
+            if warn is not None:
+                warn(f"schema changes are shown as SQL file sizes: the embedded PostgreSQL did not start "
+                     f"({str(exc).splitlines()[0]}); give --shadow-url to use a server")
     count = sum(len(d.items) for d in diffs)
     return (2 if count else 0), render_diff(fmt, diffs, base, base_id, head, head_id)
 
