@@ -119,9 +119,12 @@ class PostgresProvider:
         else:
             with self._lock:
                 self.reused += 1
-        from reconciler.providers.postgres.classify import classify
+        if diff.statements:
+            from reconciler.providers.postgres.classify import classify
 
-        items = classify(database, diff)
+            items = classify(database, diff)
+        else:
+            items = []  # nothing to classify: no parser to load
         with self._lock:
             just_applied = self._applied.pop((database, url), frozenset())
         repeated = [i.id for i in items if i.sql in just_applied]
