@@ -15,13 +15,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from reconciler import clock, logs
-from reconciler.config import Settings, load_settings
 from reconciler.errors import ReconcilerError, ValidationError
+
+if TYPE_CHECKING:
+    from reconciler.config import Settings  # pydantic-settings: imported by the commands that read a config
 
 app = typer.Typer(
     name="reconciler",
@@ -106,6 +108,8 @@ def errors_as_exit() -> Iterator[None]:
 
 
 def settings_for(config: Path | None, source: str | None = None) -> Settings:
+    from reconciler.config import load_settings
+
     settings = load_settings(config, source={"url": source} if source else {})
     logs.configure(os.environ.get("RECONCILER_LOG_LEVEL", "error"), settings.log.format)
     clock.configure()
@@ -373,6 +377,7 @@ def run(
     listen: Annotated[str | None, typer.Option(help="API address (overrides api.listen).")] = None,
 ) -> None:
     """Run the daemon: watch the repository, reconcile, check drift, serve the API."""
+    from reconciler.config import load_settings
     from reconciler.daemon.main import run_daemon
 
     with errors_as_exit():

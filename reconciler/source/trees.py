@@ -13,9 +13,10 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import pygit2
+if TYPE_CHECKING:
+    import pygit2  # a GitTree is made by Repository, which imported it already
 
 from reconciler.errors import SourceError
 
