@@ -46,6 +46,8 @@ def test_an_unchanged_live_database_is_not_inspected_again(tmp_path: Path, embed
     planned = first.plan("crm", url, SCHEMA, "tree-1", ["public"])
     assert "crm:drop-column:public.customers.legacy" in [i.id for i in planned]
     assert first.reused == 0
+    # The declared schema and the diff, each in its own folder and bound.
+    assert (len(list(tmp_path.glob("*.inspection"))), len(list((tmp_path / "diffs").glob("*.diff")))) == (1, 1)
     second = PostgresProvider(cache_dir=tmp_path)  # the next CLI command
     second.engine.inspect = no_inspection  # type: ignore[method-assign]
     assert second.plan("crm", url, SCHEMA, "tree-1", ["public"]) == planned
@@ -79,7 +81,7 @@ def test_the_declared_schema_is_part_of_the_key(tmp_path: Path, embedded_databas
 def test_a_damaged_diff_is_not_trusted(tmp_path: Path, embedded_database: NewDatabase) -> None:
     url = embedded_database(LIVE + "alter table customers add column legacy text;")
     planned = PostgresProvider(cache_dir=tmp_path).plan("crm", url, SCHEMA, "tree-1", ["public"])
-    [path] = tmp_path.glob("*.diff")
+    [path] = (tmp_path / "diffs").glob("*.diff")
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
     again = PostgresProvider(cache_dir=tmp_path)
     assert again.plan("crm", url, SCHEMA, "tree-1", ["public"]) == planned

@@ -75,6 +75,9 @@ class PostgresProvider:
         self.settings = settings or ApplySettings()
         self.engine: SchemaDiffEngine = engine or MigraEngine(self.settings.timeouts)
         store = InspectionCache(cache_dir) if cache_dir is not None else None
+        # Diffs in a folder of their own: a new one each time the live catalogs changed must not
+        # push declared schemas (much dearer to rebuild) out of theirs.
+        self.diffs = InspectionCache(cache_dir / "diffs", max_entries=256) if cache_dir is not None else None
         self.declared = DeclaredSchemas(self.engine, shadow_url=shadow_url, max_entries=cache_size,
                                         timeouts=self.settings.timeouts, shared=shared_cache, store=store)
         self._applied: dict[tuple[str, str], frozenset[str]] = {}
@@ -97,7 +100,7 @@ class PostgresProvider:
         """
         self._require_url(database, url)
         keys = self._keys(database, url, files, managed_schemas)
-        store = self.declared.store
+        store = self.diffs
         diff = store.get(_diff_key(url, keys[0], keys[1]), SchemaDiff) if store is not None and keys else None
         diff_reused = diff is not None
         if diff is None:
