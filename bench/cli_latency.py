@@ -85,7 +85,8 @@ def registry_only(base: Path) -> Path:
     """The example without its Database, committed to a repository of its own; returns its config."""
     repo = base / "registry-only"
     shutil.copytree(EXAMPLE, repo / "desired-state")
-    shutil.rmtree(repo / "desired-state" / "databases")
+    for folder in ("databases", "checks"):  # the Database and the checks that query it
+        shutil.rmtree(repo / "desired-state" / folder, ignore_errors=True)
     app = repo / "desired-state" / "apps" / "customer-support-dashboard.yaml"
     app.write_text("".join(line for line in app.read_text().splitlines(keepends=True)
                            if not line.startswith("databases:")))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,10 +39,9 @@ def imported(tmp_path: Path, *args: str) -> set[str]:
 
 
 def registry_only(world: World) -> None:
-    """The example without its Database."""
-    for path in sorted((world.desired / "databases").rglob("*"), reverse=True):
-        path.rmdir() if path.is_dir() else path.unlink()
-    (world.desired / "databases").rmdir()
+    """The example without its Database (and the checks that query it)."""
+    for folder in ("databases", "checks"):
+        shutil.rmtree(world.desired / folder, ignore_errors=True)
     app = world.desired / "apps" / "customer-support-dashboard.yaml"
     app.write_text("".join(line for line in app.read_text().splitlines(keepends=True)
                            if not line.startswith("databases:")))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import psycopg
 
-from reconciler.engine.changes import Phase
+from reconciler.core.changes import Phase
 from reconciler.errors import SchemaError
 from reconciler.providers.postgres import ApplySettings, PostgresProvider
 

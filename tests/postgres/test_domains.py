@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from reconciler.engine.changes import Phase, Risk
+from reconciler.core.changes import Phase, Risk
 from reconciler.providers.postgres import domains
 from reconciler.providers.postgres.classify import classify
 from reconciler.providers.postgres.diffing import SchemaDiff, SchemaFacts

@@ -12,11 +12,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from reconciler.app.wiring import build_schema
 from reconciler.config import Settings
 from reconciler.providers.postgres import PostgresProvider
 from reconciler.providers.postgres.cache import MAGIC, InspectionCache
 from reconciler.providers.postgres.diffing import Inspection
-from reconciler.wiring import build_schema
 from tests.postgres.support import scratch_databases
 
 NewDatabase = Callable[[str], str]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from reconciler.engine.changes import Phase, Risk
+from reconciler.core.changes import Phase, Risk
 from reconciler.errors import SchemaError
 from reconciler.providers.postgres import PostgresProvider
 from reconciler.providers.postgres.classify import classify

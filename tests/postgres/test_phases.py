@@ -6,7 +6,7 @@ corpus (``test_corpus.py``) runs the same classes of change on a real server.
 
 from __future__ import annotations
 
-from reconciler.engine.changes import Phase, Risk
+from reconciler.core.changes import Phase, Risk
 from reconciler.providers.postgres.classify import classify
 from reconciler.providers.postgres.diffing import SchemaDiff, SchemaFacts
 from reconciler.providers.postgres.phases import Statement, arrange
