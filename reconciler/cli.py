@@ -16,13 +16,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from reconciler import clock, logs
-from reconciler.config import Settings, load_settings
 from reconciler.errors import ReconcilerError, ValidationError
+
+if TYPE_CHECKING:
+    from reconciler.config import Settings  # pydantic-settings: imported by the commands that read a config
 
 app = typer.Typer(
     name="reconciler",
@@ -107,6 +109,8 @@ def errors_as_exit() -> Iterator[None]:
 
 
 def settings_for(config: Path | None, source: str | None = None) -> Settings:
+    from reconciler.config import load_settings
+
     settings = load_settings(config, source={"url": source} if source else {})
     logs.configure(os.environ.get("RECONCILER_LOG_LEVEL", "error"), settings.log.format)
     clock.configure()
@@ -376,7 +380,8 @@ def diff(
     env: Annotated[str | None, typer.Argument(help="Only this environment.")] = None,
     fmt: FormatOpt = Format.text,
     shadow_url: Annotated[str | None, typer.Option(
-        "--shadow-url", help="PostgreSQL server for scratch databases: adds schema statements and their risk.",
+        "--shadow-url", help="PostgreSQL server for the scratch databases that turn changed SQL files into "
+        "statements and their risk (default: databases.shadow_url, else an embedded one started for the diff).",
         envvar="RECONCILER_SHADOW_URL")] = None,
     config: ConfigOpt = None,
     source: SourceOpt = None,
@@ -387,7 +392,8 @@ def diff(
 
     with errors_as_exit():
         settings = settings_for(config, source)
-        found = run_diff(settings, base, head, env, shadow_url)
+        found = run_diff(settings, base, head, env, shadow_url,
+                         warn=lambda message: err.print(f"[yellow]warning:[/yellow] {esc(message)}"))
     emit(render_diff(fmt.value, found.environments, base, found.base_id, head, found.head_id))
     raise typer.Exit(2 if found.count else 0)
 
@@ -399,6 +405,7 @@ def run(
     listen: Annotated[str | None, typer.Option(help="API address (overrides api.listen).")] = None,
 ) -> None:
     """Run the daemon: watch the repository, reconcile, check drift, serve the API."""
+    from reconciler.config import load_settings
     from reconciler.daemon.main import run_daemon
 
     with errors_as_exit():

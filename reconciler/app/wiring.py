@@ -76,12 +76,13 @@ def build_platform(settings: Settings, secrets: Secrets, fingerprints: Fingerpri
 
 
 def build_schema(settings: Settings, shadow_url: str | None = None) -> SchemaProvider:
-    from reconciler.providers.postgres.apply import ApplySettings
     from reconciler.providers.postgres.provider import PostgresProvider
+    from reconciler.providers.postgres.sessions import ApplySettings
 
     return PostgresProvider(
         shadow_url=shadow_url or settings.databases.shadow_url,
         shared_cache=True,
+        cache_dir=settings.data_dir / "cache" / "schemas",
         settings=ApplySettings(
             lock_timeout=parse_duration(settings.databases.lock_timeout),
             statement_timeout=parse_duration(settings.databases.statement_timeout),
