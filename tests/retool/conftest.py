@@ -1,19 +1,21 @@
 """Fixtures for the retool provider tests: the fake Retool on loopback and a provider aimed at it.
 
 The fake server starts once per session (loading the 1.4 MB OpenAPI document takes a second);
-each test gets it reset to a fresh instance and fails at teardown if any request or response broke
-the OpenAPI contract.
+each test gets it reset to a fresh instance connected to a fresh Source Control repository (a bare
+Git repository in the test's temporary directory), and fails at teardown if any request or response
+broke the OpenAPI contract.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from reconciler.providers.retool import MemoryFingerprintBook, RetoolProvider
 from tests.retool.example import APP, Secrets
-from tests.retool.fake_server import FakeRetool
+from tests.retool.fake import FakeRetool, FakeSourceControl
 
 
 @pytest.fixture(scope="session")
@@ -25,9 +27,15 @@ def fake_server() -> Iterator[FakeRetool]:
 
 
 @pytest.fixture
-def fake(fake_server: FakeRetool) -> Iterator[FakeRetool]:
-    """A fresh fake instance that already holds the example app (apps arrive via Source Control)."""
-    fake_server.reset()
+def source_control(tmp_path: Path) -> FakeSourceControl:
+    """The Source Control repository the fake instance deploys from (``main`` is its deploy branch)."""
+    return FakeSourceControl(tmp_path / "retool-source.git")
+
+
+@pytest.fixture
+def fake(fake_server: FakeRetool, source_control: FakeSourceControl) -> Iterator[FakeRetool]:
+    """A fresh fake instance that already holds the example app, protected in Source Control."""
+    fake_server.reset(source_control=source_control, manifest_name="production")
     fake_server.add_app(APP, description="Support agents' view of customers and their open tickets")
     yield fake_server
     fake_server.assert_clean()
@@ -66,4 +74,3 @@ def make_provider(fake: FakeRetool, book: MemoryFingerprintBook) -> Iterator[Cal
 @pytest.fixture
 def provider(make_provider: Callable[..., RetoolProvider]) -> RetoolProvider:
     return make_provider()
-

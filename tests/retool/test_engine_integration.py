@@ -15,7 +15,11 @@ from reconciler.providers.retool import RetoolProvider
 from reconciler.reconcile import Reconciler
 from reconciler.store.store import Store
 from tests.conftest import World
-from tests.retool.fake_server import FakeRetool
+from tests.retool.fake import FakeRetool
+
+# Fails against a fake that behaves like Retool until the provider is fixed (issue 15): it names
+# apps by their /apps id, uses deprecated endpoints and deploys before its branches are merged.
+ISSUE_15 = pytest.mark.xfail(strict=True, reason="issue 15: provider not yet fixed for Source Control")
 
 
 @pytest.fixture
@@ -32,6 +36,7 @@ def reconciler_for(world: World, fake: FakeRetool) -> Reconciler:
     return world.reconciler(store=store, platform=platform)
 
 
+@ISSUE_15
 def test_the_example_reconciles_into_retool_and_a_second_run_writes_nothing(
     retool_world: tuple[World, FakeRetool],
 ) -> None:
@@ -57,6 +62,7 @@ def test_the_example_reconciles_into_retool_and_a_second_run_writes_nothing(
     assert fake.writes() == []
 
 
+@ISSUE_15
 def test_out_of_band_edits_in_retool_are_found_and_healed(retool_world: tuple[World, FakeRetool]) -> None:
     world, fake = retool_world
     r = reconciler_for(world, fake)
