@@ -60,6 +60,12 @@ def test_missing_required_field(folder: Path) -> None:
     assert problems(folder) == ["resources/segment.yaml:1: Resource 'segment': missing required field 'type'"]
 
 
+def test_a_resource_type_retools_api_cannot_create_is_refused_at_its_line(folder: Path) -> None:
+    edit(folder, "resources/segment.yaml", "type: restapi\n", "type: s3\n")
+    assert problems(folder) == ["resources/segment.yaml:3: Resource 'segment': type 's3' cannot be created through "
+                                "Retool's API; use one of dbServer, mysql, postgresql, redshift, restapi, snowflake"]
+
+
 def test_unknown_kind(folder: Path) -> None:
     (folder / "extra.yaml").write_text("kind: Dashboard\nname: x\n")
     assert problems(folder) == ["extra.yaml:1: unknown kind 'Dashboard' (known kinds: App, ConfigVariable, Database, "
