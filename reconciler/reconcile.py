@@ -30,6 +30,7 @@ from reconciler.config import Settings
 from reconciler.desired import loader
 from reconciler.desired.models import Environment
 from reconciler.desired.state import DesiredState
+from reconciler.desired.validation import app_environments
 from reconciler.durations import parse_duration
 from reconciler.engine import gates
 from reconciler.engine.changes import Change, DriftItem
@@ -45,6 +46,7 @@ from reconciler.errors import (
     SourceError,
     StoreError,
     ValidationError,
+    Waiting,
     clip,
 )
 from reconciler.providers.base import (
@@ -87,7 +89,7 @@ class Target:
 @dataclass
 class Outcome:
     environment: str
-    result: str  # Succeeded | NoChanges | Failed | Blocked | Busy
+    result: str  # Succeeded | NoChanges | Failed | Blocked | Busy | Interrupted | Waiting (for a merge)
     revision: str | None = None
     ref: str | None = None
     run_id: str | None = None
@@ -99,10 +101,12 @@ class Outcome:
     duration: float = 0.0
     release: bool = False  # the revision came from a release tag (a promotion when it succeeds)
     warnings: list[str] = field(default_factory=list)  # went wrong around the run without changing its result
+    retry_after: float | None = None  # Waiting: when to look again
 
     @property
     def exit_code(self) -> int:
-        return {"Succeeded": 0, "NoChanges": 0, "Blocked": 3}.get(self.result, 1)
+        # Waiting is not a failure: the run did what it could and a merge will let the next one finish.
+        return {"Succeeded": 0, "NoChanges": 0, "Waiting": 0, "Blocked": 3}.get(self.result, 1)
 
 
 @dataclass
@@ -321,7 +325,7 @@ class Reconciler:
         """Render ``env`` at ``revision``, read live state, and plan (no gates, no writes)."""
         state = self.state_at(revision)
         desired = render(state, env, self.fingerprinter.sensitive)
-        live = self.platform.read(env)
+        live = self.platform.read(env, declared=frozenset(desired.objects))
         drift = self._diff(desired, live)
         return Computed(desired, state, build_plan(env, revision, drift), live)
 
@@ -522,6 +526,12 @@ class Reconciler:
         except Cancelled as exc:
             log.warning("reconcile.cancelled", applied=len(applied))
             return self._finish(target, run_id, "Interrupted", str(exc), applied, None, plan, tree_id)
+        except Waiting as exc:
+            # A platform proposed a change (a pushed branch) that counts once merged: not a failure.
+            log.info("reconcile.waiting", reason=str(exc), applied=len(applied))
+            outcome = self._finish(target, run_id, "Waiting", str(exc), applied, None, plan, tree_id)
+            outcome.retry_after = exc.delay
+            return outcome
         except ReconcilerError as exc:
             log.warning("reconcile.failed", error=str(exc), applied=len(applied))
             return self._finish(target, run_id, "Failed", f"{exc}", applied, None, plan, tree_id)
@@ -537,10 +547,15 @@ class Reconciler:
     ) -> None:
         env = target.environment
         assert target.revision is not None
-        ctx = ApplyContext(environment=env, secrets=self.secrets, fingerprints=self.store)
+        ctx = ApplyContext(environment=env, secrets=self.secrets, fingerprints=self.store, releases=self.store)
         release = target.ref if target.tag is not None and target.ref else short(target.revision)
-        for name, source in computed.state.app_sources.items():
-            ctx.deployments[name] = AppDeployment(target.revision, release, source.files)
+        order = computed.state.environment_order
+        for name, app in computed.state.apps.items():
+            source = computed.state.app_sources.get(name)
+            # A release is made by the app's first environment in promotion order; the others run it.
+            first = next((e for e in order if e in app_environments(app, order)), env)
+            ctx.deployments[name] = AppDeployment(target.revision, release, source.files if source else {},
+                                                  may_release=first == env)
         live = computed.live
         for step in plan.steps:
             if cancel is not None and cancel.is_set():
@@ -599,6 +614,8 @@ class Reconciler:
             self.store.observe_drift(env, [i.as_json() for i in verify.drift])
         elif result == "Interrupted":
             self.store.update_status(env, state="Unknown", reason=reason, last_run_id=run_id)
+        elif result == "Waiting":
+            self.store.update_status(env, state="Progressing", reason=reason, last_run_id=run_id)
         else:
             self.store.update_status(env, state="Failed", reason=reason, last_run_id=run_id,
                                      drift_count=len(verify.items) if verify else None)

@@ -262,6 +262,9 @@ class Daemon:
             count = self.state.failures.get(env, 0)
             self.state.failures[env] = count + 1
             self._retry(env, self.retry_delays[min(count, len(self.retry_delays) - 1)], "retry")
+        elif outcome.result == "Waiting":
+            self.state.failures.pop(env, None)
+            self._retry(env, outcome.retry_after or RETRY_BUSY, "merge-check")  # look for the merge again
         else:
             self.state.failures.pop(env, None)
         if outcome.result in ("Succeeded", "NoChanges") and not self.stopping.is_set():

@@ -12,7 +12,7 @@ from reconciler.store.store import EnvironmentStatus, RunRecord
 STATE_STYLE = {"Synced": "green", "OutOfSync": "yellow", "Progressing": "cyan", "Blocked": "bold red",
                "Failed": "bold red", "Unknown": "dim"}
 RESULT_STYLE = {"Succeeded": "green", "NoChanges": "green", "Failed": "bold red", "Blocked": "red",
-                "Interrupted": "yellow", "Progressing": "cyan"}
+                "Interrupted": "yellow", "Progressing": "cyan", "Waiting": "cyan"}
 
 
 def _count(value: int | None) -> str:

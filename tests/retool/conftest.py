@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.providers.retool import MemoryFingerprintBook, RetoolProvider
+from reconciler.source.branches import BranchRepository
 from tests.retool.example import APP, Secrets
 from tests.retool.fake import FakeRetool, FakeSourceControl
 
@@ -52,7 +53,10 @@ def secrets() -> Secrets:
 
 
 @pytest.fixture
-def make_provider(fake: FakeRetool, book: MemoryFingerprintBook) -> Iterator[Callable[..., RetoolProvider]]:
+def make_provider(
+    fake: FakeRetool, book: MemoryFingerprintBook, source_control: FakeSourceControl, tmp_path: Path
+) -> Iterator[Callable[..., RetoolProvider]]:
+    """Providers aimed at the fake instance, merging what they push into its repository themselves."""
     made: list[RetoolProvider] = []
 
     def make(**options: object) -> RetoolProvider:
@@ -60,6 +64,8 @@ def make_provider(fake: FakeRetool, book: MemoryFingerprintBook) -> Iterator[Cal
             "requests_per_minute": 60_000,
             "fingerprints": book,
             "deploy_poll_interval": 0.01,
+            "manifest": fake.manifest_name,
+            "source_control": BranchRepository(source_control.url, tmp_path / "cache"),
         }
         settings.update(options)
         provider = RetoolProvider(fake.url, fake.token, **settings)  # type: ignore[arg-type]

@@ -13,13 +13,10 @@ import pytest
 
 from reconciler.providers.retool import RetoolProvider
 from reconciler.reconcile import Reconciler
+from reconciler.source.branches import BranchRepository
 from reconciler.store.store import Store
 from tests.conftest import World
 from tests.retool.fake import FakeRetool
-
-# Fails against a fake that behaves like Retool until the provider is fixed (issue 15): it names
-# apps by their /apps id, uses deprecated endpoints and deploys before its branches are merged.
-ISSUE_15 = pytest.mark.xfail(strict=True, reason="issue 15: provider not yet fixed for Source Control")
 
 
 @pytest.fixture
@@ -31,12 +28,13 @@ def retool_world(pyworld: World, fake: FakeRetool) -> Iterator[tuple[World, Fake
 def reconciler_for(world: World, fake: FakeRetool) -> Reconciler:
     settings = world.settings()
     store = Store(settings.state_url)
+    assert fake.source_control is not None
     platform = RetoolProvider(fake.url, fake.token, requests_per_minute=60_000, deploy_poll_interval=0.01,
-                              fingerprints=store)
+                              fingerprints=store, releases=store, manifest=fake.manifest_name,
+                              source_control=BranchRepository(fake.source_control.url, settings.data_dir / "sc"))
     return world.reconciler(store=store, platform=platform)
 
 
-@ISSUE_15
 def test_the_example_reconciles_into_retool_and_a_second_run_writes_nothing(
     retool_world: tuple[World, FakeRetool],
 ) -> None:
@@ -48,7 +46,7 @@ def test_the_example_reconciles_into_retool_and_a_second_run_writes_nothing(
     world.tag("v1.0.0", "Release 1.0.0")
     production = r.reconcile("production")
     assert production.result == "Succeeded", production.reason
-    assert fake.pinned("production")
+    assert fake.live_releases() == fake.pinned() != {}
 
     fake.clear_calls()
     assert r.reconcile("staging").result == "NoChanges"
@@ -62,7 +60,6 @@ def test_the_example_reconciles_into_retool_and_a_second_run_writes_nothing(
     assert fake.writes() == []
 
 
-@ISSUE_15
 def test_out_of_band_edits_in_retool_are_found_and_healed(retool_world: tuple[World, FakeRetool]) -> None:
     world, fake = retool_world
     r = reconciler_for(world, fake)
@@ -78,3 +75,32 @@ def test_out_of_band_edits_in_retool_are_found_and_healed(retool_world: tuple[Wo
     assert healed.result == "Succeeded", healed.reason
     assert fake.config_values("SUPPORT_EMAIL")["staging"] == "support-staging@example.com"
     assert r.drift("staging")[0].drift == []
+
+
+def test_in_pull_request_mode_an_environment_is_progressing_until_the_branches_are_merged_then_synced(
+    retool_world: tuple[World, FakeRetool],
+) -> None:
+    world, fake = retool_world
+    r = reconciler_for(world, fake)
+    assert isinstance(r.platform, RetoolProvider) and fake.source_control is not None
+    r.platform.merge_mode = "pull-request"
+
+    waiting = r.reconcile("staging")
+
+    assert waiting.result == "Waiting"
+    assert waiting.exit_code == 0
+    branches = fake.source_control.branches()
+    status = r.store.status("staging")
+    assert status.state == "Progressing"
+    assert status.reason is not None and status.reason.startswith("waiting for merge of ")
+    assert all(branch in status.reason for branch in branches)
+    assert status.applied_revision is None
+    assert r.reconcile("staging").result == "Waiting"  # nothing merged yet: still waiting
+
+    for branch in branches:
+        fake.source_control.merge(branch)
+    done = r.reconcile("staging")
+
+    assert done.result == "Succeeded", done.reason
+    assert r.store.status("staging").state == "Synced"
+    assert fake.live_releases() == fake.pinned() != {}

@@ -26,10 +26,6 @@ from reconciler.providers.retool import (
 from tests.retool.example import Secrets, context, diff, objects, reconcile
 from tests.retool.fake import FakeRetool
 
-# Fails against a fake that behaves like Retool until the provider is fixed (issue 15): it names
-# apps by their /apps id, uses deprecated endpoints and deploys before its branches are merged.
-ISSUE_15 = pytest.mark.xfail(strict=True, reason="issue 15: provider not yet fixed for Source Control")
-
 MakeProvider = Callable[..., RetoolProvider]
 
 
@@ -142,7 +138,6 @@ def test_an_idempotent_write_is_retried_after_a_5xx(fake: FakeRetool) -> None:
     client.close()
 
 
-@ISSUE_15
 def test_a_500_in_the_middle_of_a_run_raises_and_the_next_run_converges(
     fake: FakeRetool, make_provider: MakeProvider, book: MemoryFingerprintBook, secrets: Secrets
 ) -> None:
@@ -162,7 +157,6 @@ def test_a_500_in_the_middle_of_a_run_raises_and_the_next_run_converges(
     assert fake.names("resources") == ["crm-api", "crm-db", "retool_db", "segment"]
 
 
-@ISSUE_15
 def test_a_failed_deployment_raises_and_the_next_run_deploys_again(
     fake: FakeRetool, provider: RetoolProvider, book: MemoryFingerprintBook, secrets: Secrets
 ) -> None:
@@ -179,7 +173,6 @@ def test_a_failed_deployment_raises_and_the_next_run_deploys_again(
     assert diff(objects("staging", secrets), provider.read("staging")) == {}
 
 
-@ISSUE_15
 def test_a_deployment_that_never_finishes_is_given_up_after_the_deploy_timeout(
     fake: FakeRetool, make_provider: MakeProvider, book: MemoryFingerprintBook, secrets: Secrets
 ) -> None:
@@ -274,7 +267,6 @@ def test_the_provider_throttles_to_45_requests_a_minute_by_default(fake: FakeRet
     provider.close()
 
 
-@ISSUE_15
 def test_every_page_of_a_list_is_read(fake: FakeRetool, provider: RetoolProvider, book: MemoryFingerprintBook,
                                       secrets: Secrets) -> None:
     reconcile(provider, context("staging", secrets, book), objects("staging", secrets))
@@ -322,3 +314,48 @@ def test_the_token_never_appears_in_logs_reprs_or_errors(
     everything = "\n".join([*errors, *(str(e) for e in events), capsys.readouterr().out,
                             capsys.readouterr().err, caplog.text])
     assert token not in everything
+
+
+def test_every_page_of_the_grants_a_group_holds_is_read(
+    fake: FakeRetool, provider: RetoolProvider, book: MemoryFingerprintBook, secrets: Secrets
+) -> None:
+    reconcile(provider, context("staging", secrets, book), objects("staging", secrets))
+    fake.page_size = 2  # platform-admins holds 4 grants in staging: 3 resource configurations and the app
+    fake.clear_calls()
+
+    live = provider.read("staging")
+
+    assert diff(objects("staging", secrets), live) == {}
+    pages = [c.query for c in fake.calls if c.path == "/permissions/listObjects" and c.query]
+    assert {"next_token": "2"} in pages
+
+
+# -- /source_control/deploy is never sent twice ------------------------------------------------------------
+
+
+def test_a_deploy_answered_with_a_500_is_not_sent_again_the_deployment_it_started_is_polled(
+    fake: FakeRetool, make_provider: MakeProvider, book: MemoryFingerprintBook, secrets: Secrets
+) -> None:
+    provider = make_provider(sleep=Sleeps())
+    fake.inject(500, path="/source_control/deploy", after_effect=True, message="Internal server error")
+
+    reconcile(provider, context("staging", secrets, book), objects("staging", secrets))
+
+    deploys = [c for c in fake.calls if c.path == "/source_control/deploy"]
+    assert [c.status for c in deploys] == [500]
+    assert [d["status"] for d in fake.state.deployments.values()] == ["SUCCESS"]
+    assert diff(objects("staging", secrets), provider.read("staging")) == {}
+
+
+def test_a_deploy_that_failed_before_starting_is_reported_and_not_sent_again(
+    fake: FakeRetool, make_provider: MakeProvider, book: MemoryFingerprintBook, secrets: Secrets
+) -> None:
+    provider = make_provider(sleep=Sleeps())
+    fake.inject(503, path="/source_control/deploy", message="Service unavailable")
+
+    with pytest.raises(ProviderError, match="no new deployment is listed") as caught:
+        reconcile(provider, context("staging", secrets, book), objects("staging", secrets))
+
+    assert caught.value.retryable is True
+    assert [c.status for c in fake.calls if c.path == "/source_control/deploy"] == [503]
+    assert fake.state.deployments == {}

@@ -175,6 +175,7 @@ class Fault:
     message: str = "Injected fault"
     # Carry the request out before answering with the fault (a server that failed after acting).
     after_effect: bool = False
+    path: str | None = None  # only requests to this path
 
 
 @dataclass
@@ -381,10 +382,12 @@ class FakeRetool:
     # == faults ======================================================================================
 
     def inject(self, status: int, times: int = 1, *, retry_after: str | None = None,
-               only_writes: bool = False, message: str = "Injected fault") -> None:
-        """Answer the next ``times`` requests (or writes) with ``status`` (and ``Retry-After``)."""
+               only_writes: bool = False, message: str = "Injected fault", path: str | None = None,
+               after_effect: bool = False) -> None:
+        """Answer the next ``times`` requests (or writes, or requests to ``path``) with ``status`` (and
+        ``Retry-After``); with ``after_effect`` the request is carried out first."""
         with self.lock:
-            self.faults.append(Fault(status, times, retry_after, only_writes, 0, message))
+            self.faults.append(Fault(status, times, retry_after, only_writes, 0, message, after_effect, path))
 
     def fail_writes(self, k: int, status: int = 500, times: int = 1, *, after_effect: bool = False) -> None:
         """Let ``k - 1`` writes through, then answer the next ``times`` writes with ``status``.
@@ -444,6 +447,15 @@ class FakeRetool:
         """App name → blob id of the release artifact live on this instance."""
         with self.lock:
             return {a["name"]: a["_artifact"] for a in self.state.apps.values()}
+
+    def deploy_now(self) -> dict[str, Any]:
+        """Deploy the deploy branch at once, as Retool does by itself after a merge; the finished deployment."""
+        with self.lock:
+            deployment = self.deploy({}, None)["data"]
+            record = self.state.deployments[deployment["id"]]
+            while record["status"] not in DEPLOY_DONE:
+                self._progress(record)
+            return self._deployment_view(deployment["id"])
 
     def pinned(self) -> dict[str, str]:
         """App name → release this instance's manifest pins, on the deploy branch (merged)."""
@@ -622,6 +634,8 @@ class FakeRetool:
     def _take_fault(self, call: Call) -> Fault | None:
         for fault in self.faults:
             if fault.only_writes and not call.is_write:
+                continue
+            if fault.path is not None and call.path != fault.path:
                 continue
             if fault.skip_writes > 0:
                 fault.skip_writes -= 1
