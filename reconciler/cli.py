@@ -263,7 +263,7 @@ def drift(
         for name in names:
             _revision, ref = r.current_revision(name)
             result, first_seen = r.drift(name)
-            found = found or bool(result.drift)
+            found = found or bool(result.pending)  # what the instance owner applies is not this one's drift
             if fmt == Format.json:
                 reports.append(plan_json(result, ref, first_seen, kind="drift"))
             else:

@@ -32,7 +32,7 @@ from reconciler.desired.models import Environment
 from reconciler.desired.state import DesiredState
 from reconciler.desired.validation import app_environments
 from reconciler.durations import parse_duration
-from reconciler.engine import gates
+from reconciler.engine import gates, topology
 from reconciler.engine.changes import Change, DriftItem
 from reconciler.engine.drift import diff_objects
 from reconciler.engine.plan import Plan, Step, build_plan
@@ -124,6 +124,7 @@ class Computed:
     state: DesiredState
     plan: Plan
     live: LiveState  # what the plan was made against; apply starts from it (no second read)
+    owner: str = ""  # the environment that applies what this one's platform instance shares
 
 
 class Reconciler:
@@ -322,12 +323,22 @@ class Reconciler:
     # -- computing drift and plans ---------------------------------------------------------------
 
     def compute(self, env: str, revision: str) -> Computed:
-        """Render ``env`` at ``revision``, read live state, and plan (no gates, no writes)."""
+        """Render ``env`` at ``revision``, read live state, and plan (no gates, no writes).
+
+        On a platform instance shared with other environments, what the instance shares is left to
+        the most protected environment hosted there (engine/topology.py): this environment's read is
+        told whether it owns those objects, and its plan marks their changes as applied with the owner.
+        """
         state = self.state_at(revision)
+        placement = self.settings.platform.placement(state.environment_order)
+        problems = topology.shared_instance_problems(state, placement)
+        if problems:
+            raise ValidationError(problems)
+        owner = topology.owner(env, state.environment_order, placement)
         desired = render(state, env, self.fingerprinter.sensitive)
-        live = self.platform.read(env, declared=frozenset(desired.objects))
-        drift = self._diff(desired, live)
-        return Computed(desired, state, build_plan(env, revision, drift), live)
+        live = self.platform.read(env, declared=frozenset(desired.objects), owner=owner == env)
+        drift = topology.defer_shared(self._diff(desired, live), env, state.environment_order, placement)
+        return Computed(desired, state, build_plan(env, revision, drift), live, owner)
 
     def _diff(self, desired: DesiredEnvironment, live: LiveState) -> list[DriftItem]:
         items = diff_objects(desired.objects, live, prune=desired.spec.sync.prune)
@@ -381,13 +392,13 @@ class Reconciler:
     def _summarise_drift(self, env: str, plan: Plan) -> None:
         status = self.store.status(env)
         if status.state in ("Blocked", "Failed", "Progressing"):
-            self.store.update_status(env, drift_count=len(plan.drift), last_checked_at=self.clock())
+            self.store.update_status(env, drift_count=len(plan.pending), last_checked_at=self.clock())
             return
-        state = "Synced" if not plan.drift else "OutOfSync"
-        reason = None if not plan.drift else _drift_reason(plan)
+        state = "Synced" if not plan.pending else "OutOfSync"
+        reason = None if not plan.pending else _drift_reason(plan)
         if status.applied_revision is None:
-            state, reason = "OutOfSync" if plan.drift else "Synced", reason or "nothing applied yet"
-        self.store.update_status(env, state=state, reason=reason, drift_count=len(plan.drift),
+            state, reason = "OutOfSync" if plan.pending else "Synced", reason or "nothing applied yet"
+        self.store.update_status(env, state=state, reason=reason, drift_count=len(plan.pending),
                                  last_checked_at=self.clock())
 
     # -- reconciling --------------------------------------------------------------------------------
@@ -547,7 +558,8 @@ class Reconciler:
     ) -> None:
         env = target.environment
         assert target.revision is not None
-        ctx = ApplyContext(environment=env, secrets=self.secrets, fingerprints=self.store, releases=self.store)
+        ctx = ApplyContext(environment=env, secrets=self.secrets, fingerprints=self.store, releases=self.store,
+                           owner=computed.owner in ("", env))
         release = target.ref if target.tag is not None and target.ref else short(target.revision)
         order = computed.state.environment_order
         for name, app in computed.state.apps.items():
@@ -606,9 +618,9 @@ class Reconciler:
         self.store.finish_run(run_id, result, reason, applied, len(verify.items) if verify else None)
         if result == "Succeeded" and verify is not None:
             self.store.update_status(
-                env, state="Synced" if not verify.drift else "OutOfSync",
-                reason=_drift_reason(verify) if verify.drift else None, applied_revision=target.revision,
-                applied_ref=target.ref, applied_tree_id=tree_id, drift_count=len(verify.drift), last_run_id=run_id,
+                env, state="Synced" if not verify.pending else "OutOfSync",
+                reason=_drift_reason(verify) if verify.pending else None, applied_revision=target.revision,
+                applied_ref=target.ref, applied_tree_id=tree_id, drift_count=len(verify.pending), last_run_id=run_id,
                 last_checked_at=self.clock(),
             )
             self.store.observe_drift(env, [i.as_json() for i in verify.drift])
@@ -631,9 +643,9 @@ class Reconciler:
         if record or not repeat:
             run_id = self.store.start_run(env, trigger, target.revision, tree_id, target.ref, [], result="NoChanges")
         self.store.update_status(
-            env, state="Synced" if not plan.drift else "OutOfSync",
-            reason=_drift_reason(plan) if plan.drift else None, applied_revision=target.revision,
-            applied_ref=target.ref, applied_tree_id=tree_id, drift_count=len(plan.drift), last_run_id=run_id,
+            env, state="Synced" if not plan.pending else "OutOfSync",
+            reason=_drift_reason(plan) if plan.pending else None, applied_revision=target.revision,
+            applied_ref=target.ref, applied_tree_id=tree_id, drift_count=len(plan.pending), last_run_id=run_id,
             last_checked_at=self.clock(),
         )
         self.store.observe_drift(env, [i.as_json() for i in plan.drift])
@@ -707,10 +719,10 @@ def _tracked_ref(spec: Environment) -> str:
 
 
 def _drift_reason(plan: Plan) -> str:
-    unpruned = [i for i in plan.drift if i.change == Change.DELETE and not i.pruned and i.kind != "schema"]
-    if unpruned and len(unpruned) == len(plan.drift):
+    unpruned = [i for i in plan.pending if i.change == Change.DELETE and not i.pruned and i.kind != "schema"]
+    if unpruned and len(unpruned) == len(plan.pending):
         return f"{len(unpruned)} undeclared objects (prune is off)"
-    count = len(plan.drift)
+    count = len(plan.pending)
     return f"{count} drift item{'s' if count != 1 else ''}"
 
 

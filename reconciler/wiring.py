@@ -5,9 +5,9 @@ Called by the CLI, the daemon and the demo. Tests pass ready-made parts as overr
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from reconciler.config import Settings
+from reconciler.config import Settings, SourceControlConfig
 from reconciler.errors import ConfigError, SecretError
 from reconciler.providers.base import PlatformProvider, SchemaProvider
 from reconciler.reconcile import Reconciler
@@ -15,6 +15,9 @@ from reconciler.secrets.backends import Secrets, backends_from_config
 from reconciler.secrets.fingerprints import Fingerprinter, load_or_create_key
 from reconciler.source.repository import Repository, SshKey
 from reconciler.store.store import Store
+
+if TYPE_CHECKING:
+    from reconciler.providers.retool.provider import MergeMode, RetoolProvider
 
 
 def resolve_setting(secrets: Secrets, key: str, value: str) -> str:
@@ -34,19 +37,69 @@ def build_platform(settings: Settings, secrets: Secrets, store: Store) -> Platfo
         from reconciler.providers.registry import RegistryProvider
 
         return RegistryProvider(resolve_setting(secrets, "platform.url", settings.registry_url))
+    from reconciler.providers.retool.platform import Placement, RetoolPlatform
+
+    platform = settings.platform
+    if not platform.instances:
+        if not platform.host or not platform.token:
+            raise ConfigError("platform.provider = 'retool' needs platform.host and platform.token "
+                              "(token = \"${secret:RETOOL_TOKEN}\"), or [[platform.instances]]")
+        return _retool_instance(settings, secrets, store, "platform", platform.host, platform.token,
+                                platform.manifest, platform.source_control, platform.requests_per_minute, None)
+    instances = {
+        i.name: _retool_instance(settings, secrets, store, f"platform.instances[{i.name}]", i.host, i.token, i.manifest,
+                                 i.source_control, i.requests_per_minute, i.name)
+        for i in platform.instances
+    }
+    placements = {env: Placement(i.name, i.retool_environments.get(env, env))
+                  for i in platform.instances for env in i.environments}
+    return RetoolPlatform(instances, placements)
+
+
+def _retool_instance(
+    settings: Settings, secrets: Secrets, store: Store, key: str, host: str, token: str, manifest: str | None,
+    source_control: SourceControlConfig | None, requests_per_minute: int, name: str | None,
+) -> RetoolProvider:
     from reconciler.durations import parse_duration
     from reconciler.providers.retool.provider import RetoolProvider
+    from reconciler.source.branches import BranchRepository, GitCredentials
 
-    if not settings.platform.host or not settings.platform.token:
-        raise ConfigError("platform.provider = 'retool' needs platform.host and platform.token "
-                          "(token = \"${secret:RETOOL_TOKEN}\")")
+    repository = None
+    merge: MergeMode = "direct"
+    deploy_branch = "main"
+    poll = 60.0
+    if source_control is not None:
+        password = resolve_setting(secrets, f"{key}.source_control.password", source_control.password) \
+            if source_control.password else None
+        ssh_key = None
+        if source_control.ssh_key:
+            passphrase = resolve_setting(secrets, f"{key}.source_control.ssh_key_passphrase",
+                                         source_control.ssh_key_passphrase) if source_control.ssh_key_passphrase else ""
+            ssh_key = SshKey(private_key=source_control.ssh_key, passphrase=passphrase,
+                             username=source_control.username)
+        repository = BranchRepository(
+            source_control.url, settings.data_dir / "cache",
+            GitCredentials(username=source_control.username, password=password, ssh_key=ssh_key),
+        )
+        merge, deploy_branch = source_control.merge, source_control.branch
+        poll = parse_duration(source_control.poll_interval)
     return RetoolProvider(
-        host=settings.platform.host,
-        token=secrets.resolve(settings.platform.token),
-        requests_per_minute=settings.platform.requests_per_minute,
+        host=host,
+        token=resolve_setting(secrets, f"{key}.token", token),
+        requests_per_minute=requests_per_minute,
         timeout=parse_duration(settings.platform.timeout),
-        # Write-only values (secrets, options) are judged by what we wrote: that record lives in the store.
+        # Write-only values (secrets, options) are judged by what we wrote, and apps by the releases we
+        # made: both records live in the store.
         fingerprints=store,
+        releases=store,
+        manifest=manifest,
+        source_control=repository,
+        deploy_branch=deploy_branch,
+        merge=merge,
+        merge_poll_interval=poll,
+        deploy_poll_interval=parse_duration(settings.platform.deploy_poll_interval),
+        deploy_timeout=parse_duration(settings.platform.deploy_timeout),
+        instance=name,
     )
 
 

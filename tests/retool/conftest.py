@@ -42,6 +42,24 @@ def fake(fake_server: FakeRetool, source_control: FakeSourceControl) -> Iterator
     fake_server.assert_clean()
 
 
+@pytest.fixture(scope="session")
+def staging_server() -> Iterator[FakeRetool]:
+    server = FakeRetool(token="retool_staging_instance_token")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def staging_instance(staging_server: FakeRetool, source_control: FakeSourceControl, fake: FakeRetool) -> Iterator[
+        FakeRetool]:
+    """A second instance on the same Source Control repository as ``fake``, publishing manifest ``staging``."""
+    staging_server.reset(source_control=source_control, manifest_name="staging")
+    staging_server.add_app(APP, description="Support agents' view of customers and their open tickets")
+    yield staging_server
+    staging_server.assert_clean()
+
+
 @pytest.fixture
 def book() -> MemoryFingerprintBook:
     return MemoryFingerprintBook()

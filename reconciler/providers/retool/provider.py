@@ -238,6 +238,7 @@ class RetoolProvider:
         deploy_timeout: float = 600.0,
         deploy_poll_interval: float = 2.0,
         merge_poll_interval: float = 60.0,
+        instance: str | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Sleep = time.sleep,
     ) -> None:
@@ -254,6 +255,9 @@ class RetoolProvider:
         # Digests of what Retool showed are keyed with the token, so the book never holds a
         # guessable hash of a value Retool displays (some displayed values embed secrets).
         self._digest_key = hashlib.sha256(b"reconciler-retool-digest:" + token.encode()).digest()
+        # Records of one instance never mix with another's: the same Retool environment name (every
+        # instance has a 'production') means different objects on different instances.
+        self._namespace = PROVIDER if instance is None else f"{PROVIDER}@{instance}"
         self._book: FingerprintBook | None = fingerprints
         self._memory_book = MemoryFingerprintBook()
         self._releases: ReleaseBook | None = releases
@@ -549,6 +553,12 @@ class RetoolProvider:
             )
         except OptionError as exc:
             raise RetoolStateError(f"resource {desired.name}: {exc}") from exc
+        recorded = dict(desired.fields)
+        created = resource is None
+        if not created and not ctx.owner:
+            # A resource's folder is the instance's: left as it is until the owner applies it.
+            folder = self._folder_name(resource.get("folder_id")) if resource is not None else None
+            recorded["folder"] = folder
         folder_id = self._ensure_typed_folder(str(folder), "resource")["id"] if folder else None
         written = False
         if resource is None:
@@ -585,7 +595,7 @@ class RetoolProvider:
             ctx.fingerprints,
             scope,
             self._resource_shown(resource, config),
-            desired.fields,
+            recorded,
             options_seen=self._digest(config.get("options")),
         )
 
@@ -686,9 +696,20 @@ class RetoolProvider:
                 return
         raw = desired.fields.get("value")
         value = ctx.secrets.resolve(raw.template) if isinstance(raw, Sensitive) else ("" if raw is None else str(raw))
-        body: dict[str, Any] = {"name": desired.name, "secret": bool(desired.fields.get("secret"))}
-        if desired.fields.get("description") is not None:
-            body["description"] = desired.fields["description"]
+        shared = dict(desired.fields)
+        if variable is not None and not ctx.owner:
+            # The description and secret flag are the instance's: kept as they are until the owner
+            # applies them. A secret value is never written into a variable not (yet) secret.
+            if desired.fields.get("secret") and not variable.get("secret"):
+                raise RetoolStateError(
+                    f"configuration variable {desired.name} is not secret in Retool yet; its value for "
+                    f"{ctx.environment} is a secret, so it waits until the instance's owning environment "
+                    "has made the variable secret"
+                )
+            shared.update(description=variable.get("description"), secret=bool(variable.get("secret")))
+        body: dict[str, Any] = {"name": desired.name, "secret": bool(shared.get("secret"))}
+        if shared.get("description") is not None:
+            body["description"] = shared["description"]
         if variable is None:
             body["values"] = [{"environment_id": env["id"], "value": value}]
             variable = self.client.post("/configuration_variables", body)
@@ -698,7 +719,7 @@ class RetoolProvider:
             body["values"] = [*others, {"environment_id": env["id"], "value": value}]
             updated = self.client.put(f"/configuration_variables/{variable['id']}", body)
             variable = self._replace_in("variables", updated)
-        self._remember(ctx.fingerprints, scope, self._variable_shown(variable, env["id"]), desired.fields)
+        self._remember(ctx.fingerprints, scope, self._variable_shown(variable, env["id"]), shared)
 
     def _other_values(self, ctx: ApplyContext, variable: Mapping[str, Any], env_id: str) -> list[dict[str, str]]:
         """The other environments' values, to carry over a ``PUT`` that replaces them all."""
@@ -1267,9 +1288,8 @@ class RetoolProvider:
         text = json.dumps(to_storable(shown), sort_keys=True, separators=(",", ":"), default=str)
         return hmac.new(self._digest_key, text.encode(), hashlib.sha256).hexdigest()[:32]
 
-    @staticmethod
-    def _recall(book: FingerprintBook, scope: str) -> _Record | None:
-        raw = _book_get(book, scope)
+    def _recall(self, book: FingerprintBook, scope: str) -> _Record | None:
+        raw = _book_get(book, self._namespace, scope)
         if not raw:
             return None
         try:
@@ -1293,38 +1313,37 @@ class RetoolProvider:
         record = {"seen": self._digest(shown), "fields": to_storable(dict(fields))}
         if extra:
             record["extra"] = extra
-        _book_put(book, scope, json.dumps(record, sort_keys=True))
+        _book_put(book, self._namespace, scope, json.dumps(record, sort_keys=True))
 
-    @staticmethod
-    def _forget(book: FingerprintBook, scope: str) -> None:
-        book.put(PROVIDER, scope, "")
+    def _forget(self, book: FingerprintBook, scope: str) -> None:
+        book.put(self._namespace, scope, "")
 
     def _owns(self, book: FingerprintBook, scope: str) -> bool:
         """Whether we created or adopted the object ``scope`` names (we keep a record of it)."""
         return self._recall(book, scope) is not None
 
 
-def _book_put(book: FingerprintBook, scope: str, text: str) -> None:
+def _book_put(book: FingerprintBook, namespace: str, scope: str, text: str) -> None:
     """Store ``text`` under ``scope``, split over ``scope#1..n`` when it is too long for one entry."""
     if len(text) <= BOOK_VALUE_LIMIT and not text.startswith(_CHUNKED):
-        book.put(PROVIDER, scope, text)
+        book.put(namespace, scope, text)
         return
     parts = [text[i:i + BOOK_VALUE_LIMIT] for i in range(0, len(text), BOOK_VALUE_LIMIT)]
     for index, part in enumerate(parts, start=1):
-        book.put(PROVIDER, f"{scope}#{index}", part)
+        book.put(namespace, f"{scope}#{index}", part)
     # The head goes last and names a digest of the whole, so a half-written record reads as none.
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    book.put(PROVIDER, scope, f"{_CHUNKED}{len(parts)}:{digest}")
+    book.put(namespace, scope, f"{_CHUNKED}{len(parts)}:{digest}")
 
 
-def _book_get(book: FingerprintBook, scope: str) -> str | None:
-    head = book.get(PROVIDER, scope)
+def _book_get(book: FingerprintBook, namespace: str, scope: str) -> str | None:
+    head = book.get(namespace, scope)
     if head is None or not head.startswith(_CHUNKED):
         return head
     count, _, digest = head[len(_CHUNKED):].partition(":")
     if not count.isdigit():
         return None
-    parts = [book.get(PROVIDER, f"{scope}#{index}") for index in range(1, int(count) + 1)]
+    parts = [book.get(namespace, f"{scope}#{index}") for index in range(1, int(count) + 1)]
     text = "".join(part for part in parts if part is not None)
     if None in parts or hashlib.sha256(text.encode()).hexdigest()[:16] != digest:
         return None
