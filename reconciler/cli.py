@@ -19,7 +19,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from reconciler import logs
+from reconciler import clock, logs
 from reconciler.config import Settings, load_settings
 from reconciler.errors import ReconcilerError, ValidationError
 
@@ -108,6 +108,7 @@ def errors_as_exit() -> Iterator[None]:
 def settings_for(config: Path | None, source: str | None = None) -> Settings:
     settings = load_settings(config, source={"url": source} if source else {})
     logs.configure(os.environ.get("RECONCILER_LOG_LEVEL", "error"), settings.log.format)
+    clock.configure()
     return settings
 
 
@@ -392,6 +393,7 @@ def demo(
     from rich.console import Console
 
     with errors_as_exit():
+        clock.configure()
         code = run_demo(Console(highlight=False, soft_wrap=True), keep=keep)
     raise typer.Exit(code)
 

@@ -75,7 +75,7 @@ class Demo:
 
 
 def _in_window(reconciler: Reconciler, env: str) -> bool:
-    return not gates.check_window(reconciler.spec(env), dt.datetime.now(dt.UTC)).allowed
+    return not gates.check_window(reconciler.spec(env), reconciler.clock()).allowed
 
 
 @contextmanager

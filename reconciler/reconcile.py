@@ -19,13 +19,15 @@ import datetime as dt
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
 
+from reconciler.clock import Clock
+from reconciler.clock import now as clock_now
 from reconciler.config import Settings
 from reconciler.desired import loader
 from reconciler.desired.models import Environment
@@ -64,13 +66,6 @@ from reconciler.store.store import EnvironmentStatus, Store
 
 log = structlog.get_logger(__name__)
 
-Clock = Callable[[], dt.datetime]
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 @dataclass(frozen=True)
 class Target:
     """What an environment should run now, and whether the gates that need no plan allow it."""
@@ -102,6 +97,7 @@ class Outcome:
     release: bool = False  # the revision came from a release tag (a promotion when it succeeds)
     warnings: list[str] = field(default_factory=list)  # went wrong around the run without changing its result
     retry_after: float | None = None  # Waiting: when to look again
+    retry_at: dt.datetime | None = None  # Blocked by a deny window: when it closes (the gate's clock)
 
     @property
     def exit_code(self) -> int:
@@ -128,7 +124,11 @@ class Computed:
 
 
 class Reconciler:
-    """Everything needed to reconcile: the source, the providers, the store, the secrets."""
+    """Everything needed to reconcile: the source, the providers, the store, the secrets.
+
+    ``clock`` answers "what time is it" for deny windows and status times; by default the product's
+    clock (``reconciler.clock.now``, which ``RECONCILER_NOW`` may set).
+    """
 
     def __init__(
         self,
@@ -139,7 +139,7 @@ class Reconciler:
         schema: SchemaProvider | None,
         secrets: Secrets,
         fingerprinter: Fingerprinter,
-        clock: Clock = utcnow,
+        clock: Clock = clock_now,
     ) -> None:
         self.settings = settings
         self.repository = repository
@@ -665,7 +665,8 @@ class Reconciler:
                                  desired_revision=target.revision, desired_ref=target.ref)
         log.warning("reconcile.blocked", environment=env, gate=gate.code, reason=gate.reason,
                     revision=short(target.revision))
-        return Outcome(env, "Blocked", target.revision, target.ref, run_id, gate.reason, gate.code, plan)
+        return Outcome(env, "Blocked", target.revision, target.ref, run_id, gate.reason, gate.code, plan,
+                       retry_at=gate.retry_at)
 
     def _failed_without_run(
         self, env: str, revision: str | None, ref: str | None, trigger: str, reason: str

@@ -5,6 +5,11 @@ state (made with pygit2 or with the ``git`` CLI), two fresh CRM databases on the
 embedded PostgreSQL, secrets for every reference, and a ``reconciler.toml`` pointing at all of
 it. The CLI is driven in-process through typer's runner, or as a real subprocess where the exact
 stderr and exit code of the installed console script matter.
+
+No test depends on the day it runs: every world sets the product's clock (``RECONCILER_NOW``, see
+``reconciler/clock.py``) to ``TEST_NOW``, a Wednesday morning outside the example's Friday-evening
+deny window, for in-process code and for the processes it starts; tests of windows set their own
+instant. ``tests/fakeclock.py`` keeps the suite working under ``faketime``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,17 +31,23 @@ import pytest
 import structlog
 from typer.testing import CliRunner
 
+from reconciler import clock
 from reconciler.cli import app
 from reconciler.config import Settings, load_settings
 from reconciler.providers.postgres.embedded import EmbeddedPostgres
 from reconciler.reconcile import Reconciler
 from reconciler.source import workspace
 from reconciler.wiring import build_reconciler
-from tests.daemon_support import to_toml
+from tests.daemon_support import TEST_NOW, to_toml
+from tests.fakeclock import on_the_real_clock, prepare_children
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "desired-state"
 CANARY = "canary-Zq8sW3pLx0-secret"  # a secret value that must never appear in any output
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    prepare_children()  # under faketime, the xdist workers and all they start fake the date only
 
 
 @pytest.fixture(autouse=True)
@@ -50,8 +62,12 @@ def pg() -> Iterator[EmbeddedPostgres]:
     # Outside pytest's rotating basetemp: a concurrent pytest run may prune old basetemps.
     root = Path(tempfile.mkdtemp(prefix="reconciler-pg-"))
     try:
-        with EmbeddedPostgres(root / "data") as server:
+        with on_the_real_clock():
+            server = EmbeddedPostgres(root / "data").start()
+        try:
             yield server
+        finally:
+            server.stop()
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -151,7 +167,16 @@ def _secrets(databases: dict[str, str]) -> dict[str, str]:
     }
 
 
+def set_clock(monkeypatch: pytest.MonkeyPatch, instant: str = TEST_NOW) -> None:
+    """Run this test's reconcilers and in-process CLI calls, and the CLI processes and daemons it starts,
+    on one clock that reads ``instant`` now (RECONCILER_NOW, RECONCILER_NOW_SINCE) instead of today's date."""
+    monkeypatch.setenv(clock.ENV_VAR, instant)
+    monkeypatch.setenv(clock.SINCE_VAR, f"{time.time():.6f}")
+    monkeypatch.setattr(clock, "_current", clock.from_environment())
+
+
 def make_world(tmp_path: Path, pg: EmbeddedPostgres, monkeypatch: pytest.MonkeyPatch, cli_git: bool) -> World:
+    set_clock(monkeypatch)  # production's deny window must not depend on the day the suite runs
     suffix = uuid.uuid4().hex[:10]
     databases = {}
     with psycopg.connect(pg.url, autocommit=True) as conn:

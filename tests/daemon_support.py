@@ -17,8 +17,17 @@ import httpx
 
 T = TypeVar("T")
 
+# How long a test waits for something before it fails. Generous on purpose: waiting costs nothing when
+# the thing happens (the wait ends at once), and the suite must pass on a loaded 2-core machine.
+PATIENCE = 120.0
 
-def wait_for(condition: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.05,
+# The instant every test's clock starts at unless the test sets its own: a Wednesday morning (UTC and
+# London time), outside the example's Friday 16:00 + 64 h deny window, so a test that tags a release
+# sees production apply whatever day the suite runs. Set through RECONCILER_NOW (reconciler/clock.py).
+TEST_NOW = "2026-12-02T10:00:00Z"
+
+
+def wait_for(condition: Callable[[], T | None], timeout: float = PATIENCE, interval: float = 0.05,
              message: str = "condition") -> T:
     """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -55,7 +64,7 @@ class DaemonProcess:
         result: dict[str, Any] = self.get(f"/api/v1/environments/{name}")
         return result
 
-    def wait_env(self, name: str, timeout: float = 30.0, **expected: Any) -> dict[str, Any]:
+    def wait_env(self, name: str, timeout: float = PATIENCE, **expected: Any) -> dict[str, Any]:
         def check() -> dict[str, Any] | None:
             env = self.env(name)
             return env if all(env.get(k) == v for k, v in expected.items()) else None
@@ -69,7 +78,7 @@ class DaemonProcess:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def terminate(self, timeout: float = 30.0) -> int:
+    def terminate(self, timeout: float = PATIENCE) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout)
@@ -80,8 +89,11 @@ class DaemonProcess:
             self.proc.wait(10)
 
 
-def start_daemon(config: Path, data_dir: Path, env: dict[str, str] | None = None, timeout: float = 30.0,
+def start_daemon(config: Path, data_dir: Path, env: dict[str, str] | None = None, timeout: float = PATIENCE,
                  name: str = "daemon") -> DaemonProcess:
+    """Start ``reconciler run``; its clock starts at TEST_NOW unless RECONCILER_NOW says otherwise
+    (in our environment or ``env``; an empty value means the system clock)."""
+    clock = {"RECONCILER_NOW": TEST_NOW, "RECONCILER_NOW_SINCE": f"{time.time():.6f}"}
     exe = Path(sys.executable).parent / "reconciler"
     log_path = data_dir.parent / f"{name}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +101,8 @@ def start_daemon(config: Path, data_dir: Path, env: dict[str, str] | None = None
     state_file.unlink(missing_ok=True)
     handle = log_path.open("ab")
     proc = subprocess.Popen([str(exe), "run", "--config", str(config), "--listen", "127.0.0.1:0"],
-                            stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+                            stdout=handle, stderr=subprocess.STDOUT,
+                            env={**clock, **os.environ, **(env or {})})
     handle.close()
     daemon = DaemonProcess(proc, data_dir, log_path)
 

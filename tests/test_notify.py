@@ -122,7 +122,7 @@ def test_the_daemon_announces_a_production_promotion(pyworld: World, receiver: R
         d.wait_env("staging", state="Synced")
         pyworld.tag("v1.0.0", "Release 1.0.0")
         d.wait_env("production", state="Synced", applied_ref="v1.0.0")
-        promoted = wait_for(lambda: [b for b in receiver.bodies if b["event"] == "promoted"] or None, timeout=15,
+        promoted = wait_for(lambda: [b for b in receiver.bodies if b["event"] == "promoted"] or None,
                             message="a promotion notification")
         assert promoted[0]["title"] == "production: promoted to v1.0.0"
         assert promoted[0]["ref"] == "v1.0.0"

@@ -23,12 +23,12 @@ def test_a_held_lock_times_out_retries_and_fails_the_run_cleanly(pyworld: World)
         with psycopg.connect(pyworld.databases["staging"]) as conn:
             conn.execute("select * from tickets limit 1")  # ACCESS SHARE until the transaction ends
             holding.set()
-            release.wait(30)
+            release.wait(300)
 
     locker = threading.Thread(target=hold)
     locker.start()
     try:
-        assert holding.wait(10)
+        assert holding.wait(30)
         outcome = r.reconcile("staging")
     finally:
         release.set()

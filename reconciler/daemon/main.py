@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 import uvicorn
 
+from reconciler import clock
 from reconciler.api.app import create_app
 from reconciler.api.auth import hash_token
 from reconciler.api.connections import ConnectionLimits, guarded_protocol
@@ -156,6 +157,7 @@ def write_state_file(data_dir: Path, url: str | None) -> None:
 def run_daemon(settings: Settings) -> int:
     from reconciler.wiring import build_reconciler, build_secrets
 
+    clock.configure()  # RECONCILER_NOW, if set, is checked (and warned about) before anything starts
     with ExitStack() as cleanup:
         # Each step registers its own undoing, so a failed start stops only what had started.
         sock = None

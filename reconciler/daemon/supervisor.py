@@ -269,27 +269,25 @@ class Daemon:
             self.state.failures.pop(env, None)
         if outcome.result in ("Succeeded", "NoChanges") and not self.stopping.is_set():
             self._promote_downstream(env)
-        if outcome.result == "Blocked" and outcome.gate == "window" and outcome.plan is not None:
-            retry_at = self._window_retry(env)
-            if retry_at is not None:
-                self.scheduler.add_job(self.queue.submit, DateTrigger(run_date=retry_at), args=[env, "window-closed"],
-                                       id=f"window:{env}", replace_existing=True)
+        if outcome.result == "Blocked" and outcome.retry_at is not None:
+            # The window closes at retry_at on the reconciler's clock (which RECONCILER_NOW may set to
+            # another day); the scheduler keeps real time, so it is given the distance. A window that
+            # closed since the gate looked still gets its run, a second from now.
+            delay = max(0.0, (outcome.retry_at - self.reconciler.clock()).total_seconds()) + 1.0
+            self._schedule(env, delay, "window-closed", f"window:{env}")
         if self.notifier is not None:
             self.notifier.outcome(outcome)  # type: ignore[attr-defined]
 
-    def _window_retry(self, env: str) -> dt.datetime | None:
-        from reconciler.engine.gates import window_closes_at
-
-        spec = self.reconciler.spec(env)
-        closes = window_closes_at(spec.sync.windows, self.reconciler.clock())
-        return closes + dt.timedelta(seconds=1) if closes else None
-
     def _retry(self, env: str, delay: float, trigger: str) -> None:
+        self._schedule(env, delay, trigger, f"retry:{env}")
+
+    def _schedule(self, env: str, delay: float, trigger: str, job_id: str) -> None:
+        """Queue a run of ``env`` ``delay`` real seconds from now (apscheduler keeps real time)."""
         if self.stopping.is_set():
             return
         when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=delay)
         self.scheduler.add_job(self.queue.submit, DateTrigger(run_date=when), args=[env, trigger],
-                               id=f"retry:{env}", replace_existing=True)
+                               id=job_id, replace_existing=True)
 
     # -- drift checks ------------------------------------------------------------------------------
 

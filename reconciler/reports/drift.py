@@ -7,6 +7,7 @@ import json
 from io import StringIO
 from typing import TYPE_CHECKING, Any
 
+from reconciler import clock
 from reconciler.engine.changes import Change, DriftItem, Risk
 from reconciler.engine.plan import Plan
 from reconciler.reports.values import md_cell, show
@@ -90,7 +91,7 @@ def plan_text(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.datet
         table.add_column("RISK")
         if first_seen is not None:
             table.add_column("SINCE")
-        now = dt.datetime.now(dt.UTC)
+        now = clock.now()
         for item in items:
             row = [CHANGE_MARK[item.change], item.id, show(item.declared, 40), show(item.live, 40),
                    f"[{RISK_STYLE[item.risk]}]{item.risk.value}[/]"]

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection
 
+from reconciler import clock
 from reconciler.engine.releases import ReleaseRecord
 from reconciler.errors import StoreError
 from reconciler.sqlengines import create_tables, database_label, driver_error, engine_for
@@ -50,7 +51,8 @@ def _owner_alive(owner: str) -> bool:
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+    """When a record is written: the product's clock (``RECONCILER_NOW`` may set it)."""
+    return clock.now()
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
@@ -220,7 +222,7 @@ class Store:
             return True
         row = self._tx("read lease", lambda conn: conn.execute(
             sa.select(t.leases).where(t.leases.c.environment == run.environment)).first())
-        return row is None or row.owner != run.owner or (_utc(row.expires_at) or now()) < now()
+        return row is None or row.owner != run.owner or (_utc(row.expires_at) or clock.system()) < clock.system()
 
     def verified_in(self, environment: str, tree_id: str) -> bool:
         """True when ``tree_id`` synced and verified (zero drift) in ``environment`` at least once."""
@@ -379,7 +381,7 @@ class Store:
 
     def acquire_lease(self, environment: str, ttl: float, owner: str = OWNER) -> bool:
         """Take (or renew) the lease on ``environment``; False when another live owner holds it."""
-        stamp = now()
+        stamp = clock.system()  # leases are shared between processes: the system clock, never a set one
         expires = stamp + dt.timedelta(seconds=ttl)
 
         def take(conn: Connection) -> bool:

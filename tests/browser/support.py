@@ -17,13 +17,15 @@ from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Viewp
 from reconciler.providers.registry import RegistryProvider
 from tests.conftest import World
 from tests.daemon_support import DaemonProcess, start_daemon
+from tests.fakeclock import browser_environment
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 PHONE: ViewportSize = {"width": 390, "height": 844}
-# Long enough for a daemon run plus one poll of the page (every 3 s), never a fixed wait.
-SETTLE_MS = 20_000
+# Long enough for a daemon run plus one poll of the page (every 3 s) on a loaded machine; a deadline,
+# never a fixed wait.
+SETTLE_MS = 60_000
 
 
 def chromium_path() -> str | None:
@@ -34,7 +36,7 @@ def chromium_path() -> str | None:
 
 
 def launch(playwright: Playwright, executable: str) -> Browser:
-    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+    return playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, env=browser_environment())
 
 
 @dataclass
@@ -81,7 +83,10 @@ def quick_drift_checks(world: World) -> None:
 def start_site(world: World) -> Site:
     """Start ``reconciler run``; wait for staging to sync, release v1.0.0 and wait for production."""
     quick_drift_checks(world)
-    daemon = start_daemon(world.config, world.root / "data", env=world.secrets, name="dashboard-daemon")
+    # The page shows ages ("12s ago") against the browser's clock, so the daemon keeps the system clock
+    # (an empty RECONCILER_NOW); with no deny window declared, the day the tests run does not matter.
+    daemon = start_daemon(world.config, world.root / "data", env={**world.secrets, "RECONCILER_NOW": ""},
+                          name="dashboard-daemon")
     try:
         daemon.wait_env("staging", state="Synced")
         world.tag("v1.0.0", "Release 1.0.0")

@@ -18,6 +18,7 @@ import pytest
 
 from reconciler.providers.postgres import EmbeddedPostgres, PostgresProvider, SystemPostgres
 from reconciler.providers.postgres.embedded import system_postgres_bin
+from tests.fakeclock import on_the_real_clock
 from tests.postgres.support import CORPUS_ROLE, FAST
 
 Server = EmbeddedPostgres | SystemPostgres
@@ -40,9 +41,13 @@ def embedded_server() -> Iterator[EmbeddedPostgres]:
     # pytest session starts, which locks the server's own system user out of its data directory.
     base = Path(tempfile.mkdtemp(prefix="reconciler-test-pg-"))
     try:
-        with EmbeddedPostgres(base / "data") as server:
+        with on_the_real_clock():
+            server = EmbeddedPostgres(base / "data").start()
+        try:
             _prepare(server)
             yield server
+        finally:
+            server.stop()
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -51,9 +56,13 @@ def embedded_server() -> Iterator[EmbeddedPostgres]:
 def system_server() -> Iterator[SystemPostgres]:
     if system_postgres_bin() is None:
         pytest.skip("no system PostgreSQL binaries (initdb, pg_ctl) on this machine")
-    with SystemPostgres() as server:
+    with on_the_real_clock():
+        server = SystemPostgres().start()
+    try:
         _prepare(server)
         yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(params=["embedded", "system"])
