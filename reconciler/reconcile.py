@@ -120,7 +120,7 @@ class Computed:
     state: DesiredState
     plan: Plan
     live: LiveState  # what the plan was made against; apply starts from it (no second read)
-    owner: str = ""  # the environment that applies what this one's platform instance shares
+    sharing: topology.Sharing | None = None  # who applies what this one's platform instance shares
 
 
 class Reconciler:
@@ -325,20 +325,20 @@ class Reconciler:
     def compute(self, env: str, revision: str) -> Computed:
         """Render ``env`` at ``revision``, read live state, and plan (no gates, no writes).
 
-        On a platform instance shared with other environments, what the instance shares is left to
-        the most protected environment hosted there (engine/topology.py): this environment's read is
-        told whether it owns those objects, and its plan marks their changes as applied with the owner.
+        On a platform instance shared with other environments, what the instance shares is applied
+        by one environment there (engine/topology.py): this environment's read is told whether it
+        publishes the instance's apps, and its plan marks the changes another applies as applied with it.
         """
         state = self.state_at(revision)
         placement = self.settings.platform.placement(state.environment_order)
         problems = topology.shared_instance_problems(state, placement)
         if problems:
             raise ValidationError(problems)
-        owner = topology.owner(env, state.environment_order, placement)
+        place = topology.sharing(state, env, placement)
         desired = render(state, env, self.fingerprinter.sensitive)
-        live = self.platform.read(env, declared=frozenset(desired.objects), owner=owner == env)
-        drift = topology.defer_shared(self._diff(desired, live), env, state.environment_order, placement)
-        return Computed(desired, state, build_plan(env, revision, drift), live, owner)
+        live = self.platform.read(env, declared=frozenset(desired.objects), owner=place.owner == env)
+        drift = topology.defer_shared(self._diff(desired, live), place)
+        return Computed(desired, state, build_plan(env, revision, drift), live, place)
 
     def _diff(self, desired: DesiredEnvironment, live: LiveState) -> list[DriftItem]:
         items = diff_objects(desired.objects, live, prune=desired.spec.sync.prune)
@@ -559,7 +559,7 @@ class Reconciler:
         env = target.environment
         assert target.revision is not None
         ctx = ApplyContext(environment=env, secrets=self.secrets, fingerprints=self.store, releases=self.store,
-                           owner=computed.owner in ("", env))
+                           owner=computed.sharing is None or computed.sharing.owner == env)
         release = target.ref if target.tag is not None and target.ref else short(target.revision)
         order = computed.state.environment_order
         for name, app in computed.state.apps.items():
@@ -573,11 +573,12 @@ class Reconciler:
             if cancel is not None and cancel.is_set():
                 raise Cancelled(f"stopped by shutdown after {len(applied)} of {len(plan.items)} changes; "
                                 "the next start plans again from live state")
-            self._apply_step(ctx, computed.desired, live, step)
+            self._apply_step(ctx, computed, live, step)
             self.store.record_applied(run_id, step.ids, offset=len(applied))
             applied.extend(step.ids)
 
-    def _apply_step(self, ctx: ApplyContext, desired: DesiredEnvironment, live: LiveState, step: Step) -> None:
+    def _apply_step(self, ctx: ApplyContext, computed: Computed, live: LiveState, step: Step) -> None:
+        desired = computed.desired
         if step.target == "schema":
             self._apply_schema_step(desired, step)
             return
@@ -585,6 +586,9 @@ class Reconciler:
         change = step.change
         if step.items[0].change == Change.UPDATE:
             change = Change.UPDATE
+        if computed.sharing is not None and step.kind != "app":
+            # Whether this run writes the object's instance-wide fields (an app's are the owner's).
+            ctx = replace(ctx, owner=computed.sharing.applies(key))
         self.platform.apply(ctx, change, desired.objects.get(key), live.get(key))
 
     def _apply_schema_step(self, desired: DesiredEnvironment, step: Step) -> None:

@@ -93,6 +93,9 @@ def test_staging_changes_to_instance_wide_objects_wait_for_production_and_its_ga
     shared: tuple[World, Reconciler], fake: FakeRetool,
 ) -> None:
     world, r = shared
+    # Production prunes: a grant no longer declared is revoked (SPEC §3), by production's run only.
+    edit(world, "environments/production.yaml", "  prune: false", "  prune: true")
+    world.commit("Production prunes what is no longer declared")
     promote(world, r, "v1.0.0")
     before = {"grants": fake.grants(), "crm-db folder": fake.resource("crm-db").get("folder_id"),
               "description": fake.variable("API_CRM_BASE_URL").get("description"), "groups": fake.names("groups")}
@@ -141,7 +144,9 @@ def test_a_release_production_may_not_take_changes_nothing_instance_wide(
     grants = fake.grants()
     edit(world, "apps/customer-support-dashboard.yaml", "  use: [support-team]", "  use: []")
     world.commit("Revoke the support team's use of the dashboard")
-    assert r.reconcile("staging").result == "Succeeded"
+    # Staging has nothing of its own to apply: the revocation is the instance's.
+    assert r.reconcile("staging").result == "NoChanges"
+    assert fake.grants() == grants
     # A tag not on main is refused by production's gates: the revocation waits with it.
     world.branch("hotfix", "HEAD~1")
     world.checkout("hotfix")
@@ -173,7 +178,10 @@ def test_prune_deletes_what_the_reconciler_made_never_what_people_made(
     edit(world, "groups.yaml", "---\nkind: Group\nname: temporary\n", "")
     world.commit("The temporary group goes")
 
-    promote(world, r, "v1.1.0")
+    assert r.reconcile("staging").result == "NoChanges"  # staging prunes too, but a group is the instance's
+    assert "temporary" in fake.names("groups")
+    world.tag("v1.1.0", "Release 1.1.0")
+    assert r.reconcile("production").result == "Succeeded"
 
     assert "temporary" not in fake.names("groups")
     assert "made-by-hand" in fake.names("groups")
@@ -227,7 +235,8 @@ def test_with_an_instance_per_environment_production_runs_the_release_staging_ma
     assert production.result == "Succeeded", production.reason
     sc_uuid = str(source_control.app_uuid(APP))
     assert fake.pinned() == fake.live_releases() == {APP: version}
-    assert fake.live_artifacts() == staging_instance.live_artifacts() == {APP: source_control.artifact(sc_uuid, version)}
+    artifact = source_control.artifact(sc_uuid, version)
+    assert fake.live_artifacts() == staging_instance.live_artifacts() == {APP: artifact}
     assert [x["release_version"] for x in source_control.releases(sc_uuid)] == [version]
     assert fake.config_values("SUPPORT_EMAIL") == {"production": "support@example.com"}
     assert all(source_control.is_merged(b) for b in source_control.branches())
