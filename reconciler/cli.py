@@ -138,8 +138,13 @@ def validate(
     fmt: FormatOpt = Format.text,
     config: ConfigOpt = None,
 ) -> None:
-    """Validate a desired-state folder in a working tree (no daemon, no network; the config is not needed)."""
+    """Validate a desired-state folder in a working tree (no daemon, no network).
+
+    The config is not needed; given with ``--config``, its platform topology is checked too (what
+    environments sharing one instance cannot declare differently).
+    """
     from reconciler.desired.loader import load
+    from reconciler.engine.topology import shared_instance_problems
     from reconciler.source.trees import DirectoryTree
 
     logs.configure("error")
@@ -150,6 +155,11 @@ def validate(
         fail(f"{folder}: not a directory")
     try:
         state = load(DirectoryTree(folder))
+        if config is not None:
+            platform = load_settings(config).platform
+            problems = shared_instance_problems(state, platform.placement(state.environment_order))
+            if problems:
+                raise ValidationError(problems)
     except ValidationError as exc:
         if fmt == Format.json:
             emit(json.dumps({"valid": False, "problems": [
