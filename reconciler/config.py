@@ -224,6 +224,8 @@ class PlatformConfig(Section):
     def _one_topology(self) -> PlatformConfig:
         if not self.instances:
             return self
+        if self.provider != "retool":
+            raise ValueError("[[platform.instances]] are Retool instances; set provider = 'retool' or remove them")
         if self.host or self.token:
             raise ValueError("give either host/token (one instance hosting every environment) or "
                              "[[platform.instances]], not both")
