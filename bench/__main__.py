@@ -1,7 +1,7 @@
 """``python -m bench`` (``make bench``): run every benchmark in ``bench/``, one process each, in turn.
 
-Each benchmark is a script of its own (``schema_drift.py``, ``plan.py``, ``daemon.py``, ``load.py``;
-see their docstrings for what they measure and their goals) and keeps its own options; this runs
+Each benchmark is a script of its own (``schema_drift.py``, ``plan.py``, ``daemon.py``, ``load.py``,
+``retool_requests.py``; see their docstrings for what they measure and their goals) and keeps its own options; this runs
 them with their defaults, or with smaller sizes under ``--quick`` (a few minutes on 2 cores instead
 of about half an hour: figures to check that everything runs, not to publish). ``--write FILE``
 passes ``--write FILE`` on, so each benchmark replaces its own section of that Markdown file
@@ -25,6 +25,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "plan": ["--runs", "5", "--cli-runs", "2"],
     "daemon": ["--commits", "5", "--idle-seconds", "10", "--burst", "200", "--senders", "8"],
     "load": ["--envs", "10", "--webhooks", "1000", "--senders", "8"],
+    "retool_requests": ["--unmanaged", "50"],
 }
 
 

@@ -104,6 +104,7 @@ def test_staging_changes_to_instance_wide_objects_wait_for_production_and_its_ga
     edit(world, "config/variables.yaml", "description: Base URL of the CRM API", "description: The CRM API")
     edit(world, "groups.yaml", "---\nkind: Group\nname: platform-admins", "---\nkind: Group\nname: auditors\n"
          "---\nkind: Group\nname: platform-admins")
+    edit(world, "groups.yaml", "description: Support engineers", "description: Support agents")
     edit(world, "config/variables.yaml", "  default: support-staging@example.com", "  default: help@example.com")
     world.commit("Staging changes that touch the whole instance")
 
@@ -120,11 +121,12 @@ def test_staging_changes_to_instance_wide_objects_wait_for_production_and_its_ga
     deferred = sorted(i.id for i in plan.drift if i.deferred_to == "production")
     assert deferred == [
         "config-variable:API_CRM_BASE_URL:description",
+        "group:support-team:description",
         f"permission:support-team/app/{APP}",
         "resource:crm-db:folder",
     ]
     assert plan.pending == [] and r.store.status("staging").state == "Synced"
-    assert "3 instance-wide changes applied with production" in render_plan("text", r.plan("staging"))
+    assert "4 instance-wide changes applied with production" in render_plan("text", r.plan("staging"))
 
     world.tag("v1.1.0", "Release 1.1.0")
     production = r.reconcile("production")
