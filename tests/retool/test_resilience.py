@@ -25,7 +25,7 @@ from reconciler.providers.retool import (
     RetoolRejectedError,
     RetoolUnavailableError,
 )
-from tests.retool.example import Secrets, context, diff, objects, reconcile
+from tests.retool.example import APP, Secrets, context, diff, objects, reconcile
 from tests.retool.fake import FakeRetool
 
 MakeProvider = Callable[..., RetoolProvider]
@@ -367,3 +367,20 @@ def test_a_deploy_that_failed_before_starting_is_reported_and_not_sent_again(
     assert caught.value.retryable is True
     assert [c.status for c in fake.calls if c.path == "/source_control/deploy"] == [503]
     assert fake.state.deployments == {}
+
+
+def test_a_manifest_push_answered_with_a_500_is_not_sent_again_since_each_push_is_a_new_branch(
+    fake: FakeRetool, make_provider: MakeProvider, book: MemoryFingerprintBook, secrets: Secrets,
+) -> None:
+    assert fake.source_control is not None
+    provider = make_provider(sleep=Sleeps())
+    sc_uuid = fake.source_control.app_uuid(APP)
+    path = f"/source_control/manifests/{fake.manifest_name}/{sc_uuid}"
+    fake.inject(500, path=path, after_effect=True, message="Internal server error")
+    branches_before = len(fake.source_control.branches())
+
+    with pytest.raises(RetoolUnavailableError):
+        reconcile(provider, context("staging", secrets, book), objects("staging", secrets))
+
+    assert [c.status for c in fake.calls if c.path == path] == [500]
+    assert len(fake.source_control.branches()) == branches_before + 2  # the release's and the one manifest push

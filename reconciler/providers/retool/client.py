@@ -301,8 +301,10 @@ class RetoolClient:
         """POST ``body``; pass ``idempotent=True`` for POSTs that are safe to repeat (grant, read)."""
         return _data(self.request("POST", path, params=params, json_body=body, idempotent=idempotent))
 
-    def put(self, path: str, body: Any, *, params: Mapping[str, Any] | None = None) -> Any:
-        return _data(self.request("PUT", path, params=params, json_body=body))
+    def put(self, path: str, body: Any, *, params: Mapping[str, Any] | None = None, idempotent: bool = True) -> Any:
+        """PUT ``body``; pass ``idempotent=False`` for PUTs with an effect beyond the state they set
+        (a Source Control manifest PUT pushes a new branch each time)."""
+        return _data(self.request("PUT", path, params=params, json_body=body, idempotent=idempotent))
 
     def patch(self, path: str, operations: list[dict[str, Any]]) -> Any:
         """PATCH with a JSON-Patch body: ``{"operations": [{"op": "replace", ...}]}``."""

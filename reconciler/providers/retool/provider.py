@@ -1094,10 +1094,11 @@ class RetoolProvider:
         pending_scope = f"manifest-push/{self.manifest}/{name}"
         pending = self._recall(ctx.fingerprints, pending_scope)
         if pending is None or pending.extra.get("version") != version:
+            # Not repeated after an error: each PUT pushes another branch (as the release POST does).
             pushed = self.client.put(
                 f"/source_control/manifests/{self.manifest}/{sc_uuid}",
                 {"release": version, "commit_message": f"Reconciler: {name} {version} on {self.manifest}"},
-                params=PAGE,
+                params=PAGE, idempotent=False,
             )
             self._remember(ctx.fingerprints, pending_scope, {}, {}, version=version, branch=pushed["branch_name"],
                            commit=pushed["commit_sha"])
