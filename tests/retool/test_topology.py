@@ -10,6 +10,7 @@ production". Prune deletes only what the reconciler created or adopted.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +20,7 @@ from reconciler.providers.retool.platform import RetoolPlatform
 from reconciler.reconcile import Reconciler
 from reconciler.reports.drift import render_plan
 from reconciler.source.revisions import short
-from tests.conftest import World
+from tests.conftest import World, cli
 from tests.retool.example import APP
 from tests.retool.fake import FakeRetool, FakeSourceControl
 from tests.retool.test_engine_integration import without_deny_windows
@@ -127,6 +128,10 @@ def test_staging_changes_to_instance_wide_objects_wait_for_production_and_its_ga
     ]
     assert plan.pending == [] and r.store.status("staging").state == "Synced"
     assert "4 instance-wide changes applied with production" in render_plan("text", r.plan("staging"))
+    reported = cli(world, "drift", "staging", "--format", "json")
+    assert reported.exit_code == 0  # nothing of staging's own drifts
+    assert sorted(i["id"] for i in json.loads(reported.stdout)["items"] if i.get("applied_with") == "production") \
+        == deferred
 
     world.tag("v1.1.0", "Release 1.1.0")
     production = r.reconcile("production")
