@@ -1,8 +1,9 @@
 """The ``reconciler`` command line (SPEC §6): thin commands over ``reconcile.Reconciler``.
 
 Exit codes: 0 success / nothing to do, 1 error, 2 changes or drift found (plan, drift, diff),
-3 blocked by a gate (apply). Errors are one plain line on stderr, never a traceback (set
-``RECONCILER_DEBUG=1`` to see one). Output goes to stdout in the chosen ``--format``.
+3 blocked by a gate (apply), 4 a declared check failed (check). Errors are one plain line on
+stderr, never a traceback (set ``RECONCILER_DEBUG=1`` to see one). Output goes to stdout in the
+chosen ``--format``.
 """
 
 from __future__ import annotations
@@ -317,6 +318,31 @@ def history(
         r.spec(env)
         emit(render_history(fmt.value, env, r.store.runs(env, limit)))
         return 0
+
+    with_reconciler(config, source, run)
+
+
+CHECK_FAILED = 4
+
+
+@app.command()
+def check(
+    env: Annotated[str, typer.Argument(help="Environment.")],
+    names: Annotated[
+        list[str] | None, typer.Option("--check", help="Run only this check (repeatable; default: all of ENV's).")
+    ] = None,
+    fmt: FormatOpt = Format.text,
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+) -> None:
+    """Run ENV's declared checks against what it runs now. Exit 0 all passed, 4 one failed, 1 error."""
+    from reconciler.checks.runner import check_environment
+    from reconciler.reports.checks import render_checks
+
+    def run(r: Any) -> int:
+        report = check_environment(r, env, r.secrets.resolve, names)
+        emit(render_checks(fmt.value, report))
+        return 0 if report.passed else CHECK_FAILED
 
     with_reconciler(config, source, run)
 

@@ -1,13 +1,15 @@
 """The HTTP API of SPEC §8 (FastAPI), served by ``reconciler run`` in the daemon's process.
 
 Reads go to the state store through the reconciler; ``sync`` goes through the daemon's run queue
-(same gates as everywhere); webhooks only ever trigger a fetch, coalesced with every other
-trigger. Errors are ``{"error": ..., "detail": ...}`` with the right status code: no stack
-traces, no secrets, no credentials in URLs.
+(same gates as everywhere); ``checks`` runs the environment's declared checks within the request;
+webhooks only ever trigger a fetch, coalesced with every other trigger. Errors are
+``{"error": ..., "detail": ...}`` with the right status code: no stack traces, no secrets, no
+credentials in URLs.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -227,6 +229,28 @@ def create_app(daemon: Daemon) -> FastAPI:
         queued = daemon.request_sync(env, "api")
         return {"environment": env, "queued": queued,
                 "detail": "run queued" if queued else "a run is already queued; it will pick up the latest state"}
+
+    checking: dict[str, threading.Lock] = {}
+    checking_guard = threading.Lock()
+
+    @app.post("/api/v1/environments/{env}/checks", dependencies=[sync])
+    def run_checks(env: str, check: Annotated[list[str] | None, Query(max_length=100)] = None) -> dict[str, Any]:
+        """Run the environment's declared checks now and answer with their results (200 whether they pass).
+
+        One run at a time per environment: a second request while one runs gets 409 rather than a
+        second set of probes against the same databases and endpoints.
+        """
+        known(env)
+        from reconciler.checks.runner import check_environment
+
+        with checking_guard:
+            lock = checking.setdefault(env, threading.Lock())
+        if not lock.acquire(blocking=False):
+            raise ApiError(409, f"the checks of {env} are running already; ask again when they finish")
+        try:
+            return check_environment(reconciler, env, reconciler.secrets.resolve, check).as_json()
+        finally:
+            lock.release()
 
     @app.post("/api/v1/environments/{env}/pin", dependencies=[admin])
     async def pin(env: str, request: Request) -> dict[str, Any]:

@@ -16,7 +16,15 @@ from typing import Any
 import pydantic
 
 from reconciler.desired import validation
-from reconciler.desired.models import BRANCH_PATTERN, KIND_MODELS, App, Database, RootConfig, Strict
+from reconciler.desired.models import (
+    BRANCH_PATTERN,
+    HEADER_NAME_PATTERN,
+    KIND_MODELS,
+    App,
+    Database,
+    RootConfig,
+    Strict,
+)
 from reconciler.desired.state import AppSource, DesiredState, SqlFile
 from reconciler.desired.yamldocs import ParsedDoc, YamlProblem, parse_documents
 from reconciler.errors import Problem, ValidationError
@@ -40,6 +48,7 @@ PATTERN_RULES = {
     r"^#[0-9A-Fa-f]{6}$": "a colour is '#' and six hex digits, such as '#D4351C'",
     r"^[A-Za-z0-9_.-]{1,100}$": "an option key has 1 to 100 letters, digits, '.', '_' or '-'",
     r"^[A-Za-z0-9_-]{1,50}$": "a resource type has 1 to 50 letters, digits, '_' or '-'",
+    HEADER_NAME_PATTERN: "a header name has 1 to 100 letters, digits or !#$%&'*+.^_`|~- (no spaces or colons)",
     r"^[a-z_][a-z0-9_]{0,62}$":
         "a schema name has 1 to 63 lower-case letters, digits or '_', and does not start with a digit",
 }
@@ -244,6 +253,7 @@ def load(tree: FileTree) -> DesiredState:
         databases=state.databases,
         groups=state.groups,
         apps=state.apps,
+        checks=state.checks,
         sql=sql,
         app_sources=app_sources,
         locations={(d.kind, d.name): (d.file, d.parsed.line) for d in docs},
