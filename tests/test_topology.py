@@ -37,6 +37,7 @@ def example(tmp_path: Path, edits: dict[str, tuple[str, str]] | None = None,
         path.write_text(text.replace(old, new, 1))
     for relative, text in (extra or {}).items():
         (root / relative).write_text(text)
+    shutil.rmtree(root / "checks")  # checks are not platform objects; some look at the app in production
     return load(DirectoryTree(root))
 
 

@@ -171,6 +171,7 @@ def test_with_a_config_an_app_declared_for_part_of_a_shared_retool_instance_is_r
 ) -> None:
     edit(folder, "apps/customer-support-dashboard.yaml", "environments: [staging, production]",
          "environments: [staging]")
+    shutil.rmtree(folder / "checks")  # the example's checks look at the app in production
     shared = tmp_path / "shared.toml"
     shared.write_text('[platform]\nprovider = "retool"\nhost = "https://retool.example.com"\n'
                       'token = "${secret:RETOOL_TOKEN}"\n')
