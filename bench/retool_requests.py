@@ -31,9 +31,9 @@ from pathlib import Path
 import httpx
 from benchkit import ROOT, code_version, machine, quiet_logs, write_section
 
+from reconciler.app.wiring import build_reconciler
 from reconciler.config import load_settings
 from reconciler.source import workspace
-from reconciler.wiring import build_reconciler
 from tests.daemon_support import to_toml
 from tests.retool.fake import FakeRetool, FakeSourceControl
 

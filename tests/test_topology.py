@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from reconciler.core import topology
+from reconciler.core.changes import Change, DriftItem, Phase
+from reconciler.core.drift import diff_objects
+from reconciler.core.plan import build_plan
+from reconciler.core.render import render
 from reconciler.desired.loader import load
 from reconciler.desired.state import DesiredState
-from reconciler.engine import topology
-from reconciler.engine.changes import Change, DriftItem, Phase
-from reconciler.engine.drift import diff_objects
-from reconciler.engine.plan import build_plan
-from reconciler.engine.render import render
 from reconciler.providers.base import PlatformObject
 from reconciler.secrets.values import Sensitive
 from reconciler.source.trees import DirectoryTree

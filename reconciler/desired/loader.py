@@ -1,6 +1,6 @@
 """Read a desired-state folder from a file tree into a validated ``DesiredState``.
 
-Called by ``reconcile.py`` (Git trees at a revision) and by ``reconciler validate`` (a working
+Called by ``app/reconcile.py`` (Git trees at a revision) and by ``reconciler validate`` (a working
 directory). Every problem is collected — bad YAML, unknown kinds and fields, missing fields,
 duplicates, broken references, literal secrets, SQL that does not parse — and raised together as
 one ``ValidationError`` whose problems each carry file and line.
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import pydantic
 
 from reconciler.desired import validation
+from reconciler.desired.files import Entry, FileTree
 from reconciler.desired.models import (
     BRANCH_PATTERN,
     HEADER_NAME_PATTERN,
@@ -23,12 +23,11 @@ from reconciler.desired.models import (
     App,
     Database,
     RootConfig,
-    Strict,
 )
 from reconciler.desired.state import AppSource, DesiredState, SqlFile
+from reconciler.desired.validation import LoadedDoc
 from reconciler.desired.yamldocs import ParsedDoc, YamlProblem, parse_documents
 from reconciler.errors import Problem, ValidationError
-from reconciler.source.trees import Entry, FileTree
 
 ROOT_FILE = "reconciler.yaml"
 MAX_YAML_BYTES = 1 << 20
@@ -54,15 +53,6 @@ PATTERN_RULES = {
 }
 ODD_FILE_NAME = "the file name holds control or invisible characters; rename the file"
 SPECIAL_FILE = "is not a regular file (a FIFO, socket or device); the desired state holds only files and folders"
-
-
-@dataclass
-class LoadedDoc:
-    file: str
-    parsed: ParsedDoc
-    kind: str
-    name: str
-    model: Strict
 
 
 def _pydantic_problems(file: str, doc: ParsedDoc, exc: pydantic.ValidationError, what: str) -> list[Problem]:

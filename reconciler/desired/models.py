@@ -372,3 +372,20 @@ KIND_MODELS: dict[str, type[Strict]] = {
 SECRET_REFERENCE = re.compile(r"\$\{secret:([A-Za-z_][A-Za-z0-9_]*)\}")
 CONFIG_REFERENCE = re.compile(r"\$\{config:([A-Za-z_][A-Za-z0-9_]*)\}")
 ANY_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+
+# A ConfigVariable's value for every environment it does not list.
+DEFAULT = "default"
+
+
+def resource_environments(resource: Resource, all_envs: list[str]) -> list[str]:
+    """The environments ``resource`` exists in: those it lists, else every one."""
+    return list(resource.environments) if resource.environments is not None else list(all_envs)
+
+
+def app_environments(app: App, all_envs: list[str]) -> list[str]:
+    """The environments ``app`` is deployed to: those it lists, else every one."""
+    return list(app.environments) if app.environments is not None else list(all_envs)
+
+
+def config_has_value(variable: ConfigVariable, env: str) -> bool:
+    return env in variable.values or DEFAULT in variable.values

@@ -18,6 +18,7 @@ import pglast
 from reconciler.desired.models import (
     ANY_REFERENCE,
     CONFIG_REFERENCE,
+    DEFAULT,
     SECRET_REFERENCE,
     App,
     Check,
@@ -27,11 +28,15 @@ from reconciler.desired.models import (
     Group,
     Resource,
     RootConfig,
+    Strict,
+    app_environments,
+    config_has_value,
+    resource_environments,
 )
+from reconciler.desired.yamldocs import ParsedDoc
 from reconciler.errors import Problem
 
 if TYPE_CHECKING:
-    from reconciler.desired.loader import LoadedDoc
     from reconciler.desired.state import SqlFile
 
 # Option keys whose values are credentials: a literal there is a secret committed to Git.
@@ -44,8 +49,18 @@ STORED_SECRET_KEYS = ("$sensitive", "fingerprint")  # secrets/values.py: to_stor
 # other type exists only once someone makes it by hand, so declaring it cannot converge; the built-in
 # registry uses Retool's names and accepts the same set, so a desired state moves between them unchanged.
 CREATABLE_RESOURCE_TYPES = ("dbServer", "mysql", "postgresql", "redshift", "restapi", "snowflake")
-DEFAULT = "default"
 ANYTHING = ("*", "*")  # in ``failed``: some file did not parse, so any name may exist
+
+
+@dataclass
+class LoadedDoc:
+    """One document the loader parsed and modelled, with where it came from (what ``check`` checks)."""
+
+    file: str
+    parsed: ParsedDoc
+    kind: str
+    name: str
+    model: Strict
 
 
 def printable(text: str) -> str:
@@ -95,18 +110,6 @@ def _references(value: Any) -> Iterable[str]:
     elif isinstance(value, list):
         for v in value:
             yield from _references(v)
-
-
-def resource_environments(resource: Resource, all_envs: list[str]) -> list[str]:
-    return list(resource.environments) if resource.environments is not None else list(all_envs)
-
-
-def app_environments(app: App, all_envs: list[str]) -> list[str]:
-    return list(app.environments) if app.environments is not None else list(all_envs)
-
-
-def config_has_value(variable: ConfigVariable, env: str) -> bool:
-    return env in variable.values or DEFAULT in variable.values
 
 
 def check(

@@ -8,10 +8,10 @@ from io import StringIO
 from typing import TYPE_CHECKING, Any
 
 from reconciler import clock
-from reconciler.engine.changes import Change, DriftItem, Risk
-from reconciler.engine.plan import Plan
+from reconciler.core.changes import Change, DriftItem, Risk
+from reconciler.core.plan import Plan
+from reconciler.core.revisions import short
 from reconciler.reports.values import md_cell, show
-from reconciler.source.revisions import short
 
 if TYPE_CHECKING:
     from rich.console import Console

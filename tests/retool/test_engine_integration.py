@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from reconciler.reconcile import Reconciler
+from reconciler.app.reconcile import Reconciler
 from tests.conftest import World
 from tests.retool.example import APP
 from tests.retool.fake import FakeRetool
@@ -102,7 +102,7 @@ def test_in_pull_request_mode_an_environment_is_progressing_until_the_branches_a
     assert waiting.result == "Waiting"
     assert waiting.exit_code == 0
     (release,) = sc.branches()  # staging shares its instance with production: it makes the release only
-    status = r.store.status("staging")
+    status = r.status("staging")
     assert (status.state, status.applied_revision) == ("Progressing", None)
     assert status.reason is not None and status.reason.startswith(f"waiting for merge of {release} into main")
     assert r.reconcile("staging").result == "Waiting"  # nothing merged yet: still waiting, nothing new pushed
@@ -112,16 +112,16 @@ def test_in_pull_request_mode_an_environment_is_progressing_until_the_branches_a
     done = r.reconcile("staging")
 
     assert done.result == "Succeeded", done.reason
-    assert r.store.status("staging").state == "Synced"
+    assert r.status("staging").state == "Synced"
     assert fake.pinned() == {} and fake.live_releases() == {APP: "latest"}
 
     world.tag("v1.0.0", "Release 1.0.0")
     assert r.reconcile("production").result == "Waiting"
     (manifest,) = [b for b in sc.branches() if b != release]
-    assert r.store.status("production").reason.startswith(f"waiting for merge of {manifest}")  # type: ignore[union-attr]
+    assert r.status("production").reason.startswith(f"waiting for merge of {manifest}")  # type: ignore[union-attr]
     sc.merge(manifest)
     published = r.reconcile("production")
 
     assert published.result == "Succeeded", published.reason
-    assert r.store.status("production").state == "Synced"
+    assert r.status("production").state == "Synced"
     assert fake.live_releases() == fake.pinned() != {}

@@ -15,11 +15,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from reconciler.app.reconcile import Reconciler
+from reconciler.core.revisions import short
 from reconciler.providers.retool import release_version
-from reconciler.providers.retool.platform import RetoolPlatform
-from reconciler.reconcile import Reconciler
 from reconciler.reports.drift import render_plan
-from reconciler.source.revisions import short
 from tests.conftest import World, cli
 from tests.retool.example import APP
 from tests.retool.fake import FakeRetool, FakeSourceControl
@@ -68,7 +67,7 @@ def test_on_a_shared_instance_staging_makes_release_r_and_production_publishes_t
     sc_uuid = source_control.app_uuid(APP)
     assert [x["release_version"] for x in source_control.releases(str(sc_uuid))] == [version]
     assert fake.live_releases() == {APP: "latest"} and fake.pinned() == {}  # made and recorded, not live
-    assert r.store.status("staging").state == "Synced"
+    assert r.status("staging").state == "Synced"
     # Instance-wide objects wait for production: no app grant yet, shown as applied with production.
     assert ("support-team", "app", APP) not in fake.grants()
     waiting = [i.id for i in r.drift("staging")[0].drift if i.deferred_to == "production"]
@@ -126,7 +125,7 @@ def test_staging_changes_to_instance_wide_objects_wait_for_production_and_its_ga
         f"permission:support-team/app/{APP}",
         "resource:crm-db:folder",
     ]
-    assert plan.pending == [] and r.store.status("staging").state == "Synced"
+    assert plan.pending == [] and r.status("staging").state == "Synced"
     assert "4 instance-wide changes applied with production" in render_plan("text", r.plan("staging"))
     reported = cli(world, "drift", "staging", "--format", "json")
     assert reported.exit_code == 0  # nothing of staging's own drifts
@@ -225,7 +224,6 @@ def test_with_an_instance_per_environment_production_runs_the_release_staging_ma
     source_control: FakeSourceControl,
 ) -> None:
     world, r = per_environment
-    assert isinstance(r.platform, RetoolPlatform)
 
     staging = r.reconcile("staging")
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Mapping
 
-from reconciler.engine.changes import Change
+from reconciler.core.changes import Change
+from reconciler.core.objects import LiveState, ObjectKey, PlatformObject
 from reconciler.errors import ConfigError, clip
-from reconciler.providers.base import ApplyContext, LiveState, ObjectKey, PlatformObject
+from reconciler.providers.base import ApplyContext
 from reconciler.providers.retool.provider import PROVIDER, RetoolProvider
 
 

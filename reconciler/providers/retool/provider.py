@@ -77,17 +77,11 @@ import httpx
 import structlog
 import yaml
 
-from reconciler.engine.changes import Change
+from reconciler.core.changes import Change
+from reconciler.core.objects import LiveState, ObjectKey, PlatformObject
+from reconciler.core.releases import ReleaseRecord
 from reconciler.errors import ProviderError, Waiting
-from reconciler.providers.base import (
-    ApplyContext,
-    FingerprintBook,
-    LiveState,
-    ObjectKey,
-    PlatformObject,
-    ReleaseBook,
-    ReleaseRecord,
-)
+from reconciler.providers.base import ApplyContext, FingerprintBook, ReleaseBook
 from reconciler.providers.retool.client import (
     DEFAULT_REQUESTS_PER_MINUTE,
     RetoolClient,

@@ -1,16 +1,20 @@
-"""Build a ``Reconciler`` from settings: which providers, which store, which secrets.
+"""Build a ``Reconciler`` from settings: which providers, which store, which secrets, which source.
 
-Called by the CLI, the daemon and the demo. Tests pass ready-made parts as overrides.
+Called by the CLI, the daemon, the demo and the benchmarks. Tests and the demo replace parts with
+ready-made ones through ``Overrides`` (typed: a part that is not given is built from settings).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from reconciler.app.reconcile import Parts, Reconciler
+from reconciler.clock import Clock
 from reconciler.config import Settings, SourceControlConfig
+from reconciler.durations import parse_duration
 from reconciler.errors import ConfigError, SecretError
-from reconciler.providers.base import PlatformProvider, SchemaProvider
-from reconciler.reconcile import Reconciler
+from reconciler.providers.base import FingerprintBook, PlatformProvider, ReleaseBook, SchemaProvider
 from reconciler.secrets.backends import Secrets, backends_from_config
 from reconciler.secrets.fingerprints import Fingerprinter, load_or_create_key
 from reconciler.source.repository import Repository, SshKey
@@ -18,6 +22,19 @@ from reconciler.store.store import Store
 
 if TYPE_CHECKING:
     from reconciler.providers.retool.provider import MergeMode, RetoolProvider
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Ready-made parts to use instead of building them from settings."""
+
+    secrets: Secrets | None = None
+    store: Store | None = None
+    repository: Repository | None = None
+    platform: PlatformProvider | None = None
+    schema: SchemaProvider | None = None
+    no_schema: bool = False  # run without a schema provider (a desired state without databases)
+    clock: Clock | None = None
 
 
 def resolve_setting(secrets: Secrets, key: str, value: str) -> str:
@@ -32,7 +49,24 @@ def build_secrets(settings: Settings) -> Secrets:
     return Secrets(backends_from_config(settings.secrets.backends))
 
 
-def build_platform(settings: Settings, secrets: Secrets, store: Store) -> PlatformProvider:
+def build_repository(settings: Settings, secrets: Secrets) -> Repository:
+    """The source repository, with the ssh key ``source.ssh_key`` names (its passphrase resolved)."""
+    ssh_key = None
+    if settings.source.ssh_key:
+        passphrase = secrets.resolve(settings.source.ssh_key_passphrase) if settings.source.ssh_key_passphrase else ""
+        ssh_key = SshKey(private_key=settings.source.ssh_key, passphrase=passphrase)
+    return Repository(settings.source.url, cache_dir=settings.data_dir / "cache", branches=settings.source.branches,
+                      ssh_key=ssh_key)
+
+
+def build_platform(
+    settings: Settings, secrets: Secrets, fingerprints: FingerprintBook, releases: ReleaseBook | None = None,
+) -> PlatformProvider:
+    """The platform provider: the registry, one Retool instance, or several (``RetoolPlatform``).
+
+    Write-only values (secrets, options) are judged by what was written, and apps by the releases
+    made: ``fingerprints`` and ``releases`` keep both (the state store, in a daemon).
+    """
     if settings.platform.provider == "registry":
         from reconciler.providers.registry import RegistryProvider
 
@@ -40,15 +74,16 @@ def build_platform(settings: Settings, secrets: Secrets, store: Store) -> Platfo
     from reconciler.providers.retool.platform import Placement, RetoolPlatform
 
     platform = settings.platform
+    books = (fingerprints, releases)
     if not platform.instances:
         if not platform.host or not platform.token:
             raise ConfigError("platform.provider = 'retool' needs platform.host and platform.token "
                               "(token = \"${secret:RETOOL_TOKEN}\"), or [[platform.instances]]")
-        return _retool_instance(settings, secrets, store, "platform", platform.host, platform.token,
+        return _retool_instance(settings, secrets, books, "platform", platform.host, platform.token,
                                 platform.manifest, platform.source_control, platform.requests_per_minute, None)
     instances = {
-        i.name: _retool_instance(settings, secrets, store, f"platform.instances[{i.name}]", i.host, i.token, i.manifest,
-                                 i.source_control, i.requests_per_minute, i.name)
+        i.name: _retool_instance(settings, secrets, books, f"platform.instances[{i.name}]", i.host, i.token,
+                                 i.manifest, i.source_control, i.requests_per_minute, i.name)
         for i in platform.instances
     }
     placements = {env: Placement(i.name, i.retool_environments.get(env, env))
@@ -57,10 +92,10 @@ def build_platform(settings: Settings, secrets: Secrets, store: Store) -> Platfo
 
 
 def _retool_instance(
-    settings: Settings, secrets: Secrets, store: Store, key: str, host: str, token: str, manifest: str | None,
-    source_control: SourceControlConfig | None, requests_per_minute: int, name: str | None,
+    settings: Settings, secrets: Secrets, books: tuple[FingerprintBook, ReleaseBook | None], key: str, host: str,
+    token: str, manifest: str | None, source_control: SourceControlConfig | None, requests_per_minute: int,
+    name: str | None,
 ) -> RetoolProvider:
-    from reconciler.durations import parse_duration
     from reconciler.providers.retool.provider import RetoolProvider
     from reconciler.source.branches import BranchRepository, GitCredentials
 
@@ -90,8 +125,8 @@ def _retool_instance(
         timeout=parse_duration(settings.platform.timeout),
         # Write-only values (secrets, options) are judged by what we wrote, and apps by the releases we
         # made: both records live in the store.
-        fingerprints=store,
-        releases=store,
+        fingerprints=books[0],
+        releases=books[1],
         manifest=manifest,
         source_control=repository,
         deploy_branch=deploy_branch,
@@ -103,13 +138,12 @@ def _retool_instance(
     )
 
 
-def build_schema(settings: Settings) -> SchemaProvider:
-    from reconciler.durations import parse_duration
+def build_schema(settings: Settings, shadow_url: str | None = None) -> SchemaProvider:
     from reconciler.providers.postgres.apply import ApplySettings
     from reconciler.providers.postgres.provider import PostgresProvider
 
     return PostgresProvider(
-        shadow_url=settings.databases.shadow_url,
+        shadow_url=shadow_url or settings.databases.shadow_url,
         shared_cache=True,
         settings=ApplySettings(
             lock_timeout=parse_duration(settings.databases.lock_timeout),
@@ -119,10 +153,11 @@ def build_schema(settings: Settings) -> SchemaProvider:
     )
 
 
-def build_reconciler(settings: Settings, **overrides: Any) -> Reconciler:
+def build_reconciler(settings: Settings, overrides: Overrides | None = None) -> Reconciler:
+    given = overrides or Overrides()
     data_dir = settings.data_dir
     data_dir.mkdir(parents=True, exist_ok=True)
-    secrets: Secrets = overrides.get("secrets") or build_secrets(settings)
+    secrets = given.secrets or build_secrets(settings)
     if settings.secrets.fingerprint_key:
         try:
             key = bytes.fromhex(secrets.resolve(settings.secrets.fingerprint_key))
@@ -130,18 +165,10 @@ def build_reconciler(settings: Settings, **overrides: Any) -> Reconciler:
             raise ConfigError("secrets.fingerprint_key must be hex (64 characters for 32 bytes)") from exc
     else:
         key = load_or_create_key(data_dir)
-    store = overrides.get("store") or Store(resolve_setting(secrets, "state.url", settings.state_url))
-    ssh_key = None
-    if settings.source.ssh_key:
-        passphrase = secrets.resolve(settings.source.ssh_key_passphrase) if settings.source.ssh_key_passphrase else ""
-        ssh_key = SshKey(private_key=settings.source.ssh_key, passphrase=passphrase)
-    repository = overrides.get("repository") or Repository(
-        settings.source.url, cache_dir=data_dir / "cache", branches=settings.source.branches, ssh_key=ssh_key,
-    )
-    platform = overrides.get("platform") or build_platform(settings, secrets, store)
-    schema = overrides["schema"] if "schema" in overrides else build_schema(settings)
-    return Reconciler(
-        settings=settings, repository=repository, store=store, platform=platform, schema=schema,
-        secrets=secrets, fingerprinter=Fingerprinter(key, secrets),
-        **({"clock": overrides["clock"]} if "clock" in overrides else {}),
-    )
+    store = given.store or Store(resolve_setting(secrets, "state.url", settings.state_url))
+    repository = given.repository or build_repository(settings, secrets)
+    platform = given.platform or build_platform(settings, secrets, store, store)
+    schema = None if given.no_schema else given.schema or build_schema(settings)
+    parts = Parts(settings=settings, repository=repository, store=store, platform=platform, schema=schema,
+                  secrets=secrets, fingerprinter=Fingerprinter(key, secrets))
+    return Reconciler(parts, clock=given.clock) if given.clock is not None else Reconciler(parts)

@@ -23,12 +23,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
+from reconciler.core.changes import Change, DriftItem
+from reconciler.core.objects import ObjectKey
+from reconciler.core.render import render
+from reconciler.desired.models import app_environments
 from reconciler.desired.state import DesiredState
-from reconciler.desired.validation import app_environments
-from reconciler.engine.changes import Change, DriftItem
-from reconciler.engine.render import render
 from reconciler.errors import Problem
-from reconciler.providers.base import ObjectKey
 from reconciler.secrets.values import Sensitive
 
 # Fields of environment-scoped kinds that are the instance's (Retool keeps one value for all).
