@@ -524,3 +524,22 @@ def test_grants_are_read_for_declared_and_owned_groups_only(
     groups_asked = {c.body["subject"]["id"] for c in fake.calls if c.path == "/permissions/listObjects"}
     assert groups_asked == {fake.group_id("support-team"), fake.group_id("platform-admins")}
     assert len([c for c in fake.calls if c.path == "/permissions/listObjects"]) == 2 * 3
+
+
+def test_with_nothing_declared_every_app_and_groups_grants_are_read_and_hand_made_ones_are_not_ours(
+    fake: FakeRetool, provider: RetoolProvider, book: MemoryFingerprintBook, secrets: Secrets
+) -> None:
+    apply_both(provider, secrets, book)
+    app_id = fake.add_app("made-by-hand")
+    hand = provider.client.post("/groups", {"name": "hand-group"})
+    provider.client.post("/permissions/grant", {"subject": {"type": "group", "id": hand["id"]},
+                                                "object": {"type": "app", "id": app_id}, "access_level": "use"})
+
+    everything = provider.read("staging")  # what 'reconciler import' asks for
+    declared = provider.read("staging", declared=frozenset(objects("staging", secrets)))
+
+    assert everything[("app", "made-by-hand")].owned is False
+    assert everything[("permission", "hand-group/app/made-by-hand")].owned is False
+    assert everything[("app", APP)].owned is True
+    assert ("app", "made-by-hand") not in declared
+    assert ("permission", "hand-group/app/made-by-hand") not in declared

@@ -303,9 +303,10 @@ class RetoolProvider:
         """The objects of ``environment`` that the Retool instance holds.
 
         Everything Retool lists once per collection is reported (hand-made objects too, as not
-        ours); grants are read only for groups that are ``declared`` or ours; apps only when
-        declared or ours. ``owner`` says whether this environment publishes the instance's apps
-        (see the module docstring).
+        ours); grants are read only for groups that are ``declared`` or ours, apps only when
+        declared or ours — or for every group and app when ``declared`` is None (an import).
+        ``owner`` says whether this environment publishes the instance's apps (see the module
+        docstring).
         """
         with self._lock:
             self._cache.clear()
@@ -337,9 +338,10 @@ class RetoolProvider:
                 wanted = _declared_names(declared, "app")
                 for app in self._apps():
                     record = self._recall(book, f"app/{environment}/{app['name']}")
-                    if record is None and (wanted is None or app["name"] not in wanted):
+                    if record is None and wanted is not None and app["name"] not in wanted:
                         continue  # neither declared nor ours: someone else's app
-                    add("app", app["name"], self._app_fields(book, environment, app, record, owner))
+                    add("app", app["name"], self._app_fields(book, environment, app, record, owner),
+                        record is not None)
             readable = self._groups_to_read(book, groups, declared)
             for name, fields in self._permissions(env, readable):
                 add("permission", name, fields, self._owns(book, self._grant_scope(environment, fields)))
@@ -804,9 +806,10 @@ class RetoolProvider:
     def _groups_to_read(
         self, book: FingerprintBook, groups: list[dict[str, Any]], declared: Collection[ObjectKey] | None
     ) -> list[dict[str, Any]]:
-        """The groups whose grants are worth reading: declared (as a group or in a grant) or ours."""
+        """The groups whose grants are worth reading: declared (as a group or in a grant) or ours; with
+        nothing declared (``reconciler import`` adopting an instance), every group."""
         if declared is None:
-            return [g for g in groups if self._owns_group(book, g["name"])]
+            return groups
         named = {name for kind, name in declared if kind == "group"}
         named |= {name.split("/", 1)[0] for kind, name in declared if kind == "permission"}
         return [g for g in groups if g["name"] in named or self._owns_group(book, g["name"])]
