@@ -1,6 +1,6 @@
 """Which environment applies what an instance's environments share (SPEC §10), pure.
 
-Called by ``reconcile.py`` with the desired state, the promotion order (reconciler.yaml) and the
+Called by ``app/reconcile.py`` with the desired state, the promotion order (reconciler.yaml) and the
 placement of each environment on a platform instance (``PlatformConfig.placement``); by
 ``cli.validate`` for the per-environment differences a shared instance cannot hold.
 

@@ -1,6 +1,6 @@
 """Several Retool instances as one platform: each environment is read and applied on its own instance.
 
-Built by ``wiring.build_platform`` from ``[[platform.instances]]``; the engine sees one
+Built by ``app.wiring.build_platform`` from ``[[platform.instances]]``; the app sees one
 ``PlatformProvider``. Each of our environments lives on one instance, as one Retool environment
 (of the same name unless the instance maps it: a dedicated staging instance often calls it
 ``production``, Retool's default). Calls are handed to that instance's ``RetoolProvider`` with the
