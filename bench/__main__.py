@@ -1,8 +1,8 @@
 """``python -m bench`` (``make bench``): run every benchmark in ``bench/``, one process each, in turn.
 
 Each benchmark is a script of its own (``schema_drift.py``, ``plan.py``, ``daemon.py``, ``load.py``,
-``cold_cli.py``, ``cli_latency.py``, ``loader.py``; see their docstrings for what they measure and
-their goals) and keeps its own options; this runs them with their defaults (``cold_cli.py`` alone
+``cold_cli.py``, ``cli_latency.py``, ``loader.py``, ``retool_requests.py``; see their docstrings for
+what they measure and their goals) and keeps its own options; this runs them with their defaults (``cold_cli.py`` alone
 takes about an hour on a busy 2-core machine), or with smaller sizes under ``--quick`` (figures to
 check that everything runs, not to publish). ``--write FILE``
 passes ``--write FILE`` on, so each benchmark replaces its own section of that Markdown file
@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, list[str]] = {
     "cold_cli": ["--sizes", "20", "--runs", "1"],
     "cli_latency": ["--runs", "2"],
     "loader": ["--sizes", "10,100,1000"],
+    "retool_requests": ["--unmanaged", "50"],
 }
 
 

@@ -143,7 +143,12 @@ def validate(
     fmt: FormatOpt = Format.text,
     config: ConfigOpt = None,
 ) -> None:
-    """Validate a desired-state folder in a working tree (no daemon, no network; the config is not needed)."""
+    """Validate a desired-state folder in a working tree (no daemon, no network).
+
+    The config is not needed; given with ``--config``, its platform topology is checked too (what
+    environments sharing one instance cannot declare differently).
+    """
+    from reconciler.core.topology import shared_instance_problems
     from reconciler.desired.loader import load
     from reconciler.source.trees import DirectoryTree
 
@@ -155,6 +160,13 @@ def validate(
         fail(f"{folder}: not a directory")
     try:
         state = load(DirectoryTree(folder))
+        if config is not None:
+            from reconciler.config import load_settings
+
+            platform = load_settings(config).platform
+            problems = shared_instance_problems(state, platform.placement(state.environment_order))
+            if problems:
+                raise ValidationError(problems)
     except ValidationError as exc:
         if fmt == Format.json:
             emit(json.dumps({"valid": False, "problems": [
@@ -270,7 +282,7 @@ def drift(
         for name in names:
             _revision, ref = r.current_revision(name)
             result, first_seen = r.drift(name)
-            found = found or bool(result.drift)
+            found = found or bool(result.pending)  # what the instance owner applies is not this one's drift
             if fmt == Format.json:
                 reports.append(plan_json(result, ref, first_seen, kind="drift"))
             else:

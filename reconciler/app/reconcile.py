@@ -33,7 +33,7 @@ from reconciler.app.queries import Queries
 from reconciler.clock import Clock
 from reconciler.clock import now as clock_now
 from reconciler.config import Settings
-from reconciler.core import gates, targets
+from reconciler.core import gates, targets, topology
 from reconciler.core.changes import Change, DriftItem
 from reconciler.core.drift import diff_objects
 from reconciler.core.gates import Gate
@@ -44,7 +44,7 @@ from reconciler.core.render import DesiredDatabase, DesiredEnvironment, render
 from reconciler.core.revisions import short
 from reconciler.core.targets import Requested, Running, TagEvidence, Target
 from reconciler.desired import loader
-from reconciler.desired.models import Environment
+from reconciler.desired.models import Environment, app_environments
 from reconciler.desired.state import DesiredState
 from reconciler.durations import parse_duration
 from reconciler.errors import (
@@ -58,6 +58,7 @@ from reconciler.errors import (
     ValidationError,
     clip,
 )
+from reconciler.errors import Waiting as WaitingForMerge
 from reconciler.providers.base import (
     AppDeployment,
     AppDirectory,
@@ -90,6 +91,7 @@ class Computed:
     state: DesiredState
     plan: Plan
     live: LiveState  # what the plan was made against; apply starts from it (no second read)
+    sharing: topology.Sharing | None = None  # who applies what this one's platform instance shares
 
 
 @dataclass(frozen=True)
@@ -296,12 +298,22 @@ class Reconciler:
     # -- computing drift and plans ---------------------------------------------------------------
 
     def compute(self, env: str, revision: str) -> Computed:
-        """Render ``env`` at ``revision``, read live state, and plan (no gates, no writes)."""
+        """Render ``env`` at ``revision``, read live state, and plan (no gates, no writes).
+
+        On a platform instance shared with other environments, what the instance shares is applied
+        by one environment there (``core.topology``): this environment's read is told whether it
+        publishes the instance's apps, and its plan marks the changes another applies as applied with it.
+        """
         state = self.state_at(revision)
+        placement = self.settings.platform.placement(state.environment_order)
+        problems = topology.shared_instance_problems(state, placement)
+        if problems:
+            raise ValidationError(problems)
+        place = topology.sharing(state, env, placement)
         desired = render(state, env, self._fingerprinter.sensitive)
-        live = self._platform.read(env)
-        drift = self._diff(desired, live)
-        return Computed(desired, state, build_plan(env, revision, drift), live)
+        live = self._platform.read(env, declared=frozenset(desired.objects), owner=place.owner == env)
+        drift = topology.defer_shared(self._diff(desired, live), place)
+        return Computed(desired, state, build_plan(env, revision, drift), live, place)
 
     def _diff(self, desired: DesiredEnvironment, live: LiveState) -> list[DriftItem]:
         items = diff_objects(desired.objects, live, prune=desired.spec.sync.prune)
@@ -522,6 +534,11 @@ class Reconciler:
         except Cancelled as exc:
             log.warning("reconcile.cancelled", applied=len(applied))
             return self._record(replace(start, result=RunResult.INTERRUPTED, reason=str(exc), applied=tuple(applied)))
+        except WaitingForMerge as exc:
+            # A platform proposed a change (a pushed branch) that counts once merged: not a failure.
+            log.info("reconcile.waiting", reason=str(exc), applied=len(applied))
+            return self._record(replace(start, result=RunResult.WAITING, reason=str(exc), applied=tuple(applied),
+                                        retry_after=exc.delay))
         except ReconcilerError as exc:
             log.warning("reconcile.failed", error=str(exc), applied=len(applied))
             return self._failed(replace(start, applied=tuple(applied)), f"{exc}", exc)
@@ -550,20 +567,27 @@ class Reconciler:
     ) -> None:
         env = target.environment
         assert target.revision is not None
-        ctx = ApplyContext(environment=env, secrets=self._secrets, fingerprints=self._store)
+        ctx = ApplyContext(environment=env, secrets=self._secrets, fingerprints=self._store, releases=self._store,
+                           owner=computed.sharing is None or computed.sharing.owner == env)
         release = target.ref if target.tag is not None and target.ref else short(target.revision)
-        for name, source in computed.state.app_sources.items():
-            ctx.deployments[name] = AppDeployment(target.revision, release, source.files)
+        order = computed.state.environment_order
+        for name, app in computed.state.apps.items():
+            source = computed.state.app_sources.get(name)
+            # A release is made by the app's first environment in promotion order; the others run it.
+            first = next((e for e in order if e in app_environments(app, order)), env)
+            ctx.deployments[name] = AppDeployment(target.revision, release, source.files if source else {},
+                                                  may_release=first == env)
         live = computed.live
         for step in plan.steps:
             if cancel is not None and cancel.is_set():
                 raise Cancelled(f"stopped by shutdown after {len(applied)} of {len(plan.items)} changes; "
                                 "the next start plans again from live state")
-            self._apply_step(ctx, computed.desired, live, step)
+            self._apply_step(ctx, computed, live, step)
             self._store.record_applied(run_id, step.ids, offset=len(applied))
             applied.extend(step.ids)
 
-    def _apply_step(self, ctx: ApplyContext, desired: DesiredEnvironment, live: LiveState, step: Step) -> None:
+    def _apply_step(self, ctx: ApplyContext, computed: Computed, live: LiveState, step: Step) -> None:
+        desired = computed.desired
         if step.target == "schema":
             self._apply_schema_step(desired, step)
             return
@@ -571,6 +595,9 @@ class Reconciler:
         change = step.change
         if step.items[0].change == Change.UPDATE:
             change = Change.UPDATE
+        if computed.sharing is not None and step.kind != "app":
+            # Whether this run writes the object's instance-wide fields (an app's are the owner's).
+            ctx = replace(ctx, owner=computed.sharing.applies(key))
         self._platform.apply(ctx, change, desired.objects.get(key), live.get(key))
 
     def _apply_schema_step(self, desired: DesiredEnvironment, step: Step) -> None:

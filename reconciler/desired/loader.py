@@ -278,6 +278,8 @@ def load(tree: FileTree) -> DesiredState:
         sql=sql,
         app_sources=app_sources,
         locations={(d.kind, d.name): (d.file, d.parsed.line) for d in docs},
+        field_lines={(d.kind, d.name, "environments"): d.parsed.line_of(("environments",))
+                     for d in docs if d.kind == "App"},
     )
 
 

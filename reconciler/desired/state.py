@@ -33,6 +33,8 @@ class DesiredState:
     sql: dict[str, list[SqlFile]] = field(default_factory=dict)  # database name → files, lexical order
     app_sources: dict[str, AppSource] = field(default_factory=dict)
     locations: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    # (kind, name, field) → line of that field, for the few checks made after loading (engine/topology.py).
+    field_lines: dict[tuple[str, str, str], int] = field(default_factory=dict)
 
     @property
     def environment_order(self) -> list[str]:

@@ -43,6 +43,10 @@ SECRET_OPTION_KEYS = {
     "private_key", "write_key", "secret_key", "auth_token", "bearer_token", "basic_password",
 }
 STORED_SECRET_KEYS = ("$sensitive", "fingerprint")  # secrets/values.py: to_storable
+# The resource types Retool's API can create (``POST /resources``, openapi.json 2.12.0). A resource of any
+# other type exists only once someone makes it by hand, so declaring it cannot converge; the built-in
+# registry uses Retool's names and accepts the same set, so a desired state moves between them unchanged.
+CREATABLE_RESOURCE_TYPES = ("dbServer", "mysql", "postgresql", "redshift", "restapi", "snowflake")
 ANYTHING = ("*", "*")  # in ``failed``: some file did not parse, so any name may exist
 
 
@@ -247,6 +251,10 @@ class _Checker:
 
     def resource(self, resource: Resource) -> None:
         envs = resource_environments(resource, self.envs)
+        if resource.type not in CREATABLE_RESOURCE_TYPES:
+            self.add("Resource", resource.name, ("type",),
+                     f"type {printable(resource.type)!r} cannot be created through Retool's API; use one of "
+                     f"{', '.join(CREATABLE_RESOURCE_TYPES)}")
         self._check_value("Resource", resource.name, ("options",), resource.options, envs)
         self._literal_secrets("Resource", resource.name, ("options",), resource.options)
         self._stored_secret_shape("Resource", resource.name, ("options",), resource.options)

@@ -22,6 +22,8 @@ CHANGE_MARK = {Change.CREATE: "+", Change.UPDATE: "~", Change.DELETE: "-"}
 
 
 def heal_command(environment: str, item: DriftItem) -> str:
+    if item.deferred_to is not None:
+        return f"applied with {item.deferred_to} (reconciler apply {item.deferred_to}, under its gates)"
     if item.change == Change.DELETE and item.kind != "schema" and not item.pruned:
         return f"remove {item.kind} {item.name} in the platform, or declare it in Git"
     if item.kind == "schema" and item.risk == Risk.DESTRUCTIVE:
@@ -122,9 +124,12 @@ def plan_text(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.datet
         out.print(f"Group {number[group]} [{group}], {GROUPS_NOTE}:", markup=False)
         for item in members:
             out.print(f"    {item.id} ({item.risk.value})", markup=False, highlight=False)
-    if kind == "plan" and plan.unplanned:
-        out.print(f"[yellow]{len(plan.unplanned)} undeclared objects left alone (prune is off):[/yellow] "
-                  + ", ".join(i.id for i in plan.unplanned))
+    for owner, ids in _deferred(plan).items():
+        out.print(f"[cyan]{len(ids)} instance-wide changes applied with {owner}:[/cyan] " + ", ".join(ids))
+    left = _left_alone(plan)
+    if kind == "plan" and left:
+        out.print(f"[yellow]{len(left)} undeclared objects left alone (prune is off):[/yellow] "
+                  + ", ".join(i.id for i in left))
     if kind == "drift" and items:
         commands = sorted({heal_command(plan.environment, i) for i in items})
         out.print("To heal: " + "; ".join(commands))
@@ -165,10 +170,27 @@ def plan_markdown(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.d
         if kind == "drift":
             commands = sorted({heal_command(plan.environment, i) for i in items})
             lines += ["To heal:", "", *[f"- `{c}`" for c in commands], ""]
-    if kind == "plan" and plan.unplanned:
-        lines += [f"_{len(plan.unplanned)} undeclared objects left alone (prune is off): "
-                  + ", ".join(f"`{i.id}`" for i in plan.unplanned) + "_", ""]
+    for owner, ids in _deferred(plan).items():
+        lines += [f"_{len(ids)} instance-wide changes applied with {owner}: " + ", ".join(f"`{i}`" for i in ids)
+                  + "_", ""]
+    left = _left_alone(plan)
+    if kind == "plan" and left:
+        lines += [f"_{len(left)} undeclared objects left alone (prune is off): "
+                  + ", ".join(f"`{i.id}`" for i in left) + "_", ""]
     return "\n".join(lines)
+
+
+def _deferred(plan: Plan) -> dict[str, list[str]]:
+    """Ids of the changes each instance owner applies for this environment (engine/topology.py)."""
+    out: dict[str, list[str]] = {}
+    for item in plan.drift:
+        if item.deferred_to is not None:
+            out.setdefault(item.deferred_to, []).append(item.id)
+    return out
+
+
+def _left_alone(plan: Plan) -> list[DriftItem]:
+    return [i for i in plan.unplanned if i.deferred_to is None]
 
 
 def render_plan(fmt: str, plan: Plan, ref: str | None = None, first_seen: dict[str, dt.datetime] | None = None,

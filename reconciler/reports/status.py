@@ -17,6 +17,7 @@ STATE_STYLE: dict[str, str] = {
 RESULT_STYLE: dict[str, str] = {
     RunResult.SUCCEEDED: "green", RunResult.NO_CHANGES: "green", RunResult.FAILED: "bold red",
     RunResult.BLOCKED: "red", RunResult.INTERRUPTED: "yellow", RunResult.PROGRESSING: "cyan",
+    RunResult.WAITING: "cyan",
 }
 
 

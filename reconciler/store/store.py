@@ -36,6 +36,7 @@ from reconciler.core.outcome import (
     repeats,
     transition,
 )
+from reconciler.core.releases import ReleaseRecord
 from reconciler.errors import StoreError
 from reconciler.sqlengines import create_tables, database_label, driver_error, engine_for
 from reconciler.store import tables as t
@@ -385,6 +386,36 @@ class Store:
             conn.execute(sa.insert(t.fingerprints).values(provider=provider, scope=scope, fingerprint=fingerprint))
 
         self._tx("write fingerprint", write)
+
+    # -- app releases (ReleaseBook) ----------------------------------------------------------
+
+    def find_release(self, repository: str, app: str, *, key: str | None = None,
+                     version: str | None = None) -> ReleaseRecord | None:
+        """The release of ``app`` made from ``key`` (or with ``version``) in ``repository``, if any."""
+        query = sa.select(t.releases).where(t.releases.c.repository == repository, t.releases.c.app == app)
+        if key is not None:
+            query = query.where(t.releases.c.key == key)
+        if version is not None:
+            query = query.where(t.releases.c.version == version)
+        row = self._tx("read release", lambda conn: conn.execute(query.limit(1)).first())
+        if row is None:
+            return None
+        return ReleaseRecord(repository=row.repository, app=row.app, key=row.key, version=row.version,
+                             label=row.label, revision=row.revision, environment=row.environment,
+                             branch=row.branch, commit=row.commit_sha, merged=bool(row.merged))
+
+    def record_release(self, record: ReleaseRecord) -> None:
+        """Write (or update: merged, branch) the row of ``record``."""
+        def write(conn: Connection) -> None:
+            where = (t.releases.c.repository == record.repository, t.releases.c.app == record.app,
+                     t.releases.c.key == record.key)
+            conn.execute(sa.delete(t.releases).where(*where))
+            conn.execute(sa.insert(t.releases).values(
+                repository=record.repository, app=record.app, key=record.key, version=record.version,
+                label=record.label, revision=record.revision, environment=record.environment,
+                branch=record.branch, commit_sha=record.commit, merged=record.merged, recorded_at=now()))
+
+        self._tx("write release", write)
 
     # -- notification dedup --------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -74,6 +74,24 @@ fingerprints = Table(
     Column("provider", String(40), primary_key=True),
     Column("scope", String(400), primary_key=True),
     Column("fingerprint", Text, nullable=False),
+)
+
+# App releases a platform provider made (Retool Source Control), so that every later environment runs
+# the same release: one row per (repository, app, what was released), written by the run that made it.
+releases = Table(
+    "releases", metadata,
+    Column("repository", String(400), primary_key=True),
+    Column("app", String(200), primary_key=True),
+    Column("key", String(120), primary_key=True),  # the app's source hash, or commit:<revision>
+    Column("version", String(40), nullable=False),
+    Column("label", String(255), nullable=False),
+    Column("revision", String(64), nullable=False),
+    Column("environment", String(100), nullable=False),
+    Column("branch", String(255)),
+    Column("commit_sha", String(64)),
+    Column("merged", Boolean, nullable=False, default=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index("ix_releases_version", "repository", "app", "version"),
 )
 
 leases = Table(
