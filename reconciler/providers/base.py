@@ -153,3 +153,23 @@ class HandEditable(Protocol):
     ``reconciler demo`` uses it to show drift being found and healed."""
 
     def edit_config_value(self, environment: str, name: str, value: str) -> None: ...
+
+
+class SourceControlRepository(Protocol):
+    """A Git repository the platform deploys from (Retool's Source Control), as providers see it.
+
+    ``reconciler.source.branches.BranchRepository`` is the implementation; wiring builds it, so
+    providers never import ``source`` (only source/ touches Git).
+    """
+
+    display_url: str
+
+    def head(self, branch: str) -> str | None: ...
+
+    def is_merged(self, branch: str, into: str) -> bool: ...
+
+    def contains(self, commit: str, into: str) -> bool: ...
+
+    def read(self, branch: str, path: str) -> bytes | None: ...
+
+    def merge(self, branch: str, into: str, message: str) -> str: ...

@@ -3,8 +3,8 @@
 Called by the engine through the ``PlatformProvider`` protocol (``providers/base.py``): ``read``
 turns one environment's live Retool state into ``PlatformObject``s, ``apply`` makes one object
 match its declaration (or removes it). Only ``client.RetoolClient`` talks HTTP to Retool and only
-``reconciler.source.branches`` talks to its Source Control repository; this module maps our names
-to Retool's ids and our fields to Retool's. One provider serves one Retool instance (a host and its
+``reconciler.source.branches`` (built by wiring, seen here as a ``SourceControlRepository``) talks
+to its Source Control repository; this module maps our names to Retool's ids and our fields to Retool's. One provider serves one Retool instance (a host and its
 token), which may host several of our environments (one Retool environment each, of the same name).
 
 What belongs to an environment and what to the whole instance follows Retool's documentation
@@ -81,7 +81,7 @@ from reconciler.core.changes import Change
 from reconciler.core.objects import LiveState, ObjectKey, PlatformObject
 from reconciler.core.releases import ReleaseRecord
 from reconciler.errors import ProviderError, Waiting
-from reconciler.providers.base import ApplyContext, FingerprintBook, ReleaseBook
+from reconciler.providers.base import ApplyContext, FingerprintBook, ReleaseBook, SourceControlRepository
 from reconciler.providers.retool.client import (
     DEFAULT_REQUESTS_PER_MINUTE,
     RetoolClient,
@@ -99,7 +99,6 @@ from reconciler.providers.retool.options import (
     to_wire,
 )
 from reconciler.secrets.values import Sensitive, from_storable, to_storable
-from reconciler.source.branches import BranchRepository
 
 log = structlog.get_logger(__name__)
 
@@ -226,7 +225,7 @@ class RetoolProvider:
         fingerprints: FingerprintBook | None = None,
         releases: ReleaseBook | None = None,
         manifest: str | None = None,
-        source_control: BranchRepository | None = None,
+        source_control: SourceControlRepository | None = None,
         deploy_branch: str = "main",
         merge: MergeMode = "direct",
         deploy_timeout: float = 600.0,
@@ -904,7 +903,7 @@ class RetoolProvider:
 
     # -- apps -------------------------------------------------------------------------------------------
 
-    def _repository(self) -> BranchRepository:
+    def _repository(self) -> SourceControlRepository:
         if self.source_control is None or not self.manifest:
             raise RetoolStateError(
                 "apps reach Retool through Source Control: configure the instance's Source Control "
