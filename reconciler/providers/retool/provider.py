@@ -5,7 +5,8 @@ turns one environment's live Retool state into ``PlatformObject``s, ``apply`` ma
 match its declaration (or removes it). Only ``client.RetoolClient`` talks HTTP to Retool and only
 ``reconciler.source.branches`` (built by wiring, seen here as a ``SourceControlRepository``) talks
 to its Source Control repository; this module maps our names to Retool's ids and our fields to
-Retool's. One provider serves one Retool instance (a host and its token), which may host several of our environments (one Retool environment each, of the same name).
+Retool's. One provider serves one Retool instance (a host and its token), which may host several
+of our environments (one Retool environment each, of the same name).
 
 What belongs to an environment and what to the whole instance follows Retool's documentation
 (docs/retool.md cites it): resource configurations, configuration-variable values and grants on
