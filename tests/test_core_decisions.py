@@ -124,6 +124,13 @@ TAG_GATES = [
     ("unreachable and not promoted: unreachable first", {"reachable": False, "verified_upstream": False},
      GateCode.UNREACHABLE),
     ("not promoted", {"verified_upstream": False}, GateCode.NOT_PROMOTED),
+    ("a check failed upstream", {"upstream_checks_ran": True, "upstream_checks_failed": ("crm",)},
+     GateCode.CHECKS_UPSTREAM),
+    ("a check failed upstream and not promoted: the check first",
+     {"verified_upstream": False, "upstream_checks_ran": True, "upstream_checks_failed": ("crm",)},
+     GateCode.CHECKS_UPSTREAM),
+    ("checks never ran upstream", {"upstream_checks_ran": False}, GateCode.CHECKS_UPSTREAM),
+    ("checks passed upstream", {"upstream_checks_ran": True}, None),
     ("bad signature", {"signature_ok": False, "signature_reason": "unsigned"}, GateCode.SIGNATURE),
     ("good signature", {"signature_ok": True}, None),
 ]

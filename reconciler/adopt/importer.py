@@ -163,10 +163,10 @@ def run_import(
     branch: str = "main",
 ) -> ImportResult:
     """Read ``environments`` and ``databases`` live and write their desired state into ``out``."""
+    from reconciler.app.wiring import build_platform, build_secrets, resolve_setting
     from reconciler.desired.loader import load
     from reconciler.source.trees import DirectoryTree
     from reconciler.store.store import Store
-    from reconciler.app.wiring import build_platform, build_secrets, resolve_setting
 
     _check_request(environments, databases, branch)
     if out.exists() and not out.is_dir():

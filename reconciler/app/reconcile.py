@@ -30,15 +30,17 @@ from typing import Any
 import structlog
 
 from reconciler.app.queries import Queries
+from reconciler.checks.prepared import for_environment
+from reconciler.checks.runner import run_checks
 from reconciler.clock import Clock
 from reconciler.clock import now as clock_now
 from reconciler.config import Settings
 from reconciler.core import gates, targets
-from reconciler.core.changes import Change, DriftItem
+from reconciler.core.changes import Change, DriftItem, Phase
 from reconciler.core.drift import diff_objects
 from reconciler.core.gates import Gate
 from reconciler.core.objects import LiveState
-from reconciler.core.outcome import DriftChecked, EnvironmentStatus, RunOutcome, RunResult, Waiting
+from reconciler.core.outcome import DriftChecked, EnvironmentStatus, EnvState, RunOutcome, RunResult, Waiting
 from reconciler.core.plan import Plan, Step, build_plan
 from reconciler.core.render import DesiredDatabase, DesiredEnvironment, render
 from reconciler.core.revisions import short
@@ -268,10 +270,15 @@ class Reconciler:
         tag, track = target.tag, target.spec.track
         assert tag is not None
         reachable = self._repository.is_reachable(tag.target, track.from_branch) if track.from_branch else None
-        verified = None
+        verified, checks_ran, checks_failed = None, None, ()
         if track.promoted_from:
             tree_id = self._repository.tree(tag.target, self.settings.source.path).content_id()
             verified = self._store.verified_in(track.promoted_from, tree_id)
+            upstream = self.declared_spec(track.promoted_from)
+            if upstream is not None and upstream.sync.run_checks:
+                results = self._store.checks_for(track.promoted_from, tree_id)
+                checks_ran = results is not None
+                checks_failed = tuple(r["name"] for r in results or [] if not r.get("passed"))
         signature_ok, signature_reason = None, ""
         if track.verify_signatures is not None:
             from reconciler.source import signatures
@@ -280,7 +287,8 @@ class Reconciler:
             signature_ok, signature_reason = result.ok, result.reason
         return TagEvidence(reachable=reachable, verified_upstream=verified,
                            first_seen_target=self._store.tag_targets().get(tag.name),
-                           signature_ok=signature_ok, signature_reason=signature_reason)
+                           signature_ok=signature_ok, signature_reason=signature_reason,
+                           upstream_checks_ran=checks_ran, upstream_checks_failed=checks_failed)
 
     def remember_tags(self) -> None:
         """Record the first target of every tag not seen before (moved tags are judged against it)."""
@@ -504,27 +512,73 @@ class Reconciler:
         if not gate.allowed:
             return self._blocked(start, gate)
         if plan.is_empty():
-            return self._record(replace(start, result=RunResult.NO_CHANGES, verify=plan))
+            done = replace(start, result=RunResult.NO_CHANGES, verify=plan)
+            if target.spec.sync.run_checks and (self._store.status(env).state == EnvState.FAILED
+                                                or self._store.checks_for(env, computed.state.content_id) is None):
+                # Nothing to apply, but the last run failed (its checks, perhaps) or this desired state
+                # was never checked here (only checks changed): check it, so promotion can rely on it.
+                done = self._judge(done, self._checks(computed.state, env, None))
+            return self._record(done)
         start = self._record(start)
         assert start.run_id is not None
         structlog.contextvars.bind_contextvars(run_id=start.run_id, revision=short(target.revision))
         log.info("reconcile.apply", steps=len(plan.steps), items=len(plan.items))
         applied: list[str] = []
+        run_checks = target.spec.sync.run_checks
+        after_schema: list[dict[str, Any]] | None = None
+
+        def before_destructive() -> bool:
+            nonlocal after_schema
+            after_schema = self._checks(computed.state, env, "after-schema")
+            return not _any_failed(after_schema)
+
+        checks: list[dict[str, Any]] = []
         try:
-            self._apply(computed, target, plan, applied, start.run_id, cancel)
+            self._apply(computed, target, plan, applied, start.run_id, cancel,
+                        before_destructive if run_checks else None)
             verify = self.compute(env, target.revision).plan
+            if run_checks:
+                checks = after_schema if after_schema is not None else self._checks(computed.state, env, "after-schema")
+                if not _any_failed(checks):
+                    checks = [*checks, *self._checks(computed.state, env, "after-apply")]
         except Cancelled as exc:
             log.warning("reconcile.cancelled", applied=len(applied))
             return self._record(replace(start, result=RunResult.INTERRUPTED, reason=str(exc), applied=tuple(applied)))
         except ReconcilerError as exc:
             log.warning("reconcile.failed", error=str(exc), applied=len(applied))
             return self._failed(replace(start, applied=tuple(applied)), f"{exc}", exc)
-        done = replace(start, applied=tuple(applied), verify=verify)
+        done = replace(start, applied=tuple(applied), verify=verify, checks=tuple(checks))
+        if _any_failed(checks):
+            return self._record(self._judge(replace(done, result=RunResult.SUCCEEDED), checks))
         if verify.items:
             still = ", ".join(i.id for i in verify.items[:5])
             reason = f"{len(verify.items)} changes still differ after apply: {still}"
             return self._record(replace(done, result=RunResult.FAILED, reason=reason))
         return self._record(replace(done, result=RunResult.SUCCEEDED))
+
+    def _checks(self, state: DesiredState, env: str, when: str | None) -> list[dict[str, Any]]:
+        """Run ``env``'s declared checks of ``state`` (those of ``when`` only, when given); their results as JSON."""
+        chosen = [c for c in for_environment(state, env) if when is None or c.when == when]
+        if not chosen:
+            return []
+        results = [r.as_json() for r in run_checks(chosen, self._secrets.resolve)]
+        log.info("reconcile.checks", when=when or "all", checks=len(results),
+                 failed=[r["name"] for r in results if not r["passed"]])
+        return results
+
+    @staticmethod
+    def _judge(outcome: RunOutcome, checks: list[dict[str, Any]]) -> RunOutcome:
+        """``outcome`` with the checks it ran; Failed, naming the checks, when one of them failed."""
+        outcome = replace(outcome, checks=tuple(checks))
+        failed = [c for c in checks if not c["passed"]]
+        if not failed:
+            return outcome
+        names = ", ".join(c["name"] for c in failed)
+        word = "check" if len(failed) == 1 else "checks"
+        reason = f"{word} {names} failed after apply: {failed[0]['detail']}"
+        if outcome.verify is not None and outcome.verify.items and outcome.result != RunResult.NO_CHANGES:
+            reason += f"; {len(outcome.verify.items)} planned changes (destructive steps) were not applied"
+        return replace(outcome, result=RunResult.FAILED, reason=reason)
 
     def _failed(self, outcome: RunOutcome, reason: str, error: ReconcilerError) -> RunOutcome:
         """A failed run, with when trying again may help when the error says so (``TemporaryError.delay``)."""
@@ -540,7 +594,7 @@ class Reconciler:
 
     def _apply(
         self, computed: Computed, target: Target, plan: Plan, applied: list[str], run_id: str,
-        cancel: threading.Event | None = None,
+        cancel: threading.Event | None = None, before_destructive: Callable[[], bool] | None = None,
     ) -> None:
         env = target.environment
         assert target.revision is not None
@@ -553,6 +607,11 @@ class Reconciler:
             if cancel is not None and cancel.is_set():
                 raise Cancelled(f"stopped by shutdown after {len(applied)} of {len(plan.items)} changes; "
                                 "the next start plans again from live state")
+            if before_destructive is not None and step.phase >= Phase.SCHEMA_DESTRUCTIVE:
+                go_on, before_destructive = before_destructive(), None
+                if not go_on:
+                    log.warning("reconcile.checks_failed_before_destructive", skipped=len(plan.steps))
+                    return
             self._apply_step(ctx, computed.desired, live, step)
             self._store.record_applied(run_id, step.ids, offset=len(applied))
             applied.extend(step.ids)
@@ -623,6 +682,10 @@ class Reconciler:
     def unpin(self, env: str) -> None:
         self.spec(env)
         self._store.set_pin(env, None)
+
+
+def _any_failed(checks: list[dict[str, Any]]) -> bool:
+    return any(not c["passed"] for c in checks)
 
 
 def _resolve(value: Any, resolve: Callable[[str], str]) -> Any:

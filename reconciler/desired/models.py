@@ -144,6 +144,10 @@ class Sync(Strict):
     destructive_changes: Literal["allow", "require-approval", "deny"] = "require-approval"
     drift_check_interval: Duration = "5m"
     windows: list[DenyWindow] = Field(default_factory=list)
+    run_checks: bool = Field(
+        False, description="Run the environment's declared checks after every apply that changed something "
+        "(after-schema ones before destructive schema steps); a failed check fails the run.",
+    )
 
     @field_validator("drift_check_interval")
     @classmethod

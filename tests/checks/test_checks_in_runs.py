@@ -1,0 +1,103 @@
+"""Checks in runs (issue 16 phase B): run after every apply, recorded per run, gating promotion."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.conftest import World, cli
+
+NO_CUSTOMERS = """kind: Check
+name: staging-has-customers
+environments: [staging]
+when: {when}
+sql:
+  database: crm
+  query: select exists (select 1 from customers)
+  expect: true
+"""
+
+
+def run_checks_in_staging(world: World) -> None:
+    path = world.desired / "environments" / "staging.yaml"
+    path.write_text(path.read_text().replace("  automatic: true\n", "  automatic: true\n  run_checks: true\n"))
+
+
+def status_of(world: World, env: str) -> dict[str, Any]:
+    rows = json.loads(cli(world, "status", "--format", "json").stdout)["environments"]
+    return next(r for r in rows if r["name"] == env)
+
+
+def history_of(world: World, env: str) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = json.loads(cli(world, "history", env, "--format", "json").stdout)["runs"]
+    return runs
+
+
+def test_a_failing_check_fails_the_run_and_names_the_check(pyworld: World) -> None:
+    run_checks_in_staging(pyworld)
+    pyworld.write("checks/staging.yaml", NO_CUSTOMERS.format(when="after-apply"))
+    pyworld.commit("Staging runs its checks; staging must have customers")
+    result = cli(pyworld, "apply", "staging")
+    assert result.exit_code == 1
+    assert "check staging-has-customers failed after apply: returned False; expected true" in result.stderr
+    status = status_of(pyworld, "staging")
+    assert status["state"] == "Failed"
+    assert status["applied_revision"] == status["desired_revision"]  # applied in full; it does not work
+    assert [(c["name"], c["passed"]) for c in status["last_run"]["checks"]] == [
+        ("dashboard-open-tickets", True), ("staging-has-customers", False)]
+    run = history_of(pyworld, "staging")[0]
+    assert run["result"] == "Failed"
+    assert [c["when"] for c in run["checks"]] == ["after-schema", "after-apply"]
+    assert "failed: staging-has-customers" in cli(pyworld, "history", "staging").stdout
+    # Nothing left to apply: the next run checks again rather than calling the environment Synced.
+    again = cli(pyworld, "apply", "staging")
+    assert again.exit_code == 1
+    assert status_of(pyworld, "staging")["state"] == "Failed"
+    # Dropping the check: the desired state changes only in its checks; the run checks it and is Synced.
+    (pyworld.desired / "checks" / "staging.yaml").unlink()
+    pyworld.commit("Staging may be empty")
+    fixed = cli(pyworld, "apply", "staging")
+    assert fixed.exit_code == 0, fixed.stderr
+    assert status_of(pyworld, "staging")["state"] == "Synced"
+    last = history_of(pyworld, "staging")[0]
+    assert (last["result"], [c["name"] for c in last["checks"]]) == ("NoChanges", ["dashboard-open-tickets"])
+
+
+def test_an_after_schema_check_that_fails_stops_destructive_steps(pyworld: World) -> None:
+    run_checks_in_staging(pyworld)
+    assert cli(pyworld, "apply", "staging").exit_code == 0
+    sql = pyworld.desired / "databases/crm/001_customers.sql"
+    sql.write_text(sql.read_text().replace("    plan        text not null default 'free',\n", ""))
+    pyworld.write("checks/staging.yaml", NO_CUSTOMERS.format(when="after-schema"))
+    pyworld.commit("Drop customers.plan; staging must have customers")
+    result = cli(pyworld, "apply", "staging")
+    assert result.exit_code == 1
+    assert "check staging-has-customers failed after apply" in result.stderr
+    assert "destructive steps) were not applied" in result.stderr
+    assert "plan" in pyworld.columns("staging", "customers")
+    run = history_of(pyworld, "staging")[0]
+    assert [(c["name"], c["passed"]) for c in run["checks"]] == [
+        ("dashboard-open-tickets", True), ("staging-has-customers", False)]
+    assert status_of(pyworld, "staging")["state"] == "Failed"
+
+
+def test_a_release_whose_check_fails_in_staging_is_never_promoted(pyworld: World) -> None:
+    run_checks_in_staging(pyworld)
+    pyworld.write("checks/staging.yaml", NO_CUSTOMERS.format(when="after-apply"))
+    pyworld.commit("Staging runs its checks; staging must have customers")
+    assert cli(pyworld, "apply", "staging").exit_code == 1
+    pyworld.tag("v1.0.0", "Release 1.0.0")
+    result = cli(pyworld, "apply", "production")
+    assert result.exit_code == 3
+    assert "check staging-has-customers failed in staging for the desired state of v1.0.0" in result.stderr
+    production = status_of(pyworld, "production")
+    assert (production["state"], production["applied_revision"]) == ("Blocked", None)
+    assert pyworld.query("production", "select count(*) from pg_tables where schemaname = 'public'") == [(0,)]
+    explained = cli(pyworld, "explain", "checks-upstream")
+    assert explained.exit_code == 0 and "promoted_from" in explained.stdout
+    # Staging's checks pass once it has a customer; the same release is promoted.
+    pyworld.query("staging", "insert into customers (email, full_name) values ('a@example.com', 'A') returning id")
+    assert cli(pyworld, "apply", "staging").exit_code == 0
+    promoted = cli(pyworld, "apply", "production")
+    assert promoted.exit_code == 0, promoted.stderr
+    assert status_of(pyworld, "production")["applied_ref"] == "v1.0.0"
