@@ -55,6 +55,11 @@ GATES: dict[GateCode, str] = {
         "the named check found and release again; once the earlier environment passes its checks on the same "
         "desired state the release is promoted automatically."
     ),
+    GateCode.SOAKING: (
+        "The environment's track sets soak (e.g. 30m): a release is promoted only once its desired state has "
+        "stayed Synced, with passing checks, in the promoted_from environment that long. The status says until "
+        "when; the daemon promotes it then, as when a deny window closes. A failed run there restarts the soak."
+    ),
     GateCode.SIGNATURE: (
         "The environment requires signed release tags (verify_signatures) and this tag is unsigned, signed by an "
         "untrusted key, or its signature does not verify. Sign the tag with 'git tag -s' using a trusted key."

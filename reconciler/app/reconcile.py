@@ -270,7 +270,7 @@ class Reconciler:
         tag, track = target.tag, target.spec.track
         assert tag is not None
         reachable = self._repository.is_reachable(tag.target, track.from_branch) if track.from_branch else None
-        verified, checks_ran, checks_failed = None, None, ()
+        verified, checks_ran, checks_failed, since = None, None, (), None
         if track.promoted_from:
             tree_id = self._repository.tree(tag.target, self.settings.source.path).content_id()
             verified = self._store.verified_in(track.promoted_from, tree_id)
@@ -279,6 +279,8 @@ class Reconciler:
                 results = self._store.checks_for(track.promoted_from, tree_id)
                 checks_ran = results is not None
                 checks_failed = tuple(r["name"] for r in results or [] if not r.get("passed"))
+            if track.soak:
+                since = self._store.synced_since(track.promoted_from, tree_id)
         signature_ok, signature_reason = None, ""
         if track.verify_signatures is not None:
             from reconciler.source import signatures
@@ -288,7 +290,8 @@ class Reconciler:
         return TagEvidence(reachable=reachable, verified_upstream=verified,
                            first_seen_target=self._store.tag_targets().get(tag.name),
                            signature_ok=signature_ok, signature_reason=signature_reason,
-                           upstream_checks_ran=checks_ran, upstream_checks_failed=checks_failed)
+                           upstream_checks_ran=checks_ran, upstream_checks_failed=checks_failed,
+                           upstream_synced_since=since, now=self.clock())
 
     def remember_tags(self) -> None:
         """Record the first target of every tag not seen before (moved tags are judged against it)."""

@@ -11,6 +11,7 @@ elsewhere, signature), which the app gathers only for it. Read paths (``status``
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -48,6 +49,8 @@ class TagEvidence:
     signature_reason: str = ""
     upstream_checks_ran: bool | None = None  # None unless promoted_from names an environment that runs checks
     upstream_checks_failed: tuple[str, ...] = ()
+    upstream_synced_since: dt.datetime | None = None  # soak: since when the tree is Synced upstream
+    now: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -169,5 +172,6 @@ def check_tag(target: Target, evidence: TagEvidence) -> Target:
         signature_ok=evidence.signature_ok, signature_reason=evidence.signature_reason,
         newer_than_applied=target.newer_than_applied,
         upstream_checks_ran=evidence.upstream_checks_ran, upstream_checks_failed=evidence.upstream_checks_failed,
+        upstream_synced_since=evidence.upstream_synced_since, now=evidence.now,
     )
     return replace(target, gate=gates.check_tag(target.spec, facts))

@@ -307,6 +307,20 @@ class Store:
         ).first())
         return row is not None
 
+    def synced_since(self, environment: str, tree_id: str) -> dt.datetime | None:
+        """When ``tree_id`` became Synced in ``environment`` after its last failed run there (the soak's start)."""
+        def read(conn: Connection) -> dt.datetime | None:
+            same = (t.runs.c.environment == environment, t.runs.c.tree_id == tree_id)
+            failed = conn.execute(sa.select(sa.func.max(t.runs.c.started_at)).where(
+                *same, t.runs.c.result == "Failed")).scalar()
+            ok = sa.select(sa.func.min(t.runs.c.finished_at)).where(
+                *same, t.runs.c.result.in_(["Succeeded", "NoChanges"]))
+            if failed is not None:
+                ok = ok.where(t.runs.c.started_at > failed)
+            return _utc(conn.execute(ok).scalar())
+
+        return self._tx("check soak", read)
+
     def run_counts(self) -> dict[tuple[str, str], int]:
         rows = self._tx("count runs", lambda conn: conn.execute(
             sa.select(t.runs.c.environment, t.runs.c.result, sa.func.count()).group_by(

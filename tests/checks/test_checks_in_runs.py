@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.conftest import World, cli
+import pytest
+
+from tests.conftest import World, cli, set_clock
 
 NO_CUSTOMERS = """kind: Check
 name: staging-has-customers
@@ -101,3 +103,39 @@ def test_a_release_whose_check_fails_in_staging_is_never_promoted(pyworld: World
     promoted = cli(pyworld, "apply", "production")
     assert promoted.exit_code == 0, promoted.stderr
     assert status_of(pyworld, "production")["applied_ref"] == "v1.0.0"
+
+
+def test_a_release_soaks_in_staging_before_production(pyworld: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = pyworld.desired / "environments" / "production.yaml"
+    path.write_text(path.read_text().replace("  promoted_from: staging", "  promoted_from: staging\n  soak: 30m"))
+    run_checks_in_staging(pyworld)
+    pyworld.commit("Production waits for 30 minutes of a Synced staging")
+    assert cli(pyworld, "apply", "staging").exit_code == 0  # at 10:00 (TEST_NOW), on the product's clock
+    pyworld.tag("v1.0.0", "Release 1.0.0")
+    set_clock(monkeypatch, "2026-12-02T10:20:00Z")
+    result = cli(pyworld, "apply", "production")
+    assert result.exit_code == 3
+    assert "soaking in staging until 10:30 UTC" in result.stderr
+    production = status_of(pyworld, "production")
+    assert (production["state"], production["applied_revision"]) == ("Blocked", None)
+    set_clock(monkeypatch, "2026-12-02T10:31:00Z")
+    promoted = cli(pyworld, "apply", "production")
+    assert promoted.exit_code == 0, promoted.stderr
+    assert status_of(pyworld, "production")["applied_ref"] == "v1.0.0"
+
+
+def test_a_failed_run_in_staging_restarts_the_soak(pyworld: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = pyworld.desired / "environments" / "production.yaml"
+    path.write_text(path.read_text().replace("  promoted_from: staging", "  promoted_from: staging\n  soak: 30m"))
+    run_checks_in_staging(pyworld)
+    pyworld.write("checks/staging.yaml", NO_CUSTOMERS.format(when="after-apply"))
+    pyworld.commit("Soak; staging must have customers")
+    assert cli(pyworld, "apply", "staging").exit_code == 1  # 10:00: the check fails
+    pyworld.query("staging", "insert into customers (email, full_name) values ('a@example.com', 'A') returning id")
+    set_clock(monkeypatch, "2026-12-02T10:10:00Z")
+    assert cli(pyworld, "apply", "staging").exit_code == 0  # 10:10: checked again, passes: the soak starts
+    pyworld.tag("v1.0.0", "Release 1.0.0")
+    set_clock(monkeypatch, "2026-12-02T10:35:00Z")
+    result = cli(pyworld, "apply", "production")
+    assert result.exit_code == 3
+    assert "soaking in staging until 10:40 UTC" in result.stderr
