@@ -468,11 +468,42 @@ class Reconciler:
             with structlog.contextvars.bound_contextvars(environment=env, trigger=trigger, run_id=None,
                                                          revision=None):
                 outcome = self._reconcile(env, rev, trigger, tuple(approvals), not record_no_changes, cancel)
+                if outcome.result == RunResult.FAILED and outcome.failed_checks and outcome.trigger != "rollback":
+                    outcome = self._roll_back(outcome, tuple(approvals), cancel)
         outcome = replace(outcome, warnings=(*outcome.warnings, *lease.warnings),
                           duration=time.monotonic() - started)
         log.info("reconcile.done", environment=env, result=outcome.result, revision=short(outcome.revision),
                  run_id=outcome.run_id, reason=outcome.reason, seconds=round(outcome.duration, 3))
         return outcome
+
+    def _roll_back(self, failed: RunOutcome, approvals: tuple[str, ...],
+                   cancel: threading.Event | None) -> RunOutcome:
+        """``on_failed_checks: rollback``: pin the previous revision whose checks passed and apply it.
+
+        The rollback is a run of its own (trigger ``rollback``) through the same gates; one that would
+        need a destructive change is not applied — the pin is released and the environment stays Failed,
+        saying so. Returns the outcome to report (once): the rollback's, or ``failed`` when there is none.
+        """
+        env = failed.environment
+        try:
+            spec = self.spec(env)
+        except ReconcilerError:
+            return failed
+        if spec.sync.on_failed_checks != "rollback" or failed.revision is None:
+            return failed
+        previous = self._store.last_good(env, failed.revision)
+        if previous is None:
+            return replace(failed, warnings=(*failed.warnings, f"{env} has no earlier revision whose checks "
+                                             "passed: nothing to roll back to"))
+        revision, ref = previous
+        label = ref or short(revision)
+        why = (f"check{'s' if len(failed.failed_checks) > 1 else ''} {', '.join(failed.failed_checks)} failed "
+               f"at {failed.ref or short(failed.revision)}")
+        log.warning("reconcile.rollback", to=label, because=why)
+        self._store.set_pin(env, revision)
+        back = self._reconcile(env, None, "rollback", approvals, False, cancel,
+                               rollback=f"to {label} because {why}")
+        return back
 
     def _record(self, outcome: RunOutcome) -> RunOutcome:
         """Write ``outcome`` (the run record and the status) through the store's one writer."""
@@ -480,7 +511,7 @@ class Reconciler:
 
     def _reconcile(
         self, env: str, rev: str | None, trigger: str, approvals: tuple[str, ...], quiet: bool,
-        cancel: threading.Event | None,
+        cancel: threading.Event | None, rollback: str | None = None,
     ) -> RunOutcome:
         try:
             self.remember_tags()
@@ -509,11 +540,21 @@ class Reconciler:
             return self._failed(start, f"{exc}; nothing was applied", exc)
         plan = computed.plan
         start = replace(start, plan=plan, tree_id=computed.state.content_id)
+        if rollback is not None and plan.destructive:
+            # Destructive changes are never undone silently: no rollback, the environment stays Failed.
+            self._store.set_pin(env, None)
+            ids = ", ".join(i.id for i in plan.destructive[:5])
+            return self._record(replace(start, result=RunResult.FAILED, reason=(
+                f"not rolled back {rollback}: it would need "
+                f"destructive changes ({ids}); {env} stays Failed at what it runs — fix forward or roll back "
+                "by hand")))
         gate = gates.check_destructive(target.spec, plan.destructive, [*target.approvals, *approvals])
         if gate.allowed and not plan.is_empty():
             gate = gates.check_window(target.spec, self.clock())
         if not gate.allowed:
             return self._blocked(start, gate)
+        if rollback is not None:
+            start = replace(start, reason=f"rolled back {rollback} (pinned); 'reconciler unpin {env}' releases it")
         if plan.is_empty():
             done = replace(start, result=RunResult.NO_CHANGES, verify=plan)
             if target.spec.sync.run_checks and (self._store.status(env).state == EnvState.FAILED

@@ -159,6 +159,10 @@ class Sync(Strict):
         False, description="Run the environment's declared checks after every apply that changed something "
         "(after-schema ones before destructive schema steps); a failed check fails the run.",
     )
+    on_failed_checks: Literal["report", "rollback"] = Field(
+        "report", description="report: the run is Failed and nothing else happens. rollback: pin the previous "
+        "revision whose checks passed and apply it (never through a destructive change).",
+    )
 
     @field_validator("drift_check_interval")
     @classmethod

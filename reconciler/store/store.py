@@ -307,6 +307,17 @@ class Store:
         ).first())
         return row is not None
 
+    def last_good(self, environment: str, other_than: str) -> tuple[str, str | None] | None:
+        """The revision (and ref) of the latest run in ``environment`` that Succeeded or found nothing to
+        do — so its checks, if any ran, passed — at a revision other than ``other_than`` (rollback)."""
+        row = self._tx("find last good run", lambda conn: conn.execute(
+            sa.select(t.runs.c.revision, t.runs.c.ref).where(
+                t.runs.c.environment == environment, t.runs.c.revision.is_not(None),
+                t.runs.c.revision != other_than, t.runs.c.result.in_(["Succeeded", "NoChanges"]),
+            ).order_by(t.runs.c.started_at.desc()).limit(1)
+        ).first())
+        return None if row is None else (str(row.revision), row.ref)
+
     def synced_since(self, environment: str, tree_id: str) -> dt.datetime | None:
         """When ``tree_id`` became Synced in ``environment`` after its last failed run there (the soak's start)."""
         def read(conn: Connection) -> dt.datetime | None:

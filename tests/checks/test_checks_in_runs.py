@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.checks.servers import crm_api
 from tests.conftest import World, cli, set_clock
 
 NO_CUSTOMERS = """kind: Check
@@ -139,3 +140,54 @@ def test_a_failed_run_in_staging_restarts_the_soak(pyworld: World, monkeypatch: 
     result = cli(pyworld, "apply", "production")
     assert result.exit_code == 3
     assert "soaking in staging until 10:40 UTC" in result.stderr
+
+
+HEALTH = """kind: Check
+name: crm-api-health
+environments: [production]
+timeout: 5s
+http:
+  resource: crm-api
+  path: /health
+  status: 200
+"""
+
+
+def test_a_failed_check_rolls_production_back_to_the_last_release_that_passed(pyworld: World) -> None:
+    with crm_api() as api:
+        variables = pyworld.desired / "config" / "variables.yaml"
+        text = variables.read_text()
+        variables.write_text(text.replace("production: https://api.example.com", f"production: {api.url}"))
+        path = pyworld.desired / "environments" / "production.yaml"
+        path.write_text(path.read_text().replace(
+            "  self_heal: false", "  self_heal: false\n  run_checks: true\n  on_failed_checks: rollback"))
+        (pyworld.desired / "checks" / "crm.yaml").unlink()
+        pyworld.write("checks/health.yaml", HEALTH)
+        pyworld.commit("Production checks its CRM API and rolls back when it fails")
+        assert cli(pyworld, "apply", "staging").exit_code == 0
+        first = pyworld.tag("v1.0.0", "Release 1.0.0")
+        assert cli(pyworld, "apply", "production").exit_code == 0
+        # v1.1.0 moves production to the API's v2, whose health the test turns bad.
+        api.routes["/v2/health"] = (503, {"status": "down"})
+        variables.write_text(text.replace("production: https://api.example.com", f"production: {api.url}/v2"))
+        pyworld.commit("Production uses the CRM API v2")
+        assert cli(pyworld, "apply", "staging").exit_code == 0
+        second = pyworld.tag("v1.1.0", "Release 1.1.0")
+        cli(pyworld, "apply", "production")
+        runs = history_of(pyworld, "production")
+        assert [(r["trigger"], r["result"], r["revision"]) for r in runs[:2]] == [
+            ("rollback", "Succeeded", first), ("cli", "Failed", second)]
+        assert "check crm-api-health failed after apply: GET /health: expected status 200, got 503" in runs[1]["reason"]
+        assert runs[0]["reason"] == ("rolled back to v1.0.0 because check crm-api-health failed at v1.1.0 (pinned); "
+                                     "'reconciler unpin production' releases it")
+        assert [(c["name"], c["passed"]) for c in runs[0]["checks"]] == [("crm-api-health", True)]
+        production = status_of(pyworld, "production")
+        assert (production["state"], production["applied_revision"], production["pinned_revision"]) == (
+            "Synced", first, first)
+        # Pinned: nothing moves until an operator unpins; with v2 healthy again, v1.1.0 goes out.
+        assert cli(pyworld, "apply", "production").exit_code == 0
+        assert status_of(pyworld, "production")["applied_revision"] == first
+        api.routes["/v2/health"] = (200, {"status": "ok"})
+        assert cli(pyworld, "unpin", "production").exit_code == 0
+        assert cli(pyworld, "apply", "production").exit_code == 0
+        assert status_of(pyworld, "production")["applied_revision"] == second
