@@ -191,3 +191,35 @@ def test_a_failed_check_rolls_production_back_to_the_last_release_that_passed(py
         assert cli(pyworld, "unpin", "production").exit_code == 0
         assert cli(pyworld, "apply", "production").exit_code == 0
         assert status_of(pyworld, "production")["applied_revision"] == second
+
+
+def test_a_rollback_that_needs_a_destructive_change_is_not_applied(pyworld: World) -> None:
+    with crm_api() as api:
+        variables = pyworld.desired / "config" / "variables.yaml"
+        text = variables.read_text()
+        variables.write_text(text.replace("production: https://api.example.com", f"production: {api.url}"))
+        path = pyworld.desired / "environments" / "production.yaml"
+        path.write_text(path.read_text().replace(
+            "  self_heal: false", "  self_heal: false\n  run_checks: true\n  on_failed_checks: rollback"))
+        (pyworld.desired / "checks" / "crm.yaml").unlink()
+        pyworld.write("checks/health.yaml", HEALTH)
+        pyworld.commit("Production checks its CRM API and rolls back when it fails")
+        assert cli(pyworld, "apply", "staging").exit_code == 0
+        pyworld.tag("v1.0.0", "Release 1.0.0")
+        assert cli(pyworld, "apply", "production").exit_code == 0
+        # v1.1.0 adds a column: going back would drop it, and with it whatever was written there.
+        sql = pyworld.desired / "databases/crm/001_customers.sql"
+        sql.write_text(sql.read_text().replace("    plan        text", "    region      text,\n    plan        text"))
+        pyworld.commit("customers.region")
+        assert cli(pyworld, "apply", "staging").exit_code == 0
+        second = pyworld.tag("v1.1.0", "Release 1.1.0")
+        api.routes["/health"] = (503, {"status": "down"})
+        result = cli(pyworld, "apply", "production")
+    assert result.exit_code == 1
+    assert "not rolled back to v1.0.0 because check crm-api-health failed at v1.1.0: it would need destructive " \
+           "changes (crm:drop-column:public.customers.region)" in result.stderr
+    assert "region" in pyworld.columns("production", "customers")
+    production = status_of(pyworld, "production")
+    assert (production["state"], production["applied_revision"], production["pinned_revision"]) == (
+        "Failed", second, None)
+    assert [r["trigger"] for r in history_of(pyworld, "production")[:2]] == ["rollback", "cli"]
