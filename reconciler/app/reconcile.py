@@ -275,7 +275,8 @@ class Reconciler:
             tree_id = self._repository.tree(tag.target, self.settings.source.path).content_id()
             verified = self._store.verified_in(track.promoted_from, tree_id)
             upstream = self.declared_spec(track.promoted_from)
-            if upstream is not None and upstream.sync.run_checks:
+            if upstream is not None and upstream.sync.run_checks and self._declares_checks(tag.target,
+                                                                                              track.promoted_from):
                 results = self._store.checks_for(track.promoted_from, tree_id)
                 checks_ran = results is not None
                 checks_failed = tuple(r["name"] for r in results or [] if not r.get("passed"))
@@ -292,6 +293,14 @@ class Reconciler:
                            signature_ok=signature_ok, signature_reason=signature_reason,
                            upstream_checks_ran=checks_ran, upstream_checks_failed=checks_failed,
                            upstream_synced_since=since, now=self.clock())
+
+    def _declares_checks(self, revision: str, env: str) -> bool:
+        """Does the desired state at ``revision`` declare checks for ``env``? (An invalid one: assume so.)"""
+        try:
+            state = self.state_at(revision)
+        except ReconcilerError:
+            return True
+        return bool(for_environment(state, env)) if env in state.environments else False
 
     def remember_tags(self) -> None:
         """Record the first target of every tag not seen before (moved tags are judged against it)."""

@@ -223,3 +223,13 @@ def test_a_rollback_that_needs_a_destructive_change_is_not_applied(pyworld: Worl
     assert (production["state"], production["applied_revision"], production["pinned_revision"]) == (
         "Failed", second, None)
     assert [r["trigger"] for r in history_of(pyworld, "production")[:2]] == ["rollback", "cli"]
+
+
+def test_an_upstream_without_checks_of_its_own_does_not_hold_promotion(pyworld: World) -> None:
+    run_checks_in_staging(pyworld)
+    (pyworld.desired / "checks" / "crm.yaml").unlink()
+    pyworld.commit("Staging runs checks, but declares none")
+    assert cli(pyworld, "apply", "staging").exit_code == 0
+    pyworld.tag("v1.0.0", "Release 1.0.0")
+    result = cli(pyworld, "apply", "production")
+    assert result.exit_code == 0, result.stderr
