@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 from reconciler.core.changes import Change, DriftItem
 from reconciler.core.gates import GateCode
@@ -81,6 +82,12 @@ class RunOutcome:
     quiet: bool = False  # a daemon pass: repeating the last run's result adds no run record
     retry_after: float | None = None  # the failure says when trying again may help (TemporaryError.delay)
     retry_at: dt.datetime | None = None  # Blocked by a deny window: when it closes (the gate's clock)
+    checks: tuple[dict[str, Any], ...] = ()  # results of the checks run after applying (CheckResult.as_json())
+
+    @property
+    def failed_checks(self) -> list[str]:
+        """Names of the checks that failed in this run."""
+        return [c["name"] for c in self.checks if not c.get("passed")]
 
     @property
     def remaining(self) -> list[DriftItem]:
@@ -195,6 +202,11 @@ def _after_run(previous: EnvironmentStatus, outcome: RunOutcome, now: dt.datetim
         return replace(previous, state=EnvState.PROGRESSING, reason=outcome.reason, last_run_id=outcome.run_id)
     if result == RunResult.INTERRUPTED:
         return replace(previous, state=EnvState.UNKNOWN, reason=outcome.reason, last_run_id=outcome.run_id)
+    if outcome.failed_checks and outcome.verify is not None and not outcome.verify.drift:
+        # Applied in full, but a check failed: the environment runs the revision, and is Failed.
+        return replace(previous, state=EnvState.FAILED, reason=outcome.reason, applied_revision=outcome.revision,
+                       applied_ref=outcome.ref, applied_tree_id=outcome.tree_id, drift_count=0,
+                       last_run_id=outcome.run_id, last_checked_at=now)
     # Failed. A run that had a plan may have changed live state: the old drift count no longer
     # holds (what a verify pass found replaces it); one that failed before planning changed nothing.
     drift_count = outcome.drift_after if outcome.plan is not None else previous.drift_count

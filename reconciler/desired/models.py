@@ -92,11 +92,22 @@ class Track(Strict):
     )
     prereleases: bool = Field(False, description="Consider prerelease tags such as v1.2.0-rc.1.")
     verify_signatures: SignatureVerification | None = None
+    soak: Duration | None = Field(
+        None, description="With promoted_from: how long the release's desired state must have stayed Synced "
+        "(with passing checks) there before it is promoted, e.g. 30m.",
+    )
+
+    @field_validator("soak")
+    @classmethod
+    def _soak(cls, value: str | None) -> str | None:
+        return None if value is None else _check_duration(value)
 
     @model_validator(mode="after")
     def _one_of(self) -> Track:
         if (self.branch is None) == (self.tag is None):
             raise ValueError("track needs exactly one of 'branch' or 'tag'")
+        if self.soak is not None and not self.promoted_from:
+            raise ValueError("soak needs promoted_from: it is how long the release stays Synced there")
         if self.branch is not None and (self.from_branch or self.promoted_from or self.prereleases):
             raise ValueError("from_branch, promoted_from and prereleases only apply to 'tag' tracking")
         return self
@@ -144,6 +155,14 @@ class Sync(Strict):
     destructive_changes: Literal["allow", "require-approval", "deny"] = "require-approval"
     drift_check_interval: Duration = "5m"
     windows: list[DenyWindow] = Field(default_factory=list)
+    run_checks: bool = Field(
+        False, description="Run the environment's declared checks after every apply that changed something "
+        "(after-schema ones before destructive schema steps); a failed check fails the run.",
+    )
+    on_failed_checks: Literal["report", "rollback"] = Field(
+        "report", description="report: the run is Failed and nothing else happens. rollback: pin the previous "
+        "revision whose checks passed and apply it (never through a destructive change).",
+    )
 
     @field_validator("drift_check_interval")
     @classmethod

@@ -35,6 +35,20 @@ run_changes = Table(
     Column("item_id", String(400), nullable=False),
 )
 
+# Checks run after a run applied (issue 16 phase B), one row per check in the order they ran; the
+# result is CheckResult.as_json() (already redacted). Additive: databases made before it gain the table.
+run_checks = Table(
+    "run_checks", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("environment", String(100), nullable=False),
+    Column("tree_id", String(80)),
+    Column("name", String(200), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("result", JSON, nullable=False),
+    Index("ix_run_checks_environment_tree", "environment", "tree_id"),
+)
+
 # What the store knows of each environment. What it tracks and should run is not stored: it is
 # computed from Git when read (app/queries.py), so it is never stale. Databases made before that
 # still hold the columns tracked_ref, desired_revision and desired_ref; nothing reads them.
