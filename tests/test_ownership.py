@@ -263,3 +263,36 @@ def test_keys_are_matched_by_fingerprint_whatever_their_spelling() -> None:
     with pytest.raises(ValueError, match="short GPG key id"):
         signer_id("0123456789ABCDEF")
 
+
+
+# -- the decisions alone (core/gates.py) ---------------------------------------------------------------
+
+
+def test_which_approvers_an_item_needs_and_whose_signature_counts(tmp_path: Path) -> None:
+    from reconciler.core.changes import Change, DriftItem, Risk
+    from reconciler.core.gates import GateCode, SignedBy, TagApprovals, check_destructive
+    from reconciler.desired.models import Environment
+
+    _, dba = ssh_key(tmp_path, "dba")
+    _, lead = ssh_key(tmp_path, "lead")
+    spec = Environment.model_validate({"kind": "Environment", "name": "production", "track": {"tag": "v*"},
+                                       "approvers": [lead]})
+    column = DriftItem("crm:drop-column:public.t.c", "schema", "crm", "public.t.c", Change.DELETE, None, "text",
+                       Risk.DESTRUCTIVE)
+    other = DriftItem("ops:drop-table:public.x", "schema", "ops", "public.x", Change.DELETE, None, "x",
+                      Risk.DESTRUCTIVE)
+
+    def by(key: str, verified: bool = True) -> SignedBy:
+        return SignedBy(frozenset({signer_id(key)}), f"SSH key {signer_id(key)}", verified, "" if verified else "bad")
+
+    def gate(item: DriftItem, signed: SignedBy, given: tuple[str, ...] = ()) -> GateCode | None:
+        tag = TagApprovals("v2.0.0", (item.id,), signed)
+        return check_destructive(spec, [item], given, tag, {"crm": [dba]}).code
+
+    assert gate(column, by(dba)) is None  # the database's own approver
+    assert gate(column, by(lead)) == GateCode.APPROVER  # the database's approvers replace the environment's
+    assert gate(other, by(lead)) is None  # a database without approvers: the environment's
+    assert gate(other, by(dba)) == GateCode.APPROVER
+    assert gate(column, by(dba, verified=False)) == GateCode.APPROVER  # a bad signature names no one
+    assert gate(column, SignedBy()) == GateCode.APPROVER
+    assert gate(column, SignedBy(), given=("crm:*",)) is None  # --approve is the operator's own
