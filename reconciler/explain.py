@@ -64,6 +64,18 @@ GATES: dict[GateCode, str] = {
         "The environment requires signed release tags (verify_signatures) and this tag is unsigned, signed by an "
         "untrusted key, or its signature does not verify. Sign the tag with 'git tag -s' using a trusted key."
     ),
+    GateCode.SIGNER: (
+        "Only the keys in the environment's allowed_signers may release it, and this release tag is unsigned, "
+        "its signature does not verify, or it is signed by a key not allowed to release the environment (the "
+        "refusal names that key: a GPG fingerprint or an SSH SHA256 fingerprint). Sign the tag ('git tag -s') "
+        "with an allowed key, or add the key to allowed_signers on the control branch. Nothing was applied."
+    ),
+    GateCode.APPROVER: (
+        "The release tag approves a destructive change ('Approve: <drift id>'), but the database (or the "
+        "environment) sets approvers and the tag is not signed by one of them; the refusal names the signer. "
+        "An approver signs the release tag ('git tag -s') with their key, or approves with --approve. Nothing "
+        "was applied."
+    ),
     GateCode.WINDOW: (
         "A deny window is open (for example Friday evening). The new revision waits and is applied automatically "
         "when the window closes; the status shows when."

@@ -239,17 +239,27 @@ class Reconciler:
         Policy comes from the control branch, not from the revision being applied, so a release
         tag cannot loosen its own gates.
         """
-        try:
-            state = self.control_state()
-        except ValidationError:
-            status = self._store.status(env)
-            if status.applied_revision is None:
-                raise
-            state = self.state_at(status.applied_revision)
+        state = self._policy_state(env)
         spec = state.environments.get(env)
         if spec is None:
             raise NotFoundError(f"unknown environment {clip(env)!r} (declared: {', '.join(state.environment_order)})")
         return spec
+
+    def _policy_state(self, env: str) -> DesiredState:
+        """The desired state ``env``'s policy comes from: the control branch head, else (while that is
+        invalid) the revision ``env`` runs."""
+        try:
+            return self.control_state()
+        except ValidationError:
+            status = self._store.status(env)
+            if status.applied_revision is None:
+                raise
+            return self.state_at(status.applied_revision)
+
+    def database_approvers(self, env: str) -> dict[str, list[str]]:
+        """Database name → its ``approvers``, from the policy state (a release tag cannot name its own)."""
+        databases = self._policy_state(env).databases
+        return {name: db.approvers for name, db in databases.items() if db.approvers is not None}
 
     # -- what to run -----------------------------------------------------------------------------
 
@@ -297,11 +307,19 @@ class Reconciler:
 
             result = signatures.verify_tag(self._repository, tag, track.verify_signatures)
             signature_ok, signature_reason = result.ok, result.reason
+        signed_by = None
+        approvers = target.approvals and (target.spec.approvers is not None
+                                          or self.database_approvers(target.environment))
+        if target.spec.allowed_signers is not None or approvers:
+            from reconciler.source import signatures
+
+            keyring = track.verify_signatures.gpg_keyring if track.verify_signatures else None
+            signed_by = signatures.tag_signer(self._repository, tag, keyring)
         return TagEvidence(reachable=reachable, verified_upstream=verified,
                            first_seen_target=self._store.tag_targets().get(tag.name),
                            signature_ok=signature_ok, signature_reason=signature_reason,
                            upstream_checks_ran=checks_ran, upstream_checks_failed=checks_failed,
-                           upstream_synced_since=since, now=self.clock())
+                           upstream_synced_since=since, now=self.clock(), signed_by=signed_by)
 
     def _declares_checks(self, revision: str, env: str) -> bool:
         """Does the desired state at ``revision`` declare checks for ``env``? (An invalid one: assume so.)"""
@@ -575,7 +593,11 @@ class Reconciler:
                 f"not rolled back {rollback}: it would need "
                 f"destructive changes ({ids}); {env} stays Failed at what it runs — fix forward or roll back "
                 "by hand")))
-        gate = gates.check_destructive(target.spec, plan.destructive, [*target.approvals, *approvals])
+        tag_approvals = None
+        if target.tag is not None and target.approvals:
+            tag_approvals = gates.TagApprovals(target.tag.name, target.approvals, target.signed_by or gates.SignedBy())
+        gate = gates.check_destructive(target.spec, plan.destructive, approvals, tag_approvals,
+                                       self.database_approvers(env) if plan.destructive else None)
         if gate.allowed and not plan.is_empty():
             gate = gates.check_window(target.spec, self.clock())
         if not gate.allowed:

@@ -5,7 +5,7 @@ and whether it is pinned, an explicit ``--rev`` resolved to a commit — and ``s
 target and every refusal that needs nothing more (not a tag, a deleted tag, no release yet, not a
 release, a prerelease). A release tag that survives is then checked by ``check_tag`` against the
 facts about that one tag (reachable from ``from_branch``, verified upstream, first seen pointing
-elsewhere, signature), which the app gathers only for it. Read paths (``status``, ``plan``) use
+elsewhere, signature, signer), which the app gathers only for it. Read paths (``status``, ``plan``) use
 ``select`` alone; a run uses both.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from reconciler.core import gates
-from reconciler.core.gates import Gate, GateCode
+from reconciler.core.gates import Gate, GateCode, SignedBy
 from reconciler.core.revisions import TagRef, is_prerelease, releases, short, tag_version
 from reconciler.desired.models import Environment
 
@@ -51,6 +51,7 @@ class TagEvidence:
     upstream_checks_failed: tuple[str, ...] = ()
     upstream_synced_since: dt.datetime | None = None  # soak: since when the tree is Synced upstream
     now: dt.datetime | None = None
+    signed_by: SignedBy | None = None  # who signed the tag: gathered for allowed_signers and approvers
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Target:
     pinned: bool = False
     newer_available: str | None = None  # a newer revision a pin holds back
     newer_than_applied: bool = True  # a release tag newer than what runs (or the same one, re-applied)
+    signed_by: SignedBy | None = None  # who signed the tag, when ``check_tag`` was given it
 
     @property
     def needs_tag_check(self) -> bool:
@@ -172,6 +174,6 @@ def check_tag(target: Target, evidence: TagEvidence) -> Target:
         signature_ok=evidence.signature_ok, signature_reason=evidence.signature_reason,
         newer_than_applied=target.newer_than_applied,
         upstream_checks_ran=evidence.upstream_checks_ran, upstream_checks_failed=evidence.upstream_checks_failed,
-        upstream_synced_since=evidence.upstream_synced_since, now=evidence.now,
+        upstream_synced_since=evidence.upstream_synced_since, now=evidence.now, signed_by=evidence.signed_by,
     )
-    return replace(target, gate=gates.check_tag(target.spec, facts))
+    return replace(target, gate=gates.check_tag(target.spec, facts), signed_by=evidence.signed_by)

@@ -8,6 +8,9 @@ shapes and the checks that need nothing but the one document.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import re
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -73,6 +76,64 @@ class RootConfig(Strict):
         if dupes:
             raise ValueError(f"environment listed twice: {', '.join(dupes)}")
         return value
+
+
+# Key types ``ssh-keygen -Y sign`` can sign with (OpenSSH's names).
+SSH_KEY_TYPES = frozenset({
+    "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+})
+_HEX = re.compile(r"^[0-9A-Fa-f]+$")
+
+
+def ssh_key_fingerprint(blob: bytes) -> str:
+    """OpenSSH's fingerprint of a public key blob: ``SHA256:`` and unpadded base64 (``ssh-keygen -l``)."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def signer_id(entry: str) -> str:
+    """The id a signing key is matched by: a GPG fingerprint in upper case without spaces, or an SSH
+    public key's ``SHA256:...`` fingerprint. ValueError (an operator-facing sentence) for anything else."""
+    text = entry.strip()
+    words = text.split()
+    if words and words[0] in SSH_KEY_TYPES:
+        if len(words) < 2:
+            raise ValueError(f"SSH key {words[0]!r} has no key data; paste the whole line of the .pub file")
+        try:
+            blob = base64.b64decode(words[1], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"the {words[0]} key data is not base64; paste the whole line of the .pub file") from None
+        length = int.from_bytes(blob[:4], "big") if len(blob) >= 4 else -1
+        if blob[4:4 + length] != words[0].encode():
+            raise ValueError(f"the key data is not a {words[0]} key; paste the whole line of the .pub file")
+        return ssh_key_fingerprint(blob)
+    compact = "".join(words)
+    if _HEX.match(compact) and len(compact) in (40, 64):
+        return compact.upper()
+    if _HEX.match(compact) and len(compact) in (8, 16):
+        raise ValueError(f"{clip_key(text)} is a short GPG key id, which anyone can forge; give the full 40-digit "
+                         "fingerprint ('gpg --fingerprint KEY')")
+    raise ValueError(f"{clip_key(text)} is neither a GPG fingerprint (40 hex digits, 'gpg --fingerprint') nor an "
+                     "SSH public key ('ssh-ed25519 AAAA...', the line of the .pub file)")
+
+
+def clip_key(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def _signer(value: str) -> str:
+    signer_id(value)
+    return value
+
+
+SignerKey = Annotated[str, StringConstraints(min_length=1, max_length=16000), AfterValidator(_signer)]
+SIGNERS_HELP = ("GPG fingerprints (40 hex digits) and/or SSH public keys (the line of the .pub file). GPG keys "
+                "are verified with the environment's track.verify_signatures.gpg_keyring, which must hold them.")
+
+
+def is_gpg_signer(entry: str) -> bool:
+    words = entry.split()
+    return not (words and words[0] in SSH_KEY_TYPES)
 
 
 class SignatureVerification(Strict):
@@ -183,6 +244,28 @@ class Environment(Strict):
     track: Track
     sync: Sync = Sync()
     access: Access = Access()
+    allowed_signers: list[SignerKey] | None = Field(
+        None, min_length=1,
+        description="Who may release this environment: a release tag must be signed by one of these keys. "
+        + SIGNERS_HELP,
+    )
+    approvers: list[SignerKey] | None = Field(
+        None, min_length=1,
+        description="Who may approve destructive changes here: an 'Approve:' trailer counts only in a release tag "
+        "signed by one of these keys (a Database's own approvers take precedence). " + SIGNERS_HELP,
+    )
+
+    @model_validator(mode="after")
+    def _signers_need_tags(self) -> Environment:
+        if self.allowed_signers is not None and self.track.tag is None:
+            raise ValueError("allowed_signers applies to release tags; this environment tracks a branch — track "
+                             "'tag' instead, or remove allowed_signers")
+        keys = [*(self.allowed_signers or []), *(self.approvers or [])]
+        keyring = self.track.verify_signatures.gpg_keyring if self.track.verify_signatures else None
+        if any(is_gpg_signer(k) for k in keys) and not keyring:
+            raise ValueError("GPG fingerprints in allowed_signers/approvers need the public keys: set "
+                             "track.verify_signatures.gpg_keyring to a keyring that holds them")
+        return self
 
 
 Options = dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,100}$")], Any]
@@ -231,6 +314,11 @@ class Database(Strict):
         default_factory=lambda: ["public"]
     )
     environments: dict[Name, DatabaseEnvironment]
+    approvers: list[SignerKey] | None = Field(
+        None, min_length=1,
+        description="Who may approve this database's destructive changes: an 'Approve:' trailer counts only in a "
+        "release tag signed by one of these keys (overrides the environment's approvers). " + SIGNERS_HELP,
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
