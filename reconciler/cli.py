@@ -1,8 +1,9 @@
 """The ``reconciler`` command line (SPEC §6): thin commands over ``app.Reconciler`` and its queries.
 
 Exit codes: 0 success / nothing to do, 1 error, 2 changes or drift found (plan, drift, diff),
-3 blocked by a gate (apply). Errors are one plain line on stderr, never a traceback (set
-``RECONCILER_DEBUG=1`` to see one). Output goes to stdout in the chosen ``--format``.
+3 blocked by a gate (apply), 4 a declared check failed (check). Errors are one plain line on
+stderr, never a traceback (set ``RECONCILER_DEBUG=1`` to see one). Output goes to stdout in the
+chosen ``--format``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from reconciler import clock, logs
-from reconciler.config import Settings, load_settings
 from reconciler.errors import ReconcilerError, ValidationError
+
+if TYPE_CHECKING:
+    from reconciler.config import Settings  # pydantic-settings: imported by the commands that read a config
 
 app = typer.Typer(
     name="reconciler",
@@ -106,6 +109,8 @@ def errors_as_exit() -> Iterator[None]:
 
 
 def settings_for(config: Path | None, source: str | None = None) -> Settings:
+    from reconciler.config import load_settings
+
     settings = load_settings(config, source={"url": source} if source else {})
     logs.configure(os.environ.get("RECONCILER_LOG_LEVEL", "error"), settings.log.format)
     clock.configure()
@@ -138,7 +143,12 @@ def validate(
     fmt: FormatOpt = Format.text,
     config: ConfigOpt = None,
 ) -> None:
-    """Validate a desired-state folder in a working tree (no daemon, no network; the config is not needed)."""
+    """Validate a desired-state folder in a working tree (no daemon, no network).
+
+    The config is not needed; given with ``--config``, its platform topology is checked too (what
+    environments sharing one instance cannot declare differently).
+    """
+    from reconciler.core.topology import shared_instance_problems
     from reconciler.desired.loader import load
     from reconciler.source.trees import DirectoryTree
 
@@ -150,6 +160,13 @@ def validate(
         fail(f"{folder}: not a directory")
     try:
         state = load(DirectoryTree(folder))
+        if config is not None:
+            from reconciler.config import load_settings
+
+            platform = load_settings(config).platform
+            problems = shared_instance_problems(state, platform.placement(state.environment_order))
+            if problems:
+                raise ValidationError(problems)
     except ValidationError as exc:
         if fmt == Format.json:
             emit(json.dumps({"valid": False, "problems": [
@@ -265,7 +282,7 @@ def drift(
         for name in names:
             _revision, ref = r.current_revision(name)
             result, first_seen = r.drift(name)
-            found = found or bool(result.drift)
+            found = found or bool(result.pending)  # what the instance owner applies is not this one's drift
             if fmt == Format.json:
                 reports.append(plan_json(result, ref, first_seen, kind="drift"))
             else:
@@ -312,6 +329,31 @@ def history(
     with_reconciler(config, source, run)
 
 
+CHECK_FAILED = 4
+
+
+@app.command()
+def check(
+    env: Annotated[str, typer.Argument(help="Environment.")],
+    names: Annotated[
+        list[str] | None, typer.Option("--check", help="Run only this check (repeatable; default: all of ENV's).")
+    ] = None,
+    fmt: FormatOpt = Format.text,
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+) -> None:
+    """Run ENV's declared checks against what it runs now. Exit 0 all passed, 4 one failed, 1 error."""
+    from reconciler.checks.runner import check_environment
+    from reconciler.reports.checks import render_checks
+
+    def run(r: Any) -> int:
+        report = check_environment(r, env, r.resolve_secret, names)
+        emit(render_checks(fmt.value, report))
+        return 0 if report.passed else CHECK_FAILED
+
+    with_reconciler(config, source, run)
+
+
 @app.command()
 def pin(
     env: Annotated[str, typer.Argument(help="Environment.")],
@@ -350,7 +392,8 @@ def diff(
     env: Annotated[str | None, typer.Argument(help="Only this environment.")] = None,
     fmt: FormatOpt = Format.text,
     shadow_url: Annotated[str | None, typer.Option(
-        "--shadow-url", help="PostgreSQL server for scratch databases: adds schema statements and their risk.",
+        "--shadow-url", help="PostgreSQL server for the scratch databases that turn changed SQL files into "
+        "statements and their risk (default: databases.shadow_url, else an embedded one started for the diff).",
         envvar="RECONCILER_SHADOW_URL")] = None,
     config: ConfigOpt = None,
     source: SourceOpt = None,
@@ -361,7 +404,8 @@ def diff(
 
     with errors_as_exit():
         settings = settings_for(config, source)
-        found = run_diff(settings, base, head, env, shadow_url)
+        found = run_diff(settings, base, head, env, shadow_url,
+                         warn=lambda message: err.print(f"[yellow]warning:[/yellow] {esc(message)}"))
     emit(render_diff(fmt.value, found.environments, base, found.base_id, head, found.head_id))
     raise typer.Exit(2 if found.count else 0)
 
@@ -373,6 +417,7 @@ def run(
     listen: Annotated[str | None, typer.Option(help="API address (overrides api.listen).")] = None,
 ) -> None:
     """Run the daemon: watch the repository, reconcile, check drift, serve the API."""
+    from reconciler.config import load_settings
     from reconciler.daemon.main import run_daemon
 
     with errors_as_exit():
@@ -445,6 +490,63 @@ def schemas_export(
     with errors_as_exit():
         written = export(directory)
     out.print(f"wrote {len(written)} schemas to {esc(directory)}")
+
+
+@app.command("import")
+def import_(
+    envs: Annotated[list[str], typer.Option(
+        "--env", help="Environment to read (repeatable), in promotion order, lowest first.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the desired state into.")],
+    database: Annotated[list[str] | None, typer.Option(
+        "--database", help="Managed database to dump (repeatable): NAME or NAME:schema,schema (default schema "
+        "public). Its URL comes from the secret NAME_DATABASE_URL_ENV.")] = None,
+    branch: Annotated[str, typer.Option(help="Branch the environments will track.")] = "main",
+    force: Annotated[bool, typer.Option(help="Overwrite files that already exist in --out.")] = False,
+    fmt: FormatOpt = Format.text,
+    config: ConfigOpt = None,
+) -> None:
+    """Write the desired state of what already runs: the platform's objects and each database's schema.
+
+    Every secret value becomes a ${secret:NAME} reference; the names to provide are listed, never
+    the values. Exit 0 written and valid, 1 error (nothing written) or written but invalid."""
+    from reconciler.adopt.importer import parse_database, run_import
+
+    if fmt == Format.markdown:
+        fail("import reports as text or json (--format text|json)")
+    with errors_as_exit():
+        settings = settings_for(config)
+        requests = [parse_database(spec) for spec in database or []]
+        result = run_import(settings, envs, out_dir, requests, force=force, branch=branch)
+    if fmt == Format.json:
+        emit(json.dumps({
+            "out": str(result.out), "written": result.written, "documents": result.documents,
+            "secrets": [{"name": s.name, "used_in": s.used_in, "provided": s.provided} for s in result.secrets],
+            "notes": result.notes, "valid": not result.problems,
+            "problems": [{"file": p.file, "line": p.line, "message": p.message} for p in result.problems],
+        }, indent=2))
+        raise typer.Exit(1 if result.problems else 0)
+    out.print(f"[green]wrote[/green] {len(result.written)} files to {esc(out_dir)}: {result.documents} documents, "
+              f"environments {esc(' → '.join(envs))}")
+    if result.secrets:
+        missing = sum(1 for s in result.secrets if not s.provided)
+        out.print(f"\nSecrets the documents reference ({len(result.secrets)}, {missing} not set yet; names only):")
+        width = max(len(s.name) for s in result.secrets)
+        for secret in result.secrets:
+            state = "set    " if secret.provided else "missing"
+            out.print(f"  {secret.name:<{width}}  {state}  {', '.join(secret.used_in)}", markup=False)
+    if result.notes:
+        out.print(f"\nNot imported as it runs ({len(result.notes)}); the first plan will show these:")
+        for note in result.notes:
+            out.print(f"  - {note}", markup=False)
+    if result.problems:
+        err.print(f"\n[bold red]invalid:[/bold red] the written folder has {len(result.problems)} problem"
+                  f"{'s' if len(result.problems) != 1 else ''}; fix them before committing")
+        for problem in result.problems:
+            err.print(f"  {problem}", markup=False)
+        raise typer.Exit(1)
+    expected = "the changes noted above" if result.notes else "no changes"
+    out.print(f"\nNext: provide the missing secrets, commit {esc(out_dir)} to the repository the reconciler "
+              f"reads, then 'reconciler plan {esc(envs[0])}' ({expected} expected).")
 
 
 def main() -> None:

@@ -20,10 +20,12 @@ from rich.console import Console
 from rich.panel import Panel
 
 from reconciler.app.reconcile import Reconciler
+from reconciler.checks.runner import check_environment
 from reconciler.config import Settings, load_settings
 from reconciler.core import gates
 from reconciler.core.outcome import RunOutcome
 from reconciler.core.revisions import short
+from reconciler.reports.checks import render_checks
 from reconciler.reports.drift import render_plan
 from reconciler.reports.status import render_status
 from reconciler.secrets.backends import EnvBackend, Secrets, StaticBackend
@@ -174,6 +176,13 @@ def _narrate(demo: Demo, r: Reconciler) -> int:
                    "create index customers_phone_idx on customers (phone);\n")
     workspace.commit_all(demo.repo, "Add customers.phone")
     demo.show_outcome(r.reconcile("staging", trigger="demo"))
+
+    demo.step("Check staging", "Declared checks say what 'it works' means beyond 'live equals Git': here, the "
+              "dashboard's open-tickets query runs against the new schema ('reconciler check staging').")
+    checked = check_environment(r, "staging", r.resolve_secret)
+    console.print(render_checks("text", checked), end="")
+    if not checked.passed:
+        return 1
 
     demo.step("A destructive change is blocked in production", "The next pull request drops customers.plan. staging "
               "allows destructive changes; production requires an approval in the release tag.")

@@ -6,6 +6,7 @@ enter, so callers above the gates never see a foreign exception type. Messages a
 the person who has to act on them and never contain a secret value or a credential URL.
 
     ReconcilerError
+    ├── CheckFailed             a declared check did not pass (its result, not a fault of the reconciler)
     ├── PermanentError          retrying will not help until a human changes something
     │   ├── ConfigError         the daemon's TOML configuration is wrong
     │   ├── ValidationError     the desired state does not validate (carries every problem)
@@ -17,7 +18,8 @@ the person who has to act on them and never contain a secret value or a credenti
         ├── ProviderError       a target (platform API, database) failed or is unreachable
         ├── LockTimeoutError    a schema change waited too long for a lock
         ├── StoreError          the state database is unreachable
-        └── Cancelled           the daemon is shutting down; the run stopped between two changes
+        ├── Cancelled           the daemon is shutting down; the run stopped between two changes
+        └── Waiting             a change was proposed (a branch pushed) and counts once someone merges it
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ class ReconcilerError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class CheckFailed(ReconcilerError):
+    """A declared check ran and did not pass, or could not run; the message says why, secrets redacted
+    by the runner before it leaves ``reconciler.checks``."""
 
 
 class PermanentError(ReconcilerError):
@@ -114,3 +121,11 @@ class StoreError(TemporaryError):
 
 class Cancelled(TemporaryError):
     """The daemon is shutting down: the run stopped between two changes (nothing half-applied)."""
+
+
+class Waiting(TemporaryError):
+    """A change was proposed and counts only once someone accepts it (a pushed branch awaiting its merge).
+
+    Not a failure: the run ends Waiting, the environment stays Progressing with this message, and a
+    later run (after ``delay`` seconds, or on the next fetch) carries on from where this one stopped.
+    """

@@ -38,7 +38,7 @@ def edit(folder: Path, relative: str, old: str, new: str) -> None:
 def test_the_example_is_valid() -> None:
     result = cli(None, "validate", str(EXAMPLE))
     assert result.exit_code == 0
-    assert "12 documents" in result.stdout
+    assert "15 documents" in result.stdout
     assert "staging → production" in result.stdout
 
 
@@ -60,10 +60,16 @@ def test_missing_required_field(folder: Path) -> None:
     assert problems(folder) == ["resources/segment.yaml:1: Resource 'segment': missing required field 'type'"]
 
 
+def test_a_resource_type_retools_api_cannot_create_is_refused_at_its_line(folder: Path) -> None:
+    edit(folder, "resources/segment.yaml", "type: restapi\n", "type: s3\n")
+    assert problems(folder) == ["resources/segment.yaml:3: Resource 'segment': type 's3' cannot be created through "
+                                "Retool's API; use one of dbServer, mysql, postgresql, redshift, restapi, snowflake"]
+
+
 def test_unknown_kind(folder: Path) -> None:
     (folder / "extra.yaml").write_text("kind: Dashboard\nname: x\n")
-    assert problems(folder) == ["extra.yaml:1: unknown kind 'Dashboard' (known kinds: App, ConfigVariable, Database, "
-                                "Environment, Group, Resource)"]
+    assert problems(folder) == ["extra.yaml:1: unknown kind 'Dashboard' (known kinds: App, Check, ConfigVariable, "
+                                "Database, Environment, Group, Resource)"]
 
 
 def test_duplicate_name(folder: Path) -> None:
@@ -157,4 +163,29 @@ def test_json_output_lists_problems(folder: Path) -> None:
 
 def test_yaml_inside_app_source_is_not_desired_state(folder: Path) -> None:
     (folder / "apps" / "customer-support-dashboard" / "more.yaml").write_text("kind: NotOurs\n: [bad yaml\n")
-    assert load(DirectoryTree(folder)).document_count() == 12
+    assert load(DirectoryTree(folder)).document_count() == 15
+
+
+def test_with_a_config_an_app_declared_for_part_of_a_shared_retool_instance_is_refused(
+    folder: Path, tmp_path: Path,
+) -> None:
+    edit(folder, "apps/customer-support-dashboard.yaml", "environments: [staging, production]",
+         "environments: [staging]")
+    shutil.rmtree(folder / "checks")  # the example's checks look at the app in production
+    shared = tmp_path / "shared.toml"
+    shared.write_text('[platform]\nprovider = "retool"\nhost = "https://retool.example.com"\n'
+                      'token = "${secret:RETOOL_TOKEN}"\n')
+    separate = tmp_path / "separate.toml"
+    separate.write_text('[platform]\nprovider = "retool"\n' + "".join(
+        f'[[platform.instances]]\nname = "{env}"\nhost = "https://{env}.retool.example.com"\n'
+        f'token = "${{secret:RETOOL_{env.upper()}_TOKEN}}"\nenvironments = ["{env}"]\n'
+        for env in ("staging", "production")))
+
+    refused = cli(None, "validate", str(folder), "--config", str(shared))
+
+    assert refused.exit_code == 1
+    assert ("apps/customer-support-dashboard.yaml:6: App 'customer-support-dashboard': environments staging, "
+            "production share instance 'retool'") in refused.stderr
+    assert "missing: production" in refused.stderr
+    assert cli(None, "validate", str(folder)).exit_code == 0  # without a config the topology is unknown
+    assert cli(None, "validate", str(folder), "--config", str(separate)).exit_code == 0

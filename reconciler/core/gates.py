@@ -40,6 +40,8 @@ class GateCode(StrEnum):
     OLDER_TAG = "older-tag"
     UNREACHABLE = "unreachable"
     NOT_PROMOTED = "not-promoted"
+    SOAKING = "soaking"  # the release has not stayed Synced upstream for track.soak yet
+    CHECKS_UPSTREAM = "checks-upstream"  # the checks of that desired state failed (or never ran) upstream
     SIGNATURE = "signature"
     # the desired state and the plan
     INVALID = "invalid"
@@ -74,6 +76,13 @@ class TagFacts:
     signature_ok: bool | None = None  # None when verification is off
     signature_reason: str = ""
     newer_than_applied: bool = True
+    # The earlier environment runs checks (sync.run_checks): did they run on this tree there, and which
+    # failed the last time they did. None when the environment sets no promoted_from or it runs no checks.
+    upstream_checks_ran: bool | None = None
+    upstream_checks_failed: tuple[str, ...] = ()
+    # Since when the tree has been Synced upstream without a failed run since (soak), and what time it is.
+    upstream_synced_since: dt.datetime | None = None
+    now: dt.datetime | None = None
 
 
 def check_tag(spec: Environment, facts: TagFacts) -> Gate:
@@ -97,15 +106,47 @@ def check_tag(spec: Environment, facts: TagFacts) -> Gate:
             f"tag {facts.name} ({facts.target[:12]}) is not reachable from branch {track.from_branch}; "
             f"release only commits merged to {track.from_branch}",
         )
+    # A check that failed upstream is the precise reason (that run is Failed, so never verified either).
+    if track.promoted_from and facts.upstream_checks_failed:
+        failed = facts.upstream_checks_failed
+        return Gate.block(
+            GateCode.CHECKS_UPSTREAM,
+            f"check{'s' if len(failed) > 1 else ''} {', '.join(failed)} failed in {track.promoted_from} for the "
+            f"desired state of {facts.name}; fix the release and let {track.promoted_from} pass its checks first",
+        )
     if track.promoted_from and facts.verified_upstream is False:
         return Gate.block(
             GateCode.NOT_PROMOTED,
             f"the desired state of {facts.name} has never synced and verified in {track.promoted_from}; "
             f"let {track.promoted_from} reach this revision first",
         )
+    if track.promoted_from and facts.upstream_checks_ran is False:
+        return Gate.block(
+            GateCode.CHECKS_UPSTREAM,
+            f"the checks of {facts.name}'s desired state have not run in {track.promoted_from} yet; "
+            f"they run when {track.promoted_from} applies it",
+        )
+    if track.promoted_from and track.soak and facts.now is not None:
+        soak = check_soak(track.promoted_from, parse_duration(track.soak), facts.upstream_synced_since, facts.now)
+        if not soak.allowed:
+            return soak
     if facts.signature_ok is False:
         return Gate.block(GateCode.SIGNATURE, f"tag {facts.name}: {facts.signature_reason}")
     return Gate.ok()
+
+
+def check_soak(upstream: str, seconds: float, since: dt.datetime | None, now: dt.datetime) -> Gate:
+    """Has the release stayed Synced in ``upstream`` for ``seconds`` by ``now``? Waiting retries when it ends."""
+    if since is None:
+        return Gate.ok()  # never synced there: the promotion gates before this one say so
+    ends = since + dt.timedelta(seconds=seconds)
+    if now >= ends:
+        return Gate.ok()
+    return Gate.block(
+        GateCode.SOAKING, f"soaking in {upstream} until {ends.astimezone(dt.UTC):%H:%M} UTC "
+        f"({ends.astimezone(dt.UTC):%Y-%m-%d}); promoted then if it stays Synced with passing checks",
+        retry_at=ends,
+    )
 
 
 def approvals_in(message: str) -> list[str]:

@@ -11,6 +11,7 @@ elsewhere, signature), which the app gathers only for it. Read paths (``status``
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -46,6 +47,10 @@ class TagEvidence:
     first_seen_target: str | None = None  # what this tag name pointed at when first seen
     signature_ok: bool | None = None  # None when verification is off
     signature_reason: str = ""
+    upstream_checks_ran: bool | None = None  # None unless promoted_from names an environment that runs checks
+    upstream_checks_failed: tuple[str, ...] = ()
+    upstream_synced_since: dt.datetime | None = None  # soak: since when the tree is Synced upstream
+    now: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -166,5 +171,7 @@ def check_tag(target: Target, evidence: TagEvidence) -> Target:
         verified_upstream=evidence.verified_upstream, first_seen_target=evidence.first_seen_target,
         signature_ok=evidence.signature_ok, signature_reason=evidence.signature_reason,
         newer_than_applied=target.newer_than_applied,
+        upstream_checks_ran=evidence.upstream_checks_ran, upstream_checks_failed=evidence.upstream_checks_failed,
+        upstream_synced_since=evidence.upstream_synced_since, now=evidence.now,
     )
     return replace(target, gate=gates.check_tag(target.spec, facts))

@@ -22,6 +22,8 @@ CHANGE_MARK = {Change.CREATE: "+", Change.UPDATE: "~", Change.DELETE: "-"}
 
 
 def heal_command(environment: str, item: DriftItem) -> str:
+    if item.deferred_to is not None:
+        return f"applied with {item.deferred_to} (reconciler apply {item.deferred_to}, under its gates)"
     if item.change == Change.DELETE and item.kind != "schema" and not item.pruned:
         return f"remove {item.kind} {item.name} in the platform, or declare it in Git"
     if item.kind == "schema" and item.risk == Risk.DESTRUCTIVE:
@@ -35,6 +37,8 @@ def plan_json(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.datet
 
     def one(item: DriftItem) -> dict[str, Any]:
         out = item.as_json()
+        if item.detail.get("group"):
+            out["group"] = item.detail["group"]
         if first_seen is not None and item.id in first_seen:
             out["first_seen"] = first_seen[item.id].isoformat()
         out["heal"] = heal_command(plan.environment, item)
@@ -61,6 +65,19 @@ def _title(plan: Plan, ref: str | None, kind: str) -> str:
     return f"Drift in {plan.environment} against {where}: {what}"
 
 
+def _groups(items: list[DriftItem]) -> dict[str, list[DriftItem]]:
+    """Schema statements that run together in the destructive step, by group (its first destructive id)."""
+    groups: dict[str, list[DriftItem]] = {}
+    for item in items:
+        if item.detail.get("group"):
+            groups.setdefault(str(item.detail["group"]), []).append(item)
+    return groups
+
+
+GROUPS_NOTE = ("run together in the destructive step, after the apps, once every destructive id in the group "
+               "is approved")
+
+
 def _age(first: dt.datetime | None, now: dt.datetime) -> str:
     if first is None:
         return "-"
@@ -80,6 +97,8 @@ def plan_text(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.datet
     buffer = StringIO()
     out = console or Console(file=buffer, width=160, highlight=False)
     out.print(f"[bold]{_title(plan, ref, kind)}[/bold]")
+    groups = _groups(items)
+    number = {group: str(n) for n, group in enumerate(groups, 1)}
     if items:
         table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
         table.add_column("", width=1)
@@ -87,19 +106,30 @@ def plan_text(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.datet
         table.add_column("DECLARED", overflow="fold", max_width=40)
         table.add_column("LIVE", overflow="fold", max_width=40)
         table.add_column("RISK")
+        if groups:
+            table.add_column("GROUP")
         if first_seen is not None:
             table.add_column("SINCE")
         now = clock.now()
         for item in items:
             row = [CHANGE_MARK[item.change], item.id, show(item.declared, 40), show(item.live, 40),
                    f"[{RISK_STYLE[item.risk]}]{item.risk.value}[/]"]
+            if groups:
+                row.append(number.get(str(item.detail.get("group")), ""))
             if first_seen is not None:
                 row.append(_age(first_seen.get(item.id), now))
             table.add_row(*row)
         out.print(table)
-    if kind == "plan" and plan.unplanned:
-        out.print(f"[yellow]{len(plan.unplanned)} undeclared objects left alone (prune is off):[/yellow] "
-                  + ", ".join(i.id for i in plan.unplanned))
+    for group, members in groups.items():
+        out.print(f"Group {number[group]} [{group}], {GROUPS_NOTE}:", markup=False)
+        for item in members:
+            out.print(f"    {item.id} ({item.risk.value})", markup=False, highlight=False)
+    for owner, ids in _deferred(plan).items():
+        out.print(f"[cyan]{len(ids)} instance-wide changes applied with {owner}:[/cyan] " + ", ".join(ids))
+    left = _left_alone(plan)
+    if kind == "plan" and left:
+        out.print(f"[yellow]{len(left)} undeclared objects left alone (prune is off):[/yellow] "
+                  + ", ".join(i.id for i in left))
     if kind == "drift" and items:
         commands = sorted({heal_command(plan.environment, i) for i in items})
         out.print("To heal: " + "; ".join(commands))
@@ -110,18 +140,28 @@ def plan_markdown(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.d
                   kind: str = "plan") -> str:
     items = plan.items if kind == "plan" else plan.drift
     lines = [f"### {_title(plan, ref, kind)}", ""]
+    groups = _groups(items)
+    number = {group: str(n) for n, group in enumerate(groups, 1)}
     if items:
-        header = "| | ID | Declared | Live | Risk |" + (" First seen |" if first_seen is not None else "")
-        lines += [header, "|---|---|---|---|---|" + ("---|" if first_seen is not None else "")]
+        header = ("| | ID | Declared | Live | Risk |" + (" Group |" if groups else "")
+                  + (" First seen |" if first_seen is not None else ""))
+        lines += [header, "|---|---|---|---|---|" + ("---|" if groups else "")
+                  + ("---|" if first_seen is not None else "")]
         for item in items:
             risk = f"**{item.risk.value}**" if item.risk != Risk.SAFE else item.risk.value
             row = (f"| {CHANGE_MARK[item.change]} | `{item.id}` | {md_cell(item.declared)} | {md_cell(item.live)} "
                    f"| {risk} |")
+            if groups:
+                row += f" {number.get(str(item.detail.get('group')), '')} |"
             if first_seen is not None:
                 seen = first_seen.get(item.id)
                 row += f" {seen:%Y-%m-%d %H:%M} UTC |" if seen else " - |"
             lines.append(row)
         lines.append("")
+        for group, members in groups.items():
+            lines += [f"Group {number[group]} (`{group}`), {GROUPS_NOTE}:", ""]
+            lines += [f"- `{item.id}` ({item.risk.value})" for item in members]
+            lines.append("")
         statements = [i for i in items if i.sql]
         if statements:
             lines += ["<details><summary>SQL</summary>", "", "```sql"]
@@ -130,10 +170,27 @@ def plan_markdown(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.d
         if kind == "drift":
             commands = sorted({heal_command(plan.environment, i) for i in items})
             lines += ["To heal:", "", *[f"- `{c}`" for c in commands], ""]
-    if kind == "plan" and plan.unplanned:
-        lines += [f"_{len(plan.unplanned)} undeclared objects left alone (prune is off): "
-                  + ", ".join(f"`{i.id}`" for i in plan.unplanned) + "_", ""]
+    for owner, ids in _deferred(plan).items():
+        lines += [f"_{len(ids)} instance-wide changes applied with {owner}: " + ", ".join(f"`{i}`" for i in ids)
+                  + "_", ""]
+    left = _left_alone(plan)
+    if kind == "plan" and left:
+        lines += [f"_{len(left)} undeclared objects left alone (prune is off): "
+                  + ", ".join(f"`{i.id}`" for i in left) + "_", ""]
     return "\n".join(lines)
+
+
+def _deferred(plan: Plan) -> dict[str, list[str]]:
+    """Ids of the changes each instance owner applies for this environment (engine/topology.py)."""
+    out: dict[str, list[str]] = {}
+    for item in plan.drift:
+        if item.deferred_to is not None:
+            out.setdefault(item.deferred_to, []).append(item.id)
+    return out
+
+
+def _left_alone(plan: Plan) -> list[DriftItem]:
+    return [i for i in plan.unplanned if i.deferred_to is None]
 
 
 def render_plan(fmt: str, plan: Plan, ref: str | None = None, first_seen: dict[str, dt.datetime] | None = None,

@@ -1,4 +1,4 @@
-"""``/api/v1/environments``: status, drift, runs (reads), and sync, pin, unpin (SPEC §8).
+"""``/api/v1/environments``: status, drift, runs (reads), and sync, checks, pin, unpin (SPEC §8).
 
 Reads go through ``app/queries.py``; ``sync`` goes through the daemon's run queue (the same gates
 as everywhere); pin and unpin are the application's, followed by a run or a fetch.
@@ -6,6 +6,7 @@ as everywhere); pin and unpin are the application's, followed by a run or a fetc
 
 from __future__ import annotations
 
+import threading
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
@@ -73,6 +74,29 @@ def install(app: FastAPI, daemon: Daemon, access: Access) -> None:
         queued = daemon.request_sync(env, "api")
         return {"environment": env, "queued": queued,
                 "detail": "run queued" if queued else "a run is already queued; it will pick up the latest state"}
+
+    checking: dict[str, threading.Lock] = {}
+    checking_guard = threading.Lock()
+
+    @app.post("/api/v1/environments/{env}/checks", dependencies=[sync])
+    def run_checks(env: str, check: Annotated[list[str] | None, Query(max_length=100)] = None) -> dict[str, Any]:
+        """Run the environment's declared checks now and answer with their results (200 whether they pass).
+
+        One run at a time per environment: a second request while one runs gets 409 rather than a
+        second set of probes against the same databases and endpoints.
+        """
+        queries().known(env)
+        from reconciler.checks.runner import check_environment
+
+        with checking_guard:
+            lock = checking.setdefault(env, threading.Lock())
+        if not lock.acquire(blocking=False):
+            raise ApiError(409, f"the checks of {env} are running already; ask again when they finish")
+        reconciler = daemon.reconciler
+        try:
+            return check_environment(reconciler, env, reconciler.resolve_secret, check).as_json()
+        finally:
+            lock.release()
 
     @app.post("/api/v1/environments/{env}/pin", dependencies=[admin])
     async def pin(env: str, request: Request) -> dict[str, Any]:

@@ -1,14 +1,15 @@
 """The ``registry`` provider: reads and writes the registry tables (the only code that does).
 
 Called by ``reconcile.py`` through the ``PlatformProvider`` protocol, by ``demo.py`` to make an
-out-of-band edit, and by the HTTP API's registry endpoint to serve an app's resolved settings.
+out-of-band edit, by the HTTP API's registry endpoint to serve an app's resolved settings, and by
+``reconciler import`` to read back the files of a deployed app (``app_files``).
 Any SQLAlchemy URL works; the default is a SQLite file in the data directory.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,7 +17,7 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from reconciler.core.changes import Change
-from reconciler.core.objects import LiveState, PlatformObject
+from reconciler.core.objects import LiveState, ObjectKey, PlatformObject
 from reconciler.errors import ProviderError
 from reconciler.providers.base import ApplyContext
 from reconciler.providers.registry import tables as t
@@ -51,7 +52,11 @@ class RegistryProvider:
 
     # -- reading -------------------------------------------------------------------------
 
-    def read(self, environment: str) -> LiveState:
+    def read(
+        self, environment: str, *, declared: Collection[ObjectKey] | None = None, owner: bool = True
+    ) -> LiveState:
+        """Every object of ``environment`` (the registry is small and every row is ours: ``declared``
+        and ``owner`` change nothing)."""
         return dict(self._run("read", lambda conn: self._read(conn, environment)))
 
     def _read(self, conn: Connection, env: str) -> LiveState:
@@ -108,6 +113,18 @@ class RegistryProvider:
         result: dict[str, Any] | None = self._run("app lookup", query)
         return result
 
+    def app_files(self, environment: str, app: str) -> dict[str, bytes] | None:
+        """The files of ``app`` as last deployed in ``environment``; None when none are kept (an app
+        deployed before the registry kept files, or not deployed at all)."""
+
+        def query(conn: Connection) -> dict[str, bytes]:
+            rows = conn.execute(sa.select(t.app_files.c.path, t.app_files.c.content).where(
+                t.app_files.c.environment == environment, t.app_files.c.app == app))
+            return {row.path: bytes(row.content) for row in rows}
+
+        files: dict[str, bytes] = self._run("app files lookup", query)
+        return files or None
+
     # -- writing -------------------------------------------------------------------------
 
     def apply(
@@ -125,7 +142,23 @@ class RegistryProvider:
         conn.execute(sa.delete(table).where(where))
         if change != Change.DELETE:
             conn.execute(sa.insert(table).values(**key, **row))
+        if obj.kind == "app":
+            self._write_app_files(conn, ctx, change, obj.name)
         log.debug("registry.written", environment=env, kind=obj.kind, name=obj.name)
+
+    @staticmethod
+    def _write_app_files(conn: Connection, ctx: ApplyContext, change: Change, app: str) -> None:
+        """Keep the deployed files with the app; an update without a deployment keeps the old ones."""
+        deployment = ctx.deployments.get(app)
+        if change != Change.DELETE and deployment is None:
+            return
+        files = t.app_files
+        conn.execute(sa.delete(files).where(files.c.environment == ctx.environment, files.c.app == app))
+        if change != Change.DELETE and deployment is not None and deployment.files:
+            conn.execute(sa.insert(files), [
+                {"environment": ctx.environment, "app": app, "path": path, "content": content}
+                for path, content in sorted(deployment.files.items())
+            ])
 
     def _row(self, ctx: ApplyContext, obj: PlatformObject) -> tuple[sa.Table, dict[str, Any], dict[str, Any]]:
         env, f = ctx.environment, obj.fields
