@@ -24,8 +24,10 @@ def create_app(daemon: Daemon) -> FastAPI:
     middleware.install_error_handlers(app)
     middleware.limit_body(app, daemon.settings.api.max_body_bytes)
     access = Access(daemon.settings)
-    app.include_router(health.router(daemon))
-    app.include_router(environments.router(daemon, access))
-    app.include_router(hooks.router(daemon, access))
-    app.include_router(registry.router(daemon, access))
+    # Each module adds its routes to the application itself (not an included APIRouter): one flat
+    # route table, which is what the deploy checks read to match probes and ports with the API.
+    health.install(app, daemon)
+    environments.install(app, daemon, access)
+    hooks.install(app, daemon, access)
+    registry.install(app, daemon, access)
     return app

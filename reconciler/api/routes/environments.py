@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from reconciler.api import auth
@@ -24,8 +24,7 @@ from reconciler.reports.status import status_json
 REVISION_BODY = "body must be JSON: {\"revision\": \"<tag, branch or commit>\"}"
 
 
-def router(daemon: Daemon, access: Access) -> APIRouter:
-    routes = APIRouter(prefix="/api/v1/environments")
+def install(app: FastAPI, daemon: Daemon, access: Access) -> None:
     read = Depends(access.require("read"))
     sync = Depends(access.require("sync"))
     admin = Depends(access.require("admin"))
@@ -33,11 +32,11 @@ def router(daemon: Daemon, access: Access) -> APIRouter:
     def queries() -> Queries:
         return daemon.reconciler.queries
 
-    @routes.get("")
+    @app.get("/api/v1/environments")
     def environments(who: auth.Principal = read) -> dict[str, Any]:
         return {"environments": [status_json(queries().status_row(env)) for env in queries().names() if who.sees(env)]}
 
-    @routes.get("/{env}", dependencies=[read])
+    @app.get("/api/v1/environments/{env}", dependencies=[read])
     def environment(env: str) -> dict[str, Any]:
         queries().known(env)
         row = queries().status_row(env)
@@ -45,7 +44,7 @@ def router(daemon: Daemon, access: Access) -> APIRouter:
         data["last_run"] = row.last_run.as_json() if row.last_run is not None else None
         return data
 
-    @routes.get("/{env}/drift", dependencies=[read])
+    @app.get("/api/v1/environments/{env}/drift", dependencies=[read])
     def drift(env: str, format: str = "json") -> Response:
         queries().known(env)
         report = queries().drift_report(env)
@@ -56,20 +55,20 @@ def router(daemon: Daemon, access: Access) -> APIRouter:
         body["checked_at"] = report.checked_at.isoformat() if report.checked_at else None
         return JSONResponse(body)
 
-    @routes.get("/{env}/runs", dependencies=[read])
+    @app.get("/api/v1/environments/{env}/runs", dependencies=[read])
     def runs(env: str, limit: Annotated[int, Query(ge=1)] = 50) -> dict[str, Any]:
         # A negative limit meant "no limit" to SQLite and a 500 (OverflowError) when huge.
         queries().known(env)
         return {"environment": env, "runs": [r.as_json() for r in queries().runs(env, min(limit, 500))]}
 
-    @routes.get("/{env}/runs/{run_id}", dependencies=[read])
+    @app.get("/api/v1/environments/{env}/runs/{run_id}", dependencies=[read])
     def run(env: str, run_id: str) -> dict[str, Any]:
         record = queries().run(env, run_id)
         if record is None:
             raise ApiError(404, f"no run {clip(run_id)} in {clip(env)}")
         return record.as_json()
 
-    @routes.post("/{env}/sync", dependencies=[sync], status_code=202)
+    @app.post("/api/v1/environments/{env}/sync", dependencies=[sync], status_code=202)
     def sync_now(env: str) -> dict[str, Any]:
         queries().known(env)
         queued = daemon.request_sync(env, "api")
@@ -79,7 +78,7 @@ def router(daemon: Daemon, access: Access) -> APIRouter:
     checking: dict[str, threading.Lock] = {}
     checking_guard = threading.Lock()
 
-    @routes.post("/{env}/checks", dependencies=[sync])
+    @app.post("/api/v1/environments/{env}/checks", dependencies=[sync])
     def run_checks(env: str, check: Annotated[list[str] | None, Query(max_length=100)] = None) -> dict[str, Any]:
         """Run the environment's declared checks now and answer with their results (200 whether they pass).
 
@@ -99,7 +98,7 @@ def router(daemon: Daemon, access: Access) -> APIRouter:
         finally:
             lock.release()
 
-    @routes.post("/{env}/pin", dependencies=[admin])
+    @app.post("/api/v1/environments/{env}/pin", dependencies=[admin])
     async def pin(env: str, request: Request) -> dict[str, Any]:
         try:
             body = await request.json()
@@ -113,11 +112,10 @@ def router(daemon: Daemon, access: Access) -> APIRouter:
         daemon.request_sync(env, "pin")
         return {"environment": env, "pinned_revision": commit}
 
-    @routes.post("/{env}/unpin", dependencies=[admin])
+    @app.post("/api/v1/environments/{env}/unpin", dependencies=[admin])
     def unpin(env: str) -> dict[str, Any]:
         queries().known(env)
         daemon.reconciler.unpin(env)
         daemon.request_fetch("unpin")
         return {"environment": env, "pinned_revision": None}
 
-    return routes

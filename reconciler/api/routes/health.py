@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from reconciler.api.daemon import Daemon
 
 
-def router(daemon: Daemon) -> APIRouter:
-    routes = APIRouter()
+def install(app: FastAPI, daemon: Daemon) -> None:
 
-    @routes.get("/healthz")
+    @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @routes.get("/readyz")
+    @app.get("/readyz")
     def readyz() -> JSONResponse:
         store_ok = daemon.reconciler.queries.store_reachable()
         ready = store_ok and daemon.state.ready
@@ -24,8 +23,7 @@ def router(daemon: Daemon) -> APIRouter:
                 "fetch_error": daemon.state.fetch_error}
         return JSONResponse(body, status_code=200 if ready else 503)
 
-    @routes.get("/metrics")
+    @app.get("/metrics")
     def metrics() -> Response:
         return Response(generate_latest(daemon.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return routes

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import FastAPI, Request
 
 from reconciler.api import auth
 from reconciler.api.access import Access
@@ -21,8 +21,7 @@ from reconciler.errors import SecretError
 log = structlog.get_logger(__name__)
 
 
-def router(daemon: Daemon, access: Access) -> APIRouter:
-    routes = APIRouter(prefix="/hooks")
+def install(app: FastAPI, daemon: Daemon, access: Access) -> None:
     settings = daemon.settings
 
     def hook_secret(key: str, source: str) -> str | None:
@@ -50,7 +49,7 @@ def router(daemon: Daemon, access: Access) -> APIRouter:
         daemon.metrics.webhooks.labels(source, "rejected").inc()
         return ApiError(status, message)
 
-    @routes.post("/github", status_code=202)
+    @app.post("/hooks/github", status_code=202)
     async def github(request: Request) -> dict[str, Any]:
         body = await request.body()
         secret = hook_secret("webhook_secret", "github")
@@ -63,7 +62,7 @@ def router(daemon: Daemon, access: Access) -> APIRouter:
             return {"accepted": True, "detail": "pong"}
         return accepted("github")
 
-    @routes.post("/gitlab", status_code=202)
+    @app.post("/hooks/gitlab", status_code=202)
     async def gitlab(request: Request) -> dict[str, Any]:
         await request.body()
         key = "gitlab_token" if settings.source.gitlab_token else "webhook_secret"
@@ -74,7 +73,7 @@ def router(daemon: Daemon, access: Access) -> APIRouter:
             raise rejected("gitlab", 401, "missing or bad X-Gitlab-Token")
         return accepted("gitlab")
 
-    @routes.post("/generic", status_code=202)
+    @app.post("/hooks/generic", status_code=202)
     async def generic(request: Request) -> dict[str, Any]:
         body = await request.body()
         who = access.principal(request)
@@ -91,4 +90,3 @@ def router(daemon: Daemon, access: Access) -> APIRouter:
             raise rejected("generic", 401, "missing or bad X-Reconciler-Signature (or bearer token)")
         return accepted("generic")
 
-    return routes

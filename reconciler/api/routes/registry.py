@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import FastAPI, Request
 
 from reconciler.api.access import Access
 from reconciler.api.daemon import Daemon
@@ -17,10 +17,9 @@ from reconciler.api.errors import ApiError
 from reconciler.errors import clip
 
 
-def router(daemon: Daemon, access: Access) -> APIRouter:
-    routes = APIRouter()
+def install(app: FastAPI, daemon: Daemon, access: Access) -> None:
 
-    @routes.get("/api/v1/registry/{env}/apps/{app_name}")
+    @app.get("/api/v1/registry/{env}/apps/{app_name}")
     def registry_app(env: str, app_name: str, request: Request) -> dict[str, Any]:
         # Secrets in the answer: the token must see this environment and this app whatever its
         # scopes, and be either made for them (environments and apps listed) or an admin token.
@@ -38,4 +37,3 @@ def router(daemon: Daemon, access: Access) -> APIRouter:
             raise ApiError(404, f"app {clip(app_name)!r} is not deployed in {clip(env)!r}")
         return found
 
-    return routes
