@@ -154,9 +154,9 @@ def test_release_labels_become_the_plain_semver_retool_accepts() -> None:
 
 
 def test_builtin_groups_and_resources_are_never_reported(fake: FakeRetool, provider: RetoolProvider) -> None:
-    live = provider.read("staging")
-
-    assert sorted(live) == [("environment", "staging")]
+    assert sorted(provider.read("staging", declared=frozenset())) == [("environment", "staging")]
+    # An import (nothing declared) reads every app too, the instance's own groups and resources still not.
+    assert sorted(provider.read("staging")) == [("app", APP), ("environment", "staging")]
 
 
 # -- out-of-band changes are drift, and re-applying heals them ---------------------------------------
@@ -359,7 +359,7 @@ def test_deleting_an_environment_removes_only_that_environment(
     qa = PlatformObject("environment", "qa", {"description": "Quality assurance", "color": "#00703C"})
     ctx = context("staging", secrets, book)
     provider.apply(ctx, Change.CREATE, qa, None)
-    assert provider.read("qa") == {("environment", "qa"): qa}
+    assert provider.read("qa", declared=frozenset()) == {("environment", "qa"): qa}
 
     provider.apply(ctx, Change.DELETE, None, qa)
 
