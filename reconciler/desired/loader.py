@@ -247,6 +247,7 @@ def load(tree: FileTree) -> DesiredState:
         sql=sql,
         app_sources=app_sources,
         locations={(d.kind, d.name): (d.file, d.parsed.line) for d in docs},
+        field_lines={(d.kind, d.name): d.parsed.lines for d in docs},
     )
 
 
