@@ -125,6 +125,14 @@ def with_reconciler(config: Path | None, source: str | None, fn: Callable[[Any],
     raise typer.Exit(code)
 
 
+def destructive_policy(r: Any, env: str) -> str | None:
+    """ENV's ``destructive_changes`` (reports say whether destructive changes need approval), if it can be read."""
+    try:
+        return str(r.spec(env).sync.destructive_changes)
+    except ReconcilerError:
+        return None
+
+
 def emit(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -259,7 +267,7 @@ def plan(
         if target.revision is None:
             fail(f"{env}: nothing to plan yet ({target.gate.reason})")
         result = r.compute(env, target.revision).plan
-        emit(render_plan(fmt.value, result, target.ref))
+        emit(render_plan(fmt.value, result, target.ref, policy=destructive_policy(r, env)))
         if not target.gate.allowed and fmt == Format.text:
             err.print(f"[yellow]note:[/yellow] apply would be blocked: {esc(target.gate.reason)}", markup=True)
         return 2 if result.items else 0
@@ -294,10 +302,9 @@ def apply(
                 "items": [i.as_json() for i in outcome.plan.items] if outcome.plan else [],
             }, indent=2, sort_keys=True))
             return int(outcome.exit_code)
-        if outcome.plan is not None and outcome.plan.items and fmt == Format.markdown:
-            emit(render_plan("markdown", outcome.plan, outcome.ref))
-        elif outcome.plan is not None and outcome.plan.items:
-            emit(render_plan("text", outcome.plan, outcome.ref))
+        if outcome.plan is not None and outcome.plan.items:
+            emit(render_plan("markdown" if fmt == Format.markdown else "text", outcome.plan, outcome.ref,
+                             policy=destructive_policy(r, env)))
         where = f"{short(outcome.revision)}" + (f" ({outcome.ref})" if outcome.ref else "")
         if outcome.result == "Succeeded":
             count = len(outcome.applied)
@@ -341,7 +348,7 @@ def drift(
             if fmt == Format.json:
                 reports.append(plan_json(result, ref, first_seen, kind="drift"))
             else:
-                emit(render_plan(fmt.value, result, ref, first_seen, kind="drift"))
+                emit(render_plan(fmt.value, result, ref, first_seen, kind="drift", policy=destructive_policy(r, name)))
         if fmt == Format.json:
             emit(json.dumps(reports[0] if envs and len(envs) == 1 else {"environments": reports},
                             indent=2, sort_keys=True))
@@ -408,6 +415,10 @@ def unpin(env: Annotated[str, typer.Argument(help="Environment.")], config: Conf
     """Release a pin: ENV follows its tracked ref again."""
 
     def run(r: Any) -> int:
+        r.spec(env)  # an unknown environment is an error, pinned or not
+        if r.store.status(env).pinned_revision is None:
+            out.print(f"{env} was not pinned; nothing changed (it follows its tracked ref)", markup=False)
+            return 0
         r.unpin(env)
         out.print(f"{env} unpinned; it follows its tracked ref again", markup=False)
         return 0

@@ -1,16 +1,33 @@
-"""Plan and drift reports (``plan``, ``drift``, ``apply`` output, the API's drift endpoint)."""
+"""Plan and drift reports (``plan``, ``drift``, ``apply`` output, the API's drift endpoint).
+
+Text and Markdown show each change with its word (``+ create``, ``~ update``, ``- delete``), its id
+and risk, and what changes in full: an update's live and declared values (the differing part marked),
+a created or deleted object's fields one per line, a schema statement's SQL. A closing line counts
+the changes and says what needs approval. JSON is the stable form (docs/json-output.md).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from io import StringIO
+import shlex
 from typing import TYPE_CHECKING, Any
 
 from reconciler import clock
 from reconciler.engine.changes import Change, DriftItem, Risk
 from reconciler.engine.plan import Plan
-from reconciler.reports.values import md_cell, show
+from reconciler.reports.values import (
+    WIDTH,
+    differing,
+    display,
+    excerpt,
+    fields,
+    md_code,
+    md_highlighted,
+    plural,
+    printable,
+    wrap,
+)
 from reconciler.source.revisions import short
 
 if TYPE_CHECKING:
@@ -27,6 +44,46 @@ def heal_command(environment: str, item: DriftItem) -> str:
     if item.kind == "schema" and item.risk == Risk.DESTRUCTIVE:
         return f"reconciler apply {environment} --approve {item.id}"
     return f"reconciler apply {environment}"
+
+
+def heal_advice(environment: str, items: list[DriftItem]) -> tuple[str | None, list[str]]:
+    """The one command that heals what ``apply`` can (approving each destructive statement in it), and
+    what only a person can do (undeclared objects while prune is off)."""
+    by_hand = sorted({heal_command(environment, i) for i in items
+                      if i.change == Change.DELETE and i.kind != "schema" and not i.pruned})
+    healable = [i for i in items if not (i.change == Change.DELETE and i.kind != "schema" and not i.pruned)]
+    if not healable:
+        return None, by_hand
+    approvals = [i.id for i in healable if i.kind == "schema" and i.risk == Risk.DESTRUCTIVE]
+    command = f"reconciler apply {environment}" + "".join(f" --approve {shlex.quote(a)}" for a in approvals)
+    return command, by_hand
+
+
+def summary(items: list[DriftItem], policy: str | None = None, kind: str = "plan") -> str:
+    """'3 to create, 2 to update, 1 to delete — 1 destructive, needs approval'.
+
+    ``policy`` is the environment's ``destructive_changes``, when the caller knows it."""
+    counts = {change: sum(1 for i in items if i.change == change) for change in Change}
+    words = [f"{counts[c]} to {c.value}" for c in Change if counts[c]]
+    if kind == "drift":
+        unpruned = sum(1 for i in items if i.change == Change.DELETE and i.kind != "schema" and not i.pruned)
+        if unpruned:
+            words = [w for w in words if not w.endswith("to delete")]
+            deletes = counts[Change.DELETE] - unpruned
+            words += ([f"{deletes} to delete"] if deletes else []) + [f"{unpruned} undeclared (prune is off)"]
+    text = ", ".join(words) if words else "nothing to change"
+    risks = []
+    destructive = [i for i in items if i.risk == Risk.DESTRUCTIVE]
+    if destructive:
+        gated = any(i.kind == "schema" for i in destructive)
+        note = {"require-approval": ", needs approval", "deny": ", refused here (destructive_changes: deny)",
+                "allow": ", allowed here"}.get(policy or "", "") if gated else ""
+        risks.append(f"{len(destructive)} destructive{note}")
+    for risk in (Risk.LOCK_RISK, Risk.DATA_DEPENDENT):
+        found = sum(1 for i in items if i.risk == risk)
+        if found:
+            risks.append(f"{found} {risk.value}")
+    return text + (" — " + "; ".join(risks) if risks else "")
 
 
 def plan_json(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.datetime] | None = None,
@@ -71,43 +128,87 @@ def _age(first: dt.datetime | None, now: dt.datetime) -> str:
     return f"{seconds}s ago"
 
 
-def plan_text(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.datetime] | None = None,
-              kind: str = "plan", console: Console | None = None) -> str:
-    from rich.console import Console
-    from rich.table import Table
+CHANGE_WORD = {Change.CREATE: "+ create", Change.UPDATE: "~ update", Change.DELETE: "- delete"}
+LABEL = 10  # width of the field labels under an item, in text
 
+
+def item_lines(item: DriftItem, since: str | None = None, labels: tuple[str, str] = ("live", "declared")) -> list[str]:
+    """One item in text: a header (change, id, risk), then what changes, one field per line. ``labels``
+    name the old and the new value of an update (``diff`` compares two revisions: old and new)."""
+    risk = f"  ({item.risk.value})" if item.risk != Risk.SAFE else ""
+    seen = f"  first seen {since}" if since else ""
+    lines = [f"{CHANGE_WORD[item.change]}  {printable(item.id)}{risk}{seen}"]
+    indent = 6
+    if item.sql:
+        for row in item.sql.strip().splitlines():
+            lines.append(" " * indent + wrap(printable(row), indent)[0])
+            lines += wrap(printable(row), indent)[1:]
+        return lines
+    if item.change == Change.UPDATE:
+        old, new = display(item.live), display(item.declared)
+        column = indent + LABEL
+        pairs = [(labels[0], old), (labels[1], new)]
+        for label, text in pairs:
+            lines.append(" " * indent + label.ljust(LABEL) + "\n".join(wrap(text, column)))
+        if old != new and isinstance(item.declared, str) and isinstance(item.live, str):
+            prefix, suffix = differing(old, new)
+            if len(old) <= WIDTH - column and len(new) <= WIDTH - column:
+                lines.append(" " * (column + prefix) + "^" * max(1, len(new) - prefix - suffix))
+            else:
+                # Wrapped values: the differing part with its context, so nobody has to compare by eye.
+                lines.append(" " * indent + "change".ljust(LABEL) + "\n".join(wrap(
+                    f"{excerpt(old, prefix, len(old) - suffix)} → {excerpt(new, prefix, len(new) - suffix)}",
+                    column)))
+        return lines
+    value = item.declared if item.change == Change.CREATE else item.live
+    rows = fields(value)
+    width = max([len(k) for k, _ in rows] + [LABEL - 2]) + 2
+    for key, text in rows:
+        lines.append(" " * indent + key.ljust(width) + "\n".join(wrap(text, indent + width)))
+    return lines
+
+
+def plan_text(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.datetime] | None = None,
+              kind: str = "plan", console: Console | None = None, policy: str | None = None) -> str:
     items = plan.items if kind == "plan" else plan.drift
-    buffer = StringIO()
-    out = console or Console(file=buffer, width=160, highlight=False)
-    out.print(f"[bold]{_title(plan, ref, kind)}[/bold]")
+    lines = [_title(plan, ref, kind)]
     if items:
-        table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-        table.add_column("", width=1)
-        table.add_column("ID", overflow="fold")
-        table.add_column("DECLARED", overflow="fold", max_width=40)
-        table.add_column("LIVE", overflow="fold", max_width=40)
-        table.add_column("RISK")
-        if first_seen is not None:
-            table.add_column("SINCE")
-        now = clock.now()
-        for item in items:
-            row = [CHANGE_MARK[item.change], item.id, show(item.declared, 40), show(item.live, 40),
-                   f"[{RISK_STYLE[item.risk]}]{item.risk.value}[/]"]
-            if first_seen is not None:
-                row.append(_age(first_seen.get(item.id), now))
-            table.add_row(*row)
-        out.print(table)
+        lines.append("")
+    now = clock.now()
+    for item in items:
+        since = _age(first_seen.get(item.id), now) if first_seen is not None else None
+        lines += item_lines(item, since if since != "-" else None)
+    if items:
+        lines += ["", summary(items, policy, kind)]
     if kind == "plan" and plan.unplanned:
-        out.print(f"[yellow]{len(plan.unplanned)} undeclared objects left alone (prune is off):[/yellow] "
-                  + ", ".join(i.id for i in plan.unplanned))
+        lines.append(f"{plural(len(plan.unplanned), 'undeclared object')} left alone (prune is off): "
+                     + ", ".join(i.id for i in plan.unplanned))
     if kind == "drift" and items:
-        commands = sorted({heal_command(plan.environment, i) for i in items})
-        out.print("To heal: " + "; ".join(commands))
-    return buffer.getvalue() if console is None else ""
+        command, by_hand = heal_advice(plan.environment, items)
+        if command:
+            lines.append(f"To heal: {command}")
+        for step in by_hand:
+            lines.append(f"By hand: {step}")
+    text = "\n".join(lines) + "\n"
+    if console is not None:
+        console.print(text, markup=False, highlight=False, end="")
+        return ""
+    return text
+
+
+def md_value(item: DriftItem, value: Any, other: Any) -> str:
+    """One side of an item in a Markdown cell: whole, an update's differing part in bold, fields one per line."""
+    if value is None:
+        return "-"
+    if item.change == Change.UPDATE and isinstance(value, str) and isinstance(other, str):
+        return md_highlighted(printable(value), printable(other))
+    if isinstance(value, dict):
+        return "<br>".join(f"{md_code(k)}: {md_code(v)}" if k else md_code(v) for k, v in fields(value)) or "-"
+    return md_code(display(value))
 
 
 def plan_markdown(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.datetime] | None = None,
-                  kind: str = "plan") -> str:
+                  kind: str = "plan", policy: str | None = None) -> str:
     items = plan.items if kind == "plan" else plan.drift
     lines = [f"### {_title(plan, ref, kind)}", ""]
     if items:
@@ -115,31 +216,37 @@ def plan_markdown(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.d
         lines += [header, "|---|---|---|---|---|" + ("---|" if first_seen is not None else "")]
         for item in items:
             risk = f"**{item.risk.value}**" if item.risk != Risk.SAFE else item.risk.value
-            row = (f"| {CHANGE_MARK[item.change]} | `{item.id}` | {md_cell(item.declared)} | {md_cell(item.live)} "
+            row = (f"| {CHANGE_WORD[item.change]} | {md_code(printable(item.id))} | "
+                   f"{md_value(item, item.declared, item.live)} | {md_value(item, item.live, item.declared)} "
                    f"| {risk} |")
             if first_seen is not None:
                 seen = first_seen.get(item.id)
                 row += f" {seen:%Y-%m-%d %H:%M} UTC |" if seen else " - |"
             lines.append(row)
-        lines.append("")
+        lines += ["", f"**{summary(items, policy, kind)}**", ""]
         statements = [i for i in items if i.sql]
         if statements:
             lines += ["<details><summary>SQL</summary>", "", "```sql"]
             lines += [i.sql.strip().rstrip(";") + ";" for i in statements if i.sql]
             lines += ["```", "", "</details>", ""]
         if kind == "drift":
-            commands = sorted({heal_command(plan.environment, i) for i in items})
-            lines += ["To heal:", "", *[f"- `{c}`" for c in commands], ""]
+            command, by_hand = heal_advice(plan.environment, items)
+            if command:
+                lines += [f"To heal: `{command}`", ""]
+            if by_hand:
+                lines += ["Not healed by apply (prune is off):", "", *[f"- {step}" for step in by_hand], ""]
     if kind == "plan" and plan.unplanned:
-        lines += [f"_{len(plan.unplanned)} undeclared objects left alone (prune is off): "
+        lines += [f"_{plural(len(plan.unplanned), 'undeclared object')} left alone (prune is off): "
                   + ", ".join(f"`{i.id}`" for i in plan.unplanned) + "_", ""]
     return "\n".join(lines)
 
 
 def render_plan(fmt: str, plan: Plan, ref: str | None = None, first_seen: dict[str, dt.datetime] | None = None,
-                kind: str = "plan") -> str:
+                kind: str = "plan", policy: str | None = None) -> str:
+    """``plan`` (or, with ``kind="drift"``, its drift) as text, JSON or Markdown; ``policy`` is the
+    environment's ``destructive_changes`` when known (it says whether destructive changes need approval)."""
     if fmt == "json":
         return json.dumps(plan_json(plan, ref, first_seen, kind), indent=2, sort_keys=True)
     if fmt == "markdown":
-        return plan_markdown(plan, ref, first_seen, kind)
-    return plan_text(plan, ref, first_seen, kind)
+        return plan_markdown(plan, ref, first_seen, kind, policy)
+    return plan_text(plan, ref, first_seen, kind, policy=policy)

@@ -6,6 +6,7 @@ import json
 from io import StringIO
 from typing import Any
 
+from reconciler.reports.values import clip_words
 from reconciler.source.revisions import short
 from reconciler.store.store import EnvironmentStatus, RunRecord
 
@@ -74,7 +75,7 @@ def render_status(fmt: str, rows: list[tuple[EnvironmentStatus, RunRecord | None
         table.add_row(
             s.environment, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]{pinned}", s.tracked_ref or "-",
             short(s.desired_revision), applied, str(s.drift_count) if s.drift_count is not None else "-",
-            last, (s.reason or "")[:120],
+            last, clip_words(s.reason, 120),
         )
     console.print(table)
     return buffer.getvalue()
@@ -87,7 +88,7 @@ def render_history(fmt: str, environment: str, runs: list[RunRecord]) -> str:
         lines = [f"### Runs of {environment}", "", "| Started | Trigger | Revision | Result | Changes | Reason |",
                  "|---|---|---|---|---|---|"]
         for r in runs:
-            reason = (r.reason or "").replace("|", "\\|").replace("\n", " ")[:200]
+            reason = clip_words(r.reason, 200).replace("|", "\\|")
             lines.append(f"| {r.started_at:%Y-%m-%d %H:%M:%S} | {r.trigger} | `{short(r.revision)}` {r.ref or ''} | "
                          f"**{r.result}** | {len(r.applied)}/{len(r.plan)} | {reason} |")
         return "\n".join(lines) + "\n"
@@ -104,6 +105,6 @@ def render_history(fmt: str, environment: str, runs: list[RunRecord]) -> str:
         revision = short(r.revision) + (f" {r.ref}" if r.ref else "")
         table.add_row(f"{r.started_at:%Y-%m-%d %H:%M:%S}", r.trigger, revision,
                       f"[{RESULT_STYLE.get(r.result, '')}]{r.result}[/]", f"{len(r.applied)}/{len(r.plan)}", took,
-                      r.id[:8], (r.reason or "")[:100])
+                      r.id[:8], clip_words(r.reason, 100))
     console.print(table)
     return buffer.getvalue()
