@@ -239,3 +239,23 @@ def test_an_environment_override_replaces_the_shared_option_and_its_secret(tmp_p
                   if u.file == "resources/crm-db.yaml"]
     assert staging == [("STAGING_PASSWORD", "environments.staging.options.password")]
     assert production == [("SHARED_PASSWORD", "options.password")]
+
+
+def test_the_readme_shows_every_first_hour_command_and_each_exists() -> None:
+    """README's 'Using it' names init, secrets, explain, schemas export, demo --keep, run --listen and
+    diff --shadow-url, and every command and option it shows is one the CLI accepts."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Using it"):readme.index("## Documentation")]
+    lines = [line.split("#")[0].strip() for line in section.splitlines() if line.startswith("reconciler ")]
+    shown = {" ".join(word for word in line.split()[1:3] if not word.startswith("-")) for line in lines}
+    for needed in ("init", "secrets staging", "explain crm:drop-column:public.customers.legacy_notes",
+                   "schemas export", "demo", "run", "validate"):
+        assert needed in shown, needed
+    for flag in ("demo --keep", "run --listen", "--shadow-url", "validate --env"):
+        assert any(flag in line for line in lines), flag
+    for line in lines:
+        words = [w for w in line.split() if w != "&&"][1:]
+        command = words[:2] if words[0] == "schemas" else words[:1]
+        help_text = cli(None, *command, "--help").stdout
+        for option in [w.split("=")[0] for w in words if w.startswith("--")]:
+            assert option in help_text, (line, option)
