@@ -157,7 +157,6 @@ def write_state_file(data_dir: Path, url: str | None) -> None:
 def run_daemon(settings: Settings) -> int:
     from reconciler.wiring import build_reconciler, build_secrets
 
-    clock.configure()  # RECONCILER_NOW, if set, is checked (and warned about) before anything starts
     with ExitStack() as cleanup:
         # Each step registers its own undoing, so a failed start stops only what had started.
         sock = None
@@ -165,6 +164,9 @@ def run_daemon(settings: Settings) -> int:
             sock = listen_socket(settings.api.listen)
             cleanup.callback(sock.close)
             check_webhook_secrets(settings, build_secrets(settings))
+        # RECONCILER_NOW, if set, is checked (and warned about) before anything reads the clock; after the
+        # address and hook secrets, so a start refused for those says so in one line.
+        clock.configure()
         settings = ensure_tokens(settings)
         reconciler = build_reconciler(settings)
         cleanup.callback(reconciler.close)
