@@ -15,13 +15,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from reconciler import clock, logs
 from reconciler.config import Settings, load_settings
 from reconciler.errors import ReconcilerError, ValidationError
+
+if TYPE_CHECKING:
+    from reconciler.desired.state import DesiredState
+    from reconciler.secrets.needs import Needs
 
 app = typer.Typer(
     name="reconciler",
@@ -158,7 +162,7 @@ def desired_folder(path: Path | None, settings: Settings | None = None) -> Path:
     return folder
 
 
-def load_folder(folder: Path, fmt: Format) -> Any:
+def load_folder(folder: Path, fmt: Format) -> DesiredState:
     """The desired state in ``folder``; every problem printed (``fmt``) and exit 1 when it does not validate."""
     from reconciler.desired.loader import load
     from reconciler.source.trees import DirectoryTree
@@ -179,7 +183,7 @@ def load_folder(folder: Path, fmt: Format) -> Any:
         fail(str(exc))
 
 
-def check_secrets(state: Any, env: str, settings: Settings, config: Path | None) -> Any:
+def check_secrets(state: DesiredState, env: str, settings: Settings, config: Path | None) -> Needs:
     """What ``env`` needs from the secret backends (desired state and configuration), looked up."""
     from reconciler.config import config_path
     from reconciler.secrets.backends import backends_from_config
