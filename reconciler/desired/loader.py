@@ -105,16 +105,20 @@ def _parse_yaml_files(
             # A newline would split every message naming the file; an escape sequence would reach the
             # terminal of whoever runs 'reconciler validate'; U+202E would show the name reversed.
             problems.append(Problem(validation.printable(entry.path), None, ODD_FILE_NAME))
+            if _YAML.search(entry.path):
+                unknown[entry.path] = {validation.ANYTHING}  # not read: it may declare anything
             continue
         if entry.is_symlink:
             # Every link, not only *.yaml ones: a linked folder would hide the YAML below it. Links in
             # an App's or Database's folder are dropped here and reported against that document.
             problems.append(Problem(entry.path, None, "is a symbolic link; the desired state must not use links"))
+            unknown[entry.path] = {validation.ANYTHING}  # what it points at is not read, but was meant to count
             continue
         if not _YAML.search(entry.path):
             continue
         if entry.special:
             problems.append(Problem(entry.path, None, SPECIAL_FILE))
+            unknown[entry.path] = {validation.ANYTHING}
             continue
         if entry.size > MAX_YAML_BYTES:
             problems.append(
