@@ -259,6 +259,7 @@ def _progress(state_db: Path) -> tuple[str, int] | None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # a hang guard, not a budget: 60 CLI processes take 20 min at load 10 on 2 cores
 def test_kill_9_at_random_points_of_an_apply(pyworld: World) -> None:
     """20 seeded iterations: no partial schema, consistent run records, convergence after restart."""
     exe = str(Path(sys.executable).parent / "reconciler")
