@@ -63,9 +63,9 @@ from benchkit import (
     write_section,
 )
 
+from reconciler.app.wiring import build_reconciler
 from reconciler.config import load_settings
 from reconciler.source import workspace
-from reconciler.wiring import build_reconciler
 from tests.daemon_support import DaemonProcess, start_daemon, wait_for
 
 HEADING = "## Load: 50 environments x 400 objects"

@@ -50,13 +50,13 @@ from benchkit import (
     write_section,
 )
 
+from reconciler.app.wiring import build_reconciler
 from reconciler.config import load_settings
 from reconciler.desired import loader
 from reconciler.errors import ValidationError
 from reconciler.source import workspace
 from reconciler.source.repository import Repository
 from reconciler.source.trees import DirectoryTree
-from reconciler.wiring import build_reconciler
 
 HEADING = "## Plan and validate"
 PLAN_GOAL = 1.0

@@ -1,8 +1,9 @@
-"""The ``reconciler`` command line (SPEC §6): thin commands over ``reconcile.Reconciler``.
+"""The ``reconciler`` command line (SPEC §6): thin commands over ``app.Reconciler`` and its queries.
 
 Exit codes: 0 success / nothing to do, 1 error, 2 changes or drift found (plan, drift, diff),
-3 blocked by a gate (apply). Errors are one plain line on stderr, never a traceback (set
-``RECONCILER_DEBUG=1`` to see one). Output goes to stdout in the chosen ``--format``.
+3 blocked by a gate (apply), 4 a declared check failed (check). Errors are one plain line on
+stderr, never a traceback (set ``RECONCILER_DEBUG=1`` to see one). Output goes to stdout in the
+chosen ``--format``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from reconciler.config import Settings, load_settings
 from reconciler.errors import ReconcilerError, ValidationError
 
 if TYPE_CHECKING:
+    from reconciler.app.needs import Needs
     from reconciler.desired.state import DesiredState
-    from reconciler.secrets.needs import Needs
 
 app = typer.Typer(
     name="reconciler",
@@ -117,7 +118,7 @@ def settings_for(config: Path | None, source: str | None = None) -> Settings:
 
 
 def with_reconciler(config: Path | None, source: str | None, fn: Callable[[Any], int]) -> None:
-    from reconciler.wiring import build_reconciler
+    from reconciler.app.wiring import build_reconciler
 
     code = 0
     with errors_as_exit():
@@ -185,9 +186,9 @@ def load_folder(folder: Path, fmt: Format) -> DesiredState:
 
 def check_secrets(state: DesiredState, env: str, settings: Settings, config: Path | None) -> Needs:
     """What ``env`` needs from the secret backends (desired state and configuration), looked up."""
+    from reconciler.app.needs import check, configuration_uses
     from reconciler.config import config_path
     from reconciler.secrets.backends import backends_from_config
-    from reconciler.secrets.needs import check, configuration_uses
 
     with errors_as_exit():
         backends = backends_from_config(settings.secrets.backends)
@@ -292,8 +293,8 @@ def apply(
     source: SourceOpt = None,
 ) -> None:
     """Reconcile once, with the same gates as the daemon. Exit 0 applied/nothing to do, 1 failed, 3 blocked."""
+    from reconciler.core.revisions import short
     from reconciler.reports.drift import render_plan
-    from reconciler.source.revisions import short
 
     def run(r: Any) -> int:
         outcome = r.reconcile(env, rev, trigger="cli", approvals=approve or [])
@@ -302,7 +303,8 @@ def apply(
         if fmt == Format.json:
             emit(json.dumps({
                 "environment": env, "result": outcome.result, "revision": outcome.revision, "ref": outcome.ref,
-                "run_id": outcome.run_id, "reason": outcome.reason, "gate": outcome.gate, "applied": outcome.applied,
+                "run_id": outcome.run_id, "reason": outcome.reason, "gate": outcome.gate,
+                "applied": list(outcome.applied),
                 "items": [i.as_json() for i in outcome.plan.items] if outcome.plan else [],
             }, indent=2, sort_keys=True))
             return int(outcome.exit_code)
@@ -321,7 +323,7 @@ def apply(
             reason = esc(outcome.reason).replace("\n", "\n  ")
             err.print(f"[bold red]Blocked:[/bold red] {esc(env)} stays where it is. {reason}")
         elif outcome.result == "Busy":
-            err.print(f"[yellow]Busy:[/yellow] {esc(outcome.reason)}")
+            err.print(f"[yellow]Busy:[/yellow] {esc(outcome.reason or '')}")
         else:
             err.print(f"[bold red]Failed:[/bold red] {esc(env)} at {esc(where)}: {esc(outcome.reason)}"
                       + (f" ({len(outcome.applied)} changes were applied; see 'reconciler history {env}')"
@@ -370,7 +372,7 @@ def status(fmt: FormatOpt = Format.text, config: ConfigOpt = None, source: Sourc
     from reconciler.reports.status import render_status
 
     def run(r: Any) -> int:
-        emit(render_status(fmt.value, r.status_rows()))
+        emit(render_status(fmt.value, r.queries.status_rows()))
         return 0
 
     with_reconciler(config, source, run)
@@ -389,8 +391,33 @@ def history(
 
     def run(r: Any) -> int:
         r.spec(env)
-        emit(render_history(fmt.value, env, r.store.runs(env, limit)))
+        emit(render_history(fmt.value, env, r.queries.runs(env, limit)))
         return 0
+
+    with_reconciler(config, source, run)
+
+
+CHECK_FAILED = 4
+
+
+@app.command()
+def check(
+    env: Annotated[str, typer.Argument(help="Environment.")],
+    names: Annotated[
+        list[str] | None, typer.Option("--check", help="Run only this check (repeatable; default: all of ENV's).")
+    ] = None,
+    fmt: FormatOpt = Format.text,
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+) -> None:
+    """Run ENV's declared checks against what it runs now. Exit 0 all passed, 4 one failed, 1 error."""
+    from reconciler.checks.runner import check_environment
+    from reconciler.reports.checks import render_checks
+
+    def run(r: Any) -> int:
+        report = check_environment(r, env, r.resolve_secret, names)
+        emit(render_checks(fmt.value, report))
+        return 0 if report.passed else CHECK_FAILED
 
     with_reconciler(config, source, run)
 
@@ -420,7 +447,7 @@ def unpin(env: Annotated[str, typer.Argument(help="Environment.")], config: Conf
 
     def run(r: Any) -> int:
         r.spec(env)  # an unknown environment is an error, pinned or not
-        if r.store.status(env).pinned_revision is None:
+        if r.status(env).pinned_revision is None:
             out.print(f"{env} was not pinned; nothing changed (it follows its tracked ref)", markup=False)
             return 0
         r.unpin(env)
@@ -443,13 +470,14 @@ def diff(
     source: SourceOpt = None,
 ) -> None:
     """Declared-state difference between two revisions, per environment (PR comments). Exit 0 none, 2 some."""
-    from reconciler.diffing import run_diff
+    from reconciler.app.diff import run_diff
+    from reconciler.reports.diff import render_diff
 
     with errors_as_exit():
         settings = settings_for(config, source)
-        code, text = run_diff(settings, base, head, env, fmt.value, shadow_url)
-    emit(text)
-    raise typer.Exit(code)
+        found = run_diff(settings, base, head, env, shadow_url)
+    emit(render_diff(fmt.value, found.environments, base, found.base_id, head, found.head_id))
+    raise typer.Exit(2 if found.count else 0)
 
 
 @app.command()
@@ -533,16 +561,18 @@ def init(
 
 @app.command()
 def explain(
-    what: Annotated[str, typer.Argument(help="A drift id, a risk or a gate code.")], config: ConfigOpt = None,
+    what: Annotated[str, typer.Argument(help="A drift id, a risk, a gate code, a state or a run result.")],
+    config: ConfigOpt = None,
 ) -> None:
-    """Explain a drift item, a risk rule or a gate in plain words."""
-    from reconciler.explain import GATES, RISKS
+    """Explain a drift item, a risk rule, a gate, an environment state or a run result in plain words."""
+    from reconciler.explain import GATES, RESULTS, RISKS, STATES
     from reconciler.explain import explain as explain_text
 
     text = explain_text(what)
     if text is None:
-        fail(f"nothing known about {what!r}; try a drift id from a report, a risk ({', '.join(RISKS)}) "
-             f"or a gate ({', '.join(sorted(GATES))})")
+        names = sorted({*STATES, *RESULTS})
+        fail(f"nothing known about {what!r}; try a drift id from a report, a risk ({', '.join(RISKS)}), "
+             f"a gate ({', '.join(sorted(GATES))}) or a state or run result ({', '.join(names)})")
     out.print(text, markup=False)
 
 
@@ -557,6 +587,63 @@ def schemas_export(
     with errors_as_exit():
         written = export(directory)
     out.print(f"wrote {len(written)} schemas to {esc(directory)}")
+
+
+@app.command("import")
+def import_(
+    envs: Annotated[list[str], typer.Option(
+        "--env", help="Environment to read (repeatable), in promotion order, lowest first.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder to write the desired state into.")],
+    database: Annotated[list[str] | None, typer.Option(
+        "--database", help="Managed database to dump (repeatable): NAME or NAME:schema,schema (default schema "
+        "public). Its URL comes from the secret NAME_DATABASE_URL_ENV.")] = None,
+    branch: Annotated[str, typer.Option(help="Branch the environments will track.")] = "main",
+    force: Annotated[bool, typer.Option(help="Overwrite files that already exist in --out.")] = False,
+    fmt: FormatOpt = Format.text,
+    config: ConfigOpt = None,
+) -> None:
+    """Write the desired state of what already runs: the platform's objects and each database's schema.
+
+    Every secret value becomes a ${secret:NAME} reference; the names to provide are listed, never
+    the values. Exit 0 written and valid, 1 error (nothing written) or written but invalid."""
+    from reconciler.adopt.importer import parse_database, run_import
+
+    if fmt == Format.markdown:
+        fail("import reports as text or json (--format text|json)")
+    with errors_as_exit():
+        settings = settings_for(config)
+        requests = [parse_database(spec) for spec in database or []]
+        result = run_import(settings, envs, out_dir, requests, force=force, branch=branch)
+    if fmt == Format.json:
+        emit(json.dumps({
+            "out": str(result.out), "written": result.written, "documents": result.documents,
+            "secrets": [{"name": s.name, "used_in": s.used_in, "provided": s.provided} for s in result.secrets],
+            "notes": result.notes, "valid": not result.problems,
+            "problems": [{"file": p.file, "line": p.line, "message": p.message} for p in result.problems],
+        }, indent=2))
+        raise typer.Exit(1 if result.problems else 0)
+    out.print(f"[green]wrote[/green] {len(result.written)} files to {esc(out_dir)}: {result.documents} documents, "
+              f"environments {esc(' → '.join(envs))}")
+    if result.secrets:
+        missing = sum(1 for s in result.secrets if not s.provided)
+        out.print(f"\nSecrets the documents reference ({len(result.secrets)}, {missing} not set yet; names only):")
+        width = max(len(s.name) for s in result.secrets)
+        for secret in result.secrets:
+            state = "set    " if secret.provided else "missing"
+            out.print(f"  {secret.name:<{width}}  {state}  {', '.join(secret.used_in)}", markup=False)
+    if result.notes:
+        out.print(f"\nNot imported as it runs ({len(result.notes)}); the first plan will show these:")
+        for note in result.notes:
+            out.print(f"  - {note}", markup=False)
+    if result.problems:
+        err.print(f"\n[bold red]invalid:[/bold red] the written folder has {len(result.problems)} problem"
+                  f"{'s' if len(result.problems) != 1 else ''}; fix them before committing")
+        for problem in result.problems:
+            err.print(f"  {problem}", markup=False)
+        raise typer.Exit(1)
+    expected = "the changes noted above" if result.notes else "no changes"
+    out.print(f"\nNext: provide the missing secrets, commit {esc(out_dir)} to the repository the reconciler "
+              f"reads, then 'reconciler plan {esc(envs[0])}' ({expected} expected).")
 
 
 def main() -> None:

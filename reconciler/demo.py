@@ -19,14 +19,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.panel import Panel
 
+from reconciler.app.reconcile import Reconciler
+from reconciler.checks.runner import check_environment
 from reconciler.config import Settings, load_settings
-from reconciler.engine import gates
-from reconciler.reconcile import Outcome, Reconciler
+from reconciler.core import gates
+from reconciler.core.outcome import RunOutcome
+from reconciler.core.revisions import short
+from reconciler.reports.checks import render_checks
 from reconciler.reports.drift import render_plan
 from reconciler.reports.status import render_status
 from reconciler.secrets.backends import EnvBackend, Secrets, StaticBackend
 from reconciler.source import workspace
-from reconciler.source.revisions import short
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "desired-state"
 KIND_LABEL = {"schema": "schema statement", "config-variable": "config variable"}
@@ -51,7 +54,7 @@ class Demo:
         self.console.rule(f"[bold]Step {self.step_no}. {title}", align="left")
         self.console.print(why, style="dim")
 
-    def show_outcome(self, outcome: Outcome) -> None:
+    def show_outcome(self, outcome: RunOutcome) -> None:
         where = short(outcome.revision) + (f" ({outcome.ref})" if outcome.ref else "")
         style = {"Succeeded": "green", "NoChanges": "green", "Blocked": "bold red", "Failed": "bold red"}
         items = outcome.plan.items if outcome.plan is not None else []
@@ -89,8 +92,8 @@ def _workspace(keep: bool) -> Iterator[Path]:
 
 
 def run_demo(console: Console, keep: bool = False) -> int:
+    from reconciler.app.wiring import Overrides, build_reconciler
     from reconciler.providers.postgres.embedded import EmbeddedPostgres
-    from reconciler.wiring import build_reconciler
 
     with _workspace(keep) as root:
         demo = Demo(console, root)
@@ -127,7 +130,8 @@ def run_demo(console: Console, keep: bool = False) -> int:
                 "SEGMENT_PRODUCTION_KEY": secrets.token_urlsafe(16),
             }
             settings: Settings = load_settings(None, data_dir=str(root / "data"), source={"url": str(demo.repo)})
-            reconciler = build_reconciler(settings, secrets=Secrets([StaticBackend(demo_secrets), EnvBackend()]))
+            demo_backends = Secrets([StaticBackend(demo_secrets), EnvBackend()])
+            reconciler = build_reconciler(settings, Overrides(secrets=demo_backends))
             try:
                 return _narrate(demo, reconciler)
             finally:
@@ -151,7 +155,7 @@ def _narrate(demo: Demo, r: Reconciler) -> int:
                       "Wednesday noon.")
 
     demo.step("Validate", "Every document is checked: fields, references, secrets, SQL. Errors would name file:line.")
-    state = r.state_at(r.repository.branch_head("main"))
+    state = r.head_state("main")
     console.print(f"[green]valid[/green]: {state.document_count()} documents, environments "
                   f"{' → '.join(state.environment_order)}")
 
@@ -177,6 +181,13 @@ def _narrate(demo: Demo, r: Reconciler) -> int:
     workspace.commit_all(demo.repo, "Add customers.phone")
     demo.show_outcome(r.reconcile("staging", trigger="demo"))
 
+    demo.step("Check staging", "Declared checks say what 'it works' means beyond 'live equals Git': here, the "
+              "dashboard's open-tickets query runs against the new schema ('reconciler check staging').")
+    checked = check_environment(r, "staging", r.resolve_secret)
+    console.print(render_checks("text", checked), end="")
+    if not checked.passed:
+        return 1
+
     demo.step("A destructive change is blocked in production", "The next pull request drops customers.plan. staging "
               "allows destructive changes; production requires an approval in the release tag.")
     path = demo.repo / "desired-state" / "databases" / "crm" / "001_customers.sql"
@@ -197,17 +208,16 @@ def _narrate(demo: Demo, r: Reconciler) -> int:
 
     demo.step("Someone edits production by hand", "SUPPORT_EMAIL is changed in the platform, outside Git. production "
               "has self_heal off, so a drift check reports it to on-call instead of reverting it.")
-    registry = r.platform
-    registry.edit_config_value("production", "SUPPORT_EMAIL", "oops@example.com")  # type: ignore[attr-defined]
-    report, first_seen = r.drift("production")
-    console.print(render_plan("text", report, r.store.status("production").applied_ref, first_seen, kind="drift"),
+    r.edit_live("production", "SUPPORT_EMAIL", "oops@example.com")
+    report, first_seen = r.check_drift("production")
+    console.print(render_plan("text", report, r.status("production").applied_ref, first_seen, kind="drift"),
                   end="", markup=False)
 
     demo.step("Heal it", "'reconciler apply production' re-applies the running release.")
     demo.show_outcome(r.reconcile("production", trigger="demo"))
 
     demo.step("Status", "What 'reconciler status' shows on-call: every environment, its revisions and state.")
-    console.print(render_status("text", r.status_rows()), end="")
+    console.print(render_status("text", r.queries.status_rows()), end="")
     console.print("\n[bold green]Done.[/bold green] Next: 'reconciler run --source PATH' keeps doing this on every "
                   "commit "
                   "and tag; see README.md.")

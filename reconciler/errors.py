@@ -6,6 +6,7 @@ enter, so callers above the gates never see a foreign exception type. Messages a
 the person who has to act on them and never contain a secret value or a credential URL.
 
     ReconcilerError
+    ├── CheckFailed             a declared check did not pass (its result, not a fault of the reconciler)
     ├── PermanentError          retrying will not help until a human changes something
     │   ├── ConfigError         the daemon's TOML configuration is wrong
     │   ├── ValidationError     the desired state does not validate (carries every problem)
@@ -41,6 +42,11 @@ class ReconcilerError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class CheckFailed(ReconcilerError):
+    """A declared check ran and did not pass, or could not run; the message says why, secrets redacted
+    by the runner before it leaves ``reconciler.checks``."""
 
 
 class PermanentError(ReconcilerError):

@@ -1,11 +1,16 @@
-"""``reconciler explain ID``: a drift id, a risk, or a gate explained in plain words (pure).
+"""``reconciler explain ID``: a drift id, a risk, a gate, a state or a run result in plain words (pure).
 
 Accepts what reports print: platform drift ids (``config-variable:SUPPORT_EMAIL:value``), schema
-drift ids (``crm:drop-column:public.customers.legacy_notes``), risk names (``lock-risk``) and
-gate codes (``moved-tag``). Returns None for something it does not know.
+drift ids (``crm:drop-column:public.customers.legacy_notes``), risk names (``lock-risk``), gate
+codes (``moved-tag``), environment states (``OutOfSync``) and run results (``NoChanges``). Returns
+None for something it does not know. ``GATES``, ``STATES`` and ``RESULTS`` are keyed by the core's
+enums; tests/test_explain_init.py requires an entry for every member.
 """
 
 from __future__ import annotations
+
+from reconciler.core.gates import GateCode
+from reconciler.core.outcome import EnvState, RunResult
 
 RISKS = {
     "safe": "Applying it cannot lose data and takes no long lock. It runs without approval.",
@@ -29,49 +34,106 @@ RISKS = {
     ),
 }
 
-GATES = {
-    "moved-tag": (
+GATES: dict[GateCode, str] = {
+    GateCode.MOVED_TAG: (
         "A release tag now points at a different commit than when Reconciler first saw it. Moved tags are never "
         "followed (someone could re-point a reviewed release at unreviewed code). Cut a new tag instead; the "
         "environment stays at its last good revision meanwhile."
     ),
-    "unreachable": (
+    GateCode.UNREACHABLE: (
         "The tag's commit is not on the environment's from_branch (for example a tag on an unmerged branch). Merge "
         "the change to that branch and tag the merged commit."
     ),
-    "not-promoted": (
+    GateCode.NOT_PROMOTED: (
         "The desired state of this release (compared by the Git tree id of the desired-state folder) has never "
         "synced and verified — zero drift after apply — in the environment named by promoted_from. Let that "
         "environment reach the same desired state first; the release is applied automatically afterwards."
     ),
-    "signature": (
+    GateCode.SIGNATURE: (
         "The environment requires signed release tags (verify_signatures) and this tag is unsigned, signed by an "
         "untrusted key, or its signature does not verify. Sign the tag with 'git tag -s' using a trusted key."
     ),
-    "window": (
+    GateCode.WINDOW: (
         "A deny window is open (for example Friday evening). The new revision waits and is applied automatically "
         "when the window closes; the status shows when."
     ),
-    "destructive": RISKS["destructive"],
-    "destructive-denied": (
+    GateCode.DESTRUCTIVE: RISKS["destructive"],
+    GateCode.DESTRUCTIVE_DENIED: (
         "The environment sets destructive_changes: deny, so a revision with destructive schema changes is never "
         "applied there. Change the declared schema so the change is additive, or change the policy in Git."
     ),
-    "invalid": (
+    GateCode.INVALID: (
         "The desired state at this revision does not validate. It is never applied; the environment stays at its "
         "last good revision. Run 'reconciler validate' on that revision to see every problem with file and line."
     ),
-    "older-tag": (
+    GateCode.OLDER_TAG: (
         "The tag is not newer than the release the environment runs. Tag-tracked environments only move forward; "
         "to roll back, pin the environment at the older release with 'reconciler pin ENV TAG'."
     ),
-    "tag-deleted": (
+    GateCode.TAG_DELETED: (
         "The release tag the environment runs was deleted from the repository. Nothing is rolled back: the "
         "environment stays at the revision it runs. Cut a new release tag to move it again."
     ),
-    "pinned": "The environment is pinned at a revision; newer revisions are reported, not applied, until unpin.",
-    "prerelease": "The tag is a prerelease (e.g. v1.2.0-rc.1) and the environment sets prereleases: false.",
-    "not-a-tag": "A tag-tracked environment applies release tags only; pin it to hold it at another revision.",
+    GateCode.PINNED: (
+        "The environment is pinned at a revision; newer revisions are reported, not applied, until unpin."
+    ),
+    GateCode.PRERELEASE: "The tag is a prerelease (e.g. v1.2.0-rc.1) and the environment sets prereleases: false.",
+    GateCode.NOT_A_TAG: (
+        "A tag-tracked environment applies release tags only; pin it to hold it at another revision."
+    ),
+    GateCode.NO_RELEASE: (
+        "The environment tracks release tags (track.tag, for example 'v*') and no tag in the repository matches "
+        "that pattern yet. Nothing is applied and nothing is rolled back. Tag a commit that passed the upstream "
+        "environment, for example 'git tag -a v1.0.0 -m \"Release 1.0.0\"', and push the tag."
+    ),
+    GateCode.NOT_A_RELEASE: (
+        "The tag matches the environment's tag pattern but its name carries no semantic version (MAJOR.MINOR.PATCH, "
+        "for example v1.2.0 or v1.2.0-rc.1), so it cannot be ordered against other releases and is never applied. "
+        "Name release tags with a version; delete or ignore the odd tag."
+    ),
+}
+
+STATES: dict[EnvState, str] = {
+    EnvState.SYNCED: "Live state matches the applied revision: the last run or drift check found no drift.",
+    EnvState.OUT_OF_SYNC: (
+        "Live state differs from Git: drift was found (someone changed the platform by hand, or a change waits "
+        "for 'reconciler apply' because automatic sync is off). 'reconciler drift ENV' lists what differs; "
+        "environments with self_heal put Git's values back on their own."
+    ),
+    EnvState.PROGRESSING: "A run is applying changes to the environment now; its result replaces this state.",
+    EnvState.BLOCKED: (
+        "A gate refused the newest revision; the environment stays at the revision it runs. The reason names the "
+        "gate ('reconciler explain GATE' says what to do); 'reconciler history ENV' shows the refusal."
+    ),
+    EnvState.FAILED: (
+        "The last run failed; the reason names the error and 'reconciler history ENV' the changes that were "
+        "applied before it. The daemon retries with backoff (daemon.retry_delays) and on every new revision."
+    ),
+    EnvState.UNKNOWN: (
+        "Not checked yet, or a run was interrupted (the process stopped during it): the next run or drift check "
+        "plans again from live state and sets the state."
+    ),
+}
+
+RESULTS: dict[RunResult, str] = {
+    RunResult.SUCCEEDED: "The run applied its changes and live state verified with zero drift afterwards.",
+    RunResult.NO_CHANGES: "The run found live state already matching the revision; nothing was applied.",
+    RunResult.FAILED: (
+        "The run ended with an error, or changes still differed after applying. The record lists what was "
+        "applied before it stopped; the next run plans again from live state."
+    ),
+    RunResult.BLOCKED: (
+        "A gate refused the revision before anything was applied; the record names the gate and the reason."
+    ),
+    RunResult.INTERRUPTED: (
+        "The process stopped during the run (shutdown, crash). The record lists the changes applied before it "
+        "stopped; the next run plans again from live state and applies the rest."
+    ),
+    RunResult.BUSY: (
+        "Another run held the environment (one run per environment across processes); nothing was done or "
+        "recorded. Try again shortly; the daemon does so on its own."
+    ),
+    RunResult.PROGRESSING: "The run is applying changes now; its record is completed when it ends.",
 }
 
 KINDS = {
@@ -136,7 +198,10 @@ def explain(text: str) -> str | None:
     if key in RISKS:
         return f"Risk '{key}': {RISKS[key]}"
     if key in GATES:
-        return f"Gate '{key}': {GATES[key]}"
+        return f"Gate '{key}': {GATES[GateCode(key)]}"
+    named = _state_or_result(key)
+    if named is not None:
+        return named
     parts = key.split(":")
     if parts[0] in KINDS and len(parts) >= 2:
         kind, name = parts[0], parts[1]
@@ -158,3 +223,16 @@ def explain(text: str) -> str | None:
             text_out += f"\n{RISKS['destructive']}\nTo approve it: 'Approve: {key}' in the release tag message."
         return text_out
     return None
+
+
+def _state_or_result(key: str) -> str | None:
+    """An environment state and/or a run result (``Failed`` is both), matched without regard to case."""
+    folded = key.casefold().replace("-", "").replace("_", "")
+    found = []
+    for state in EnvState:
+        if state.value.casefold() == folded:
+            found.append(f"Environment state '{state.value}': {STATES[state]}")
+    for result in RunResult:
+        if result.value.casefold() == folded:
+            found.append(f"Run result '{result.value}': {RESULTS[result]}")
+    return "\n".join(found) or None

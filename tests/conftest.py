@@ -32,12 +32,12 @@ import structlog
 from typer.testing import CliRunner
 
 from reconciler import clock
+from reconciler.app.reconcile import Reconciler
+from reconciler.app.wiring import Overrides, build_reconciler
 from reconciler.cli import app
 from reconciler.config import Settings, load_settings
 from reconciler.providers.postgres.embedded import EmbeddedPostgres
-from reconciler.reconcile import Reconciler
 from reconciler.source import workspace
-from reconciler.wiring import build_reconciler
 from tests.daemon_support import TEST_NOW, to_toml
 from tests.fakeclock import on_the_real_clock, prepare_children
 
@@ -107,8 +107,8 @@ class World:
     def settings(self) -> Settings:
         return load_settings(self.config)
 
-    def reconciler(self, **overrides: object) -> Reconciler:
-        r = build_reconciler(self.settings(), **overrides)
+    def reconciler(self, **overrides: Any) -> Reconciler:
+        r = build_reconciler(self.settings(), Overrides(**overrides))
         self._reconcilers.append(r)
         return r
 

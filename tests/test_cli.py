@@ -178,7 +178,7 @@ def test_every_command_accepts_config_after_its_name() -> None:
     from reconciler.cli import app
 
     commands = [c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands]
-    assert {"validate", "plan", "apply", "drift", "status", "history", "pin", "unpin", "diff", "run", "demo",
+    assert {"validate", "plan", "apply", "drift", "check", "status", "history", "pin", "unpin", "diff", "run", "demo",
             "init", "explain"} <= set(commands)
     for command in [*commands, "schemas export"]:
         result = cli(None, *command.split(), "--config", "x.toml", "--help")

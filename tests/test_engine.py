@@ -7,17 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.core import gates
+from reconciler.core.changes import Change, DriftItem, Phase, Risk
+from reconciler.core.drift import diff_objects
+from reconciler.core.objects import PlatformObject
+from reconciler.core.plan import build_plan
+from reconciler.core.render import render
+from reconciler.core.revisions import TagRef, parse_semver, releases
 from reconciler.desired.loader import load
 from reconciler.desired.models import DenyWindow, Environment
-from reconciler.engine import gates
-from reconciler.engine.changes import Change, DriftItem, Phase, Risk
-from reconciler.engine.drift import diff_objects
-from reconciler.engine.plan import build_plan
-from reconciler.engine.render import render
-from reconciler.providers.base import PlatformObject
 from reconciler.secrets.values import Sensitive
-from reconciler.source.repository import TagRef
-from reconciler.source.revisions import parse_semver, releases
 from reconciler.source.trees import DirectoryTree
 from tests.conftest import EXAMPLE
 

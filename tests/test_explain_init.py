@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from reconciler.core.gates import GateCode
+from reconciler.core.outcome import EnvState, RunResult
+from reconciler.explain import GATES, RESULTS, STATES
 from tests.conftest import cli
 
 
@@ -42,3 +47,45 @@ def test_explain_something_unknown() -> None:
     result = cli(None, "explain", "bogus")
     assert result.exit_code == 1
     assert "nothing known about 'bogus'" in result.stderr
+
+
+@pytest.mark.parametrize("code", list(GateCode))
+def test_every_gate_code_has_an_explanation(code: GateCode) -> None:
+    """A gate the core can refuse with is one an operator can look up (issue 11)."""
+    result = cli(None, "explain", code.value)
+    assert result.exit_code == 0, result.stderr
+    # 'destructive' is a risk and the gate of that risk: one text serves both.
+    assert result.stdout.startswith((f"Gate '{code.value}': ", f"Risk '{code.value}': "))
+    assert GATES[code] in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize("state", list(EnvState))
+def test_every_environment_state_has_an_explanation(state: EnvState) -> None:
+    result = cli(None, "explain", state.value)
+    assert result.exit_code == 0, result.stderr
+    assert f"Environment state '{state.value}': " in result.stdout
+    assert STATES[state] in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize("result_code", list(RunResult))
+def test_every_run_result_has_an_explanation(result_code: RunResult) -> None:
+    result = cli(None, "explain", result_code.value)
+    assert result.exit_code == 0, result.stderr
+    assert f"Run result '{result_code.value}': " in result.stdout
+    assert RESULTS[result_code] in " ".join(result.stdout.split())
+
+
+def test_explain_no_release_and_not_a_release() -> None:
+    no_release = cli(None, "explain", "no-release")
+    assert no_release.exit_code == 0, no_release.stderr
+    assert "no tag in the repository matches" in no_release.stdout
+    not_a_release = cli(None, "explain", "not-a-release")
+    assert not_a_release.exit_code == 0, not_a_release.stderr
+    assert "carries no semantic version" in not_a_release.stdout
+
+
+def test_a_state_that_is_also_a_run_result_is_explained_as_both() -> None:
+    result = cli(None, "explain", "failed")
+    assert result.exit_code == 0, result.stderr
+    assert "Environment state 'Failed': " in result.stdout
+    assert "Run result 'Failed': " in result.stdout

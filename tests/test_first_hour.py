@@ -202,7 +202,7 @@ def test_validate_env_lists_every_missing_secret_at_once(here: Path, monkeypatch
     monkeypatch.setenv("CRM_DB_STAGING_PASSWORD", CANARY)
     result = cli(None, "validate", "--env", "staging")
     assert result.exit_code == 1
-    assert "valid: desired-state — 12 documents" in result.stdout
+    assert "valid: desired-state — 15 documents" in result.stdout
     assert [line.split()[0] for line in result.stderr.splitlines() if "MISSING" in line] == [
         "SEGMENT_STAGING_KEY", "CRM_DB_STAGING_ADMIN_URL", "CRM_API_STAGING_TOKEN"]
     assert CANARY not in result.stdout + result.stderr
@@ -223,6 +223,19 @@ def test_secrets_of_an_unknown_environment(here: Path) -> None:
     result = cli(None, "secrets", "prod")
     assert result.exit_code == 1
     assert "unknown environment 'prod' (declared: staging, production)" in result.stderr
+
+
+def test_a_secret_in_an_http_check_is_listed_for_the_environments_it_runs_in(here: Path) -> None:
+    folder = example(here)
+    (folder / "checks/token.yaml").write_text(
+        "kind: Check\nname: api-token\nenvironments: [production]\n"
+        "http:\n  resource: crm-api\n  path: /health\n  headers:\n    X-Probe: '${secret:PROBE_TOKEN}'\n")
+    production = json.loads(cli(None, "secrets", "production", "--format", "json").stdout)
+    uses = [(u["file"], u["line"], u["document"], u["field"]) for s in production["secrets"]
+            if s["name"] == "PROBE_TOKEN" for u in s["uses"]]
+    assert uses == [("checks/token.yaml", 8, "Check 'api-token'", "http.headers.X-Probe")]
+    staging = json.loads(cli(None, "secrets", "staging", "--format", "json").stdout)
+    assert "PROBE_TOKEN" not in [s["name"] for s in staging["secrets"]]
 
 
 def test_an_environment_override_replaces_the_shared_option_and_its_secret(tmp_path: Path) -> None:

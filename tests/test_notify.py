@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 
 from reconciler.config import load_settings
+from reconciler.core.changes import Change, DriftItem
+from reconciler.core.gates import GateCode
+from reconciler.core.outcome import RunOutcome as Outcome
+from reconciler.core.outcome import RunResult
+from reconciler.core.plan import Plan
 from reconciler.daemon.notify import Notifier
-from reconciler.engine.changes import Change, DriftItem
-from reconciler.engine.plan import Plan
-from reconciler.reconcile import Outcome
 from reconciler.store.store import Store
 from tests.conftest import World
 from tests.daemon_support import start_daemon, wait_for
@@ -84,7 +86,7 @@ def test_a_drift_is_notified_once_however_often_it_is_seen(tmp_path: Path, recei
 def test_delivery_is_retried_with_backoff(tmp_path: Path, receiver: Receiver) -> None:
     receiver.fail_first = 2
     n = notifier(tmp_path, receiver)
-    n.outcome(Outcome("staging", "Failed", "a" * 40, "main", "run1", "boom"))
+    n.outcome(Outcome("staging", RunResult.FAILED, "a" * 40, "main", "run1", "boom"))
     assert n.wait_idle(10)
     assert receiver.attempts == 3
     assert [b["event"] for b in receiver.bodies] == ["failed"]
@@ -95,7 +97,7 @@ def test_delivery_is_retried_with_backoff(tmp_path: Path, receiver: Receiver) ->
 def test_a_receiver_that_stays_down_is_given_up_on(tmp_path: Path, receiver: Receiver) -> None:
     receiver.fail_first = 100
     n = notifier(tmp_path, receiver)
-    n.outcome(Outcome("staging", "Failed", "a" * 40, "main", "run2", "boom"))
+    n.outcome(Outcome("staging", RunResult.FAILED, "a" * 40, "main", "run2", "boom"))
     assert n.wait_idle(10)
     assert receiver.attempts == 5 and n.failed == 1 and receiver.bodies == []
     n.close()
@@ -103,10 +105,10 @@ def test_a_receiver_that_stays_down_is_given_up_on(tmp_path: Path, receiver: Rec
 
 def test_slack_payloads(tmp_path: Path, receiver: Receiver) -> None:
     n = notifier(tmp_path, receiver, fmt="slack")
-    n.outcome(Outcome("production", "Blocked", "b" * 40, "v1.1.0", "run3", "destructive change needs approval",
-                      gate="destructive"))
-    n.outcome(Outcome("production", "Blocked", "b" * 40, "v1.1.0", "run3", "destructive change needs approval",
-                      gate="destructive"))
+    n.outcome(Outcome("production", RunResult.BLOCKED, "b" * 40, "v1.1.0", "run3", "destructive change needs approval",
+                      gate=GateCode.DESTRUCTIVE))
+    n.outcome(Outcome("production", RunResult.BLOCKED, "b" * 40, "v1.1.0", "run3", "destructive change needs approval",
+                      gate=GateCode.DESTRUCTIVE))
     assert n.wait_idle(10)
     assert len(receiver.bodies) == 1
     body = receiver.bodies[0]

@@ -19,9 +19,11 @@ from typing import Any
 import pytest
 
 from reconciler.config import load_settings
+from reconciler.core.gates import GateCode
+from reconciler.core.outcome import RunOutcome as Outcome
+from reconciler.core.outcome import RunResult
 from reconciler.daemon.notify import Notifier
 from reconciler.errors import SecretError
-from reconciler.reconcile import Outcome
 from reconciler.store.store import Store
 from tests.conftest import World, git
 from tests.daemon_support import DaemonProcess, start_daemon, wait_for
@@ -66,7 +68,7 @@ def events(receiver: Receiver) -> list[tuple[str, str | None]]:
 
 
 def failed(rev: str, run_id: str, reason: str = "crm: cannot connect") -> Outcome:
-    return Outcome("staging", "Failed", rev, "main", run_id, reason)
+    return Outcome("staging", RunResult.FAILED, rev, "main", run_id, reason)
 
 
 def test_retries_of_a_failing_revision_notify_once(tmp_path: Path, receiver: Receiver) -> None:
@@ -83,8 +85,10 @@ def test_a_new_revision_and_another_event_still_notify(tmp_path: Path, receiver:
     n.outcome(failed(REV_A, "run1"))
     n.outcome(failed(REV_B, "run2"))
     n.outcome(failed(REV_B, "run3", reason="another cause, same revision"))
-    n.outcome(Outcome("staging", "Blocked", REV_B, "main", "run4", "inside a deny window", gate="window"))
-    n.outcome(Outcome("staging", "Blocked", REV_B, "main", "run5", "inside a deny window", gate="window"))
+    n.outcome(Outcome("staging", RunResult.BLOCKED, REV_B, "main", "run4", "inside a deny window",
+                      gate=GateCode.WINDOW))
+    n.outcome(Outcome("staging", RunResult.BLOCKED, REV_B, "main", "run5", "inside a deny window",
+                      gate=GateCode.WINDOW))
     assert n.wait_idle(10)
     assert events(receiver) == [("failed", REV_A), ("failed", REV_B), ("blocked", REV_B)]
     n.close()

@@ -9,12 +9,14 @@ import json
 
 import psycopg
 
-from reconciler.engine.changes import Change, DriftItem, Phase, Risk
-from reconciler.engine.plan import build_plan
+from reconciler.app.queries import RunRecord, StatusRow
+from reconciler.core.changes import Change, DriftItem, Phase, Risk
+from reconciler.core.outcome import EnvironmentStatus, EnvState
+from reconciler.core.plan import build_plan
 from reconciler.reports.drift import render_plan, summary
 from reconciler.reports.status import render_history, render_status
 from reconciler.reports.values import clip_words
-from reconciler.store.store import EnvironmentStatus, RunRecord, Store
+from reconciler.store.store import Store
 from tests.conftest import World, cli
 
 OLD_URL = "https://api-staging.internal.example.com"
@@ -187,8 +189,8 @@ def test_reasons_are_cut_at_a_word_with_an_ellipsis() -> None:
     assert clip_words(reason, 100) == ("v1.2.0 is not reachable from main: merge the release branch into main "
                                        "first, then cut a new…")
     assert clip_words("short reason", 100) == "short reason"
-    status = EnvironmentStatus("production", "Blocked", reason, "tag v*", REVISION)
-    assert "so…" in render_status("text", [(status, None)])
+    status = EnvironmentStatus("production", EnvState.BLOCKED, reason)
+    assert "so…" in render_status("text", [StatusRow(status, "tag v*", REVISION, "v1.2.0", None)])
     run = RunRecord("a" * 32, "production", REVISION, None, "v1.2.0", "tag", dt.datetime(2026, 11, 30, tzinfo=dt.UTC),
                     None, "Blocked", reason, [], [], None, None)
     text = render_history("text", "production", [run])

@@ -13,7 +13,7 @@ def test_a_held_lock_times_out_retries_and_fails_the_run_cleanly(pyworld: World)
     pyworld.configure(databases={"lock_timeout": "200ms", "lock_retries": 2})
     r = pyworld.reconciler()
     assert r.reconcile("staging").result == "Succeeded"
-    good = r.store.status("staging").applied_revision
+    good = r.status("staging").applied_revision
     (pyworld.desired / "databases/crm/004_more.sql").write_text(
         "alter table customers add column phone text;\nalter table tickets add column priority int;\n")
     pyworld.commit("Two columns in one transaction")
@@ -35,13 +35,13 @@ def test_a_held_lock_times_out_retries_and_fails_the_run_cleanly(pyworld: World)
         locker.join()
     assert outcome.result == "Failed"
     assert outcome.reason is not None and "lock" in outcome.reason.lower()
-    run = r.store.run(outcome.run_id or "")
+    run = r.queries.run("staging", outcome.run_id or "")
     assert run is not None and run.result == "Failed" and run.reason == outcome.reason
     assert run.applied == []
     # Nothing half-applied: the column on the unlocked table did not arrive without the other.
     assert "phone" not in pyworld.columns("staging", "customers")
     assert "priority" not in pyworld.columns("staging", "tickets")
-    status = r.store.status("staging")
+    status = r.status("staging")
     assert (status.state, status.applied_revision) == ("Failed", good)
     # With the lock gone the next run applies both.
     assert r.reconcile("staging").result == "Succeeded"

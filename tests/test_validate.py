@@ -38,7 +38,7 @@ def edit(folder: Path, relative: str, old: str, new: str) -> None:
 def test_the_example_is_valid() -> None:
     result = cli(None, "validate", str(EXAMPLE))
     assert result.exit_code == 0
-    assert "12 documents" in result.stdout
+    assert "15 documents" in result.stdout
     assert "staging → production" in result.stdout
 
 
@@ -62,8 +62,8 @@ def test_missing_required_field(folder: Path) -> None:
 
 def test_unknown_kind(folder: Path) -> None:
     (folder / "extra.yaml").write_text("kind: Dashboard\nname: x\n")
-    assert problems(folder) == ["extra.yaml:1: unknown kind 'Dashboard' (known kinds: App, ConfigVariable, Database, "
-                                "Environment, Group, Resource)"]
+    assert problems(folder) == ["extra.yaml:1: unknown kind 'Dashboard' (known kinds: App, Check, ConfigVariable, "
+                                "Database, Environment, Group, Resource)"]
 
 
 def test_duplicate_name(folder: Path) -> None:
@@ -157,7 +157,7 @@ def test_json_output_lists_problems(folder: Path) -> None:
 
 def test_yaml_inside_app_source_is_not_desired_state(folder: Path) -> None:
     (folder / "apps" / "customer-support-dashboard" / "more.yaml").write_text("kind: NotOurs\n: [bad yaml\n")
-    assert load(DirectoryTree(folder)).document_count() == 12
+    assert load(DirectoryTree(folder)).document_count() == 15
 
 
 def test_every_problem_at_once_across_the_structural_and_the_reference_checks(folder: Path) -> None:

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from reconciler import clock
+from reconciler.app.reconcile import Reconciler
 from reconciler.daemon.supervisor import Daemon
 from reconciler.errors import ConfigError
-from reconciler.reconcile import Reconciler
 from tests.conftest import World, cli, cli_process, set_clock
 from tests.daemon_support import start_daemon, wait_for
 
@@ -102,16 +102,16 @@ def test_a_release_held_by_a_window_is_applied_when_the_window_closes_on_the_rec
     daemon.start()
 
     def blocked() -> bool:
-        status = r.store.status("production")
+        status = r.status("production")
         return status.state == "Blocked" and "inside a deny window until 2026-12-02 11:00 UTC" in (status.reason or "")
 
     wait_for(blocked, message="production Blocked by its deny window")
-    assert r.store.status("production").applied_revision is None
+    assert r.status("production").applied_revision is None
     moment.at = dt.datetime(2026, 12, 2, 11, 0, 5, tzinfo=dt.UTC)  # the window has closed
 
-    wait_for(lambda: r.store.status("production").applied_ref == "v1.0.0",
+    wait_for(lambda: r.status("production").applied_ref == "v1.0.0",
              message="production to apply v1.0.0 once the window closed")
-    runs = r.store.runs("production")
+    runs = r.queries.runs("production")
     assert runs[0].result == "Succeeded"
     assert runs[0].trigger == "window-closed"
     assert {run.result for run in runs[1:]} == {"Blocked"}
@@ -136,7 +136,7 @@ def test_a_window_closing_just_after_the_refusal_still_releases_the_revision(
     declare_window(pyworld, '{deny: "0 10 * * WED", duration: 1h, timezone: UTC}')
     pyworld.configure(source={"url": str(pyworld.repo), "poll_interval": "1h"})  # only the window retry may apply
     holder: list[Reconciler] = []
-    r = pyworld.reconciler(clock=ClosingClock(lambda: bool(holder) and holder[0].store.status("production").state
+    r = pyworld.reconciler(clock=ClosingClock(lambda: bool(holder) and holder[0].status("production").state
                                               == "Blocked"))
     holder.append(r)
     assert r.reconcile("staging").result == "Succeeded"
@@ -145,9 +145,9 @@ def test_a_window_closing_just_after_the_refusal_still_releases_the_revision(
     daemon_with.append(daemon)
     daemon.start()
 
-    wait_for(lambda: r.store.status("production").applied_ref == "v1.0.0",
+    wait_for(lambda: r.status("production").applied_ref == "v1.0.0",
              message="production to apply v1.0.0 after the window closed")
-    runs = r.store.runs("production")
+    runs = r.queries.runs("production")
     assert [(run.result, run.trigger) for run in runs] == [("Succeeded", "window-closed"), ("Blocked", "tag")]
     assert "inside a deny window until 2026-12-02 11:00 UTC" in (runs[1].reason or "")
 

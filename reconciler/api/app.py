@@ -1,46 +1,80 @@
 """The HTTP API of SPEC §8 (FastAPI), served by ``reconciler run`` in the daemon's process.
 
-Reads go to the state store through the reconciler; ``sync`` goes through the daemon's run queue
-(same gates as everywhere); webhooks only ever trigger a fetch, coalesced with every other
-trigger. Errors are ``{"error": ..., "detail": ...}`` with the right status code: no stack
-traces, no secrets, no credentials in URLs.
+Reads go through the application's read model (``app/queries.py``); ``sync`` goes through the daemon's run queue
+(same gates as everywhere); ``checks`` runs the environment's declared checks within the request;
+webhooks only ever trigger a fetch, coalesced with every other trigger. Errors are
+``{"error": ..., "detail": ...}`` with the right status code: no stack traces, no secrets, no
+credentials in URLs.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import structlog
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from reconciler.api import auth
+from reconciler.api.errors import ApiError
+from reconciler.app.queries import Queries
+from reconciler.app.reconcile import Reconciler
+from reconciler.config import Settings
 from reconciler.errors import NotFoundError, ReconcilerError, SecretError, StoreError, clip
 from reconciler.reports.drift import plan_json, plan_markdown
 from reconciler.reports.status import status_json
-from reconciler.secrets.values import Sensitive
-
-if TYPE_CHECKING:
-    from reconciler.daemon.supervisor import Daemon
 
 log = structlog.get_logger(__name__)
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, error: str, detail: Any = None) -> None:
-        self.status = status
-        self.error = error
-        self.detail = detail
+class DaemonState(Protocol):
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def fetch_error(self) -> str | None: ...
+
+
+class DaemonMetrics(Protocol):
+    @property
+    def registry(self) -> CollectorRegistry: ...
+
+    @property
+    def webhooks(self) -> Counter: ...
+
+
+class Daemon(Protocol):
+    """What the API asks of the daemon (``daemon/supervisor.Daemon``): its parts and its two triggers."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def reconciler(self) -> Reconciler: ...
+
+    @property
+    def metrics(self) -> DaemonMetrics: ...
+
+    @property
+    def state(self) -> DaemonState: ...
+
+    def request_sync(self, env: str, trigger: str = "api") -> bool: ...
+
+    def request_fetch(self, source: str) -> None: ...
 
 
 def create_app(daemon: Daemon) -> FastAPI:
     settings = daemon.settings
     reconciler = daemon.reconciler
+
+    def queries() -> Queries:
+        return reconciler.queries
     app = FastAPI(title="Reconciler", version="1", docs_url=None, redoc_url=None, openapi_url="/api/v1/openapi.json")
     max_body = settings.api.max_body_bytes
 
@@ -151,7 +185,7 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
-        store_ok = reconciler.store.ping()
+        store_ok = queries().store_reachable()
         ready = store_ok and daemon.state.ready
         body = {"ready": ready, "state_store": store_ok, "first_fetch_done": daemon.state.ready,
                 "fetch_error": daemon.state.fetch_error}
@@ -163,61 +197,39 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     # -- environments ----------------------------------------------------------------------------------
 
-    def env_json(env: str) -> dict[str, Any]:
-        status = reconciler.store.status(env)
-        run = reconciler.store.run(status.last_run_id) if status.last_run_id else None
-        return status_json(status, run)
-
-    def names() -> list[str]:
-        try:
-            return reconciler.environments()
-        except ReconcilerError:
-            return sorted(reconciler.store.statuses())
-
     @app.get("/api/v1/environments")
     def environments(who: auth.Principal = read) -> dict[str, Any]:
-        return {"environments": [env_json(env) for env in names() if who.sees(env)]}
+        return {"environments": [status_json(queries().status_row(env)) for env in queries().names() if who.sees(env)]}
 
     @app.get("/api/v1/environments/{env}", dependencies=[read])
     def environment(env: str) -> dict[str, Any]:
         known(env)
-        data = env_json(env)
-        status = reconciler.store.status(env)
-        data["last_run"] = (reconciler.store.run(status.last_run_id).as_json()  # type: ignore[union-attr]
-                            if status.last_run_id else None)
+        row = queries().status_row(env)
+        data = status_json(row)
+        data["last_run"] = row.last_run.as_json() if row.last_run is not None else None
         return data
 
     @app.get("/api/v1/environments/{env}/drift", dependencies=[read])
     def drift(env: str, format: str = "json") -> Response:
         known(env)
-        from reconciler.engine.changes import Change, DriftItem, Phase, Risk
-        from reconciler.engine.plan import Plan
-
-        status = reconciler.store.status(env)
-        seen = reconciler.store.drift(env)
-        items = [DriftItem(id=i["id"], kind=i["kind"], name=i["name"], field=i.get("field"),
-                           change=Change(i["change"]), declared=i.get("declared"), live=i.get("live"),
-                           risk=Risk(i.get("risk", "safe")), phase=Phase.RESOURCES, sql=i.get("sql"))
-                 for i, _ in seen]
-        first_seen = {i["id"]: when for i, when in seen}
-        report = Plan(env, status.applied_revision, [], items)
+        report = queries().drift_report(env)
         if format == "markdown":
-            return PlainTextResponse(plan_markdown(report, status.applied_ref, first_seen, kind="drift"),
+            return PlainTextResponse(plan_markdown(report.plan, report.ref, report.first_seen, kind="drift"),
                                      media_type="text/markdown")
-        body = plan_json(report, status.applied_ref, first_seen, kind="drift")
-        body["checked_at"] = status.last_checked_at.isoformat() if status.last_checked_at else None
+        body = plan_json(report.plan, report.ref, report.first_seen, kind="drift")
+        body["checked_at"] = report.checked_at.isoformat() if report.checked_at else None
         return JSONResponse(body)
 
     @app.get("/api/v1/environments/{env}/runs", dependencies=[read])
     def runs(env: str, limit: Annotated[int, Query(ge=1)] = 50) -> dict[str, Any]:
         # A negative limit meant "no limit" to SQLite and a 500 (OverflowError) when huge.
         known(env)
-        return {"environment": env, "runs": [r.as_json() for r in reconciler.store.runs(env, min(limit, 500))]}
+        return {"environment": env, "runs": [r.as_json() for r in queries().runs(env, min(limit, 500))]}
 
     @app.get("/api/v1/environments/{env}/runs/{run_id}", dependencies=[read])
     def run(env: str, run_id: str) -> dict[str, Any]:
-        record = reconciler.store.run(run_id)
-        if record is None or record.environment != env:
+        record = queries().run(env, run_id)
+        if record is None:
             raise ApiError(404, f"no run {clip(run_id)} in {clip(env)}")
         return record.as_json()
 
@@ -227,6 +239,28 @@ def create_app(daemon: Daemon) -> FastAPI:
         queued = daemon.request_sync(env, "api")
         return {"environment": env, "queued": queued,
                 "detail": "run queued" if queued else "a run is already queued; it will pick up the latest state"}
+
+    checking: dict[str, threading.Lock] = {}
+    checking_guard = threading.Lock()
+
+    @app.post("/api/v1/environments/{env}/checks", dependencies=[sync])
+    def run_checks(env: str, check: Annotated[list[str] | None, Query(max_length=100)] = None) -> dict[str, Any]:
+        """Run the environment's declared checks now and answer with their results (200 whether they pass).
+
+        One run at a time per environment: a second request while one runs gets 409 rather than a
+        second set of probes against the same databases and endpoints.
+        """
+        known(env)
+        from reconciler.checks.runner import check_environment
+
+        with checking_guard:
+            lock = checking.setdefault(env, threading.Lock())
+        if not lock.acquire(blocking=False):
+            raise ApiError(409, f"the checks of {env} are running already; ask again when they finish")
+        try:
+            return check_environment(reconciler, env, reconciler.resolve_secret, check).as_json()
+        finally:
+            lock.release()
 
     @app.post("/api/v1/environments/{env}/pin", dependencies=[admin])
     async def pin(env: str, request: Request) -> dict[str, Any]:
@@ -262,7 +296,7 @@ def create_app(daemon: Daemon) -> FastAPI:
         if not template:
             return None
         try:
-            return reconciler.secrets.resolve(template)
+            return reconciler.resolve_secret(template)
         except SecretError as exc:
             log.error("api.webhook_secret_unavailable", key=f"source.{key}", error=str(exc))
             raise rejected(source, 503, "webhook signatures cannot be checked now; try again later") from None
@@ -332,33 +366,14 @@ def create_app(daemon: Daemon) -> FastAPI:
         if not (made_for_it or who.allows("admin")):
             raise ApiError(403, "reading an app's resolved secrets needs a token that lists its environment "
                                 "and app, or the 'admin' scope")
-        details = getattr(reconciler.platform, "app_details", None)
-        if details is None:
-            raise ApiError(404, "the registry endpoint needs platform.provider = 'registry'")
-        found = details(env, app_name)
+        found = reconciler.registry_app(env, app_name)
         if found is None:
             raise ApiError(404, f"app {clip(app_name)!r} is not deployed in {clip(env)!r}")
-        resolved: dict[str, Any] = _resolve(found, reconciler.secrets.resolve)
-        return resolved
+        return found
 
-    # -- dashboard -----------------------------------------------------------------------------------------
-
-    from reconciler.web import mount_dashboard
-
-    mount_dashboard(app, daemon)
     return app
 
 
 def _incomplete_body() -> JSONResponse:
     return JSONResponse({"error": "request body incomplete", "detail": None}, status_code=400)
 
-
-def _resolve(value: Any, resolve: Callable[[str], str]) -> Any:
-    """Secrets resolved at request time for the registry endpoint; never stored, never logged."""
-    if isinstance(value, Sensitive):
-        return resolve(value.template)
-    if isinstance(value, dict):
-        return {k: _resolve(v, resolve) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolve(v, resolve) for v in value]
-    return value

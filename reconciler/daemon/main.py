@@ -22,11 +22,14 @@ from typing import Any
 
 import structlog
 import uvicorn
+from fastapi import FastAPI
 
 from reconciler import clock
+from reconciler.api.app import Daemon as ApiDaemon
 from reconciler.api.app import create_app
 from reconciler.api.auth import hash_token
 from reconciler.api.connections import ConnectionLimits, guarded_protocol
+from reconciler.app.wiring import build_reconciler, build_secrets
 from reconciler.config import ApiConfig, ApiToken, Settings
 from reconciler.daemon.supervisor import Daemon
 from reconciler.durations import parse_duration
@@ -154,9 +157,16 @@ def write_state_file(data_dir: Path, url: str | None) -> None:
     os.replace(tmp, path)
 
 
-def run_daemon(settings: Settings) -> int:
-    from reconciler.wiring import build_reconciler, build_secrets
+def http_app(daemon: ApiDaemon) -> FastAPI:
+    """The daemon's HTTP application: the API with the dashboard mounted on it."""
+    from reconciler.web import mount_dashboard
 
+    app = create_app(daemon)
+    mount_dashboard(app, daemon)
+    return app
+
+
+def run_daemon(settings: Settings) -> int:
     with ExitStack() as cleanup:
         # Each step registers its own undoing, so a failed start stops only what had started.
         sock = None
@@ -174,7 +184,7 @@ def run_daemon(settings: Settings) -> int:
         if settings.notify.webhooks:
             from reconciler.daemon.notify import Notifier  # httpx is loaded only when there is someone to notify
 
-            notifier = Notifier(settings, reconciler.store)
+            notifier = Notifier(settings, reconciler)
             cleanup.callback(notifier.close)
         daemon = Daemon(settings, reconciler, notifier)
         stop = threading.Event()
@@ -187,7 +197,7 @@ def run_daemon(settings: Settings) -> int:
         signal.signal(signal.SIGINT, on_signal)
         url = None
         if sock is not None:
-            server = ApiServer(create_app(daemon), sock, settings.api)
+            server = ApiServer(http_app(daemon), sock, settings.api)
             cleanup.callback(server.stop)
             url = server.start()
             log.info("api.listening", url=url)

@@ -25,22 +25,29 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import structlog
 
 from reconciler.config import NotifyWebhook, Settings
-from reconciler.engine.plan import Plan
+from reconciler.core.outcome import RunOutcome, RunResult
+from reconciler.core.plan import Plan
+from reconciler.core.revisions import short
 from reconciler.errors import ReconcilerError, SecretError
-from reconciler.reconcile import Outcome
 from reconciler.secrets.backends import Secrets, backends_from_config
-from reconciler.source.revisions import short
-from reconciler.store.store import Store
 
 log = structlog.get_logger(__name__)
 
 EVENTS = ("drift", "failed", "recovered", "blocked", "promoted")
+
+
+class EventLog(Protocol):
+    """Where the dedup keys live (the state store, so every process and restart shares them)."""
+
+    def first_time(self, key: str) -> bool: ...
+
+    def forget_events(self, prefix: str) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,7 @@ def payload(target: NotifyWebhook, event: Event) -> dict[str, Any]:
 
 
 class Notifier:
-    def __init__(self, settings: Settings, store: Store, attempts: int = 5, backoff: float = 1.0,
+    def __init__(self, settings: Settings, store: EventLog, attempts: int = 5, backoff: float = 1.0,
                  timeout: float = 10.0, secrets: Secrets | None = None) -> None:
         secrets = secrets or Secrets(backends_from_config(settings.secrets.backends))
         # Each target with its URL resolved now, so a missing secret stops the daemon at start.
@@ -93,27 +100,27 @@ class Notifier:
 
     # -- events ------------------------------------------------------------------------------------
 
-    def outcome(self, outcome: Outcome) -> None:
+    def outcome(self, outcome: RunOutcome) -> None:
         try:
             self._outcome(outcome)
         except ReconcilerError as exc:  # the state store is down: the run's result stands, the message waits
             log.warning("notify.skipped", environment=outcome.environment, result=outcome.result, error=str(exc))
 
-    def _outcome(self, outcome: Outcome) -> None:
+    def _outcome(self, outcome: RunOutcome) -> None:
         env = outcome.environment
         where = f"{short(outcome.revision)}" + (f" ({outcome.ref})" if outcome.ref else "")
         detail = {"revision": outcome.revision, "ref": outcome.ref, "run_id": outcome.run_id, "reason": outcome.reason}
-        if outcome.result == "Failed":
+        if outcome.result == RunResult.FAILED:
             self.emit(Event("failed", env, f"{env}: run failed at {where}", detail),
                       f"failed:{env}:{outcome.revision or 'none'}")
-        elif outcome.result == "Blocked":
+        elif outcome.result == RunResult.BLOCKED:
             title = f"{env}: {where} blocked ({outcome.gate})"
             self.emit(Event("blocked", env, title, {**detail, "gate": outcome.gate}),
                       f"blocked:{env}:{outcome.revision}:{outcome.gate}")
-        if outcome.result in ("Succeeded", "NoChanges") and self.store.forget_events(f"failed:{env}:"):
+        if outcome.result in (RunResult.SUCCEEDED, RunResult.NO_CHANGES) and self.store.forget_events(f"failed:{env}:"):
             # Only the process whose delete removed the keys gets here: one message per recovery.
             self.send(Event("recovered", env, f"{env}: recovered at {where}", detail))
-        if outcome.result == "Succeeded" and outcome.release:
+        if outcome.result == RunResult.SUCCEEDED and outcome.release:
             self.emit(Event("promoted", env, f"{env}: promoted to {outcome.ref}", detail),
                       f"promoted:{env}:{outcome.revision}:{outcome.ref}")
 

@@ -4,7 +4,8 @@ Events: a ref change seen by the watcher (local repositories), the poll interval
 (remote ones: fetch first), each environment's drift-check interval, the end of a deny window, a
 retry after a failure. Every event funnels into two coalescing points — one fetch signal and one
 run queue per environment — and every run is ``Reconciler.reconcile``; the supervisor only
-decides *when*, never *what*.
+decides *when*, never *what*. It writes nothing itself: what it sees between runs it tells the
+app (``Reconciler.note``, ``Reconciler.check_drift``), which records it through the store.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from reconciler.app.reconcile import Reconciler
 from reconciler.config import Settings
+from reconciler.core.outcome import EnvState, RunOutcome, RunResult
+from reconciler.core.revisions import short
 from reconciler.daemon.metrics import Metrics
+from reconciler.daemon.retries import Backoff
 from reconciler.daemon.triggers import DRIFT_CHECK, RunQueue, Signal
 from reconciler.daemon.watch import RefWatcher
 from reconciler.durations import parse_duration
 from reconciler.errors import ReconcilerError
-from reconciler.reconcile import Outcome, Reconciler
-from reconciler.source.revisions import short
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +53,6 @@ def _malloc_trim() -> Callable[[], None]:
 # stays small instead of keeping its high-water mark.
 release_memory = _malloc_trim()
 
-RETRY_BUSY = 2.0
 MIN_FETCH_GAP = 0.25  # a trigger this soon after the last fetch started is part of a burst
 BURST_QUIET = 0.2  # a burst is over after this long without a trigger...
 MAX_BURST_WAIT = 5.0  # ...or after this long, whichever comes first
@@ -81,7 +83,7 @@ class Daemon:
         self._fetcher = threading.Thread(target=self._fetch_loop, name="fetcher", daemon=True)
         self._drift_intervals: dict[str, float] = {}
         # After a failed run, wait each delay in turn (daemon.retry_delays), then the last one again.
-        self.retry_delays = [parse_duration(d) for d in settings.daemon.retry_delays]
+        self.backoff = Backoff([parse_duration(d) for d in settings.daemon.retry_delays])
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -91,21 +93,19 @@ class Daemon:
         poll = parse_duration(self.settings.source.poll_interval)
         self.scheduler.add_job(lambda: self.fetch_signal.notify("poll"), IntervalTrigger(seconds=max(poll, 1.0)),
                                id="poll", replace_existing=True)
-        if not self.reconciler.repository.remote:
-            self.watcher = RefWatcher(self.reconciler.repository.git_dir, lambda: self.fetch_signal.notify("watch"))
+        watch_dir = self.reconciler.watch_dir()
+        if watch_dir is not None:
+            self.watcher = RefWatcher(watch_dir, lambda: self.fetch_signal.notify("watch"))
             self.watcher.start()
         self._fetcher.start()
         self.fetch_signal.notify("startup")
         threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
-        log.info("daemon.started", source=self.reconciler.repository.display_url,
+        log.info("daemon.started", source=self.reconciler.source_label,
                  recovered_runs=len(self.state.recovered))
 
     def _warm_up(self) -> None:
         try:
-            if self.reconciler.control_state().databases:
-                from reconciler.providers.postgres.diffing import warm_up
-
-                warm_up()
+            self.reconciler.warm_up()
         except Exception as exc:  # only an optimisation: the first plan imports what it needs anyway
             log.debug("daemon.warm_up_skipped", error=type(exc).__name__)
 
@@ -150,7 +150,7 @@ class Daemon:
             last_start = time.monotonic()
             try:
                 if sources != {"startup"}:  # opening a remote repository fetched it a moment ago
-                    self.reconciler.repository.fetch()
+                    self.reconciler.fetch()
                 self.metrics.fetches.labels("ok").inc()
                 self.metrics.last_fetch = time.time()
                 self.state.fetch_error = None
@@ -172,7 +172,11 @@ class Daemon:
             envs = self.reconciler.environments()
         except ReconcilerError as exc:
             log.warning("daemon.control_branch_invalid", error=str(exc))
-            envs = sorted(self.reconciler.store.statuses())
+            envs = self.reconciler.known_environments()
+        try:
+            self.reconciler.remember_tags()  # moved tags are judged against what was seen first
+        except ReconcilerError as exc:
+            log.warning("daemon.tags_not_recorded", error=str(exc))
         self._schedule_drift_checks(envs)
         for env in envs:
             try:
@@ -182,33 +186,28 @@ class Daemon:
 
     def _evaluate_env(self, env: str, trigger: str) -> None:
         target = self.reconciler.target(env)
-        prev = self.reconciler.store.status(env)
-        store = self.reconciler.store
-        tracked = target.spec.track.branch or f"tag {target.spec.track.tag}"
-        if (target.revision, target.ref, tracked) != (prev.desired_revision, prev.desired_ref, prev.tracked_ref):
-            store.update_status(env, desired_revision=target.revision, desired_ref=target.ref, tracked_ref=tracked)
+        prev = self.reconciler.status(env)
         self.metrics.set_revisions(env, target.revision, prev.applied_revision)
         if target.revision is None:
             if prev.reason != target.gate.reason:
-                store.update_status(env, reason=target.gate.reason)  # e.g. no release tag yet
+                self.reconciler.note(env, target.gate.reason)  # e.g. no release tag yet
             return
         if not target.gate.allowed:
-            if prev.state == "Blocked" and prev.reason == target.gate.reason:
+            if prev.state == EnvState.BLOCKED and prev.reason == target.gate.reason:
                 return  # still refused for the same reason: nothing new to record
             self.queue.submit(env, trigger, target.revision)  # the run records the refusal in history and status
             return
         moved = target.revision != prev.applied_revision or (target.tag is not None and target.ref != prev.applied_ref)
         if target.pinned and target.newer_available and not moved:
-            store.update_status(env, reason=f"pinned at {short(target.revision)}; newer revision "
-                                f"{short(target.newer_available)} is not applied until 'reconciler unpin {env}'")
-        if not moved and prev.state in ("Synced", "OutOfSync", "Progressing"):
+            self.reconciler.note(env, f"pinned at {short(target.revision)}; newer revision "
+                                 f"{short(target.newer_available)} is not applied until 'reconciler unpin {env}'")
+        if not moved and prev.state in (EnvState.SYNCED, EnvState.OUT_OF_SYNC, EnvState.PROGRESSING):
             return
-        if not moved and prev.state == "Failed" and self.state.failures.get(env):
+        if not moved and prev.state == EnvState.FAILED and self.state.failures.get(env):
             return  # a retry with backoff is already scheduled
         if moved and not target.spec.sync.automatic:
-            store.update_status(env, state="OutOfSync",
-                                reason=f"revision {short(target.revision)} ({target.ref}) is waiting: automatic sync "
-                                       f"is off; run 'reconciler apply {env}'")
+            self.reconciler.note(env, f"revision {short(target.revision)} ({target.ref}) is waiting: automatic sync "
+                                      f"is off; run 'reconciler apply {env}'", out_of_sync=True)
             return
         self.queue.submit(env, "tag" if target.tag is not None and moved else trigger, target.revision)
 
@@ -243,30 +242,29 @@ class Daemon:
             structlog.contextvars.unbind_contextvars("environment", "trigger")
             release_memory()
 
-    def _sync(self, env: str, trigger: str, rev: str | None = None) -> Outcome:
+    def _sync(self, env: str, trigger: str, rev: str | None = None) -> RunOutcome:
         outcome = self.reconciler.reconcile(env, rev, trigger=trigger, record_no_changes=False, cancel=self.cancel)
         self._after(env, outcome)
         return outcome
 
-    def _after(self, env: str, outcome: Outcome) -> None:
-        if outcome.result != "Busy":
-            self.metrics.runs.labels(env, outcome.result).inc()
+    def _after(self, env: str, outcome: RunOutcome) -> None:
+        if outcome.result != RunResult.BUSY:
+            self.metrics.runs.labels(env, outcome.result.value).inc()
             self.metrics.run_duration.labels(env).observe(outcome.duration)
-        if outcome.result != "Busy":
-            self.metrics.set_blocked(env, outcome.gate or "unknown" if outcome.result == "Blocked" else None)
-            status = self.reconciler.store.status(env)
-            self.metrics.set_revisions(env, status.desired_revision, status.applied_revision)
-        if outcome.result == "Busy":
-            self._retry(env, RETRY_BUSY, "busy")
-        elif outcome.result == "Failed":
-            count = self.state.failures.get(env, 0)
-            self.state.failures[env] = count + 1
-            self._retry(env, self.retry_delays[min(count, len(self.retry_delays) - 1)], "retry")
+            blocked = (outcome.gate or "unknown") if outcome.result == RunResult.BLOCKED else None
+            self.metrics.set_blocked(env, blocked)
+            self.metrics.set_revisions(env, outcome.revision, self.reconciler.status(env).applied_revision)
+        if outcome.result == RunResult.BUSY:
+            self._retry(env, outcome.retry_after or 0.0, "busy")
+        elif outcome.result == RunResult.FAILED:
+            count = self.state.failures.get(env, 0) + 1
+            self.state.failures[env] = count
+            self._retry(env, self.backoff.delay(count, outcome.retry_after), "retry")
         else:
             self.state.failures.pop(env, None)
-        if outcome.result in ("Succeeded", "NoChanges") and not self.stopping.is_set():
+        if outcome.result in (RunResult.SUCCEEDED, RunResult.NO_CHANGES) and not self.stopping.is_set():
             self._promote_downstream(env)
-        if outcome.result == "Blocked" and outcome.retry_at is not None:
+        if outcome.result == RunResult.BLOCKED and outcome.retry_at is not None:
             # The window closes at retry_at on the reconciler's clock (which RECONCILER_NOW may set to
             # another day); the scheduler keeps real time, so it is given the distance. A window that
             # closed since the gate looked still gets its run, a second from now.
@@ -304,11 +302,11 @@ class Daemon:
             self.scheduler.remove_job(f"drift:{env}")
 
     def _drift_check(self, env: str) -> None:
-        status = self.reconciler.store.status(env)
-        if status.applied_revision is None or status.state == "Progressing":
+        status = self.reconciler.status(env)
+        if status.applied_revision is None or status.state == EnvState.PROGRESSING:
             return
         try:
-            plan, _first_seen = self.reconciler.drift(env)
+            plan, _first_seen = self.reconciler.check_drift(env)
         except ReconcilerError as exc:
             log.warning("daemon.drift_check_failed", environment=env, error=str(exc))
             return

@@ -1,6 +1,6 @@
 """Read a desired-state folder from a file tree into a validated ``DesiredState``.
 
-Called by ``reconcile.py`` (Git trees at a revision) and by ``reconciler validate`` (a working
+Called by ``app/reconcile.py`` (Git trees at a revision) and by ``reconciler validate`` (a working
 directory). Every problem is collected — bad YAML, unknown kinds and fields, missing fields,
 duplicates, broken references, literal secrets, SQL that does not parse — and raised together as
 one ``ValidationError`` whose problems each carry file and line.
@@ -11,17 +11,25 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import pydantic
 
 from reconciler.desired import validation
-from reconciler.desired.models import BRANCH_PATTERN, KIND_MODELS, App, Database, RootConfig, Strict
+from reconciler.desired.files import Entry, FileTree
+from reconciler.desired.models import (
+    BRANCH_PATTERN,
+    HEADER_NAME_PATTERN,
+    KIND_MODELS,
+    App,
+    Database,
+    RootConfig,
+    Strict,
+)
 from reconciler.desired.state import AppSource, DesiredState, SqlFile
+from reconciler.desired.validation import LoadedDoc
 from reconciler.desired.yamldocs import LINE_BREAK, ParsedDoc, YamlProblem, parse_documents
 from reconciler.errors import Problem, ValidationError
-from reconciler.source.trees import Entry, FileTree
 
 ROOT_FILE = "reconciler.yaml"
 MAX_YAML_BYTES = 1 << 20
@@ -41,24 +49,12 @@ PATTERN_RULES = {
     r"^#[0-9A-Fa-f]{6}$": "a colour is '#' and six hex digits, such as '#D4351C'",
     r"^[A-Za-z0-9_.-]{1,100}$": "an option key has 1 to 100 letters, digits, '.', '_' or '-'",
     r"^[A-Za-z0-9_-]{1,50}$": "a resource type has 1 to 50 letters, digits, '_' or '-'",
+    HEADER_NAME_PATTERN: "a header name has 1 to 100 letters, digits or !#$%&'*+.^_`|~- (no spaces or colons)",
     r"^[a-z_][a-z0-9_]{0,62}$":
         "a schema name has 1 to 63 lower-case letters, digits or '_', and does not start with a digit",
 }
 ODD_FILE_NAME = "the file name holds control or invisible characters; rename the file"
 SPECIAL_FILE = "is not a regular file (a FIFO, socket or device); the desired state holds only files and folders"
-
-
-@dataclass
-class LoadedDoc:
-    file: str
-    parsed: ParsedDoc
-    kind: str
-    name: str
-    model: Strict
-    # The document has unknown fields (reported); ``model`` is what is left without them. Its references
-    # are checked, but not what depends on its exact meaning (the environments it covers), which a
-    # misspelt field may change.
-    partial: bool = False
 
 
 def _pydantic_problems(file: str, doc: ParsedDoc, exc: pydantic.ValidationError, what: str) -> list[Problem]:
@@ -343,6 +339,7 @@ def load(tree: FileTree) -> DesiredState:
         databases=state.databases,
         groups=state.groups,
         apps=state.apps,
+        checks=state.checks,
         sql=sql,
         app_sources=app_sources,
         locations={(d.kind, d.name): (d.file, d.parsed.line) for d in docs},

@@ -240,7 +240,124 @@ class App(Strict):
     access: AppAccess = AppAccess()
 
 
-Document = Environment | Resource | ConfigVariable | Database | Group | App
+HEADER_NAME_PATTERN = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$"
+HeaderName = Annotated[str, StringConstraints(pattern=HEADER_NAME_PATTERN)]
+# A check must end in bounded time: a forgotten minus sign or an extra zero must not hold a run for hours.
+MAX_CHECK_TIMEOUT = 600.0
+
+
+class RowCount(Strict):
+    at_least: Annotated[int, Field(ge=0, le=1_000_000)] | None = Field(
+        None, description="The query returns at least this many rows (0: it runs without error)."
+    )
+    exactly: Annotated[int, Field(ge=0, le=1_000_000)] | None = Field(
+        None, description="The query returns exactly this many rows."
+    )
+
+    @model_validator(mode="after")
+    def _one_of(self) -> RowCount:
+        if (self.at_least is None) == (self.exactly is None):
+            raise ValueError("rows needs exactly one of 'at_least' or 'exactly'")
+        return self
+
+
+class SqlCheck(Strict):
+    database: Name = Field(description="A declared Database; the check connects with its URL for the environment.")
+    query: Annotated[str, StringConstraints(min_length=1, max_length=100_000)] = Field(
+        description="One SQL statement, run in a READ ONLY transaction with statement_timeout set to the "
+        "check's timeout. May hold ${secret:NAME} and ${config:NAME} references."
+    )
+    expect: Literal[True] | None = Field(
+        None, description="The query returns a row whose first column is true."
+    )
+    rows: RowCount | None = Field(None, description="The number of rows the query returns.")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SqlCheck:
+        if (self.expect is None) == (self.rows is None):
+            raise ValueError("an sql check needs exactly one of 'expect: true' or 'rows: {at_least: N}' / "
+                             "'rows: {exactly: N}'")
+        return self
+
+
+class HttpCheck(Strict):
+    resource: Name = Field(
+        description="A declared REST resource; the request goes to its base_url with its headers and "
+        "authentication as the environment sees them."
+    )
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    path: Annotated[str, StringConstraints(max_length=2000)] = Field(
+        "", description="Appended to the resource's base_url, e.g. '/health'."
+    )
+    headers: dict[HeaderName, Annotated[str, StringConstraints(max_length=10000)]] = Field(
+        default_factory=dict, description="Headers added to (or replacing) the resource's own."
+    )
+    body: Annotated[str, StringConstraints(max_length=100_000)] | None = Field(
+        None, description="Request body, sent as written (set Content-Type in headers)."
+    )
+    status: Annotated[int, Field(ge=100, le=599)] = Field(200, description="The expected response status.")
+    json_path: Annotated[str, StringConstraints(min_length=1, max_length=1000)] | None = Field(
+        None, description="An RFC 9535 JSONPath into the JSON response body, e.g. '$.status'; it must "
+        "match at least one value."
+    )
+    value: Any = Field(
+        None, description="With json_path: the value the first match must equal (any JSON value)."
+    )
+
+    @field_validator("json_path")
+    @classmethod
+    def _json_path(cls, value: str | None) -> str | None:
+        if value is not None:
+            from jsonpath import JSONPathEnvironment, JSONPathError
+
+            try:
+                JSONPathEnvironment(strict=True).compile(value)
+            except Exception as exc:  # JSONPathError, or whatever else odd input makes the parser raise
+                if not isinstance(exc, JSONPathError | ValueError | LookupError | RecursionError):
+                    raise
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise ValueError(f"{value!r} is not an RFC 9535 JSONPath ({reason}); write it like '$.status' "
+                                 "or '$.checks[0].ok'") from None
+        return value
+
+    @model_validator(mode="after")
+    def _value_needs_path(self) -> HttpCheck:
+        if "value" in self.model_fields_set and self.json_path is None:
+            raise ValueError("'value' needs a 'json_path' that says where in the response to find it")
+        return self
+
+
+class Check(Strict):
+    kind: Literal["Check"]
+    name: Name
+    description: Text = ""
+    environments: list[Name] | None = Field(None, description="Default: every environment.")
+    app: Name | None = Field(None, description="The app this check verifies (it must run in those environments).")
+    when: Literal["after-apply", "after-schema"] = Field(
+        "after-apply",
+        description="after-schema: once additive schema changes are applied, before destructive ones; "
+        "after-apply: once the whole apply is done.",
+    )
+    timeout: Duration = Field("10s", description="How long the check may take, e.g. '10s' (at most 10m).")
+    sql: SqlCheck | None = None
+    http: HttpCheck | None = None
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, value: str) -> str:
+        seconds = parse_duration(value)
+        if seconds <= 0 or seconds > MAX_CHECK_TIMEOUT:
+            raise ValueError(f"{value!r} is out of range; a check's timeout is more than 0s and at most 10m")
+        return value
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Check:
+        if (self.sql is None) == (self.http is None):
+            raise ValueError("a check needs exactly one of 'sql' or 'http'")
+        return self
+
+
+Document = Environment | Resource | ConfigVariable | Database | Group | App | Check
 
 KIND_MODELS: dict[str, type[Strict]] = {
     "Environment": Environment,
@@ -249,8 +366,26 @@ KIND_MODELS: dict[str, type[Strict]] = {
     "Database": Database,
     "Group": Group,
     "App": App,
+    "Check": Check,
 }
 
 SECRET_REFERENCE = re.compile(r"\$\{secret:([A-Za-z_][A-Za-z0-9_]*)\}")
 CONFIG_REFERENCE = re.compile(r"\$\{config:([A-Za-z_][A-Za-z0-9_]*)\}")
 ANY_REFERENCE = re.compile(r"\$\{([^}]*)\}")
+
+# A ConfigVariable's value for every environment it does not list.
+DEFAULT = "default"
+
+
+def resource_environments(resource: Resource, all_envs: list[str]) -> list[str]:
+    """The environments ``resource`` exists in: those it lists, else every one."""
+    return list(resource.environments) if resource.environments is not None else list(all_envs)
+
+
+def app_environments(app: App, all_envs: list[str]) -> list[str]:
+    """The environments ``app`` is deployed to: those it lists, else every one."""
+    return list(app.environments) if app.environments is not None else list(all_envs)
+
+
+def config_has_value(variable: ConfigVariable, env: str) -> bool:
+    return env in variable.values or DEFAULT in variable.values

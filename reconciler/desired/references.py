@@ -1,10 +1,10 @@
 """Where an environment's desired state needs a secret or a database URL, with file and line.
 
-Pure: walks a validated ``DesiredState`` the way ``engine/render.py`` renders one environment
-(the same resources, the same per-environment option overrides, the same config values and
-database URLs) and lists every ``${secret:NAME}`` reference it would resolve, plus every managed
-database's URL. Called by ``reconciler secrets ENV`` and ``reconciler validate --env ENV``
-(through ``secrets/needs.py``), so a new user sees every secret to provide in one go.
+Pure: walks a validated ``DesiredState`` the way ``core/render.py`` renders one environment (the
+same resources, the same per-environment option overrides, the same config values and database
+URLs; the HTTP checks that run there) and lists every ``${secret:NAME}`` reference it would
+resolve, plus every managed database's URL. Called by ``reconciler secrets ENV`` and ``reconciler
+validate --env ENV`` (through ``app/needs.py``), so a new user sees every secret to provide at once.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from reconciler.desired.models import CONFIG_REFERENCE, SECRET_REFERENCE
+from reconciler.desired.models import CONFIG_REFERENCE, DEFAULT, SECRET_REFERENCE, resource_environments
 from reconciler.desired.state import DesiredState
-from reconciler.desired.validation import DEFAULT, resource_environments
 from reconciler.errors import NotFoundError, clip
 
 FieldPath = tuple[str | int, ...]
@@ -109,4 +108,10 @@ def environment_uses(state: DesiredState, env: str) -> list[Use]:
         target = database.environments.get(env)
         if target is not None:
             add("Database", database.name, ("environments", env, "url"), target.url, database=database.name)
+    for check in state.checks.values():
+        if check.http is None or env not in (check.environments or envs):
+            continue
+        for path, text in _strings({"headers": check.http.headers, "path": check.http.path,
+                                    "body": check.http.body}, ()):
+            add("Check", check.name, ("http", *path), text)
     return sorted(uses, key=lambda u: (u.file, u.line or 0, u.field))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reconciler.desired.models import App, ConfigVariable, Database, Environment, Group, Resource, RootConfig
+from reconciler.desired.models import App, Check, ConfigVariable, Database, Environment, Group, Resource, RootConfig
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class DesiredState:
     databases: dict[str, Database] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
     apps: dict[str, App] = field(default_factory=dict)
+    checks: dict[str, Check] = field(default_factory=dict)
     sql: dict[str, list[SqlFile]] = field(default_factory=dict)  # database name → files, lexical order
     app_sources: dict[str, AppSource] = field(default_factory=dict)
     locations: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
@@ -52,5 +53,6 @@ class DesiredState:
     def document_count(self) -> int:
         return sum(
             len(d)
-            for d in (self.environments, self.resources, self.config, self.databases, self.groups, self.apps)
+            for d in (self.environments, self.resources, self.config, self.databases, self.groups, self.apps,
+                      self.checks)
         )

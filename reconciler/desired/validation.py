@@ -18,19 +18,25 @@ import pglast
 from reconciler.desired.models import (
     ANY_REFERENCE,
     CONFIG_REFERENCE,
+    DEFAULT,
     SECRET_REFERENCE,
     App,
+    Check,
     ConfigVariable,
     Database,
     Environment,
     Group,
     Resource,
     RootConfig,
+    Strict,
+    app_environments,
+    config_has_value,
+    resource_environments,
 )
+from reconciler.desired.yamldocs import ParsedDoc
 from reconciler.errors import Problem
 
 if TYPE_CHECKING:
-    from reconciler.desired.loader import LoadedDoc
     from reconciler.desired.state import SqlFile
 
 # Option keys whose values are credentials: a literal there is a secret committed to Git.
@@ -40,7 +46,21 @@ SECRET_OPTION_KEYS = {
 }
 STORED_SECRET_KEYS = ("$sensitive", "fingerprint")  # secrets/values.py: to_storable
 ANYTHING = ("*", "*")  # in ``failed``: a file whose documents are unknown, so any name may exist
-DEFAULT = "default"
+
+
+@dataclass
+class LoadedDoc:
+    """One document the loader parsed and modelled, with where it came from (what ``check`` checks)."""
+
+    file: str
+    parsed: ParsedDoc
+    kind: str
+    name: str
+    model: Strict
+    # The document has unknown fields (reported); ``model`` is what is left without them. Its references
+    # are checked, but not what depends on its exact meaning (the environments it covers), which a
+    # misspelt field may change.
+    partial: bool = False
 
 
 def printable(text: str) -> str:
@@ -83,6 +103,7 @@ class Checked:
     databases: dict[str, Database] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
     apps: dict[str, App] = field(default_factory=dict)
+    checks: dict[str, Check] = field(default_factory=dict)
 
 
 def _references(value: Any) -> Iterable[str]:
@@ -94,18 +115,6 @@ def _references(value: Any) -> Iterable[str]:
     elif isinstance(value, list):
         for v in value:
             yield from _references(v)
-
-
-def resource_environments(resource: Resource, all_envs: list[str]) -> list[str]:
-    return list(resource.environments) if resource.environments is not None else list(all_envs)
-
-
-def app_environments(app: App, all_envs: list[str]) -> list[str]:
-    return list(app.environments) if app.environments is not None else list(all_envs)
-
-
-def config_has_value(variable: ConfigVariable, env: str) -> bool:
-    return env in variable.values or DEFAULT in variable.values
 
 
 def check(
@@ -137,7 +146,7 @@ def check(
     out = Checked(root=root)
     buckets: dict[str, dict[str, Any]] = {
         "Environment": out.environments, "Resource": out.resources, "ConfigVariable": out.config,
-        "Database": out.databases, "Group": out.groups, "App": out.apps,
+        "Database": out.databases, "Group": out.groups, "App": out.apps, "Check": out.checks,
     }
     for (kind, name), doc in seen.items():
         buckets[kind][name] = doc.model
@@ -180,6 +189,8 @@ class _Checker:
             self.database(database)
         for app in self.out.apps.values():
             self.app(app)
+        for check in self.out.checks.values():
+            self.check(check)
 
     def _env_known(self, kind: str, name: str, path: tuple[str | int, ...], env: str) -> bool:
         if env not in self.envs:
@@ -368,3 +379,105 @@ class _Checker:
                          f"database {db_name!r} has no URL for environment {', '.join(missing)}")
         self._groups_known("App", app.name, ("access", "use"), app.access.use)
         self._groups_known("App", app.name, ("access", "edit"), app.access.edit)
+
+    def check(self, check: Check) -> None:
+        envs = list(check.environments) if check.environments is not None else list(self.envs)
+        for index, env in enumerate(check.environments or []):
+            self._env_known("Check", check.name, ("environments", index), env)
+        envs = [e for e in envs if e in self.envs]
+        if check.app is not None:
+            app = self.out.apps.get(check.app)
+            if app is None and ("App", check.app) not in self.failed:
+                self.add("Check", check.name, ("app",), f"reference to undeclared app {check.app!r}")
+            elif app is not None:
+                missing = [e for e in envs if e not in app_environments(app, self.envs)]
+                if missing:
+                    self.add("Check", check.name, ("app",),
+                             f"app {check.app!r} is not deployed to environment {', '.join(missing)}")
+        if check.sql is not None:
+            self._sql_check(check, envs)
+        if check.http is not None:
+            self._http_check(check, envs)
+
+    def _sql_check(self, check: Check, envs: list[str]) -> None:
+        assert check.sql is not None
+        database = self.out.databases.get(check.sql.database)
+        if database is None and ("Database", check.sql.database) not in self.failed:
+            self.add("Check", check.name, ("sql", "database"),
+                     f"reference to undeclared database {check.sql.database!r}")
+        elif database is not None:
+            missing = [e for e in envs if e not in database.environments]
+            if missing:
+                self.add("Check", check.name, ("sql", "database"),
+                         f"database {check.sql.database!r} has no URL for environment {', '.join(missing)}")
+        self._check_value("Check", check.name, ("sql", "query"), check.sql.query, envs)
+        problem = check_query_problem(check.sql.query)
+        if problem is not None:
+            self.add("Check", check.name, ("sql", "query"), problem)
+
+    def _http_check(self, check: Check, envs: list[str]) -> None:
+        http = check.http
+        assert http is not None
+        resource = self.out.resources.get(http.resource)
+        if resource is None and ("Resource", http.resource) not in self.failed:
+            self.add("Check", check.name, ("http", "resource"), f"reference to undeclared resource {http.resource!r}")
+        elif resource is not None:
+            configured = resource_environments(resource, self.envs)
+            missing = [e for e in envs if e not in configured]
+            if missing:
+                self.add("Check", check.name, ("http", "resource"),
+                         f"resource {http.resource!r} is not configured for environment {', '.join(missing)}")
+            without_url = [e for e in envs if e in configured and not _base_url(resource, e)]
+            if without_url:
+                self.add("Check", check.name, ("http", "resource"),
+                         f"resource {http.resource!r} has no base_url option for environment "
+                         f"{', '.join(without_url)}; HTTP checks call a REST resource's base_url")
+        self._check_value("Check", check.name, ("http", "path"), http.path, envs)
+        if http.body is not None:
+            self._check_value("Check", check.name, ("http", "body"), http.body, envs)
+        for header, value in http.headers.items():
+            self._check_value("Check", check.name, ("http", "headers", header), value, envs)
+            secret_configs = [v for v in CONFIG_REFERENCE.findall(value)
+                              if v in self.out.config and self.out.config[v].secret]
+            if (header.lower() in SECRET_HEADERS and value and not SECRET_REFERENCE.search(value)
+                    and not secret_configs):
+                self.add("Check", check.name, ("http", "headers", header),
+                         f"header '{header}' holds a literal credential; reference it as ${{secret:NAME}}")
+
+
+# Headers whose values are credentials: a literal there is a secret committed to Git.
+SECRET_HEADERS = {"authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token", "cookie"}
+
+
+def _base_url(resource: Resource, env: str) -> bool:
+    options = dict(resource.options)
+    if resource.environments is not None and env in resource.environments:
+        options.update(resource.environments[env].options)
+    value = options.get("base_url")
+    return isinstance(value, str) and bool(value.strip())
+
+
+def check_query_problem(query: str) -> str | None:
+    """Why a check's query cannot run as one read-only statement, or None.
+
+    References are replaced by a placeholder first: ``'${secret:X}'`` is a string literal and
+    ``${config:TABLE}`` a name once resolved. Writes are not refused here: the READ ONLY transaction
+    the runner opens refuses them. What that transaction would not stop is refused: COPY (which can
+    run programs and write files on the server) and statements that end the transaction.
+    """
+    text = ANY_REFERENCE.sub("x", query)
+    if "\x00" in text:
+        return "the query contains a NUL character; remove it"
+    try:
+        statements = pglast.parser.parse_sql(text)
+    except pglast.parser.ParseError as exc:
+        message = " ".join(str(exc.args[0]).split())
+        return f"the query does not parse: {message[:200]}"
+    if len(statements) != 1:
+        return f"the query holds {len(statements)} statements; a check runs exactly one"
+    node = type(statements[0].stmt).__name__
+    if node == "TransactionStmt":
+        return "the query is a transaction statement; a check runs one query inside its own read-only transaction"
+    if node == "CopyStmt":
+        return "COPY is not allowed in a check; write a SELECT"
+    return None

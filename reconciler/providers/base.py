@@ -1,56 +1,21 @@
-"""What every platform provider offers the engine.
+"""What the app asks of the providers: protocols over the core's types, and nothing else.
 
 A platform provider reads the live state of one environment into ``PlatformObject``s (the same
-shape the engine renders from Git) and applies one object change at a time. It never decides
-what to change: the engine hands it a plan.
-
-Object kinds and their fields (every value JSON-able; secrets as ``Sensitive``):
-
-==================  =====================================  ============================================
-kind                name                                   fields
-==================  =====================================  ============================================
-environment         the environment name                   description, color
-folder              folder name                            (none)
-resource            resource name                          type, description, folder, options (dict)
-config-variable     variable name                          description, secret (bool), value
-group               group name                             description
-permission          ``<group>/<object_type>/<object>``     group, object_type (resource|app|folder),
-                                                           object, access (use|edit|own)
-app                 app name                               description, folder, source_hash,
-                                                           resources (list), config (list)
-==================  =====================================  ============================================
-
-A resource's ``options`` are the shared options merged with this environment's options. Groups,
-folders and resource definitions are shared by every environment on a platform such as Retool; the
-per-environment parts (resource options, config values, permissions on resource configurations,
-deployed apps) are what make one environment differ from another.
+shape the core renders from Git, see ``reconciler.core.objects``) and applies one object change at
+a time. A schema provider plans and applies the schema of managed PostgreSQL databases. Neither
+decides what to change: the core hands them a plan. Providers never import the state store: what
+they must remember between runs (fingerprints of write-only values) goes through the
+``FingerprintBook`` the app passes in ``ApplyContext``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from reconciler.engine.changes import Change, DriftItem
-
-KINDS = ("environment", "folder", "resource", "config-variable", "group", "permission", "app")
-
-ObjectKey = tuple[str, str]  # (kind, name)
-
-
-@dataclass(frozen=True)
-class PlatformObject:
-    kind: str
-    name: str
-    fields: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def key(self) -> ObjectKey:
-        return (self.kind, self.name)
-
-
-LiveState = dict[ObjectKey, PlatformObject]
+from reconciler.core.changes import Change, DriftItem
+from reconciler.core.objects import LiveState, PlatformObject
 
 
 @dataclass(frozen=True)
@@ -123,7 +88,33 @@ class SchemaProvider(Protocol):
         """Run ``items`` (one transaction, then non-transactional ones); return the ids applied."""
         ...
 
+    def compare(
+        self,
+        database: str,
+        server_url: str,
+        old_files: list[tuple[str, str]],
+        new_files: list[tuple[str, str]],
+        managed_schemas: list[str],
+    ) -> list[DriftItem]:
+        """Statements turning the schema ``old_files`` declare into the one ``new_files`` declare
+        (both loaded into scratch databases on ``server_url``; no live database is read)."""
+        ...
+
     def check_url(self, url: str) -> str | None:
         """What is wrong with ``url`` as a database URL, as the end of a sentence ("is not a
         postgresql:// URL (expected ...)"), or None. Never quotes the URL: it may hold a password."""
         ...
+
+    def warm_up(self) -> None:
+        """Load ahead of time what the first plan needs (the daemon calls it once at start)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class AppDirectory(Protocol):
+    """A platform that can tell what an app deployed in an environment uses (the registry provider):
+    its resources and config with secrets as ``Sensitive``, for ``GET /api/v1/registry/{env}/apps/{app}``."""
+
+    def app_details(self, environment: str, app: str) -> dict[str, Any] | None: ...

@@ -14,8 +14,9 @@ import shlex
 from typing import TYPE_CHECKING, Any
 
 from reconciler import clock
-from reconciler.engine.changes import Change, DriftItem, Risk
-from reconciler.engine.plan import Plan
+from reconciler.core.changes import Change, DriftItem, Risk
+from reconciler.core.plan import Plan
+from reconciler.core.revisions import short
 from reconciler.reports.values import (
     WIDTH,
     differing,
@@ -28,7 +29,6 @@ from reconciler.reports.values import (
     printable,
     wrap,
 )
-from reconciler.source.revisions import short
 
 if TYPE_CHECKING:
     from rich.console import Console

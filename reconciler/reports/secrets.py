@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from reconciler.secrets.needs import Need, Needs, Status
+from reconciler.app.needs import Need, Needs, Status
 
 STATE_WORDS = {
     Status.SET: "set", Status.MISSING: "MISSING", Status.EMPTY: "EMPTY", Status.UNREADABLE: "UNREADABLE",

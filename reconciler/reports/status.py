@@ -6,14 +6,19 @@ import json
 from io import StringIO
 from typing import Any
 
+from reconciler.app.queries import RunRecord, StatusRow
+from reconciler.core.outcome import EnvState, RunResult
+from reconciler.core.revisions import short
 from reconciler.reports.values import clip_words
-from reconciler.source.revisions import short
-from reconciler.store.store import EnvironmentStatus, RunRecord
 
-STATE_STYLE = {"Synced": "green", "OutOfSync": "yellow", "Progressing": "cyan", "Blocked": "bold red",
-               "Failed": "bold red", "Unknown": "dim"}
-RESULT_STYLE = {"Succeeded": "green", "NoChanges": "green", "Failed": "bold red", "Blocked": "red",
-                "Interrupted": "yellow", "Progressing": "cyan"}
+STATE_STYLE: dict[str, str] = {
+    EnvState.SYNCED: "green", EnvState.OUT_OF_SYNC: "yellow", EnvState.PROGRESSING: "cyan",
+    EnvState.BLOCKED: "bold red", EnvState.FAILED: "bold red", EnvState.UNKNOWN: "dim",
+}
+RESULT_STYLE: dict[str, str] = {
+    RunResult.SUCCEEDED: "green", RunResult.NO_CHANGES: "green", RunResult.FAILED: "bold red",
+    RunResult.BLOCKED: "red", RunResult.INTERRUPTED: "yellow", RunResult.PROGRESSING: "cyan",
+}
 
 
 def _count(value: int | None) -> str:
@@ -29,35 +34,37 @@ def run_summary(run: RunRecord | None) -> dict[str, Any] | None:
             "duration_seconds": run.duration, "reason": run.reason}
 
 
-def status_json(status: EnvironmentStatus, last_run: RunRecord | None) -> dict[str, Any]:
+def status_json(row: StatusRow) -> dict[str, Any]:
+    status = row.status
     return {
         "name": status.environment,
-        "state": status.state,
+        "state": status.state.value,
         "reason": status.reason,
-        "tracked_ref": status.tracked_ref,
-        "desired_revision": status.desired_revision,
-        "desired_ref": status.desired_ref,
+        "tracked_ref": row.tracked_ref,
+        "desired_revision": row.desired_revision,
+        "desired_ref": row.desired_ref,
         "applied_revision": status.applied_revision,
         "applied_ref": status.applied_ref,
         "drift_count": status.drift_count,
         "pinned_revision": status.pinned_revision,
         "last_checked_at": status.last_checked_at.isoformat() if status.last_checked_at else None,
-        "last_run": run_summary(last_run),
+        "last_run": run_summary(row.last_run),
     }
 
 
-def render_status(fmt: str, rows: list[tuple[EnvironmentStatus, RunRecord | None]]) -> str:
+def render_status(fmt: str, rows: list[StatusRow]) -> str:
     if fmt == "json":
-        return json.dumps({"environments": [status_json(s, r) for s, r in rows]}, indent=2, sort_keys=True)
+        return json.dumps({"environments": [status_json(row) for row in rows]}, indent=2, sort_keys=True)
     if fmt == "markdown":
         lines = ["| Environment | State | Tracks | Desired | Applied | Drift | Last run | Reason |",
                  "|---|---|---|---|---|---|---|---|"]
-        for s, r in rows:
+        for row in rows:
+            s, r = row.status, row.last_run
             applied = f"`{short(s.applied_revision)}`" + (f" ({s.applied_ref})" if s.applied_ref else "")
             last = f"{r.result} {r.started_at:%Y-%m-%d %H:%M}" if r else "-"
             reason = (s.reason or "").replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {s.environment} | **{s.state}** | {s.tracked_ref or '-'} | "
-                         f"`{short(s.desired_revision)}` | {applied} | {_count(s.drift_count)}"
+            lines.append(f"| {s.environment} | **{s.state}** | {row.tracked_ref or '-'} | "
+                         f"`{short(row.desired_revision)}` | {applied} | {_count(s.drift_count)}"
                          f" | {last} | {reason} |")
         return "\n".join(lines) + "\n"
     from rich.console import Console
@@ -68,13 +75,14 @@ def render_status(fmt: str, rows: list[tuple[EnvironmentStatus, RunRecord | None
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("ENVIRONMENT", "STATE", "TRACKS", "DESIRED", "APPLIED", "DRIFT", "LAST RUN", "REASON"):
         table.add_column(column, overflow="fold")
-    for s, r in rows:
+    for row in rows:
+        s, r = row.status, row.last_run
         applied = short(s.applied_revision) + (f" ({s.applied_ref})" if s.applied_ref else "")
         pinned = " [pinned]" if s.pinned_revision else ""
         last = f"[{RESULT_STYLE.get(r.result, '')}]{r.result}[/] {r.started_at:%H:%M:%S}" if r else "-"
         table.add_row(
-            s.environment, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]{pinned}", s.tracked_ref or "-",
-            short(s.desired_revision), applied, str(s.drift_count) if s.drift_count is not None else "-",
+            s.environment, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]{pinned}", row.tracked_ref or "-",
+            short(row.desired_revision), applied, str(s.drift_count) if s.drift_count is not None else "-",
             last, clip_words(s.reason, 120),
         )
     console.print(table)

@@ -1,6 +1,6 @@
 """Open, clone and fetch the desired-state repository, and answer questions about its history.
 
-Called by ``reconciler.reconcile`` (and through it by the CLI and the daemon). A local path is
+Called by ``reconciler.app`` (and through it by the CLI and the daemon). A local path is
 opened in place, so a commit is visible the moment it is made; a remote (``file://``, ``https://``,
 ``ssh://``) is cloned bare into the cache and fetched on demand. Every pygit2 error is turned into
 ``SourceError``/``ProviderError`` here, with the URL sanitised.
@@ -16,20 +16,12 @@ from pathlib import Path
 import pygit2
 import structlog
 
+from reconciler.core.revisions import TagRef
 from reconciler.errors import ProviderError, SourceError, clip
 from reconciler.source import urls
 from reconciler.source.trees import GitTree
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class TagRef:
-    name: str
-    target: str  # the commit id the tag points at (peeled)
-    annotated: bool
-    object_id: str  # the tag object's id when annotated, else the commit id
-    message: str  # the annotated tag's message ('' for lightweight tags)
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pygit2
 
+from reconciler.core.revisions import TagRef
 from reconciler.desired.models import SignatureVerification
-from reconciler.source.repository import Repository, TagRef
+from reconciler.source.repository import Repository
 
 _PGP = b"-----BEGIN PGP SIGNATURE-----"
 _SSH = b"-----BEGIN SSH SIGNATURE-----"

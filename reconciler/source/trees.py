@@ -1,9 +1,9 @@
 """File trees the loader reads the desired state from: a Git tree at a revision, or a directory.
 
-Both present the same small interface, so validation of a working directory (``reconciler
-validate``) and loading at a revision (plan, apply, the daemon) share one loader. Paths are POSIX
-strings relative to the tree's root. Symlinks are reported, never followed, so a desired-state
-folder cannot reach outside itself.
+Both implement ``desired.files.FileTree``, the interface the loader reads, so validation of a
+working directory (``reconciler validate``) and loading at a revision (plan, apply, the daemon)
+share one loader. Paths are POSIX strings relative to the tree's root. Symlinks are reported,
+never followed, so a desired-state folder cannot reach outside itself.
 """
 
 from __future__ import annotations
@@ -11,40 +11,15 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import pygit2
 
+from reconciler.desired.files import Entry
 from reconciler.errors import SourceError
 
 # Git's mode for a symbolic link.
 _GIT_SYMLINK = 0o120000
-
-
-@dataclass(frozen=True)
-class Entry:
-    path: str
-    is_symlink: bool
-    size: int
-    special: bool = False  # a FIFO, socket or device: never read (reading a FIFO blocks forever)
-
-
-class FileTree(Protocol):
-    label: str
-
-    def exists(self) -> bool: ...
-
-    def entries(self) -> list[Entry]:
-        """Every file and symlink below the root, sorted by path."""
-        ...
-
-    def read(self, path: str) -> bytes: ...
-
-    def content_id(self) -> str:
-        """An id that changes whenever any file below the root changes (the Git tree id in Git)."""
-        ...
 
 
 def _inside(path: str) -> bool:

@@ -1,7 +1,10 @@
 """``Store``: every read and write of the state database (the only code that touches it).
 
-Called by ``reconcile.py`` (run records, status, tags, fingerprints, leases), by the CLI
-(``status``, ``history``, ``pin``) and by the daemon's API. Any SQLAlchemy URL works: a SQLite file
+Called by ``app/`` only: the reconcile run (run records, progress, tags seen, fingerprints), the
+leases (``store/leases.py``), the read model (``app/queries.py``: status, history, drift) and the
+notifier's dedup keys. A run's result and an environment's status are written by one method,
+``record``, which asks ``core.outcome.transition`` what the status becomes; a pin is an operator's
+decision and has its own, ``set_pin``. Any SQLAlchemy URL works: a SQLite file
 for one process, PostgreSQL for several daemons sharing leases. Database errors become
 ``StoreError`` (retryable): the message names the database (SQLite path, or PostgreSQL host and
 database — never a password) and the cause in plain words (disk full, read-only, locked, corrupt,
@@ -15,7 +18,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -23,6 +26,16 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from reconciler import clock
+from reconciler.core.outcome import (
+    DriftChecked,
+    EnvironmentStatus,
+    EnvState,
+    Event,
+    RunOutcome,
+    RunResult,
+    repeats,
+    transition,
+)
 from reconciler.errors import StoreError
 from reconciler.sqlengines import create_tables, database_label, driver_error, engine_for
 from reconciler.store import tables as t
@@ -31,6 +44,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 OWNER = f"{socket.gethostname()}:{os.getpid()}"
+_STATUS_COLUMNS = [column.name for column in t.environment_status.columns]
 
 
 def _owner_alive(owner: str) -> bool:
@@ -94,24 +108,6 @@ class RunRecord:
         }
 
 
-@dataclass(frozen=True)
-class EnvironmentStatus:
-    environment: str
-    state: str = "Unknown"
-    reason: str | None = None
-    tracked_ref: str | None = None
-    desired_revision: str | None = None
-    desired_ref: str | None = None
-    applied_revision: str | None = None
-    applied_ref: str | None = None
-    applied_tree_id: str | None = None
-    drift_count: int | None = None
-    last_run_id: str | None = None
-    last_checked_at: dt.datetime | None = None
-    pinned_revision: str | None = None
-    updated_at: dt.datetime | None = None
-
-
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -145,18 +141,66 @@ class Store:
 
     # -- runs ------------------------------------------------------------------------------
 
-    def start_run(
-        self, environment: str, trigger: str, revision: str | None, tree_id: str | None, ref: str | None,
-        plan: list[dict[str, Any]], result: str = "Progressing", reason: str | None = None,
-    ) -> str:
-        run_id = uuid.uuid4().hex
+    def record(self, event: Event) -> str | None:
+        """Write what ``event`` says, and the environment status it leads to, in one transaction.
+
+        A ``RunOutcome`` starts a run record (``Progressing``), finishes the one it names, or adds a
+        finished one — unless it repeats what the last run said (``core.outcome.repeats``); the
+        status becomes what ``core.outcome.transition`` decides. Drift found by a run or a check
+        updates the first-seen times. Return the id of the run record the outcome is under.
+        """
         stamp = now()
-        done = result != "Progressing"
-        self._tx("start run", lambda conn: conn.execute(sa.insert(t.runs).values(
-            id=run_id, environment=environment, revision=revision, tree_id=tree_id, ref=ref, trigger=trigger,
-            started_at=stamp, finished_at=stamp if done else None, result=result, reason=reason, plan=plan,
-            applied=[], owner=OWNER,
-        )))
+        if isinstance(event, RunOutcome):
+            what = "finish run" if event.run_id is not None else "start run"
+        else:
+            what = "record drift" if isinstance(event, DriftChecked) else "write status"
+
+        def write(conn: Connection) -> str | None:
+            previous = self._status(conn, event.environment)
+            run_id: str | None = None
+            if isinstance(event, RunOutcome):
+                run_id = self._record_run(conn, event, previous, stamp)
+                outcome = replace(event, run_id=run_id)
+                status = transition(previous, outcome, stamp)
+                if outcome.result in (RunResult.SUCCEEDED, RunResult.NO_CHANGES) and outcome.verify is not None:
+                    self._observe_drift(conn, event.environment, [i.as_json() for i in outcome.verify.drift], stamp)
+            else:
+                status = transition(previous, event, stamp)
+                if isinstance(event, DriftChecked):
+                    self._observe_drift(conn, event.environment, [i.as_json() for i in event.drift], stamp)
+            if status != previous:
+                self._write_status(conn, status, stamp)
+            return run_id
+
+        return self._tx(what, write)
+
+    def _record_run(self, conn: Connection, outcome: RunOutcome, previous: EnvironmentStatus,
+                    stamp: dt.datetime) -> str | None:
+        if outcome.result == RunResult.BUSY:
+            return None
+        if outcome.run_id is not None:  # the run this outcome ends was started by an earlier record
+            conn.execute(sa.update(t.runs).where(t.runs.c.id == outcome.run_id).values(
+                result=outcome.result.value, reason=outcome.reason, applied=list(outcome.applied),
+                drift_after=outcome.drift_after, finished_at=stamp,
+            ))
+            return outcome.run_id
+        if previous.last_run_id is not None:
+            last = conn.execute(sa.select(t.runs.c.result, t.runs.c.revision, t.runs.c.reason)
+                                .where(t.runs.c.id == previous.last_run_id)).first()
+            if last is not None and repeats(outcome, last.result, last.revision, last.reason):
+                return previous.last_run_id
+        run_id = uuid.uuid4().hex
+        done = outcome.result != RunResult.PROGRESSING
+        plan = [i.as_json() for i in outcome.plan.items] if outcome.plan is not None else []
+        if outcome.result == RunResult.NO_CHANGES:
+            plan = []
+        conn.execute(sa.insert(t.runs).values(
+            id=run_id, environment=outcome.environment, revision=outcome.revision,
+            tree_id=outcome.tree_id if outcome.result != RunResult.BLOCKED else None, ref=outcome.ref,
+            trigger=outcome.trigger, started_at=stamp, finished_at=stamp if done else None,
+            result=outcome.result.value, reason=outcome.reason, plan=plan, applied=list(outcome.applied),
+            drift_after=None, owner=OWNER,
+        ))
         return run_id
 
     def record_applied(self, run_id: str, ids: list[str], offset: int) -> None:
@@ -175,15 +219,6 @@ class Store:
         for run_id, item in rows:
             out[run_id].append(item)
         return out
-
-    def finish_run(
-        self, run_id: str, result: str, reason: str | None, applied: list[str], drift_after: int | None
-    ) -> None:
-        self._tx("finish run", lambda conn: conn.execute(
-            sa.update(t.runs).where(t.runs.c.id == run_id).values(
-                result=result, reason=reason, applied=list(applied), drift_after=drift_after, finished_at=now(),
-            )
-        ))
 
     def _runs_from_rows(self, conn: Connection, rows: Sequence[Any]) -> list[RunRecord]:
         """Records of ``rows``; an unfinished run's applied ids come from its progress rows."""
@@ -242,44 +277,53 @@ class Store:
 
     # -- environment status ------------------------------------------------------------------
 
-    def status(self, environment: str) -> EnvironmentStatus:
-        row = self._tx("read status", lambda conn: conn.execute(
-            sa.select(t.environment_status).where(t.environment_status.c.environment == environment)
-        ).first())
-        if row is None:
-            return EnvironmentStatus(environment)
-        data = dict(row._mapping)
+    @staticmethod
+    def _status_from_row(row: Any) -> EnvironmentStatus:
+        data = {key: row._mapping[key] for key in _STATUS_COLUMNS}
         for key in ("last_checked_at", "updated_at"):
             data[key] = _utc(data[key])
+        data["state"] = EnvState(data["state"])
         return EnvironmentStatus(**data)
+
+    def _status(self, conn: Connection, environment: str) -> EnvironmentStatus:
+        row = conn.execute(
+            sa.select(t.environment_status).where(t.environment_status.c.environment == environment)
+        ).first()
+        return EnvironmentStatus(environment) if row is None else self._status_from_row(row)
+
+    def status(self, environment: str) -> EnvironmentStatus:
+        return self._tx("read status", lambda conn: self._status(conn, environment))
 
     def statuses(self) -> dict[str, EnvironmentStatus]:
         rows = self._tx("read statuses", lambda conn: conn.execute(sa.select(t.environment_status)).all())
-        out = {}
-        for row in rows:
-            data = dict(row._mapping)
-            for key in ("last_checked_at", "updated_at"):
-                data[key] = _utc(data[key])
-            out[row.environment] = EnvironmentStatus(**data)
-        return out
+        return {row.environment: self._status_from_row(row) for row in rows}
 
-    def update_status(self, environment: str, **fields: Any) -> None:
-        unknown = set(fields) - set(t.environment_status.c.keys())
-        if unknown:
-            raise ValueError(f"unknown status fields {sorted(unknown)}")
-        fields["updated_at"] = now()
+    @staticmethod
+    def _write_status(conn: Connection, status: EnvironmentStatus, stamp: dt.datetime) -> None:
+        """The one statement that writes an environment's status row (only ``record`` calls it)."""
+        values = {key: getattr(status, key) for key in _STATUS_COLUMNS if key != "environment"}
+        values["state"] = status.state.value
+        values["updated_at"] = stamp
+        exists = conn.execute(sa.select(t.environment_status.c.environment)
+                              .where(t.environment_status.c.environment == status.environment)).first()
+        if exists is None:
+            conn.execute(sa.insert(t.environment_status).values(environment=status.environment, **values))
+        else:
+            conn.execute(sa.update(t.environment_status)
+                         .where(t.environment_status.c.environment == status.environment).values(**values))
 
+    def set_pin(self, environment: str, revision: str | None) -> None:
+        """Hold ``environment`` at ``revision`` (a full commit id), or release it with None."""
+
+        # A pin is an operator's decision, not a status: it writes its own column and nothing else.
         def write(conn: Connection) -> None:
-            exists = conn.execute(
-                sa.select(t.environment_status.c.environment).where(t.environment_status.c.environment == environment)
-            ).first()
-            if exists is None:
-                conn.execute(sa.insert(t.environment_status).values(environment=environment, **fields))
+            where = t.environment_status.c.environment == environment
+            if conn.execute(sa.select(t.environment_status.c.environment).where(where)).first() is None:
+                conn.execute(sa.insert(t.environment_status).values(environment=environment, pinned_revision=revision))
             else:
-                conn.execute(sa.update(t.environment_status)
-                             .where(t.environment_status.c.environment == environment).values(**fields))
+                conn.execute(sa.update(t.environment_status).where(where).values(pinned_revision=revision))
 
-        self._tx("write status", write)
+        self._tx("write pin", write)
 
     # -- tags -------------------------------------------------------------------------------
 
@@ -299,31 +343,27 @@ class Store:
 
     # -- drift first-seen --------------------------------------------------------------------
 
-    def observe_drift(self, environment: str, items: list[dict[str, Any]]) -> dict[str, dt.datetime]:
-        """Record the drift found now; return when each item was first seen. Gone items are forgotten."""
-        stamp = now()
-
-        def write(conn: Connection) -> dict[str, dt.datetime]:
-            rows = conn.execute(sa.select(t.drift_seen).where(t.drift_seen.c.environment == environment)).all()
-            known = {r.item_id: _utc(r.first_seen) or stamp for r in rows}
-            ids = {i["id"] for i in items}
-            gone = [k for k in known if k not in ids]
-            if gone:
-                conn.execute(sa.delete(t.drift_seen).where(
-                    t.drift_seen.c.environment == environment, t.drift_seen.c.item_id.in_(gone)))
-            for item in items:
-                if item["id"] in known:
-                    conn.execute(sa.update(t.drift_seen).where(
-                        t.drift_seen.c.environment == environment, t.drift_seen.c.item_id == item["id"],
-                    ).values(last_seen=stamp, item=item))
-                else:
-                    conn.execute(sa.insert(t.drift_seen).values(
-                        environment=environment, item_id=item["id"], first_seen=stamp, last_seen=stamp, item=item))
-            return {i["id"]: known.get(i["id"], stamp) for i in items}
-
-        return self._tx("record drift", write)
+    @staticmethod
+    def _observe_drift(conn: Connection, environment: str, items: list[dict[str, Any]], stamp: dt.datetime) -> None:
+        """Remember the drift found now: a new item is first seen now; gone items are forgotten."""
+        rows = conn.execute(sa.select(t.drift_seen.c.item_id).where(t.drift_seen.c.environment == environment)).all()
+        known = {r.item_id for r in rows}
+        ids = {i["id"] for i in items}
+        gone = [k for k in known if k not in ids]
+        if gone:
+            conn.execute(sa.delete(t.drift_seen).where(
+                t.drift_seen.c.environment == environment, t.drift_seen.c.item_id.in_(gone)))
+        for item in items:
+            if item["id"] in known:
+                conn.execute(sa.update(t.drift_seen).where(
+                    t.drift_seen.c.environment == environment, t.drift_seen.c.item_id == item["id"],
+                ).values(last_seen=stamp, item=item))
+            else:
+                conn.execute(sa.insert(t.drift_seen).values(
+                    environment=environment, item_id=item["id"], first_seen=stamp, last_seen=stamp, item=item))
 
     def drift(self, environment: str) -> list[tuple[dict[str, Any], dt.datetime]]:
+        """The drift last recorded for ``environment``, each item with when it was first seen."""
         rows = self._tx("read drift", lambda conn: conn.execute(
             sa.select(t.drift_seen).where(t.drift_seen.c.environment == environment)
         ).all())
@@ -345,45 +385,6 @@ class Store:
             conn.execute(sa.insert(t.fingerprints).values(provider=provider, scope=scope, fingerprint=fingerprint))
 
         self._tx("write fingerprint", write)
-
-    # -- leases ------------------------------------------------------------------------------
-
-    def acquire_lease(self, environment: str, ttl: float, owner: str = OWNER) -> bool:
-        """Take (or renew) the lease on ``environment``; False when another live owner holds it."""
-        stamp = clock.system()  # leases are shared between processes: the system clock, never a set one
-        expires = stamp + dt.timedelta(seconds=ttl)
-
-        def take(conn: Connection) -> bool:
-            updated = conn.execute(sa.update(t.leases).where(
-                t.leases.c.environment == environment,
-                sa.or_(t.leases.c.owner == owner, t.leases.c.expires_at < stamp),
-            ).values(owner=owner, expires_at=expires))
-            if updated.rowcount:
-                return True
-            exists = conn.execute(sa.select(t.leases.c.owner).where(t.leases.c.environment == environment)).first()
-            if exists is not None:
-                if not _owner_alive(exists.owner):
-                    # The holder was a process on this host that no longer exists (kill -9).
-                    conn.execute(sa.update(t.leases).where(
-                        t.leases.c.environment == environment, t.leases.c.owner == exists.owner,
-                    ).values(owner=owner, expires_at=expires))
-                    log.warning("lease.taken_from_dead_owner", environment=environment, previous=exists.owner)
-                    return True
-                return False
-            conn.execute(sa.insert(t.leases).values(environment=environment, owner=owner, expires_at=expires))
-            return True
-
-        try:
-            return self._tx("take lease", take)
-        except StoreError as exc:
-            if isinstance(exc.__cause__, sa.exc.IntegrityError):
-                return False  # another process inserted the lease row first
-            raise
-
-    def release_lease(self, environment: str, owner: str = OWNER) -> None:
-        self._tx("release lease", lambda conn: conn.execute(
-            sa.delete(t.leases).where(t.leases.c.environment == environment, t.leases.c.owner == owner)
-        ))
 
     # -- notification dedup --------------------------------------------------------------------
 

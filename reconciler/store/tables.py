@@ -35,14 +35,14 @@ run_changes = Table(
     Column("item_id", String(400), nullable=False),
 )
 
+# What the store knows of each environment. What it tracks and should run is not stored: it is
+# computed from Git when read (app/queries.py), so it is never stale. Databases made before that
+# still hold the columns tracked_ref, desired_revision and desired_ref; nothing reads them.
 environment_status = Table(
     "environment_status", metadata,
     Column("environment", String(100), primary_key=True),
     Column("state", String(20), nullable=False, default="Unknown"),
     Column("reason", Text),
-    Column("tracked_ref", String(255)),
-    Column("desired_revision", String(64)),
-    Column("desired_ref", String(255)),
     Column("applied_revision", String(64)),
     Column("applied_ref", String(255)),
     Column("applied_tree_id", String(80)),

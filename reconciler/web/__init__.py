@@ -1,6 +1,6 @@
 """The web dashboard served by ``reconciler run`` at ``/`` (SPEC §8); every asset comes from the daemon.
 
-``reconciler.api.app.create_app`` calls ``mount_dashboard`` once. Routes:
+``reconciler.daemon.main`` calls ``mount_dashboard`` once, on the API's application. Routes:
 
 - ``GET /``: every environment (state, tracked ref, desired and applied revision, drift, last run);
 - ``GET /environments/{env}``: one environment's drift table and run timeline;
@@ -16,7 +16,6 @@ so there is one source of truth for what the dashboard shows and no second rende
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 import structlog
@@ -24,13 +23,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from reconciler.api import auth
+from reconciler.api.app import Daemon
 from reconciler.config import ApiToken
 from reconciler.errors import ReconcilerError, clip
 from reconciler.web import sessions
 from reconciler.web.pages import Markup, asset_response, page, render, safe_color
-
-if TYPE_CHECKING:
-    from reconciler.daemon.supervisor import Daemon
 
 log = structlog.get_logger(__name__)
 
@@ -54,10 +51,7 @@ def mount_dashboard(app: FastAPI, daemon: Daemon) -> None:
         return who if who is not None and who.allows("read") else None
 
     def names() -> list[str]:
-        try:
-            return reconciler.environments()
-        except ReconcilerError:
-            return sorted(reconciler.store.statuses())
+        return reconciler.queries.names()
 
     def login_page(next_path: str, error: str | None = None) -> Response:
         alert = Markup(f'<p class="problem" role="alert">{html.escape(error)}</p>') if error else Markup("")

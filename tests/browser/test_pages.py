@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from reconciler.api.app import create_app
 from reconciler.api.auth import hash_token
+from reconciler.daemon.main import http_app
 from reconciler.daemon.supervisor import Daemon
 from reconciler.providers.postgres.embedded import EmbeddedPostgres
 from reconciler.web.pages import asset
@@ -43,7 +43,7 @@ def app(tmp_path_factory: pytest.TempPathFactory, pg: EmbeddedPostgres) -> Itera
         warnings.simplefilter("ignore", UserWarning)
         from fastapi.testclient import TestClient
     try:
-        with TestClient(create_app(daemon), base_url="http://127.0.0.1:8080") as client:
+        with TestClient(http_app(daemon), base_url="http://127.0.0.1:8080") as client:
             yield client
     finally:
         daemon.queue.stop(5)

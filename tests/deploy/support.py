@@ -67,10 +67,10 @@ def settings_field(name: str) -> pydantic.fields.FieldInfo:
 
 def route_paths(method: str = "GET") -> set[str]:
     """Paths the daemon's HTTP API serves for ``method`` (the app built as ``reconciler run`` builds it)."""
-    from reconciler.api.app import create_app
+    from reconciler.daemon.main import http_app
 
-    # create_app only keeps the daemon for its handlers; listing routes calls none of them.
-    app = create_app(SimpleNamespace(settings=Settings(), reconciler=None))  # type: ignore[arg-type]
+    # http_app only keeps the daemon for its handlers; listing routes calls none of them.
+    app = http_app(SimpleNamespace(settings=Settings(), reconciler=None))  # type: ignore[arg-type]
     return {getattr(route, "path", "") for route in app.routes if method in (getattr(route, "methods", None) or ())}
 
 

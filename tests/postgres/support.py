@@ -6,7 +6,9 @@ from pathlib import Path
 
 import psycopg
 
-from reconciler.providers.postgres import ApplySettings
+from reconciler.core.changes import Phase
+from reconciler.errors import SchemaError
+from reconciler.providers.postgres import ApplySettings, PostgresProvider
 
 CORPUS = Path(__file__).parent / "corpus"
 CORPUS_ROLE = "corpus_reader"
@@ -29,3 +31,18 @@ def scalar(url: str, sql: str, *params: object) -> object:
 def scratch_databases(server_url: str) -> list[str]:
     rows = fetch(server_url, "select datname from pg_database where datname like 'reconciler_scratch_%'")
     return [str(r[0]) for r in rows]
+
+
+def converge(provider: PostgresProvider, database: str, url: str, files: list[tuple[str, str]], content_key: str,
+             schemas: list[str]) -> list[str]:
+    """Bring ``url`` to the declared schema the way a run does, through ``plan`` and ``apply`` only:
+    each phase from a fresh plan, then verify zero drift (``SchemaError`` naming what still differs)."""
+    applied: list[str] = []
+    for phase in (Phase.SCHEMA_ADDITIVE, Phase.SCHEMA_DESTRUCTIVE):
+        items = [i for i in provider.plan(database, url, files, content_key, schemas) if i.phase == phase]
+        if items:
+            applied += provider.apply(database, url, items)
+    remaining = provider.plan(database, url, files, content_key, schemas)
+    if remaining:
+        raise SchemaError(f"the schema of {database} still differs after apply: {', '.join(i.id for i in remaining)}")
+    return applied

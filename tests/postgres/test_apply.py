@@ -7,7 +7,7 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from reconciler.engine.changes import Change, DriftItem, Phase
+from reconciler.core.changes import Change, DriftItem, Phase
 from reconciler.errors import LockTimeoutError, SchemaError
 from reconciler.providers.postgres import ApplySettings, PostgresProvider
 from reconciler.providers.postgres.apply import apply_items

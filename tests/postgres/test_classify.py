@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.engine.changes import Change, Phase, Risk
+from reconciler.core.changes import Change, Phase, Risk
 from reconciler.errors import SchemaError
 from reconciler.providers.postgres.classify import classify, type_change_risk
 from reconciler.providers.postgres.diffing import SchemaDiff, SchemaFacts

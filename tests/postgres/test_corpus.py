@@ -25,7 +25,7 @@ import pytest
 
 from reconciler.errors import SchemaError
 from reconciler.providers.postgres import PostgresProvider
-from tests.postgres.support import CORPUS, scalar
+from tests.postgres.support import CORPUS, converge, scalar
 
 NewDatabase = Callable[[str], str]
 
@@ -80,9 +80,9 @@ def test_pair_converges(pair: Pair, embedded_database: NewDatabase) -> None:
     assert planned, "the pair changes nothing the diff engine can see"
     if pair.limit:
         with pytest.raises(SchemaError):
-            provider.reconcile("crm", url, files, pair.name, pair.schemas, allow_destructive=True)
+            converge(provider, "crm", url, files, pair.name, pair.schemas)
         return
-    provider.reconcile("crm", url, files, pair.name, pair.schemas, allow_destructive=True)
+    converge(provider, "crm", url, files, pair.name, pair.schemas)
     assert provider.plan("crm", url, files, pair.name, pair.schemas) == []
     for query in pair.expect:
         assert scalar(url, query) is True, query

@@ -6,16 +6,19 @@ PostgreSQL 15 where its binaries exist.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import psycopg
 import pytest
 
-from reconciler.engine.changes import Phase, Risk
+from reconciler.core import gates
+from reconciler.core.changes import Phase, Risk
+from reconciler.desired.models import Environment
 from reconciler.errors import ProviderError, SchemaError
 from reconciler.providers.postgres import PostgresProvider
 from reconciler.providers.postgres.diffing import Inspection, MigraEngine, SchemaDiff
-from tests.postgres.support import fetch, scalar
+from tests.postgres.support import converge, fetch, scalar
 
 NewDatabase = Callable[[str], str]
 
@@ -41,7 +44,7 @@ def files(sql: str) -> list[tuple[str, str]]:
 
 def test_create_from_empty(provider: PostgresProvider, new_database: NewDatabase) -> None:
     url = new_database("")
-    provider.reconcile("crm", url, files(BASE), "rev-1", ["public"])
+    converge(provider, "crm", url, files(BASE), "rev-1", ["public"])
     tables = fetch(url, "select table_name from information_schema.tables "
                         "where table_schema = 'public' order by table_name")
     assert tables == [("customers",), ("tickets",)]
@@ -63,7 +66,7 @@ def test_create_from_empty_plans_creates_only(provider: PostgresProvider, new_da
 
 def _changed(provider: PostgresProvider, new_database: NewDatabase) -> str:
     url = new_database(BASE)
-    provider.reconcile("crm", url, files(CHANGED), "rev-2", ["public"], allow_destructive=True)
+    converge(provider, "crm", url, files(CHANGED), "rev-2", ["public"])
     return url
 
 
@@ -119,9 +122,14 @@ def test_destructive_statements_are_classified_destructive_with_stable_ids(
 def test_destructive_changes_are_refused_without_approval_and_nothing_is_applied(
     provider: PostgresProvider, new_database: NewDatabase
 ) -> None:
+    """The provider plans; the core's destructive gate refuses the plan, and nothing is applied."""
     url = new_database(BASE)
-    with pytest.raises(SchemaError, match=r"crm:drop-column:public\.customers\.legacy_notes"):
-        provider.reconcile("crm", url, files(CHANGED), "rev-2", ["public"])
+    plan = provider.plan("crm", url, files(CHANGED), "rev-2", ["public"])
+    spec = Environment.model_validate({"kind": "Environment", "name": "production", "track": {"branch": "main"},
+                                       "sync": {"destructive_changes": "require-approval"}})
+    gate = gates.check_destructive(spec, [i for i in plan if i.risk == Risk.DESTRUCTIVE], [])
+    assert not gate.allowed
+    assert re.search(r"crm:drop-column:public\.customers\.legacy_notes", gate.reason)
     assert scalar(url, "select count(*) from information_schema.columns where column_name in "
                        "('legacy_notes', 'phone')") == 1
 
@@ -130,7 +138,7 @@ def test_out_of_band_drift_is_detected_and_names_the_object(
     provider: PostgresProvider, new_database: NewDatabase
 ) -> None:
     url = new_database("")
-    provider.reconcile("crm", url, files(BASE), "rev-1", ["public"])
+    converge(provider, "crm", url, files(BASE), "rev-1", ["public"])
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("alter table customers add column shadow_flag boolean")
         conn.execute("create index idx_manual on tickets (customer_id)")
@@ -224,12 +232,12 @@ def test_a_change_the_engine_cannot_converge_on_is_an_error_not_a_loop(new_datab
     url = new_database(BASE)
     provider = PostgresProvider(engine=StuckEngine())
     with pytest.raises(SchemaError, match=r"does not converge: crm:grant:public/usage/PUBLIC were applied"):
-        provider.reconcile("crm", url, files(BASE), "rev-1", ["public"])
+        converge(provider, "crm", url, files(BASE), "rev-1", ["public"])
 
 
 def test_other_schemas_are_not_managed(provider: PostgresProvider, new_database: NewDatabase) -> None:
     url = new_database("create schema ops; create table ops.jobs (id int);")
-    provider.reconcile("crm", url, files(BASE), "rev-1", ["public"])
+    converge(provider, "crm", url, files(BASE), "rev-1", ["public"])
     assert fetch(url, "select table_schema, table_name from information_schema.tables "
                       "where table_schema = 'ops'") == [("ops", "jobs")]
 

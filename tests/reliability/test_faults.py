@@ -21,6 +21,7 @@ import httpx
 import psycopg
 import pytest
 
+from reconciler.app.wiring import build_schema
 from reconciler.providers.postgres.embedded import EmbeddedPostgres
 from tests.conftest import World, cli, cli_process, git
 from tests.daemon_support import start_daemon, wait_for
@@ -71,34 +72,34 @@ def test_target_database_down_during_apply(pyworld: World, own_pg: EmbeddedPostg
     import os
 
     os.environ["CRM_DB_STAGING_ADMIN_URL"] = own_pg.database_url("crm")
-    r = pyworld.reconciler()
+    schema = build_schema(pyworld.settings())  # the Reconciler keeps its parts to itself: hold this one
+    r = pyworld.reconciler(schema=schema)
     assert r.reconcile("staging").result == "Succeeded"
-    good = r.store.status("staging").applied_revision
+    good = r.status("staging").applied_revision
     (pyworld.desired / "databases/crm/004_phone.sql").write_text(
         "alter table customers add column phone text;\nalter table customers add column mobile text;\n")
     add_group(pyworld, "auditors")
-    assert r.schema is not None
-    real_apply = r.schema.apply
+    real_apply = schema.apply
 
     def server_dies_first(*args: object, **kwargs: object) -> list[str]:
         own_pg.stop()
         return real_apply(*args, **kwargs)  # type: ignore[arg-type]
 
-    r.schema.apply = server_dies_first  # type: ignore[method-assign]
+    schema.apply = server_dies_first  # type: ignore[method-assign]
     outcome = r.reconcile("staging")
     assert outcome.result == "Failed"
     assert outcome.reason and ("connect" in outcome.reason or "server" in outcome.reason)
-    run = r.store.run(outcome.run_id or "")
+    run = r.queries.run("staging", outcome.run_id or "")
     assert run is not None and run.result == "Failed"
     assert run.applied == []  # the schema step runs first and its transaction never committed
     assert {"group:auditors", "crm:add-column:public.customers.phone"} <= {item["id"] for item in run.plan}
-    assert r.store.status("staging").applied_revision == good
-    assert r.store.status("staging").state == "Failed"
+    assert r.status("staging").applied_revision == good
+    assert r.status("staging").state == "Failed"
     # Back up: the next run converges, both columns arrive together.
     with on_the_real_clock():
         own_pg.start()
     os.environ["CRM_DB_STAGING_ADMIN_URL"] = own_pg.database_url("crm")
-    r.schema.apply = real_apply  # type: ignore[method-assign]
+    schema.apply = real_apply  # type: ignore[method-assign]
     healed = r.reconcile("staging")
     assert healed.result == "Succeeded", healed.reason
     with psycopg.connect(own_pg.database_url("crm")) as conn:

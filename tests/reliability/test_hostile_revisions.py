@@ -12,18 +12,19 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from semver import Version
 
+from reconciler.core.revisions import tag_version
 from reconciler.desired.loader import load
 from reconciler.errors import ValidationError, clip
-from reconciler.source.revisions import SemVer, tag_version
 from reconciler.source.trees import DirectoryTree
 from tests.conftest import CliResult, World, cli_process, git
 
 
 @pytest.mark.parametrize(("name", "version"), [
-    ("v1.0.0", SemVer(1, 0, 0)),
-    ("v1.0.0+build.7", SemVer(1, 0, 0)),  # build metadata does not change the version
-    ("v1.2.3-rc.1", SemVer(1, 2, 3, ("rc", "1"))),
+    ("v1.0.0", Version(1, 0, 0)),
+    ("v1.0.0+build.7", Version(1, 0, 0)),  # build metadata does not change the version
+    ("v1.2.3-rc.1", Version(1, 2, 3, "rc.1")),
     ("v01.0.0", None),  # leading zero
     ("vv1.0.0", None),  # the glob's 'v' and the optional 'v' together
     ("v1.0.0-rc.1.", None),  # empty prerelease identifier
@@ -37,9 +38,9 @@ from tests.conftest import CliResult, World, cli_process, git
     ("V1.0.0", None),  # the glob is case-sensitive
     ("v" + "1" * 5000 + ".0.0", None),  # over Python's int conversion limit
     ("v1.0.0-" + "1" * 5000, None),
-    ("v1.0.0-" + "x" * 300, SemVer(1, 0, 0, ("x" * 300,))),
+    ("v1.0.0-" + "x" * 300, Version(1, 0, 0, "x" * 300)),
 ])
-def test_a_tag_name_carries_a_version_only_when_it_is_semver(name: str, version: SemVer | None) -> None:
+def test_a_tag_name_carries_a_version_only_when_it_is_semver(name: str, version: Version | None) -> None:
     assert tag_version(name, "v*") == version
 
 

@@ -8,6 +8,7 @@ should be, a lock held by another connection, and a PostgreSQL state store on a 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -20,6 +21,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from reconciler.core.changes import Change, DriftItem, Phase
+from reconciler.core.outcome import DriftChecked, RunOutcome, RunResult, Waiting
+from reconciler.core.plan import Plan, Step
 from reconciler.errors import StoreError
 from reconciler.store.store import Store
 from tests.conftest import World, cli, cli_process
@@ -97,8 +101,11 @@ def test_a_full_disk_is_named_with_the_database(tmp_path: Path, page_limit: Limi
     Store(f"sqlite:///{path}").close()
     page_limit(path, 0)
     store = Store(f"sqlite:///{path}")
-    message = store_error(lambda: store.start_run("staging", "cli", "a" * 40, None, "main",
-                                                  [{"id": "x" * 50_000}]))
+    plan = Plan("staging", "a" * 40, [Step(Phase.GROUPS, "platform", "group", "x", Change.CREATE, (
+        DriftItem(id="x" * 50_000, kind="group", name="x", field=None, change=Change.CREATE, declared={}, live=None),
+    ))])
+    message = store_error(lambda: store.record(RunOutcome("staging", RunResult.PROGRESSING, "a" * 40, "main",
+                                                          plan=plan)))
     assert message == (f"state database {path}: start run failed: the disk is full (SQLite: database or disk is "
                        "full); free space on the disk that holds it")
 
@@ -106,12 +113,12 @@ def test_a_full_disk_is_named_with_the_database(tmp_path: Path, page_limit: Limi
 def test_a_read_only_database_is_named_and_still_readable(tmp_path: Path, read_only: Callable[[Path], None]) -> None:
     path = tmp_path / "state.db"
     writable = Store(f"sqlite:///{path}")
-    writable.update_status("staging", state="Synced")
+    writable.record(DriftChecked("staging", (), dt.datetime.now(dt.UTC)))  # Synced: no drift
     writable.close()
     read_only(path)
     store = Store(f"sqlite:///{path}")
     assert store.status("staging").state == "Synced"
-    message = store_error(lambda: store.update_status("staging", state="Failed"))
+    message = store_error(lambda: store.record(Waiting("staging", "a run is waiting")))
     assert message.startswith(f"state database {path}: write status failed: the database is read-only "
                               "(SQLite: attempt to write a readonly database); make the file and its folder writable")
 
@@ -148,7 +155,7 @@ def test_a_locked_database_is_named(tmp_path: Path) -> None:
     holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("begin exclusive")
     try:
-        message = store_error(lambda: store.update_status("staging", state="Synced"))
+        message = store_error(lambda: store.record(Waiting("staging", "a run is waiting")))
     finally:
         holder.rollback()
         holder.close()

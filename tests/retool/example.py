@@ -2,7 +2,7 @@
 
 The renderer produces these from ``desired-state/``; the retool tests build them here so they
 exercise the provider on its own. ``objects(env)`` gives one environment's objects, shaped the
-way ``reconciler.engine.render`` shapes them; ``Secrets`` resolves ``${secret:NAME}`` from a dict
+way ``reconciler.core.render`` shapes them; ``Secrets`` resolves ``${secret:NAME}`` from a dict
 and fingerprints values the way the engine does (HMAC-SHA256), so ``Sensitive`` values compare
 by fingerprint as they do in production.
 """
@@ -15,8 +15,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from reconciler.engine.changes import Change
-from reconciler.providers.base import AppDeployment, ApplyContext, LiveState, ObjectKey, PlatformObject
+from reconciler.core.changes import Change
+from reconciler.core.objects import LiveState, ObjectKey, PlatformObject
+from reconciler.providers.base import AppDeployment, ApplyContext
 from reconciler.providers.retool import MemoryFingerprintBook, RetoolProvider
 from reconciler.secrets.values import Sensitive
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from reconciler.app.reconcile import Reconciler
 from reconciler.providers.retool import RetoolProvider
-from reconciler.reconcile import Reconciler
 from reconciler.store.store import Store
 from tests.conftest import World
 from tests.retool.fake_server import FakeRetool

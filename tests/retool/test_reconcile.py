@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from reconciler.engine.changes import Change
-from reconciler.providers.base import PlatformObject
+from reconciler.core.changes import Change
+from reconciler.core.objects import PlatformObject
 from reconciler.providers.retool import (
     MemoryFingerprintBook,
     RetoolProvider,

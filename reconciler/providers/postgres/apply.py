@@ -23,7 +23,7 @@ import psycopg.sql
 import structlog
 from psycopg import errors as pgerrors
 
-from reconciler.engine.changes import DriftItem
+from reconciler.core.changes import DriftItem
 from reconciler.errors import LockTimeoutError, ProviderError, SchemaError
 from reconciler.providers.postgres import locks
 from reconciler.providers.postgres.sessions import Timeouts, connect

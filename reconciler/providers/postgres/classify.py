@@ -38,7 +38,7 @@ from pglast.parser import ParseError
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
 
-from reconciler.engine.changes import Change, DriftItem, Phase, Risk
+from reconciler.core.changes import Change, DriftItem, Phase, Risk
 from reconciler.errors import SchemaError
 from reconciler.providers.postgres.diffing import SchemaDiff, SchemaFacts
 

@@ -22,9 +22,9 @@ raises ``SchemaError`` instead of letting the reconciler loop.
 
 The declared side is cached per content key (the Git tree id of the schema folder), so a drift
 check of an unchanged revision only inspects the live database. Between the additive and the
-destructive step of a run the engine should call ``plan`` again and apply what remains: items
-computed before the additive step may depend on objects that step changed (see
-docs/schema-management.md). ``reconcile`` does exactly that, for callers without phases.
+destructive step of a run the app calls ``plan`` again and applies what remains: items computed
+before the additive step may depend on objects that step changed (see docs/schema-management.md).
+Deciding whether destructive statements may run is the core's gate, not the provider's.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from reconciler.engine.changes import DriftItem, Phase, Risk
+from reconciler.core.changes import DriftItem, Risk
 from reconciler.errors import ConfigError, LockTimeoutError, SchemaError
 from reconciler.providers.postgres import locks, urls
 from reconciler.providers.postgres.apply import ApplySettings, apply_items
@@ -151,37 +151,14 @@ class PostgresProvider:
             self._applied[(database, url)] = frozenset(by_id[i].sql or "" for i in applied)
         return applied
 
-    def reconcile(
-        self,
-        database: str,
-        url: str,
-        files: Sequence[SqlFile],
-        content_key: str,
-        managed_schemas: Sequence[str],
-        *,
-        allow_destructive: bool = False,
-    ) -> list[str]:
-        """Plan, apply the additive items, plan again, apply the rest, verify; return ids applied.
+    def warm_up(self) -> None:
+        """Import the diff engine now, so the first plan after a daemon starts does not pay for it."""
+        from reconciler.providers.postgres.diffing import warm_up
 
-        Without ``allow_destructive`` a plan with destructive items raises ``SchemaError``
-        before anything is applied. Remaining drift after the apply raises ``SchemaError``.
-        """
-        items = self.plan(database, url, files, content_key, managed_schemas)
-        destructive = [i.id for i in items if i.risk == Risk.DESTRUCTIVE]
-        if destructive and not allow_destructive:
-            raise SchemaError(f"destructive schema changes need approval: {', '.join(destructive)}")
-        applied = self.apply(database, url, [i for i in items if i.phase == Phase.SCHEMA_ADDITIVE])
-        if any(i.phase != Phase.SCHEMA_ADDITIVE for i in items):
-            # Plan again: the destructive items computed before may depend on what just changed.
-            rest = self.plan(database, url, files, content_key, managed_schemas)
-            if rest:
-                applied += self.apply(database, url, rest)
-        remaining = self.plan(database, url, files, content_key, managed_schemas)
-        if remaining:
-            raise SchemaError(
-                f"the schema of {database} still differs after apply: {', '.join(i.id for i in remaining)}"
-            )
-        return applied
+        warm_up()
+
+    def close(self) -> None:
+        """Nothing to close: connections are opened per call."""
 
     def compare(
         self,

@@ -1,7 +1,8 @@
 """The ``registry`` provider: reads and writes the registry tables (the only code that does).
 
 Called by ``reconcile.py`` through the ``PlatformProvider`` protocol, by ``demo.py`` to make an
-out-of-band edit, and by the HTTP API's registry endpoint to serve an app's resolved settings.
+out-of-band edit, by the HTTP API's registry endpoint to serve an app's resolved settings, and by
+``reconciler import`` to read back the files of a deployed app (``app_files``).
 Any SQLAlchemy URL works; the default is a SQLite file in the data directory.
 """
 
@@ -15,9 +16,10 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.engine import Connection
 
-from reconciler.engine.changes import Change
+from reconciler.core.changes import Change
+from reconciler.core.objects import LiveState, PlatformObject
 from reconciler.errors import ProviderError
-from reconciler.providers.base import ApplyContext, LiveState, PlatformObject
+from reconciler.providers.base import ApplyContext
 from reconciler.providers.registry import tables as t
 from reconciler.secrets.values import from_storable, to_storable
 from reconciler.sqlengines import create_tables, driver_error, engine_for
@@ -107,6 +109,18 @@ class RegistryProvider:
         result: dict[str, Any] | None = self._run("app lookup", query)
         return result
 
+    def app_files(self, environment: str, app: str) -> dict[str, bytes] | None:
+        """The files of ``app`` as last deployed in ``environment``; None when none are kept (an app
+        deployed before the registry kept files, or not deployed at all)."""
+
+        def query(conn: Connection) -> dict[str, bytes]:
+            rows = conn.execute(sa.select(t.app_files.c.path, t.app_files.c.content).where(
+                t.app_files.c.environment == environment, t.app_files.c.app == app))
+            return {row.path: bytes(row.content) for row in rows}
+
+        files: dict[str, bytes] = self._run("app files lookup", query)
+        return files or None
+
     # -- writing -------------------------------------------------------------------------
 
     def apply(
@@ -124,7 +138,23 @@ class RegistryProvider:
         conn.execute(sa.delete(table).where(where))
         if change != Change.DELETE:
             conn.execute(sa.insert(table).values(**key, **row))
+        if obj.kind == "app":
+            self._write_app_files(conn, ctx, change, obj.name)
         log.debug("registry.written", environment=env, kind=obj.kind, name=obj.name)
+
+    @staticmethod
+    def _write_app_files(conn: Connection, ctx: ApplyContext, change: Change, app: str) -> None:
+        """Keep the deployed files with the app; an update without a deployment keeps the old ones."""
+        deployment = ctx.deployments.get(app)
+        if change != Change.DELETE and deployment is None:
+            return
+        files = t.app_files
+        conn.execute(sa.delete(files).where(files.c.environment == ctx.environment, files.c.app == app))
+        if change != Change.DELETE and deployment is not None and deployment.files:
+            conn.execute(sa.insert(files), [
+                {"environment": ctx.environment, "app": app, "path": path, "content": content}
+                for path, content in sorted(deployment.files.items())
+            ])
 
     def _row(self, ctx: ApplyContext, obj: PlatformObject) -> tuple[sa.Table, dict[str, Any], dict[str, Any]]:
         env, f = ctx.environment, obj.fields

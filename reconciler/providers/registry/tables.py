@@ -2,12 +2,14 @@
 
 Every row belongs to one environment, so each environment's live state is independent. Secret
 values are never stored: a secret field holds ``{"$sensitive": <template>, "fingerprint": ...}``;
-the HTTP registry endpoint resolves the template at request time.
+the HTTP registry endpoint resolves the template at request time. Like a real platform, the
+registry keeps the files of each deployed app (``registry_app_files``), so what runs can be read
+back (``reconciler import``).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, MetaData, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, DateTime, LargeBinary, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -71,4 +73,12 @@ apps = Table(
     Column("revision", String(64)),
     Column("release", String(100)),
     Column("deployed_at", DateTime(timezone=True)),
+)
+
+app_files = Table(
+    "registry_app_files", metadata,
+    Column("environment", String(100), primary_key=True),
+    Column("app", String(100), primary_key=True),
+    Column("path", String(1000), primary_key=True),
+    Column("content", LargeBinary, nullable=False),
 )

@@ -62,14 +62,10 @@ from typing import Any, TypeVar
 import httpx
 import structlog
 
-from reconciler.engine.changes import Change
+from reconciler.core.changes import Change
+from reconciler.core.objects import LiveState, PlatformObject
 from reconciler.errors import ProviderError
-from reconciler.providers.base import (
-    ApplyContext,
-    FingerprintBook,
-    LiveState,
-    PlatformObject,
-)
+from reconciler.providers.base import ApplyContext, FingerprintBook
 from reconciler.providers.retool.client import (
     DEFAULT_REQUESTS_PER_MINUTE,
     RetoolClient,

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reconciler.engine.changes import Change, DriftItem, Phase, Risk
-from reconciler.providers.base import ObjectKey, PlatformObject
+from reconciler.core.changes import Change, DriftItem, Phase, Risk
+from reconciler.core.objects import ObjectKey, PlatformObject
 from reconciler.secrets.values import redact
 
 KIND_PHASE = {

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reconciler.engine.changes import Change, DriftItem, Phase, Risk
-from reconciler.engine.drift import KIND_ORDER
+from reconciler.core.changes import Change, DriftItem, Phase, Risk
+from reconciler.core.drift import KIND_ORDER
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.desired.models import CONFIG_REFERENCE, SECRET_REFERENCE, Environment
+from reconciler.core.objects import ObjectKey, PlatformObject
+from reconciler.desired.models import (
+    CONFIG_REFERENCE,
+    DEFAULT,
+    SECRET_REFERENCE,
+    Environment,
+    app_environments,
+    resource_environments,
+)
 from reconciler.desired.state import DesiredState, SqlFile
-from reconciler.desired.validation import DEFAULT, app_environments, resource_environments
 from reconciler.errors import NotFoundError, clip
-from reconciler.providers.base import ObjectKey, PlatformObject
 from reconciler.secrets.values import Sensitive
 
 SensitiveFn = Callable[[str], Sensitive]

@@ -1,9 +1,10 @@
-"""Promotion gates (SPEC §4) as pure decisions over plain facts.
+"""Promotion gates (SPEC §4) as pure decisions over plain facts: every refusal is decided here.
 
-``reconcile.py`` gathers the facts (is the tag's commit reachable, did this tree verify upstream,
-what did this tag point at before, what do the signatures say, what time is it) and asks these
-functions whether a revision may be applied. Each refusal carries a short code (for metrics and
-notifications) and a sentence an operator can act on.
+``app/reconcile.py`` gathers the facts (is the tag's commit reachable, did this tree verify
+upstream, what did this tag point at before, what do the signatures say, what time is it) and
+``core/targets.py`` and the app ask these functions whether a revision may be applied. Each refusal
+carries a ``GateCode`` (for metrics, notifications and ``reconciler explain``) and a sentence an
+operator can act on.
 """
 
 from __future__ import annotations
@@ -12,21 +13,45 @@ import datetime as dt
 import fnmatch
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
+from reconciler.core.changes import DriftItem
 from reconciler.desired.models import DenyWindow, Environment
 from reconciler.durations import parse_duration
-from reconciler.engine.changes import DriftItem
 
 _APPROVE = re.compile(r"^\s*Approve:\s*(\S+)\s*$", re.MULTILINE | re.IGNORECASE)
+
+
+class GateCode(StrEnum):
+    """Why a revision is refused. ``reconciler explain CODE`` explains each one."""
+
+    # which revision (core/targets.py)
+    NOT_A_TAG = "not-a-tag"  # a tag-tracked environment was asked to apply something else
+    TAG_DELETED = "tag-deleted"  # the tag the environment runs is gone
+    NO_RELEASE = "no-release"  # no tag matches the environment's glob yet
+    NOT_A_RELEASE = "not-a-release"  # the tag matches the glob but carries no semantic version
+    PRERELEASE = "prerelease"
+    PINNED = "pinned"  # an explicit revision other than the pin
+    # the release tag (check_tag)
+    MOVED_TAG = "moved-tag"
+    OLDER_TAG = "older-tag"
+    UNREACHABLE = "unreachable"
+    NOT_PROMOTED = "not-promoted"
+    SIGNATURE = "signature"
+    # the desired state and the plan
+    INVALID = "invalid"
+    DESTRUCTIVE = "destructive"
+    DESTRUCTIVE_DENIED = "destructive-denied"
+    WINDOW = "window"
 
 
 @dataclass(frozen=True)
 class Gate:
     allowed: bool
-    code: str = "ok"
+    code: GateCode | None = None  # set when refused
     reason: str = ""
     retry_at: dt.datetime | None = None  # when a waiting revision may go (deny windows)
 
@@ -35,7 +60,7 @@ class Gate:
         return Gate(True)
 
     @staticmethod
-    def block(code: str, reason: str, retry_at: dt.datetime | None = None) -> Gate:
+    def block(code: GateCode, reason: str, retry_at: dt.datetime | None = None) -> Gate:
         return Gate(False, code, reason, retry_at)
 
 
@@ -56,30 +81,30 @@ def check_tag(spec: Environment, facts: TagFacts) -> Gate:
     track = spec.track
     if facts.first_seen_target is not None and facts.first_seen_target != facts.target:
         return Gate.block(
-            "moved-tag",
+            GateCode.MOVED_TAG,
             f"tag {facts.name} moved from {facts.first_seen_target[:12]} to {facts.target[:12]}; moved tags are "
             "never followed — cut a new release tag instead",
         )
     if not facts.newer_than_applied:
         return Gate.block(
-            "older-tag",
+            GateCode.OLDER_TAG,
             f"tag {facts.name} is not newer than what {spec.name} runs; to roll back use "
             f"'reconciler pin {spec.name} {facts.name}'",
         )
     if track.from_branch and facts.reachable is False:
         return Gate.block(
-            "unreachable",
+            GateCode.UNREACHABLE,
             f"tag {facts.name} ({facts.target[:12]}) is not reachable from branch {track.from_branch}; "
             f"release only commits merged to {track.from_branch}",
         )
     if track.promoted_from and facts.verified_upstream is False:
         return Gate.block(
-            "not-promoted",
+            GateCode.NOT_PROMOTED,
             f"the desired state of {facts.name} has never synced and verified in {track.promoted_from}; "
             f"let {track.promoted_from} reach this revision first",
         )
     if facts.signature_ok is False:
-        return Gate.block("signature", f"tag {facts.name}: {facts.signature_reason}")
+        return Gate.block(GateCode.SIGNATURE, f"tag {facts.name}: {facts.signature_reason}")
     return Gate.ok()
 
 
@@ -107,11 +132,12 @@ def check_destructive(spec: Environment, destructive: list[DriftItem], approvals
     if policy == "allow":
         return Gate.ok()
     if policy == "deny":
-        return Gate.block("destructive-denied", f"destructive changes are denied in {spec.name}: {', '.join(ids)}")
+        return Gate.block(GateCode.DESTRUCTIVE_DENIED,
+                          f"destructive changes are denied in {spec.name}: {', '.join(ids)}")
     missing = [i for i in ids if not is_approved(i, approvals)]
     if missing:
         return Gate.block(
-            "destructive",
+            GateCode.DESTRUCTIVE,
             f"destructive change needs approval: {', '.join(missing)} — add 'Approve: {missing[0]}' to the "
             "annotated tag message (or pass --approve)",
         )
@@ -150,6 +176,19 @@ def check_window(spec: Environment, now: dt.datetime) -> Gate:
     if closes is None:
         return Gate.ok()
     return Gate.block(
-        "window", f"inside a deny window until {closes.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC; "
+        GateCode.WINDOW, f"inside a deny window until {closes.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC; "
         "the revision waits and is applied when the window closes", retry_at=closes,
     )
+
+
+def check_pin(environment: str, pinned: str | None, requested: str | None) -> Gate:
+    """An explicit revision other than the pin is refused while the environment is pinned."""
+    if pinned and requested is not None and requested != pinned:
+        return Gate.block(GateCode.PINNED, f"{environment} is pinned at {pinned[:12]}; run "
+                          f"'reconciler unpin {environment}' first")
+    return Gate.ok()
+
+
+def invalid(problems: str) -> Gate:
+    """The desired state at the revision does not validate: it is never applied."""
+    return Gate.block(GateCode.INVALID, problems)

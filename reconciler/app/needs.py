@@ -65,7 +65,7 @@ class Needs:
         return [n for n in self.needs if n.name is not None]
 
 
-# Configuration keys the daemon resolves through the secret backends (reconciler/wiring.py): when one
+# Configuration keys the daemon resolves through the secret backends (reconciler/app/wiring.py): when one
 # of them holds a ${secret:NAME} reference, the daemon needs NAME before it can start.
 def configuration_uses(settings: Settings, path: Path | None) -> list[Use]:
     keys: dict[str, str | None] = {

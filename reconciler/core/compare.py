@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from reconciler.core.changes import Change, DriftItem, Phase, Risk
+from reconciler.core.drift import diff_objects
+from reconciler.core.render import render
 from reconciler.desired.state import DesiredState
-from reconciler.engine.changes import Change, DriftItem, Phase, Risk
-from reconciler.engine.drift import diff_objects
-from reconciler.engine.render import render
 from reconciler.secrets.values import Sensitive
 
 

@@ -1,4 +1,4 @@
-"""Plain data shared by the engine, the providers and the reports: drift items and plan steps.
+"""Plain data shared by the core, the providers and the reports: drift items and their risks and phases.
 
 A drift item is one difference between declared and live state. A plan is the same items in
 apply order (SPEC §5), each tagged with the phase it runs in. Values are JSON-able; secrets are
@@ -79,3 +79,15 @@ class DriftItem:
         if self.sql is not None:
             out["sql"] = self.sql
         return out
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DriftItem:
+        """An item as ``as_json`` wrote it (the state store keeps drift that way), for reports.
+
+        The phase is not part of the JSON form; a report of stored drift does not order by it.
+        """
+        return cls(
+            id=data["id"], kind=data["kind"], name=data["name"], field=data.get("field"),
+            change=Change(data["change"]), declared=data.get("declared"), live=data.get("live"),
+            risk=Risk(data.get("risk", "safe")), sql=data.get("sql"),
+        )

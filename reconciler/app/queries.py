@@ -1,0 +1,102 @@
+"""The read model the API, the dashboard and the CLI share: environment status rows, runs, drift reports.
+
+A status row is what the store holds (state, reason, what runs, the last run) with what the
+environment tracks and should run computed from Git when it is read (``Reconciler.desired``),
+never written. Nothing here writes: ``status``, ``history`` and the API's GETs leave the state
+database as they found it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from reconciler.core.changes import DriftItem
+from reconciler.core.outcome import EnvironmentStatus
+from reconciler.core.plan import Plan
+from reconciler.core.targets import Target, tracked_ref
+from reconciler.desired.models import Environment
+from reconciler.errors import ReconcilerError
+from reconciler.store.store import RunRecord, Store
+
+log = structlog.get_logger(__name__)
+
+# RunRecord is what the store returns for a run; readers take it from here, not from the store.
+__all__ = ["DriftReport", "Queries", "RunRecord", "Source", "StatusRow"]
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    status: EnvironmentStatus
+    tracked_ref: str | None
+    desired_revision: str | None
+    desired_ref: str | None
+    last_run: RunRecord | None
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """The drift last recorded for an environment (by a run or a drift check)."""
+
+    plan: Plan
+    ref: str | None
+    first_seen: dict[str, dt.datetime]
+    checked_at: dt.datetime | None
+
+
+class Source(Protocol):
+    """What the read model asks of the application (``app/reconcile.Reconciler``)."""
+
+    def desired(self, env: str, rev: str | None = None) -> Target: ...
+
+    def known_environments(self) -> list[str]: ...
+
+    def declared_spec(self, env: str) -> Environment | None: ...
+
+
+class Queries:
+    """Reads of the store joined with what Git says now; built by ``Reconciler`` as ``reconciler.queries``."""
+
+    def __init__(self, reconciler: Source, store: Store) -> None:
+        self.reconciler = reconciler
+        self.store = store
+
+    def names(self) -> list[str]:
+        return self.reconciler.known_environments()
+
+    def status_row(self, env: str) -> StatusRow:
+        status = self.store.status(env)
+        tracked = desired_revision = desired_ref = None
+        try:
+            target = self.reconciler.desired(env)
+        except ReconcilerError as exc:
+            log.info("status.target_unknown", environment=env, error=str(exc))
+            spec = self.reconciler.declared_spec(env)  # what it tracks, from the last good desired state
+            tracked = tracked_ref(spec) if spec is not None else None
+        else:
+            tracked, desired_revision, desired_ref = tracked_ref(target.spec), target.revision, target.ref
+        last = self.store.run(status.last_run_id) if status.last_run_id else None
+        return StatusRow(status, tracked, desired_revision, desired_ref, last)
+
+    def status_rows(self) -> list[StatusRow]:
+        return [self.status_row(name) for name in self.names()]
+
+    def runs(self, env: str, limit: int = 50) -> list[RunRecord]:
+        return self.store.runs(env, limit)
+
+    def run(self, env: str, run_id: str) -> RunRecord | None:
+        record = self.store.run(run_id)
+        return record if record is not None and record.environment == env else None
+
+    def drift_report(self, env: str) -> DriftReport:
+        status = self.store.status(env)
+        seen = self.store.drift(env)
+        items = [DriftItem.from_json(item) for item, _ in seen]
+        return DriftReport(Plan(env, status.applied_revision, [], items), status.applied_ref,
+                           {item["id"]: when for item, when in seen}, status.last_checked_at)
+
+    def store_reachable(self) -> bool:
+        return self.store.ping()

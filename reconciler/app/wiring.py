@@ -1,0 +1,111 @@
+"""Build a ``Reconciler`` from settings: which providers, which store, which secrets, which source.
+
+Called by the CLI, the daemon, the demo and the benchmarks. Tests and the demo replace parts with
+ready-made ones through ``Overrides`` (typed: a part that is not given is built from settings).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from reconciler.app.reconcile import Parts, Reconciler
+from reconciler.clock import Clock
+from reconciler.config import Settings
+from reconciler.durations import parse_duration
+from reconciler.errors import ConfigError, SecretError
+from reconciler.providers.base import FingerprintBook, PlatformProvider, SchemaProvider
+from reconciler.secrets.backends import Secrets, backends_from_config
+from reconciler.secrets.fingerprints import Fingerprinter, load_or_create_key
+from reconciler.source.repository import Repository, SshKey
+from reconciler.store.store import Store
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Ready-made parts to use instead of building them from settings."""
+
+    secrets: Secrets | None = None
+    store: Store | None = None
+    repository: Repository | None = None
+    platform: PlatformProvider | None = None
+    schema: SchemaProvider | None = None
+    no_schema: bool = False  # run without a schema provider (a desired state without databases)
+    clock: Clock | None = None
+
+
+def resolve_setting(secrets: Secrets, key: str, value: str) -> str:
+    """A configuration value with its ``${secret:NAME}`` references resolved; a missing one names the key."""
+    try:
+        return secrets.resolve(value)
+    except SecretError as exc:
+        raise SecretError(f"{key}: {exc}") from None
+
+
+def build_secrets(settings: Settings) -> Secrets:
+    return Secrets(backends_from_config(settings.secrets.backends))
+
+
+def build_repository(settings: Settings, secrets: Secrets) -> Repository:
+    """The source repository, with the ssh key ``source.ssh_key`` names (its passphrase resolved)."""
+    ssh_key = None
+    if settings.source.ssh_key:
+        passphrase = secrets.resolve(settings.source.ssh_key_passphrase) if settings.source.ssh_key_passphrase else ""
+        ssh_key = SshKey(private_key=settings.source.ssh_key, passphrase=passphrase)
+    return Repository(settings.source.url, cache_dir=settings.data_dir / "cache", branches=settings.source.branches,
+                      ssh_key=ssh_key)
+
+
+def build_platform(settings: Settings, secrets: Secrets, fingerprints: FingerprintBook) -> PlatformProvider:
+    if settings.platform.provider == "registry":
+        from reconciler.providers.registry import RegistryProvider
+
+        return RegistryProvider(resolve_setting(secrets, "platform.url", settings.registry_url))
+    from reconciler.providers.retool.provider import RetoolProvider
+
+    if not settings.platform.host or not settings.platform.token:
+        raise ConfigError("platform.provider = 'retool' needs platform.host and platform.token "
+                          "(token = \"${secret:RETOOL_TOKEN}\")")
+    return RetoolProvider(
+        host=settings.platform.host,
+        token=secrets.resolve(settings.platform.token),
+        requests_per_minute=settings.platform.requests_per_minute,
+        timeout=parse_duration(settings.platform.timeout),
+        # Write-only values (secrets, options) are judged by what we wrote: that record lives in the store.
+        fingerprints=fingerprints,
+    )
+
+
+def build_schema(settings: Settings, shadow_url: str | None = None) -> SchemaProvider:
+    from reconciler.providers.postgres.apply import ApplySettings
+    from reconciler.providers.postgres.provider import PostgresProvider
+
+    return PostgresProvider(
+        shadow_url=shadow_url or settings.databases.shadow_url,
+        shared_cache=True,
+        settings=ApplySettings(
+            lock_timeout=parse_duration(settings.databases.lock_timeout),
+            statement_timeout=parse_duration(settings.databases.statement_timeout),
+            attempts=settings.databases.lock_retries + 1,
+        ),
+    )
+
+
+def build_reconciler(settings: Settings, overrides: Overrides | None = None) -> Reconciler:
+    given = overrides or Overrides()
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secrets = given.secrets or build_secrets(settings)
+    if settings.secrets.fingerprint_key:
+        try:
+            key = bytes.fromhex(secrets.resolve(settings.secrets.fingerprint_key))
+        except ValueError as exc:
+            raise ConfigError("secrets.fingerprint_key must be hex (64 characters for 32 bytes)") from exc
+    else:
+        key = load_or_create_key(data_dir)
+    store = given.store or Store(resolve_setting(secrets, "state.url", settings.state_url))
+    repository = given.repository or build_repository(settings, secrets)
+    platform = given.platform or build_platform(settings, secrets, store)
+    schema = None if given.no_schema else given.schema or build_schema(settings)
+    parts = Parts(settings=settings, repository=repository, store=store, platform=platform, schema=schema,
+                  secrets=secrets, fingerprinter=Fingerprinter(key, secrets))
+    return Reconciler(parts, clock=given.clock) if given.clock is not None else Reconciler(parts)

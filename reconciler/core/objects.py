@@ -1,0 +1,48 @@
+"""The platform objects the core renders from Git and the providers read live: one shape for both.
+
+``render`` turns a desired state into these; a platform provider's ``read`` returns them; ``drift``
+compares the two. Object kinds and their fields (every value JSON-able; secrets as ``Sensitive``):
+
+==================  =====================================  ============================================
+kind                name                                   fields
+==================  =====================================  ============================================
+environment         the environment name                   description, color
+folder              folder name                            (none)
+resource            resource name                          type, description, folder, options (dict)
+config-variable     variable name                          description, secret (bool), value
+group               group name                             description
+permission          ``<group>/<object_type>/<object>``     group, object_type (resource|app|folder),
+                                                           object, access (use|edit|own)
+app                 app name                               description, folder, source_hash,
+                                                           resources (list), config (list)
+==================  =====================================  ============================================
+
+A resource's ``options`` are the shared options merged with this environment's options. Groups,
+folders and resource definitions are shared by every environment on a platform such as Retool; the
+per-environment parts (resource options, config values, permissions on resource configurations,
+deployed apps) are what make one environment differ from another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+KINDS = ("environment", "folder", "resource", "config-variable", "group", "permission", "app")
+
+ObjectKey = tuple[str, str]  # (kind, name)
+
+
+@dataclass(frozen=True)
+class PlatformObject:
+    kind: str
+    name: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> ObjectKey:
+        return (self.kind, self.name)
+
+
+LiveState = dict[ObjectKey, PlatformObject]

@@ -1,0 +1,116 @@
+"""Leases: one run per environment across processes sharing a state store (SPEC §5).
+
+``app/reconcile.py`` holds an environment's lease for the length of a run (``Leases.hold``): a
+row naming the owner (host:pid) and an expiry, renewed by a heartbeat thread while a long step
+runs. A lease that expired, or whose owner is a process of this host that no longer exists, can be
+taken over. Leases are judged on the system clock every process shares.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.engine import Connection
+
+from reconciler import clock
+from reconciler.errors import ReconcilerError, StoreError
+from reconciler.store import tables as t
+from reconciler.store.store import OWNER, Store, _owner_alive
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Held:
+    """A lease as ``Leases.hold`` took it: held or not, and what went wrong releasing it."""
+
+    held: bool
+    warnings: list[str] = field(default_factory=list)
+
+
+class Leases:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def acquire(self, environment: str, ttl: float, owner: str = OWNER) -> bool:
+        """Take (or renew) the lease on ``environment``; False when another live owner holds it."""
+        stamp = clock.system()  # leases are shared between processes: the system clock, never a set one
+        expires = stamp + dt.timedelta(seconds=ttl)
+
+        def take(conn: Connection) -> bool:
+            updated = conn.execute(sa.update(t.leases).where(
+                t.leases.c.environment == environment,
+                sa.or_(t.leases.c.owner == owner, t.leases.c.expires_at < stamp),
+            ).values(owner=owner, expires_at=expires))
+            if updated.rowcount:
+                return True
+            exists = conn.execute(sa.select(t.leases.c.owner).where(t.leases.c.environment == environment)).first()
+            if exists is not None:
+                if not _owner_alive(exists.owner):
+                    # The holder was a process on this host that no longer exists (kill -9).
+                    conn.execute(sa.update(t.leases).where(
+                        t.leases.c.environment == environment, t.leases.c.owner == exists.owner,
+                    ).values(owner=owner, expires_at=expires))
+                    log.warning("lease.taken_from_dead_owner", environment=environment, previous=exists.owner)
+                    return True
+                return False
+            conn.execute(sa.insert(t.leases).values(environment=environment, owner=owner, expires_at=expires))
+            return True
+
+        try:
+            return self.store._tx("take lease", take)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, sa.exc.IntegrityError):
+                return False  # another process inserted the lease row first
+            raise
+
+    def release(self, environment: str, owner: str = OWNER) -> None:
+        self.store._tx("release lease", lambda conn: conn.execute(
+            sa.delete(t.leases).where(t.leases.c.environment == environment, t.leases.c.owner == owner)
+        ))
+
+    @contextmanager
+    def hold(self, environment: str, ttl: float, ttl_text: str | None = None) -> Iterator[Held]:
+        """Hold ``environment``'s lease while the block runs, renewing it every ``ttl``/3 seconds.
+
+        Failing to release the row (the state database is full, read-only or gone) is a warning,
+        not an error: the row expires after ``ttl``, and a process of this host takes over a dead
+        owner's row at once.
+        """
+        if not self.acquire(environment, ttl):
+            yield Held(held=False)
+            return
+        done = threading.Event()
+        heartbeat = threading.Thread(target=self._renew, args=(environment, ttl, done), daemon=True,
+                                     name=f"lease-{environment}")
+        heartbeat.start()
+        held = Held(held=True)
+        try:
+            yield held
+        finally:
+            done.set()
+            heartbeat.join(timeout=5)
+            try:
+                self.release(environment)
+            except ReconcilerError as exc:
+                log.warning("lease.release_failed", environment=environment, error=str(exc), expires_in=ttl)
+                held.warnings.append(f"could not release the lease on {environment} ({exc}); it expires by itself "
+                                     f"within {ttl_text or _seconds(ttl)}")
+
+    def _renew(self, environment: str, ttl: float, done: threading.Event) -> None:
+        """Keep the lease while a long step runs (a lock wait, a slow migration)."""
+        while not done.wait(ttl / 3):
+            try:
+                self.acquire(environment, ttl)
+            except ReconcilerError as exc:
+                log.warning("lease.renew_failed", environment=environment, error=str(exc))
+
+
+def _seconds(ttl: float) -> str:
+    return f"{ttl:g}s"
