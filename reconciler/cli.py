@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from reconciler import clock, logs
-from reconciler.config import Settings, load_settings
 from reconciler.errors import ReconcilerError, ValidationError
 
 if TYPE_CHECKING:
     from reconciler.app.needs import Needs
+    from reconciler.config import Settings  # pydantic-settings: imported by the commands that read a config
     from reconciler.desired.state import DesiredState
 
 app = typer.Typer(
@@ -111,6 +111,8 @@ def errors_as_exit() -> Iterator[None]:
 
 
 def settings_for(config: Path | None, source: str | None = None) -> Settings:
+    from reconciler.config import load_settings
+
     settings = load_settings(config, source={"url": source} if source else {})
     logs.configure(os.environ.get("RECONCILER_LOG_LEVEL", "error"), settings.log.format)
     clock.configure()
@@ -163,13 +165,22 @@ def desired_folder(path: Path | None, settings: Settings | None = None) -> Path:
     return folder
 
 
-def load_folder(folder: Path, fmt: Format) -> DesiredState:
-    """The desired state in ``folder``; every problem printed (``fmt``) and exit 1 when it does not validate."""
+def load_folder(folder: Path, fmt: Format, settings: Settings | None = None) -> DesiredState:
+    """The desired state in ``folder``; every problem printed (``fmt``) and exit 1 when it does not validate.
+    With ``settings``, the platform topology's rules are checked too."""
+    from reconciler.core.topology import shared_instance_problems
     from reconciler.desired.loader import load
     from reconciler.source.trees import DirectoryTree
 
     try:
-        return load(DirectoryTree(folder))
+        state = load(DirectoryTree(folder))
+        if settings is not None:
+            # The platform topology: what environments sharing one instance cannot declare differently.
+            placement = settings.platform.placement(state.environment_order)
+            problems = shared_instance_problems(state, placement)
+            if problems:
+                raise ValidationError(problems)
+        return state
     except ValidationError as exc:
         if fmt == Format.json:
             emit(json.dumps({"valid": False, "problems": [
@@ -204,16 +215,18 @@ def validate(
     fmt: FormatOpt = Format.text,
     config: ConfigOpt = None,
 ) -> None:
-    """Validate a desired-state folder in a working tree (no daemon, no network; the config is not needed).
+    """Validate a desired-state folder in a working tree (no daemon, no network).
 
-    Exit 0 valid, 1 invalid (every problem listed) or, with --env, a secret ENV needs is not set."""
+    The config is not needed; given with ``--config`` (or read for ``--env``), its platform topology is
+    checked too (what environments sharing one instance cannot declare differently). Exit 0 valid, 1
+    invalid (every problem listed) or, with --env, a secret ENV needs is not set."""
     logs.configure("error")
     settings = None
-    if env is not None:
+    if env is not None or config is not None:
         with errors_as_exit():
             settings = settings_for(config)
     folder = desired_folder(path)
-    state = load_folder(folder, fmt)
+    state = load_folder(folder, fmt, settings)
     needs = check_secrets(state, env, settings, config) if env is not None and settings is not None else None
     if fmt == Format.json:
         from reconciler.reports.secrets import secrets_json
@@ -350,7 +363,7 @@ def drift(
         for name in names:
             _revision, ref = r.current_revision(name)
             result, first_seen = r.drift(name)
-            found = found or bool(result.drift)
+            found = found or bool(result.pending)  # what the instance owner applies is not this one's drift
             if fmt == Format.json:
                 reports.append(plan_json(result, ref, first_seen, kind="drift"))
             else:
@@ -464,7 +477,8 @@ def diff(
     env: Annotated[str | None, typer.Argument(help="Only this environment.")] = None,
     fmt: FormatOpt = Format.text,
     shadow_url: Annotated[str | None, typer.Option(
-        "--shadow-url", help="PostgreSQL server for scratch databases: adds schema statements and their risk.",
+        "--shadow-url", help="PostgreSQL server for the scratch databases that turn changed SQL files into "
+        "statements and their risk (default: databases.shadow_url, else an embedded one started for the diff).",
         envvar="RECONCILER_SHADOW_URL")] = None,
     config: ConfigOpt = None,
     source: SourceOpt = None,
@@ -475,7 +489,8 @@ def diff(
 
     with errors_as_exit():
         settings = settings_for(config, source)
-        found = run_diff(settings, base, head, env, shadow_url)
+        found = run_diff(settings, base, head, env, shadow_url,
+                         warn=lambda message: err.print(f"[yellow]warning:[/yellow] {esc(message)}"))
     emit(render_diff(fmt.value, found.environments, base, found.base_id, head, found.head_id))
     raise typer.Exit(2 if found.count else 0)
 
@@ -487,6 +502,7 @@ def run(
     listen: Annotated[str | None, typer.Option(help="API address (overrides api.listen).")] = None,
 ) -> None:
     """Run the daemon: watch the repository, reconcile, check drift, serve the API."""
+    from reconciler.config import load_settings
     from reconciler.daemon.main import run_daemon
 
     with errors_as_exit():

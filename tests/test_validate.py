@@ -60,6 +60,12 @@ def test_missing_required_field(folder: Path) -> None:
     assert problems(folder) == ["resources/segment.yaml:1: Resource 'segment': missing required field 'type'"]
 
 
+def test_a_resource_type_retools_api_cannot_create_is_refused_at_its_line(folder: Path) -> None:
+    edit(folder, "resources/segment.yaml", "type: restapi\n", "type: s3\n")
+    assert problems(folder) == ["resources/segment.yaml:3: Resource 'segment': type 's3' cannot be created through "
+                                "Retool's API; use one of dbServer, mysql, postgresql, redshift, restapi, snowflake"]
+
+
 def test_unknown_kind(folder: Path) -> None:
     (folder / "extra.yaml").write_text("kind: Dashboard\nname: x\n")
     assert problems(folder) == ["extra.yaml:1: unknown kind 'Dashboard' (known kinds: App, Check, ConfigVariable, "
@@ -224,3 +230,28 @@ def test_a_broken_reconciler_yaml_does_not_hide_the_other_problems(folder: Path)
     found = problems(folder)
     assert [p.split(": ")[0] for p in found] == ["environments/production.yaml:20", "reconciler.yaml:3"]
     assert found[0].endswith("reference to undeclared group 'suport-team'")
+
+
+def test_with_a_config_an_app_declared_for_part_of_a_shared_retool_instance_is_refused(
+    folder: Path, tmp_path: Path,
+) -> None:
+    edit(folder, "apps/customer-support-dashboard.yaml", "environments: [staging, production]",
+         "environments: [staging]")
+    shutil.rmtree(folder / "checks")  # the example's checks look at the app in production
+    shared = tmp_path / "shared.toml"
+    shared.write_text('[platform]\nprovider = "retool"\nhost = "https://retool.example.com"\n'
+                      'token = "${secret:RETOOL_TOKEN}"\n')
+    separate = tmp_path / "separate.toml"
+    separate.write_text('[platform]\nprovider = "retool"\n' + "".join(
+        f'[[platform.instances]]\nname = "{env}"\nhost = "https://{env}.retool.example.com"\n'
+        f'token = "${{secret:RETOOL_{env.upper()}_TOKEN}}"\nenvironments = ["{env}"]\n'
+        for env in ("staging", "production")))
+
+    refused = cli(None, "validate", str(folder), "--config", str(shared))
+
+    assert refused.exit_code == 1
+    assert ("apps/customer-support-dashboard.yaml:6: App 'customer-support-dashboard': environments staging, "
+            "production share instance 'retool'") in refused.stderr
+    assert "missing: production" in refused.stderr
+    assert cli(None, "validate", str(folder)).exit_code == 0  # without a config the topology is unknown
+    assert cli(None, "validate", str(folder), "--config", str(separate)).exit_code == 0

@@ -56,6 +56,7 @@ release_memory = _malloc_trim()
 MIN_FETCH_GAP = 0.25  # a trigger this soon after the last fetch started is part of a burst
 BURST_QUIET = 0.2  # a burst is over after this long without a trigger...
 MAX_BURST_WAIT = 5.0  # ...or after this long, whichever comes first
+MERGE_CHECK = 60.0  # seconds between looks for a merge when the platform names no interval
 
 
 @dataclass
@@ -260,6 +261,9 @@ class Daemon:
             count = self.state.failures.get(env, 0) + 1
             self.state.failures[env] = count
             self._retry(env, self.backoff.delay(count, outcome.retry_after), "retry")
+        elif outcome.result == RunResult.WAITING:
+            self.state.failures.pop(env, None)
+            self._retry(env, outcome.retry_after or MERGE_CHECK, "merge-check")  # look for the merge again
         else:
             self.state.failures.pop(env, None)
         if outcome.result in (RunResult.SUCCEEDED, RunResult.NO_CHANGES) and not self.stopping.is_set():
@@ -310,7 +314,7 @@ class Daemon:
         except ReconcilerError as exc:
             log.warning("daemon.drift_check_failed", environment=env, error=str(exc))
             return
-        self.metrics.drift_items.labels(env).set(len(plan.drift))
+        self.metrics.drift_items.labels(env).set(len(plan.pending))
         if self.notifier is not None:
             self.notifier.drift(env, plan)  # type: ignore[attr-defined]
         if not plan.items:

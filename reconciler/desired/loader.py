@@ -8,6 +8,7 @@ one ``ValidationError`` whose problems each carry file and line.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import hashlib
 import re
@@ -188,9 +189,38 @@ def _parse_each_document(
     return docs
 
 
-def _under(path: str, folder: str) -> bool:
-    folder = folder.strip("/")
-    return path == folder or path.startswith(folder + "/")
+class _Folders:
+    """A set of folders, asked whether a path lies in one: each of the path's few ancestors is
+    looked up once, instead of the path being compared with every folder (apps x files)."""
+
+    def __init__(self, folders: list[str]) -> None:
+        self._folders = {f.strip("/") for f in folders}
+
+    def hold(self, path: str) -> bool:
+        if not self._folders:
+            return False
+        cut = len(path)
+        while cut > 0:
+            if path[:cut] in self._folders:
+                return True
+            cut = path.rfind("/", 0, cut)
+        return False
+
+
+class _Listing:
+    """The tree's entries sorted by path, so the entries below a folder are one slice (bisect)
+    rather than a scan of every entry for each App and Database."""
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self.entries = sorted(entries, key=lambda e: e.path)
+        self._paths = [e.path for e in self.entries]
+
+    def below(self, folder: str) -> list[Entry]:
+        start = folder + "/"
+        # Every path that starts with "folder/" sorts between "folder/" and "folder0" ('0' follows '/').
+        low = bisect.bisect_left(self._paths, start)
+        high = bisect.bisect_left(self._paths, folder + "0", lo=low)
+        return self.entries[low:high]
 
 
 def _owned_folders(parsed: dict[str, list[ParsedDoc]]) -> list[str]:
@@ -305,10 +335,10 @@ def load(tree: FileTree) -> DesiredState:
     # Every other reference is still checked, so one broken file hides no other problem.
     unknown: dict[str, set[tuple[str, str]]] = {}
     parsed = _parse_yaml_files(tree, entries, problems, unknown)
-    owned = _owned_folders(parsed)
-    parsed = {f: d for f, d in parsed.items() if not any(_under(f, o) for o in owned)}
-    problems = [p for p in problems if not any(_under(p.file, o) for o in owned)]
-    failed = {key for file, keys in unknown.items() if not any(_under(file, o) for o in owned) for key in keys}
+    owned = _Folders(_owned_folders(parsed))
+    parsed = {f: d for f, d in parsed.items() if not owned.hold(f)}
+    problems = [p for p in problems if not owned.hold(p.file)]
+    failed = {key for file, keys in unknown.items() if not owned.hold(file) for key in keys}
     if ROOT_FILE not in parsed and not any(p.file == ROOT_FILE for p in problems):
         problems.append(
             Problem(ROOT_FILE, None, "missing: the desired-state folder needs a reconciler.yaml with "
@@ -316,14 +346,15 @@ def load(tree: FileTree) -> DesiredState:
         )
     root, docs = _model_documents(parsed, problems, failed)
     by_path = {e.path: e for e in entries}
+    listing = _Listing(entries)
 
     sql: dict[str, list[SqlFile]] = {}
     app_sources: dict[str, AppSource] = {}
     for doc in docs:
         if doc.kind == "Database":
-            sql[doc.name] = _read_sql(tree, entries, by_path, doc, problems)
+            sql[doc.name] = _read_sql(tree, listing, by_path, doc, problems)
         elif doc.kind == "App":
-            source = _read_app(tree, entries, by_path, doc, problems)
+            source = _read_app(tree, listing, by_path, doc, problems)
             if source is not None:
                 app_sources[doc.name] = source
 
@@ -343,12 +374,14 @@ def load(tree: FileTree) -> DesiredState:
         sql=sql,
         app_sources=app_sources,
         locations={(d.kind, d.name): (d.file, d.parsed.line) for d in docs},
-        field_lines={(d.kind, d.name): d.parsed.lines for d in docs},
+        field_lines={(d.kind, d.name, "environments"): d.parsed.line_of(("environments",))
+                     for d in docs if d.kind == "App"},
+        line_maps={(d.kind, d.name): d.parsed.lines for d in docs},
     )
 
 
 def _folder_entries(
-    entries: list[Entry], by_path: dict[str, Entry], doc: LoadedDoc, field: str, folder: str, problems: list[Problem]
+    listing: _Listing, by_path: dict[str, Entry], doc: LoadedDoc, field: str, folder: str, problems: list[Problem]
 ) -> list[Entry] | None:
     line = doc.parsed.line_of((field,))
     clean = validation.normalise(folder)
@@ -365,7 +398,7 @@ def _folder_entries(
             problems.append(Problem(doc.file, line, f"{doc.kind} {doc.name!r}: {field} '{folder}' goes through "
                                     f"the symbolic link '{prefix}'; links are not followed"))
             return None
-    inside = [e for e in entries if e.path.startswith(clean + "/")]
+    inside = listing.below(clean)
     if not inside:
         problems.append(Problem(doc.file, line, f"{doc.kind} {doc.name!r}: {field} folder '{folder}' does not "
                                 "exist or is empty"))
@@ -387,11 +420,11 @@ def _folder_entries(
 
 
 def _read_sql(
-    tree: FileTree, entries: list[Entry], by_path: dict[str, Entry], doc: LoadedDoc, problems: list[Problem]
+    tree: FileTree, listing: _Listing, by_path: dict[str, Entry], doc: LoadedDoc, problems: list[Problem]
 ) -> list[SqlFile]:
     assert isinstance(doc.model, Database)
     folder = doc.model.schema_
-    inside = _folder_entries(entries, by_path, doc, "schema", folder, problems)
+    inside = _folder_entries(listing, by_path, doc, "schema", folder, problems)
     if inside is None:
         return []
     files = []
@@ -410,11 +443,11 @@ def _read_sql(
 
 
 def _read_app(
-    tree: FileTree, entries: list[Entry], by_path: dict[str, Entry], doc: LoadedDoc, problems: list[Problem]
+    tree: FileTree, listing: _Listing, by_path: dict[str, Entry], doc: LoadedDoc, problems: list[Problem]
 ) -> AppSource | None:
     assert isinstance(doc.model, App)
     folder = doc.model.source
-    inside = _folder_entries(entries, by_path, doc, "source", folder, problems)
+    inside = _folder_entries(listing, by_path, doc, "source", folder, problems)
     if inside is None:
         return None
     total = sum(e.size for e in inside)

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import pglast
-
 from reconciler.desired.models import (
     ANY_REFERENCE,
     CONFIG_REFERENCE,
@@ -45,6 +43,10 @@ SECRET_OPTION_KEYS = {
     "private_key", "write_key", "secret_key", "auth_token", "bearer_token", "basic_password",
 }
 STORED_SECRET_KEYS = ("$sensitive", "fingerprint")  # secrets/values.py: to_storable
+# The resource types Retool's API can create (``POST /resources``, openapi.json 2.12.0). A resource of any
+# other type exists only once someone makes it by hand, so declaring it cannot converge; the built-in
+# registry uses Retool's names and accepts the same set, so a desired state moves between them unchanged.
+CREATABLE_RESOURCE_TYPES = ("dbServer", "mysql", "postgresql", "redshift", "restapi", "snowflake")
 ANYTHING = ("*", "*")  # in ``failed``: a file whose documents are unknown, so any name may exist
 
 
@@ -274,6 +276,10 @@ class _Checker:
 
     def resource(self, resource: Resource) -> None:
         envs = resource_environments(resource, self.envs) if self.exact("Resource", resource.name) else []
+        if resource.type not in CREATABLE_RESOURCE_TYPES:
+            self.add("Resource", resource.name, ("type",),
+                     f"type {printable(resource.type)!r} cannot be created through Retool's API; use one of "
+                     f"{', '.join(CREATABLE_RESOURCE_TYPES)}")
         self._check_value("Resource", resource.name, ("options",), resource.options, envs)
         self._literal_secrets("Resource", resource.name, ("options",), resource.options)
         self._stored_secret_shape("Resource", resource.name, ("options",), resource.options)
@@ -325,8 +331,10 @@ class _Checker:
             self.problems.append(Problem(file.path, file.text.count("\n", 0, nul) + 1,
                                          "SQL contains a NUL character; remove it"))
             return
+        import pglast.parser  # only a desired state with SQL pays for the parser
+
         try:
-            pglast.parser.parse_sql(file.text)
+            pglast.parser.parse_sql_json(file.text)  # as strict as parse_sql, without building the tree
         except pglast.parser.ParseError as exc:
             # pglast reports a character offset into the file, or none for "at end of input".
             end = len(file.text.rstrip())
@@ -468,6 +476,8 @@ def check_query_problem(query: str) -> str | None:
     text = ANY_REFERENCE.sub("x", query)
     if "\x00" in text:
         return "the query contains a NUL character; remove it"
+    import pglast.parser  # only a desired state with SQL pays for the parser
+
     try:
         statements = pglast.parser.parse_sql(text)
     except pglast.parser.ParseError as exc:

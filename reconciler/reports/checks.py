@@ -6,8 +6,8 @@ import json
 from io import StringIO
 
 from reconciler.checks.results import CheckReport
+from reconciler.core.revisions import short
 from reconciler.durations import format_duration
-from reconciler.source.revisions import short
 
 
 def render_checks(fmt: str, report: CheckReport) -> str:

@@ -39,6 +39,8 @@ CHANGE_MARK = {Change.CREATE: "+", Change.UPDATE: "~", Change.DELETE: "-"}
 
 
 def heal_command(environment: str, item: DriftItem) -> str:
+    if item.deferred_to is not None:
+        return f"applied with {item.deferred_to} (reconciler apply {item.deferred_to}, under its gates)"
     if item.change == Change.DELETE and item.kind != "schema" and not item.pruned:
         return f"remove {item.kind} {item.name} in the platform, or declare it in Git"
     if item.kind == "schema" and item.risk == Risk.DESTRUCTIVE:
@@ -49,9 +51,10 @@ def heal_command(environment: str, item: DriftItem) -> str:
 def heal_advice(environment: str, items: list[DriftItem]) -> tuple[str | None, list[str]]:
     """The one command that heals what ``apply`` can (approving each destructive statement in it), and
     what only a person can do (undeclared objects while prune is off)."""
-    by_hand = sorted({heal_command(environment, i) for i in items
+    mine = [i for i in items if i.deferred_to is None]  # instance-wide changes another run applies: _deferred
+    by_hand = sorted({heal_command(environment, i) for i in mine
                       if i.change == Change.DELETE and i.kind != "schema" and not i.pruned})
-    healable = [i for i in items if not (i.change == Change.DELETE and i.kind != "schema" and not i.pruned)]
+    healable = [i for i in mine if not (i.change == Change.DELETE and i.kind != "schema" and not i.pruned)]
     if not healable:
         return None, by_hand
     approvals = [i.id for i in healable if i.kind == "schema" and i.risk == Risk.DESTRUCTIVE]
@@ -62,7 +65,9 @@ def heal_advice(environment: str, items: list[DriftItem]) -> tuple[str | None, l
 def summary(items: list[DriftItem], policy: str | None = None, kind: str = "plan") -> str:
     """'3 to create, 2 to update, 1 to delete — 1 destructive, needs approval'.
 
-    ``policy`` is the environment's ``destructive_changes``, when the caller knows it."""
+    ``policy`` is the environment's ``destructive_changes``, when the caller knows it. Instance-wide
+    changes another environment's run applies are not counted (they are listed apart)."""
+    items = [i for i in items if i.deferred_to is None]
     counts = {change: sum(1 for i in items if i.change == change) for change in Change}
     words = [f"{counts[c]} to {c.value}" for c in Change if counts[c]]
     if kind == "drift":
@@ -92,6 +97,8 @@ def plan_json(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.datet
 
     def one(item: DriftItem) -> dict[str, Any]:
         out = item.as_json()
+        if item.detail.get("group"):
+            out["group"] = item.detail["group"]
         if first_seen is not None and item.id in first_seen:
             out["first_seen"] = first_seen[item.id].isoformat()
         out["heal"] = heal_command(plan.environment, item)
@@ -118,6 +125,32 @@ def _title(plan: Plan, ref: str | None, kind: str) -> str:
     return f"Drift in {plan.environment} against {where}: {what}"
 
 
+def _groups(items: list[DriftItem]) -> dict[str, list[DriftItem]]:
+    """Schema statements that run together in the destructive step, by group (its first destructive id)."""
+    groups: dict[str, list[DriftItem]] = {}
+    for item in items:
+        if item.detail.get("group"):
+            groups.setdefault(str(item.detail["group"]), []).append(item)
+    return groups
+
+
+GROUPS_NOTE = ("run together in the destructive step, after the apps, once every destructive id in the group "
+               "is approved")
+
+
+def _deferred(plan: Plan) -> dict[str, list[str]]:
+    """Ids of the changes each instance owner applies for this environment (core/topology.py)."""
+    out: dict[str, list[str]] = {}
+    for item in plan.drift:
+        if item.deferred_to is not None:
+            out.setdefault(item.deferred_to, []).append(item.id)
+    return out
+
+
+def _left_alone(plan: Plan) -> list[DriftItem]:
+    return [i for i in plan.unplanned if i.deferred_to is None]
+
+
 def _age(first: dt.datetime | None, now: dt.datetime) -> str:
     if first is None:
         return "-"
@@ -132,12 +165,14 @@ CHANGE_WORD = {Change.CREATE: "+ create", Change.UPDATE: "~ update", Change.DELE
 LABEL = 10  # width of the field labels under an item, in text
 
 
-def item_lines(item: DriftItem, since: str | None = None, labels: tuple[str, str] = ("live", "declared")) -> list[str]:
-    """One item in text: a header (change, id, risk), then what changes, one field per line. ``labels``
-    name the old and the new value of an update (``diff`` compares two revisions: old and new)."""
+def item_lines(item: DriftItem, since: str | None = None, labels: tuple[str, str] = ("live", "declared"),
+               group: str | None = None) -> list[str]:
+    """One item in text: a header (change, id, risk, group), then what changes, one field per line.
+    ``labels`` name the old and the new value of an update (``diff`` compares revisions: old and new)."""
     risk = f"  ({item.risk.value})" if item.risk != Risk.SAFE else ""
     seen = f"  first seen {since}" if since else ""
-    lines = [f"{CHANGE_WORD[item.change]}  {printable(item.id)}{risk}{seen}"]
+    together = f"  group {group}" if group else ""
+    lines = [f"{CHANGE_WORD[item.change]}  {printable(item.id)}{risk}{together}{seen}"]
     indent = 6
     if item.sql:
         for row in item.sql.strip().splitlines():
@@ -175,14 +210,25 @@ def plan_text(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.datet
     if items:
         lines.append("")
     now = clock.now()
+    groups = _groups(items)
+    number = {group: str(n) for n, group in enumerate(groups, 1)}
     for item in items:
         since = _age(first_seen.get(item.id), now) if first_seen is not None else None
-        lines += item_lines(item, since if since != "-" else None)
+        lines += item_lines(item, since if since != "-" else None, group=number.get(str(item.detail.get("group"))))
+    notes = []
+    for group, members in groups.items():
+        notes.append(f"Group {number[group]} [{group}], {GROUPS_NOTE}:")
+        notes += [f"    {item.id} ({item.risk.value})" for item in members]
+    for owner, ids in _deferred(plan).items():
+        notes.append(f"{plural(len(ids), 'instance-wide change')} applied with {owner}: " + ", ".join(ids))
+    left = _left_alone(plan)
+    if kind == "plan" and left:
+        notes.append(f"{plural(len(left), 'undeclared object')} left alone (prune is off): "
+                     + ", ".join(i.id for i in left))
+    if items or notes:
+        lines += ["", *notes]
     if items:
-        lines += ["", summary(items, policy, kind)]
-    if kind == "plan" and plan.unplanned:
-        lines.append(f"{plural(len(plan.unplanned), 'undeclared object')} left alone (prune is off): "
-                     + ", ".join(i.id for i in plan.unplanned))
+        lines.append(summary(items, policy, kind))
     if kind == "drift" and items:
         command, by_hand = heal_advice(plan.environment, items)
         if command:
@@ -211,19 +257,29 @@ def plan_markdown(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.d
                   kind: str = "plan", policy: str | None = None) -> str:
     items = plan.items if kind == "plan" else plan.drift
     lines = [f"### {_title(plan, ref, kind)}", ""]
+    groups = _groups(items)
+    number = {group: str(n) for n, group in enumerate(groups, 1)}
     if items:
-        header = "| | ID | Declared | Live | Risk |" + (" First seen |" if first_seen is not None else "")
-        lines += [header, "|---|---|---|---|---|" + ("---|" if first_seen is not None else "")]
+        header = ("| | ID | Declared | Live | Risk |" + (" Group |" if groups else "")
+                  + (" First seen |" if first_seen is not None else ""))
+        lines += [header, "|---|---|---|---|---|" + ("---|" if groups else "")
+                  + ("---|" if first_seen is not None else "")]
         for item in items:
             risk = f"**{item.risk.value}**" if item.risk != Risk.SAFE else item.risk.value
             row = (f"| {CHANGE_WORD[item.change]} | {md_code(printable(item.id))} | "
                    f"{md_value(item, item.declared, item.live)} | {md_value(item, item.live, item.declared)} "
                    f"| {risk} |")
+            if groups:
+                row += f" {number.get(str(item.detail.get('group')), '')} |"
             if first_seen is not None:
                 seen = first_seen.get(item.id)
                 row += f" {seen:%Y-%m-%d %H:%M} UTC |" if seen else " - |"
             lines.append(row)
         lines += ["", f"**{summary(items, policy, kind)}**", ""]
+        for group, members in groups.items():
+            lines += [f"Group {number[group]} (`{group}`), {GROUPS_NOTE}:", ""]
+            lines += [f"- `{item.id}` ({item.risk.value})" for item in members]
+            lines.append("")
         statements = [i for i in items if i.sql]
         if statements:
             lines += ["<details><summary>SQL</summary>", "", "```sql"]
@@ -235,9 +291,13 @@ def plan_markdown(plan: Plan, ref: str | None = None, first_seen: dict[str, dt.d
                 lines += [f"To heal: `{command}`", ""]
             if by_hand:
                 lines += ["Not healed by apply (prune is off):", "", *[f"- {step}" for step in by_hand], ""]
-    if kind == "plan" and plan.unplanned:
-        lines += [f"_{plural(len(plan.unplanned), 'undeclared object')} left alone (prune is off): "
-                  + ", ".join(f"`{i.id}`" for i in plan.unplanned) + "_", ""]
+    for owner, ids in _deferred(plan).items():
+        lines += [f"_{plural(len(ids), 'instance-wide change')} applied with {owner}: "
+                  + ", ".join(f"`{i}`" for i in ids) + "_", ""]
+    left = _left_alone(plan)
+    if kind == "plan" and left:
+        lines += [f"_{plural(len(left), 'undeclared object')} left alone (prune is off): "
+                  + ", ".join(f"`{i.id}`" for i in left) + "_", ""]
     return "\n".join(lines)
 
 
