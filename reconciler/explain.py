@@ -157,6 +157,13 @@ RESULTS: dict[RunResult, str] = {
         "recorded. Try again shortly; the daemon does so on its own."
     ),
     RunResult.PROGRESSING: "The run is applying changes now; its record is completed when it ends.",
+    RunResult.WAITING: (
+        "The platform took a change as a proposal, not yet in effect: with Retool's merge = \"pull-request\" the "
+        "release manifest was pushed as a branch of the Source Control repository and waits for someone to merge "
+        "it. Not a failure: the environment shows Progressing \"waiting for merge of BRANCH\", and the run after "
+        "the merge is seen on a fetch deploys it. Merge the branch (or set merge = \"direct\" to let Reconciler "
+        "merge it)."
+    ),
 }
 
 KINDS = {
