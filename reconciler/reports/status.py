@@ -9,6 +9,7 @@ from typing import Any
 from reconciler.app.queries import RunRecord, StatusRow
 from reconciler.core.outcome import EnvState, RunResult
 from reconciler.core.revisions import short
+from reconciler.reports.values import clip_words
 
 STATE_STYLE: dict[str, str] = {
     EnvState.SYNCED: "green", EnvState.OUT_OF_SYNC: "yellow", EnvState.PROGRESSING: "cyan",
@@ -91,7 +92,7 @@ def render_status(fmt: str, rows: list[StatusRow]) -> str:
         table.add_row(
             s.environment, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]{pinned}", row.tracked_ref or "-",
             short(row.desired_revision), applied, str(s.drift_count) if s.drift_count is not None else "-",
-            last, (s.reason or "")[:120],
+            last, clip_words(s.reason, 120),
         )
     console.print(table)
     return buffer.getvalue()
@@ -105,7 +106,7 @@ def render_history(fmt: str, environment: str, runs: list[RunRecord]) -> str:
                  "| Started | Trigger | Revision | Result | Changes | Checks | Reason |",
                  "|---|---|---|---|---|---|---|"]
         for r in runs:
-            reason = (r.reason or "").replace("|", "\\|").replace("\n", " ")[:200]
+            reason = clip_words(r.reason, 200).replace("|", "\\|")
             lines.append(f"| {r.started_at:%Y-%m-%d %H:%M:%S} | {r.trigger} | `{short(r.revision)}` {r.ref or ''} | "
                          f"**{r.result}** | {len(r.applied)}/{len(r.plan)} | {checks_cell(r)} | {reason} |")
         return "\n".join(lines) + "\n"
@@ -123,6 +124,6 @@ def render_history(fmt: str, environment: str, runs: list[RunRecord]) -> str:
         table.add_row(f"{r.started_at:%Y-%m-%d %H:%M:%S}", r.trigger, revision,
                       f"[{RESULT_STYLE.get(r.result, '')}]{r.result}[/]", f"{len(r.applied)}/{len(r.plan)}",
                       checks_cell(r), took,
-                      r.id[:8], (r.reason or "")[:100])
+                      r.id[:8], clip_words(r.reason, 100))
     console.print(table)
     return buffer.getvalue()
