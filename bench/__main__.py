@@ -1,9 +1,10 @@
 """``python -m bench`` (``make bench``): run every benchmark in ``bench/``, one process each, in turn.
 
-Each benchmark is a script of its own (``schema_drift.py``, ``plan.py``, ``daemon.py``, ``load.py``;
-see their docstrings for what they measure and their goals) and keeps its own options; this runs
-them with their defaults, or with smaller sizes under ``--quick`` (a few minutes on 2 cores instead
-of about half an hour: figures to check that everything runs, not to publish). ``--write FILE``
+Each benchmark is a script of its own (``schema_drift.py``, ``plan.py``, ``daemon.py``, ``load.py``,
+``cold_cli.py``, ``cli_latency.py``, ``loader.py``, ``retool_requests.py``; see their docstrings for
+what they measure and their goals) and keeps its own options; this runs them with their defaults (``cold_cli.py`` alone
+takes about an hour on a busy 2-core machine), or with smaller sizes under ``--quick`` (figures to
+check that everything runs, not to publish). ``--write FILE``
 passes ``--write FILE`` on, so each benchmark replaces its own section of that Markdown file
 (``docs/benchmarks.md``); ``--only NAME`` runs some of them. Exits non-zero when one failed, after
 running the others.
@@ -25,6 +26,10 @@ BENCHMARKS: dict[str, list[str]] = {
     "plan": ["--runs", "5", "--cli-runs", "2"],
     "daemon": ["--commits", "5", "--idle-seconds", "10", "--burst", "200", "--senders", "8"],
     "load": ["--envs", "10", "--webhooks", "1000", "--senders", "8"],
+    "cold_cli": ["--sizes", "20", "--runs", "1"],
+    "cli_latency": ["--runs", "2"],
+    "loader": ["--sizes", "10,100,1000"],
+    "retool_requests": ["--unmanaged", "50"],
 }
 
 

@@ -138,6 +138,11 @@ several runs; wall-clock time.
 * **ours (cold)**: the first `plan` of a revision: also loads the SQL files into a scratch
   database, inspects it and drops it.
 
+Not like for like: *ours* runs inside a process that has already imported everything, *migra* is a
+new process each time, and these tables have no foreign keys, views or functions. Whole processes
+side by side, on a richer schema, are in
+[Cold and warm CLI drift and plan against migra](#cold-and-warm-cli-drift-and-plan-against-migra).
+
 | tables | migra | ours (cached) | ours / migra | ours (cold) |
 |---:|---:|---:|---:|---:|
 {rows}

@@ -16,13 +16,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from reconciler import clock, logs
-from reconciler.config import Settings, load_settings
 from reconciler.errors import ReconcilerError, ValidationError
+
+if TYPE_CHECKING:
+    from reconciler.app.needs import Needs
+    from reconciler.config import Settings  # pydantic-settings: imported by the commands that read a config
+    from reconciler.desired.state import DesiredState
 
 app = typer.Typer(
     name="reconciler",
@@ -107,6 +111,8 @@ def errors_as_exit() -> Iterator[None]:
 
 
 def settings_for(config: Path | None, source: str | None = None) -> Settings:
+    from reconciler.config import load_settings
+
     settings = load_settings(config, source={"url": source} if source else {})
     logs.configure(os.environ.get("RECONCILER_LOG_LEVEL", "error"), settings.log.format)
     clock.configure()
@@ -126,6 +132,14 @@ def with_reconciler(config: Path | None, source: str | None, fn: Callable[[Any],
     raise typer.Exit(code)
 
 
+def destructive_policy(r: Any, env: str) -> str | None:
+    """ENV's ``destructive_changes`` (reports say whether destructive changes need approval), if it can be read."""
+    try:
+        return str(r.spec(env).sync.destructive_changes)
+    except ReconcilerError:
+        return None
+
+
 def emit(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -133,24 +147,40 @@ def emit(text: str) -> None:
 # -- commands ------------------------------------------------------------------------------------
 
 
-@app.command()
-def validate(
-    path: Annotated[Path | None, typer.Argument(help="Desired-state folder (default: ./desired-state or .).")] = None,
-    fmt: FormatOpt = Format.text,
-    config: ConfigOpt = None,
-) -> None:
-    """Validate a desired-state folder in a working tree (no daemon, no network; the config is not needed)."""
-    from reconciler.desired.loader import load
-    from reconciler.source.trees import DirectoryTree
-
-    logs.configure("error")
-    folder = path or (Path("desired-state") if Path("desired-state/reconciler.yaml").exists() else Path("."))
+def desired_folder(path: Path | None, settings: Settings | None = None) -> Path:
+    """The desired-state folder to read: PATH, else the configured source's folder when it is local, else
+    ./desired-state when it holds a reconciler.yaml, else the current directory."""
+    if path is not None:
+        folder = path
+    else:
+        folder = Path("desired-state") if Path("desired-state/reconciler.yaml").exists() else Path(".")
+        if settings is not None and "://" not in settings.source.url:
+            configured = Path(settings.source.url) / settings.source.path
+            if (configured / "reconciler.yaml").exists():
+                folder = configured
     if not folder.exists():
         fail(f"{folder}: no such directory")
     if not folder.is_dir():
         fail(f"{folder}: not a directory")
+    return folder
+
+
+def load_folder(folder: Path, fmt: Format, settings: Settings | None = None) -> DesiredState:
+    """The desired state in ``folder``; every problem printed (``fmt``) and exit 1 when it does not validate.
+    With ``settings``, the platform topology's rules are checked too."""
+    from reconciler.core.topology import shared_instance_problems
+    from reconciler.desired.loader import load
+    from reconciler.source.trees import DirectoryTree
+
     try:
         state = load(DirectoryTree(folder))
+        if settings is not None:
+            # The platform topology: what environments sharing one instance cannot declare differently.
+            placement = settings.platform.placement(state.environment_order)
+            problems = shared_instance_problems(state, placement)
+            if problems:
+                raise ValidationError(problems)
+        return state
     except ValidationError as exc:
         if fmt == Format.json:
             emit(json.dumps({"valid": False, "problems": [
@@ -163,12 +193,80 @@ def validate(
         raise typer.Exit(1) from None
     except ReconcilerError as exc:
         fail(str(exc))
+
+
+def check_secrets(state: DesiredState, env: str, settings: Settings, config: Path | None) -> Needs:
+    """What ``env`` needs from the secret backends (desired state and configuration), looked up."""
+    from reconciler.app.needs import check, configuration_uses
+    from reconciler.config import config_path
+    from reconciler.secrets.backends import backends_from_config
+
+    with errors_as_exit():
+        backends = backends_from_config(settings.secrets.backends)
+        return check(state, env, backends, configuration_uses(settings, config_path(config)))
+
+
+@app.command()
+def validate(
+    path: Annotated[Path | None, typer.Argument(help="Desired-state folder (default: ./desired-state or .).")] = None,
+    env: Annotated[str | None, typer.Option(
+        "--env", help="Also check that every secret and database URL ENV needs is set (see 'reconciler secrets').",
+    )] = None,
+    fmt: FormatOpt = Format.text,
+    config: ConfigOpt = None,
+) -> None:
+    """Validate a desired-state folder in a working tree (no daemon, no network).
+
+    The config is not needed; given with ``--config`` (or read for ``--env``), its platform topology is
+    checked too (what environments sharing one instance cannot declare differently). Exit 0 valid, 1
+    invalid (every problem listed) or, with --env, a secret ENV needs is not set."""
+    logs.configure("error")
+    settings = None
+    if env is not None or config is not None:
+        with errors_as_exit():
+            settings = settings_for(config)
+    folder = desired_folder(path)
+    state = load_folder(folder, fmt, settings)
+    needs = check_secrets(state, env, settings, config) if env is not None and settings is not None else None
     if fmt == Format.json:
-        emit(json.dumps({"valid": True, "documents": state.document_count(),
-                         "environments": state.environment_order}, indent=2))
+        from reconciler.reports.secrets import secrets_json
+
+        data: dict[str, Any] = {"valid": True, "documents": state.document_count(),
+                                "environments": state.environment_order}
+        if needs is not None:
+            data["secrets"] = secrets_json(needs)
+        emit(json.dumps(data, indent=2))
     else:
         out.print(f"[green]valid:[/green] {esc(folder)} — {state.document_count()} documents, environments "
                   f"{' → '.join(state.environment_order)}")
+        if needs is not None:
+            from reconciler.reports.secrets import secrets_text, summary
+
+            if needs.problems:
+                err.print(secrets_text(needs), markup=False, end="")
+            else:
+                out.print(summary(needs), markup=False)
+    raise typer.Exit(1 if needs is not None and needs.problems else 0)
+
+
+@app.command("secrets")
+def secrets_command(
+    env: Annotated[str, typer.Argument(help="Environment.")],
+    path: Annotated[Path | None, typer.Argument(
+        help="Desired-state folder (default: the configured source's, else ./desired-state or .).")] = None,
+    fmt: FormatOpt = Format.text,
+    config: ConfigOpt = None,
+) -> None:
+    """List every secret and database URL ENV needs, which backend serves each, which are missing, and where
+    each is used (file:line). Values are never shown. Exit 0 all set, 1 otherwise."""
+    from reconciler.reports.secrets import render_secrets
+
+    with errors_as_exit():
+        settings = settings_for(config)
+    state = load_folder(desired_folder(path, settings), fmt)
+    needs = check_secrets(state, env, settings, config)
+    emit(render_secrets(fmt.value, needs))
+    raise typer.Exit(1 if needs.problems else 0)
 
 
 @app.command()
@@ -187,7 +285,7 @@ def plan(
         if target.revision is None:
             fail(f"{env}: nothing to plan yet ({target.gate.reason})")
         result = r.compute(env, target.revision).plan
-        emit(render_plan(fmt.value, result, target.ref))
+        emit(render_plan(fmt.value, result, target.ref, policy=destructive_policy(r, env)))
         if not target.gate.allowed and fmt == Format.text:
             err.print(f"[yellow]note:[/yellow] apply would be blocked: {esc(target.gate.reason)}", markup=True)
         return 2 if result.items else 0
@@ -223,10 +321,9 @@ def apply(
                 "items": [i.as_json() for i in outcome.plan.items] if outcome.plan else [],
             }, indent=2, sort_keys=True))
             return int(outcome.exit_code)
-        if outcome.plan is not None and outcome.plan.items and fmt == Format.markdown:
-            emit(render_plan("markdown", outcome.plan, outcome.ref))
-        elif outcome.plan is not None and outcome.plan.items:
-            emit(render_plan("text", outcome.plan, outcome.ref))
+        if outcome.plan is not None and outcome.plan.items:
+            emit(render_plan("markdown" if fmt == Format.markdown else "text", outcome.plan, outcome.ref,
+                             policy=destructive_policy(r, env)))
         where = f"{short(outcome.revision)}" + (f" ({outcome.ref})" if outcome.ref else "")
         if outcome.result == "Succeeded":
             count = len(outcome.applied)
@@ -266,11 +363,11 @@ def drift(
         for name in names:
             _revision, ref = r.current_revision(name)
             result, first_seen = r.drift(name)
-            found = found or bool(result.drift)
+            found = found or bool(result.pending)  # what the instance owner applies is not this one's drift
             if fmt == Format.json:
                 reports.append(plan_json(result, ref, first_seen, kind="drift"))
             else:
-                emit(render_plan(fmt.value, result, ref, first_seen, kind="drift"))
+                emit(render_plan(fmt.value, result, ref, first_seen, kind="drift", policy=destructive_policy(r, name)))
         if fmt == Format.json:
             emit(json.dumps(reports[0] if envs and len(envs) == 1 else {"environments": reports},
                             indent=2, sort_keys=True))
@@ -362,6 +459,10 @@ def unpin(env: Annotated[str, typer.Argument(help="Environment.")], config: Conf
     """Release a pin: ENV follows its tracked ref again."""
 
     def run(r: Any) -> int:
+        r.spec(env)  # an unknown environment is an error, pinned or not
+        if r.status(env).pinned_revision is None:
+            out.print(f"{env} was not pinned; nothing changed (it follows its tracked ref)", markup=False)
+            return 0
         r.unpin(env)
         out.print(f"{env} unpinned; it follows its tracked ref again", markup=False)
         return 0
@@ -376,7 +477,8 @@ def diff(
     env: Annotated[str | None, typer.Argument(help="Only this environment.")] = None,
     fmt: FormatOpt = Format.text,
     shadow_url: Annotated[str | None, typer.Option(
-        "--shadow-url", help="PostgreSQL server for scratch databases: adds schema statements and their risk.",
+        "--shadow-url", help="PostgreSQL server for the scratch databases that turn changed SQL files into "
+        "statements and their risk (default: databases.shadow_url, else an embedded one started for the diff).",
         envvar="RECONCILER_SHADOW_URL")] = None,
     config: ConfigOpt = None,
     source: SourceOpt = None,
@@ -387,7 +489,8 @@ def diff(
 
     with errors_as_exit():
         settings = settings_for(config, source)
-        found = run_diff(settings, base, head, env, shadow_url)
+        found = run_diff(settings, base, head, env, shadow_url,
+                         warn=lambda message: err.print(f"[yellow]warning:[/yellow] {esc(message)}"))
     emit(render_diff(fmt.value, found.environments, base, found.base_id, head, found.head_id))
     raise typer.Exit(2 if found.count else 0)
 
@@ -399,6 +502,7 @@ def run(
     listen: Annotated[str | None, typer.Option(help="API address (overrides api.listen).")] = None,
 ) -> None:
     """Run the daemon: watch the repository, reconcile, check drift, serve the API."""
+    from reconciler.config import load_settings
     from reconciler.daemon.main import run_daemon
 
     with errors_as_exit():
@@ -431,16 +535,44 @@ def init(
     directory: Annotated[Path, typer.Argument(help="New desired-state folder.")] = Path("desired-state"),
     config: ConfigOpt = None,
 ) -> None:
-    """Scaffold a commented desired-state folder that validates."""
+    """Scaffold a commented desired-state folder that validates, and a reconciler.toml beside it."""
+    import shlex
+
     from reconciler.desired.loader import load
-    from reconciler.scaffold import scaffold
+    from reconciler.scaffold import scaffold, write_config
     from reconciler.source.trees import DirectoryTree
 
+    # The folder's parent is taken for the repository root: the configuration goes there, naming the
+    # folder as source.path, and the commands below run there.
+    root = directory.resolve().parent
+    toml = root / "reconciler.toml"
     with errors_as_exit():
         written = scaffold(directory)
         state = load(DirectoryTree(directory))
+        wrote_config = write_config(toml, directory.resolve().name)
+    first = state.environment_order[0]
+    shown = Path(os.path.relpath(toml)) if toml.is_relative_to(Path.cwd().resolve()) else toml
     out.print(f"wrote {len(written)} files to {esc(directory)} ({state.document_count()} documents, environments "
-              f"{' → '.join(state.environment_order)}); edit them, then 'reconciler validate {esc(directory)}'")
+              f"{' → '.join(state.environment_order)})", highlight=False)
+    if wrote_config:
+        out.print(f"wrote {esc(shown)}: the daemon's configuration (registry platform, secrets from the "
+                  "environment)", highlight=False)
+    else:
+        out.print(f"kept the existing {esc(shown)}; check that source.path names {esc(directory.resolve().name)}",
+                  highlight=False)
+    in_git = any((folder / ".git").exists() for folder in (root, *root.parents))
+    folder = shlex.quote(directory.resolve().name)
+    commit = (f"git add {folder} reconciler.toml && git commit -m 'Desired state'" if in_git else
+              "git init -b main && git add -A && git commit -m 'Desired state'")
+    steps = [
+        (f"reconciler secrets {first}", f"every secret and database URL {first} needs, and which are missing"),
+        (commit, "plans read committed revisions, not the working tree"),
+        (f"reconciler plan {first}", f"what applying {first} would change"),
+    ]
+    moved = root != Path.cwd().resolve()
+    out.print("Next, " + (f"in {esc(root)}:" if moved else "here:"), highlight=False)
+    for number, (command, why) in enumerate(steps, 1):
+        out.print(f"  # {number}. {why}\n  {command}", markup=False)
 
 
 @app.command()

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import pydantic
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from reconciler.durations import parse_duration
@@ -170,14 +170,90 @@ class StateConfig(Section):
     url: Annotated[str, _database_url("sqlite:////var/lib/reconciler/reconciler.db")] | None = None  # default: data_dir
 
 
+class SourceControlConfig(Section):
+    """A Retool instance's Source Control repository: where releases and manifests live."""
+
+    url: Annotated[str, AfterValidator(_source_url)]
+    branch: Annotated[str, AfterValidator(_not_blank)] = "main"  # the deploy branch instances deploy from
+    merge: Literal["direct", "pull-request"] = "direct"  # who merges the branches Retool's API pushes
+    username: str = "git"
+    password: Annotated[str, AfterValidator(_not_blank)] | None = None  # https token, usually ${secret:...}
+    ssh_key: str | None = None
+    ssh_key_passphrase: str | None = None
+    poll_interval: PositiveDuration = "60s"  # pull-request: how often to look for the merge
+
+
+def _instance_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,29}", value):
+        raise ValueError(f"{value!r} is not an instance name (lower-case letters, digits and '-', at most 30)")
+    return value
+
+
+class RetoolInstance(Section):
+    """One Retool instance (a host and its token) and the environments it hosts."""
+
+    name: Annotated[str, AfterValidator(_instance_name)]
+    host: Annotated[str, _http_url("https://retool.example.com", echo=True)]
+    token: Annotated[str, AfterValidator(_not_blank)]
+    environments: Annotated[list[Annotated[str, AfterValidator(_not_blank)]],
+                            _non_empty("name the environments this instance hosts")]
+    # Our environment → its Retool environment's name on this instance (default: the same name).
+    retool_environments: dict[str, str] = Field(default_factory=dict)
+    manifest: Annotated[str, AfterValidator(_not_blank)] | None = None  # this instance's release manifest
+    source_control: SourceControlConfig | None = None
+    requests_per_minute: PositiveInt = 45
+
+
 class PlatformConfig(Section):
     provider: Literal["registry", "retool"] = "registry"
     # registry database; default: sqlite file in data_dir
     url: Annotated[str, _database_url("sqlite:////var/lib/reconciler/registry.db")] | None = None
-    host: Annotated[str, _http_url("https://retool.example.com", echo=True)] | None = None  # retool
-    token: Annotated[str, AfterValidator(_not_blank)] | None = None  # retool, usually ${secret:RETOOL_TOKEN}
+    # retool, one instance hosting every environment:
+    host: Annotated[str, _http_url("https://retool.example.com", echo=True)] | None = None
+    token: Annotated[str, AfterValidator(_not_blank)] | None = None  # usually ${secret:RETOOL_TOKEN}
+    manifest: Annotated[str, AfterValidator(_not_blank)] | None = None
+    source_control: SourceControlConfig | None = None
+    # retool, several instances (instead of host/token above):
+    instances: list[RetoolInstance] = Field(default_factory=list)
     requests_per_minute: PositiveInt = 45
     timeout: PositiveDuration = "30s"
+    deploy_poll_interval: PositiveDuration = "2s"  # retool: how often a Source Control deployment is polled
+    deploy_timeout: PositiveDuration = "10m"  # ... and for how long
+
+    @model_validator(mode="after")
+    def _one_topology(self) -> PlatformConfig:
+        if not self.instances:
+            return self
+        if self.provider != "retool":
+            raise ValueError("[[platform.instances]] are Retool instances; set provider = 'retool' or remove them")
+        if self.host or self.token:
+            raise ValueError("give either host/token (one instance hosting every environment) or "
+                             "[[platform.instances]], not both")
+        names = [i.name for i in self.instances]
+        if len(set(names)) != len(names):
+            raise ValueError(f"instance names must be unique (got {', '.join(names)})")
+        seen: dict[str, str] = {}
+        for instance in self.instances:
+            for env in instance.environments:
+                if env in seen:
+                    raise ValueError(f"environment {env!r} is hosted by two instances "
+                                     f"({seen[env]} and {instance.name})")
+                seen[env] = instance.name
+            unknown = sorted(set(instance.retool_environments) - set(instance.environments))
+            if unknown:
+                raise ValueError(f"instance {instance.name}: retool_environments names {', '.join(unknown)}, which it "
+                                 "does not host")
+        return self
+
+    def placement(self, environments: list[str]) -> dict[str, str]:
+        """Which instance hosts each of ``environments``: one per environment for the registry (they
+        share nothing), the single instance for host/token, else as [[platform.instances]] say."""
+        if self.provider == "registry":
+            return {env: env for env in environments}
+        if not self.instances:
+            return {env: "retool" for env in environments}
+        hosted = {env: i.name for i in self.instances for env in i.environments}
+        return {env: hosted[env] for env in environments if env in hosted}
 
 
 class SecretsConfig(Section):

@@ -67,7 +67,7 @@ class Demo:
                                 for kind, n in counts.items())
             self.console.print(f"Plan: {len(items)} changes — {summary}")
         elif outcome.plan is not None and items:
-            self.console.print(render_plan("text", outcome.plan, outcome.ref), end="")
+            self.console.print(render_plan("text", outcome.plan, outcome.ref), end="", markup=False)
         line = f"[{style.get(outcome.result, '')}]{outcome.result}[/]: {outcome.environment} at {where}"
         if outcome.result == "Succeeded":
             count = len(outcome.applied)
@@ -137,7 +137,11 @@ def run_demo(console: Console, keep: bool = False) -> int:
             finally:
                 reconciler.close()
                 if keep:
-                    console.print(f"\nKept {root} (the PostgreSQL server is stopped).")
+                    console.print(f"\nKept {root} (the PostgreSQL server is stopped).", markup=False)
+                else:
+                    console.print("\nThe temporary directory is removed now; 'reconciler demo --keep' keeps it "
+                                  "(the repository, the state database, the registry) to look at afterwards.",
+                                  markup=False)
 
 
 def _narrate(demo: Demo, r: Reconciler) -> int:
@@ -207,7 +211,7 @@ def _narrate(demo: Demo, r: Reconciler) -> int:
     r.edit_live("production", "SUPPORT_EMAIL", "oops@example.com")
     report, first_seen = r.check_drift("production")
     console.print(render_plan("text", report, r.status("production").applied_ref, first_seen, kind="drift"),
-                  end="")
+                  end="", markup=False)
 
     demo.step("Heal it", "'reconciler apply production' re-applies the running release.")
     demo.show_outcome(r.reconcile("production", trigger="demo"))

@@ -18,7 +18,8 @@ the person who has to act on them and never contain a secret value or a credenti
         ├── ProviderError       a target (platform API, database) failed or is unreachable
         ├── LockTimeoutError    a schema change waited too long for a lock
         ├── StoreError          the state database is unreachable
-        └── Cancelled           the daemon is shutting down; the run stopped between two changes
+        ├── Cancelled           the daemon is shutting down; the run stopped between two changes
+        └── Waiting             a change was proposed (a branch pushed) and counts once someone merges it
 """
 
 from __future__ import annotations
@@ -120,3 +121,11 @@ class StoreError(TemporaryError):
 
 class Cancelled(TemporaryError):
     """The daemon is shutting down: the run stopped between two changes (nothing half-applied)."""
+
+
+class Waiting(TemporaryError):
+    """A change was proposed and counts only once someone accepts it (a pushed branch awaiting its merge).
+
+    Not a failure: the run ends Waiting, the environment stays Progressing with this message, and a
+    later run (after ``delay`` seconds, or on the next fetch) carries on from where this one stopped.
+    """

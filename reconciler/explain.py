@@ -49,9 +49,32 @@ GATES: dict[GateCode, str] = {
         "synced and verified — zero drift after apply — in the environment named by promoted_from. Let that "
         "environment reach the same desired state first; the release is applied automatically afterwards."
     ),
+    GateCode.CHECKS_UPSTREAM: (
+        "The environment named by promoted_from runs checks (sync.run_checks), and the last time they ran on this "
+        "release's desired state (same Git tree id) one of them failed, or they have not run there yet. Fix what "
+        "the named check found and release again; once the earlier environment passes its checks on the same "
+        "desired state the release is promoted automatically."
+    ),
+    GateCode.SOAKING: (
+        "The environment's track sets soak (e.g. 30m): a release is promoted only once its desired state has "
+        "stayed Synced, with passing checks, in the promoted_from environment that long. The status says until "
+        "when; the daemon promotes it then, as when a deny window closes. A failed run there restarts the soak."
+    ),
     GateCode.SIGNATURE: (
         "The environment requires signed release tags (verify_signatures) and this tag is unsigned, signed by an "
         "untrusted key, or its signature does not verify. Sign the tag with 'git tag -s' using a trusted key."
+    ),
+    GateCode.SIGNER: (
+        "Only the keys in the environment's allowed_signers may release it, and this release tag is unsigned, "
+        "its signature does not verify, or it is signed by a key not allowed to release the environment (the "
+        "refusal names that key: a GPG fingerprint or an SSH SHA256 fingerprint). Sign the tag ('git tag -s') "
+        "with an allowed key, or add the key to allowed_signers on the control branch. Nothing was applied."
+    ),
+    GateCode.APPROVER: (
+        "The release tag approves a destructive change ('Approve: <drift id>'), but the database (or the "
+        "environment) sets approvers and the tag is not signed by one of them; the refusal names the signer. "
+        "An approver signs the release tag ('git tag -s') with their key, or approves with --approve. Nothing "
+        "was applied."
     ),
     GateCode.WINDOW: (
         "A deny window is open (for example Friday evening). The new revision waits and is applied automatically "
@@ -134,6 +157,13 @@ RESULTS: dict[RunResult, str] = {
         "recorded. Try again shortly; the daemon does so on its own."
     ),
     RunResult.PROGRESSING: "The run is applying changes now; its record is completed when it ends.",
+    RunResult.WAITING: (
+        "The platform took a change as a proposal, not yet in effect: with Retool's merge = \"pull-request\" the "
+        "release manifest was pushed as a branch of the Source Control repository and waits for someone to merge "
+        "it. Not a failure: the environment shows Progressing \"waiting for merge of BRANCH\", and the run after "
+        "the merge is seen on a fetch deploys it. Merge the branch (or set merge = \"direct\" to let Reconciler "
+        "merge it)."
+    ),
 }
 
 KINDS = {

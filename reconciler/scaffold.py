@@ -1,7 +1,8 @@
-"""``reconciler init``: write a commented desired-state folder that validates, to start from.
+"""``reconciler init``: write a commented desired-state folder that validates, and a ``reconciler.toml``.
 
 Called by the CLI only. The files teach the format by example: every kind once, with comments
-on what each field does and where secrets come from.
+on what each field does and where secrets come from. The configuration holds only safe defaults
+and comments: no token hash, webhook secret or key that would pass as a real one.
 """
 
 from __future__ import annotations
@@ -122,6 +123,59 @@ access: {use: [users], edit: [admins]}
 {"name": "admin-panel", "pages": [{"id": "accounts", "components": [{"type": "table", "query": "accounts"}]}]}
 """,
 }
+
+
+CONFIG = """\
+# Reconciler's configuration. Every key has a safe default; these are the ones you are most likely
+# to change (docs/configuration.md lists them all). A value written ${{secret:NAME}} is read from
+# the secret backends below, never from this file. 'reconciler secrets ENV' lists every secret an
+# environment needs and which are missing.
+data_dir = ".reconciler"        # the state database, the registry, the fingerprint key, the clone cache
+
+[source]
+url = "."                       # the Git repository holding the desired state: a path, or a
+                                # file://, https:// or ssh:// URL. Plans read committed revisions.
+branches = ["main"]             # the branches to fetch; staging tracks main
+path = "{path}"{padding}  # the desired-state folder inside the repository
+poll_interval = "60s"           # how often 'reconciler run' fetches a remote (a local path is watched)
+# webhook_secret = "${{secret:WEBHOOK_SECRET}}"   # HMAC key of /hooks/github and /hooks/generic
+
+[platform]
+provider = "registry"           # the built-in platform, a SQLite database in data_dir. For Retool:
+# provider = "retool"
+# host = "https://retool.example.com"
+# token = "${{secret:RETOOL_TOKEN}}"
+
+[secrets]
+backends = ["env"]              # ${{secret:NAME}} reads the environment variable NAME
+# backends = ["files:/run/secrets", "env"]      # first the file /run/secrets/NAME, then the variable
+
+[api]
+listen = "127.0.0.1:8080"       # 'reconciler run' serves the API and the dashboard here
+# Who may call the API: the sha256 of each token is stored, never the token. Make one with
+#   python3 -c 'import hashlib,sys;print("sha256:"+hashlib.sha256(sys.argv[1].encode()).hexdigest())' TOKEN
+# then add:
+#   [[api.tokens]]
+#   name = "ci"
+#   hash = "sha256:<the 64 hex digits printed>"
+#   scopes = ["read", "sync"]
+"""
+
+
+def config_text(desired_path: str) -> str:
+    """The commented ``reconciler.toml`` for a desired-state folder at ``desired_path`` in the repository."""
+    quoted = desired_path.replace("\\", "\\\\").replace('"', '\\"')
+    return CONFIG.format(path=quoted, padding=" " * max(0, 21 - len(quoted)))
+
+
+def write_config(target: Path, desired_path: str) -> bool:
+    """Write ``target`` (a reconciler.toml) unless it exists: an existing configuration is never replaced."""
+    try:
+        with target.open("x", encoding="utf-8") as handle:
+            handle.write(config_text(desired_path))
+    except FileExistsError:
+        return False
+    return True
 
 
 def scaffold(target: Path) -> list[Path]:

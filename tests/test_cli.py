@@ -6,7 +6,12 @@ Every test runs twice: on a repository made with pygit2 and on one made with the
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
+import pytest
+
+from reconciler.errors import ProviderError
 from reconciler.providers.registry import RegistryProvider
 from tests.conftest import World, cli
 
@@ -172,6 +177,52 @@ def test_diff_with_a_shadow_server_lists_schema_statements_and_their_risk(pyworl
                    "--format", "markdown")
     assert "| - | `crm:drop-column:public.customers.plan` |" in markdown.stdout
     assert 'alter table "public"."customers" drop column "plan";' in markdown.stdout
+
+
+def drop_plan_add_phone(world: World) -> None:
+    sql = world.desired / "databases/crm/001_customers.sql"
+    sql.write_text(sql.read_text().replace("    plan        text not null default 'free',\n", ""))
+    (world.desired / "databases/crm/004_phone.sql").write_text("alter table customers add column phone text;\n")
+    world.commit("Drop plan, add phone")
+
+
+def shadow_directories() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("reconciler-shadow-*"))
+
+
+def test_diff_without_a_shadow_server_loads_the_schemas_on_an_embedded_one(pyworld: World) -> None:
+    drop_plan_add_phone(pyworld)
+    before = shadow_directories()
+    result = cli(pyworld, "diff", "--base", "main~1", "--head", "main", "--format", "json")
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr == ""
+    items = {e["environment"]: {i["id"]: i["risk"] for i in e["items"]}
+             for e in json.loads(result.stdout)["environments"]}
+    for env in ("staging", "production"):
+        assert items[env]["crm:drop-column:public.customers.plan"] == "destructive"
+        assert items[env]["crm:add-column:public.customers.phone"] == "safe"
+        assert not [i for i in items[env] if ":sql-file:" in i]
+    assert shadow_directories() == before  # the server and its directory are gone
+
+
+def test_diff_says_so_when_the_embedded_server_cannot_start(pyworld: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from reconciler.providers.postgres.embedded import EmbeddedPostgres
+
+    def refuse(self: EmbeddedPostgres) -> EmbeddedPostgres:
+        raise ProviderError(f"the embedded PostgreSQL in {self.data_dir} did not start: no space left on device")
+
+    monkeypatch.setattr(EmbeddedPostgres, "start", refuse)
+    drop_plan_add_phone(pyworld)
+    before = shadow_directories()
+    result = cli(pyworld, "diff", "--base", "main~1", "--head", "main", "--format", "json")
+    assert result.exit_code == 2
+    [line] = result.stderr.splitlines()
+    assert line.startswith("warning: schema changes are shown as SQL file sizes: the embedded PostgreSQL did not "
+                           "start (the embedded PostgreSQL in ")
+    assert line.endswith("no space left on device); give --shadow-url to use a server")
+    ids = {i["id"] for e in json.loads(result.stdout)["environments"] for i in e["items"]}
+    assert {"crm:sql-file:databases/crm/001_customers.sql", "crm:sql-file:databases/crm/004_phone.sql"} <= ids
+    assert shadow_directories() == before
 
 
 def test_every_command_accepts_config_after_its_name() -> None:

@@ -14,6 +14,13 @@ from reconciler.config import load_settings
 from reconciler.errors import ConfigError
 from tests.conftest import cli_process
 
+
+def instance(name: str, environments: str = '"staging"') -> str:
+    """One [[platform.instances]] table hosting ``environments`` (TOML list items)."""
+    return (f'[[platform.instances]]\nname = "{name}"\nhost = "https://retool-{len(name)}.example.com"\n'
+            f'token = "t"\nenvironments = [{environments}]\n')
+
+
 BAD = [
     ('[log]\nlevel = "loud"',
      "log.level: 'loud' is not a log level; use debug, info, warning, error or critical"),
@@ -34,6 +41,23 @@ BAD = [
      "platform.host: 'retool.example.com' is not an http:// or https:// URL with a host "
      "(e.g. https://retool.example.com)"),
     ('[platform]\nrequests_per_minute = 0', "platform.requests_per_minute: must be 1 or more (got 0)"),
+    ('[platform]\nprovider = "retool"\nhost = "https://r.example.com"\ntoken = "t"\n' + instance("a"),
+     "platform: give either host/token (one instance hosting every environment) or [[platform.instances]], not both"),
+    ('[platform]\nprovider = "retool"\n' + instance("a") + instance("b"),
+     "platform: environment 'staging' is hosted by two instances (a and b)"),
+    ('[platform]\nprovider = "retool"\n' + instance("a") + instance("a", '"production"'),
+     "platform: instance names must be unique (got a, a)"),
+    ('[platform]\nprovider = "retool"\n' + instance("Staging 1"),
+     "platform.instances[0].name: 'Staging 1' is not an instance name "
+     "(lower-case letters, digits and '-', at most 30)"),
+    ('[platform]\nprovider = "retool"\n' + instance("a", ""),
+     "platform.instances[0].environments: name the environments this instance hosts"),
+    ('[platform]\nprovider = "retool"\n' + instance("a") + 'retool_environments = {production = "production"}\n',
+     "platform: instance a: retool_environments names production, which it does not host"),
+    ("[platform]\n" + instance("a"),
+     "platform: [[platform.instances]] are Retool instances; set provider = 'retool' or remove them"),
+    ('[platform.source_control]\nurl = "https://git.example.com/apps.git"\nmerge = "auto"',
+     "platform.source_control.merge: Input should be 'direct' or 'pull-request'"),
     ('[platform]\ntimeout = "soon"',
      "platform.timeout: 'soon' is not a duration; write it like '30s', '5m', '64h' or '1h30m'"),
     ('[platform]\nurl = "registry.db"',

@@ -124,6 +124,13 @@ TAG_GATES = [
     ("unreachable and not promoted: unreachable first", {"reachable": False, "verified_upstream": False},
      GateCode.UNREACHABLE),
     ("not promoted", {"verified_upstream": False}, GateCode.NOT_PROMOTED),
+    ("a check failed upstream", {"upstream_checks_ran": True, "upstream_checks_failed": ("crm",)},
+     GateCode.CHECKS_UPSTREAM),
+    ("a check failed upstream and not promoted: the check first",
+     {"verified_upstream": False, "upstream_checks_ran": True, "upstream_checks_failed": ("crm",)},
+     GateCode.CHECKS_UPSTREAM),
+    ("checks never ran upstream", {"upstream_checks_ran": False}, GateCode.CHECKS_UPSTREAM),
+    ("checks passed upstream", {"upstream_checks_ran": True}, None),
     ("bad signature", {"signature_ok": False, "signature_reason": "unsigned"}, GateCode.SIGNATURE),
     ("good signature", {"signature_ok": True}, None),
 ]
@@ -208,3 +215,12 @@ def test_an_invalid_desired_state_is_refused_with_its_problems() -> None:
     problem = "apps/crm.yaml:3: unknown field 'colour'"
     gate = gates.invalid(problem)
     assert (gate.allowed, gate.code, gate.reason) == (False, GateCode.INVALID, problem)
+
+
+def test_soak_waits_until_the_release_has_stayed_synced_upstream_long_enough() -> None:
+    since = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)
+    waiting = gates.check_soak("staging", 1800, since, since + dt.timedelta(minutes=29))
+    assert (waiting.code, waiting.retry_at) == (GateCode.SOAKING, since + dt.timedelta(minutes=30))
+    assert "soaking in staging until 10:30 UTC" in waiting.reason
+    assert gates.check_soak("staging", 1800, since, since + dt.timedelta(minutes=30)).allowed
+    assert gates.check_soak("staging", 1800, None, since).allowed  # never synced: NOT_PROMOTED says so

@@ -72,6 +72,15 @@ def test_undeclared_objects_are_drift_but_planned_only_with_prune() -> None:
     assert [(s.kind, s.name, s.change) for s in pruned.steps] == [("group", "old", Change.DELETE)]
 
 
+def test_an_undeclared_object_the_reconciler_does_not_own_is_drift_but_never_pruned() -> None:
+    live = {("group", "made-by-hand"): PlatformObject("group", "made-by-hand", {"description": None}, owned=False)}
+
+    plan = build_plan("staging", "r", diff_objects({}, live, prune=True))
+
+    assert [(i.id, i.change, i.pruned) for i in plan.drift] == [("group:made-by-hand", Change.DELETE, False)]
+    assert plan.is_empty()
+
+
 def _item(id_: str, kind: str, phase: Phase, change: Change = Change.CREATE) -> DriftItem:
     return DriftItem(id=id_, kind=kind, name=id_.split(":")[1] if kind != "schema" else "crm", field=None,
                      change=change, declared=None, live=None, phase=phase)

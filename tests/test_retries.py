@@ -9,10 +9,11 @@ An error that knows when trying again may help carries it (``TemporaryError.dela
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
 import pytest
 
-from reconciler.core.objects import LiveState
+from reconciler.core.objects import LiveState, ObjectKey
 from reconciler.core.outcome import RunOutcome, RunResult
 from reconciler.daemon.retries import JITTER, Backoff
 from reconciler.daemon.supervisor import Daemon
@@ -50,7 +51,9 @@ class FailingPlatform(RegistryProvider):
         super().__init__(url)
         self.error = error
 
-    def read(self, environment: str) -> LiveState:
+    def read(
+        self, environment: str, *, declared: Collection[ObjectKey] | None = None, owner: bool = True
+    ) -> LiveState:
         raise self.error
 
 

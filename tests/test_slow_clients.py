@@ -20,7 +20,7 @@ import pytest
 
 from reconciler.providers.postgres.embedded import EmbeddedPostgres
 from tests.conftest import make_world
-from tests.daemon_support import DaemonProcess, start_daemon, wait_for
+from tests.daemon_support import PATIENCE, DaemonProcess, start_daemon, wait_for
 from tests.slow_clients import KINDS, SlowClients
 
 pytestmark = pytest.mark.xdist_group("slow-clients")
@@ -82,7 +82,8 @@ def clients_of(daemon: DaemonProcess) -> SlowClients:
 
 def healthz(daemon: DaemonProcess) -> int:
     # A new connection each time, as a liveness probe makes.
-    return httpx.get(daemon.url + "/healthz", timeout=5).status_code
+    # Answered at all is the point, not how fast: a loaded 2-core machine took more than 5 s (a Monday run at load 18).
+    return httpx.get(daemon.url + "/healthz", timeout=PATIENCE).status_code
 
 
 def test_healthz_answers_while_200_slow_clients_hold_connections(held: DaemonProcess) -> None:

@@ -105,3 +105,11 @@ def test_nothing_outside_the_store_touches_the_status_table_or_update_status() -
             if named and (node.__class__ is ast.FunctionDef or path.parent.name != "store"):
                 outside.append(f"{path.relative_to(PACKAGE.parent)}:{getattr(node, 'lineno', '?')}")
     assert outside == []
+
+
+def test_only_record_decides_a_status_transition() -> None:
+    callers = sorted({f"{path.relative_to(PACKAGE.parent)}:{scope}" for path in PACKAGE.rglob("*.py")
+                      for scope, call in _calls(path)
+                      if isinstance(call.func, ast.Name | ast.Attribute)
+                      and (call.func.id if isinstance(call.func, ast.Name) else call.func.attr) == "transition"})
+    assert callers and all(c.startswith("reconciler/store/store.py:Store.record") for c in callers), callers

@@ -60,6 +60,12 @@ def test_missing_required_field(folder: Path) -> None:
     assert problems(folder) == ["resources/segment.yaml:1: Resource 'segment': missing required field 'type'"]
 
 
+def test_a_resource_type_retools_api_cannot_create_is_refused_at_its_line(folder: Path) -> None:
+    edit(folder, "resources/segment.yaml", "type: restapi\n", "type: s3\n")
+    assert problems(folder) == ["resources/segment.yaml:3: Resource 'segment': type 's3' cannot be created through "
+                                "Retool's API; use one of dbServer, mysql, postgresql, redshift, restapi, snowflake"]
+
+
 def test_unknown_kind(folder: Path) -> None:
     (folder / "extra.yaml").write_text("kind: Dashboard\nname: x\n")
     assert problems(folder) == ["extra.yaml:1: unknown kind 'Dashboard' (known kinds: App, Check, ConfigVariable, "
@@ -158,3 +164,94 @@ def test_json_output_lists_problems(folder: Path) -> None:
 def test_yaml_inside_app_source_is_not_desired_state(folder: Path) -> None:
     (folder / "apps" / "customer-support-dashboard" / "more.yaml").write_text("kind: NotOurs\n: [bad yaml\n")
     assert load(DirectoryTree(folder)).document_count() == 15
+
+
+def test_every_problem_at_once_across_the_structural_and_the_reference_checks(folder: Path) -> None:
+    """A YAML error, an unknown field, a literal secret and bad SQL do not hide an undeclared group, and a
+    broken document's names are not echoed as undeclared references (the app uses crm-api and
+    SUPPORT_EMAIL, whose documents are broken)."""
+    edit(folder, "resources/crm-api.yaml", "description: CRM REST API", "description: [CRM REST API")
+    edit(folder, "config/variables.yaml", "description: Where the dashboard", "descripton: Where the dashboard")
+    edit(folder, "resources/crm-db.yaml", 'password: "${secret:CRM_DB_STAGING_PASSWORD}"', "password: hunter2")
+    edit(folder, "databases/crm/002_tickets.sql", "create table", "create tabel")
+    edit(folder, "environments/production.yaml", "  use: [support-team]", "  use: [suport-team]")
+    assert problems(folder) == [
+        "config/variables.yaml:11: ConfigVariable 'SUPPORT_EMAIL': unknown field 'descripton' (check the "
+        "spelling; unknown fields are not allowed)",
+        'databases/crm/002_tickets.sql:4: SQL does not parse: syntax error at or near "tabel"',
+        "environments/production.yaml:20: Environment 'production': reference to undeclared group 'suport-team'",
+        "resources/crm-api.yaml:5: invalid YAML: did not find expected ',' or ']' (parsing a flow sequence "
+        "started on line 4)",
+        "resources/crm-db.yaml:15: Resource 'crm-db': option 'password' holds a literal secret; reference it as "
+        "${secret:NAME} and provide the value through a secret backend",
+    ]
+    result = cli(None, "validate", str(folder))
+    assert result.exit_code == 1
+    assert "has 5 problems" in result.stderr
+
+
+def test_the_other_documents_of_a_broken_file_are_still_checked(folder: Path) -> None:
+    edit(folder, "groups.yaml", "description: Support engineers", "description: [Support engineers")
+    edit(folder, "groups.yaml", "name: platform-admins\n", "name: platform-admins\nmembers: []\n")
+    assert problems(folder) == [
+        "groups.yaml:4: invalid YAML: did not find expected ',' or ']' (parsing a flow sequence started on line 3)",
+        "groups.yaml:7: Group 'platform-admins': unknown field 'members' (check the spelling; unknown fields are "
+        "not allowed)",
+    ]
+
+
+def test_an_unknown_field_does_not_hide_the_rest_of_its_document(folder: Path) -> None:
+    edit(folder, "apps/customer-support-dashboard.yaml", "description:", "descripton:")
+    edit(folder, "apps/customer-support-dashboard.yaml", "  use: [support-team]", "  use: [suport-team]")
+    assert problems(folder) == [
+        "apps/customer-support-dashboard.yaml:3: App 'customer-support-dashboard': unknown field 'descripton' "
+        "(check the spelling; unknown fields are not allowed)",
+        "apps/customer-support-dashboard.yaml:11: App 'customer-support-dashboard': reference to undeclared "
+        "group 'suport-team'",
+    ]
+
+
+def test_a_misspelt_field_that_changes_the_meaning_raises_no_echo(folder: Path) -> None:
+    """Without its misspelt 'environments', the app would need production too, where crm-db is not configured;
+    that would be an echo of the typo, not a second problem."""
+    edit(folder, "apps/customer-support-dashboard.yaml", "environments: [staging, production]",
+         "environment: [staging]")
+    edit(folder, "resources/crm-db.yaml", "  production:\n    options:\n      host: db.internal\n      database: crm\n"
+         "      username: retool\n      password: \"${secret:CRM_DB_PRODUCTION_PASSWORD}\"\n", "")
+    assert problems(folder) == [
+        "apps/customer-support-dashboard.yaml:6: App 'customer-support-dashboard': unknown field 'environment' "
+        "(check the spelling; unknown fields are not allowed)",
+    ]
+
+
+def test_a_broken_reconciler_yaml_does_not_hide_the_other_problems(folder: Path) -> None:
+    edit(folder, "reconciler.yaml", "version: 1", "version: [1")
+    edit(folder, "environments/production.yaml", "  use: [support-team]", "  use: [suport-team]")
+    found = problems(folder)
+    assert [p.split(": ")[0] for p in found] == ["environments/production.yaml:20", "reconciler.yaml:3"]
+    assert found[0].endswith("reference to undeclared group 'suport-team'")
+
+
+def test_with_a_config_an_app_declared_for_part_of_a_shared_retool_instance_is_refused(
+    folder: Path, tmp_path: Path,
+) -> None:
+    edit(folder, "apps/customer-support-dashboard.yaml", "environments: [staging, production]",
+         "environments: [staging]")
+    shutil.rmtree(folder / "checks")  # the example's checks look at the app in production
+    shared = tmp_path / "shared.toml"
+    shared.write_text('[platform]\nprovider = "retool"\nhost = "https://retool.example.com"\n'
+                      'token = "${secret:RETOOL_TOKEN}"\n')
+    separate = tmp_path / "separate.toml"
+    separate.write_text('[platform]\nprovider = "retool"\n' + "".join(
+        f'[[platform.instances]]\nname = "{env}"\nhost = "https://{env}.retool.example.com"\n'
+        f'token = "${{secret:RETOOL_{env.upper()}_TOKEN}}"\nenvironments = ["{env}"]\n'
+        for env in ("staging", "production")))
+
+    refused = cli(None, "validate", str(folder), "--config", str(shared))
+
+    assert refused.exit_code == 1
+    assert ("apps/customer-support-dashboard.yaml:6: App 'customer-support-dashboard': environments staging, "
+            "production share instance 'retool'") in refused.stderr
+    assert "missing: production" in refused.stderr
+    assert cli(None, "validate", str(folder)).exit_code == 0  # without a config the topology is unknown
+    assert cli(None, "validate", str(folder), "--config", str(separate)).exit_code == 0

@@ -2,20 +2,23 @@
 
 Reads both revisions from Git through the repository ``app/wiring.py`` builds (with the source's
 ssh key), validates the head, and reports declared-vs-declared differences (``core/compare.py``:
-no live state, no secret values needed — suitable for CI on pull requests). With a PostgreSQL
-server for scratch databases, the schema provider wiring builds turns changed SQL files into
-classified statements. Writes nothing.
+no live state, no secret values needed — suitable for CI on pull requests). Changed SQL files are
+turned into classified statements by the schema provider wiring builds, on a PostgreSQL server for
+scratch databases: ``--shadow-url`` or ``databases.shadow_url``, else an embedded one started for
+the diff in a temporary directory (``temporary_server``). When that cannot start, ``warn`` says so
+in one line and the files are shown by size. Writes nothing but caches.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from reconciler.config import Settings
 from reconciler.core.changes import DriftItem
 from reconciler.core.compare import EnvironmentDiff, compare
 from reconciler.desired.state import DesiredState
-from reconciler.errors import ValidationError
+from reconciler.errors import ProviderError, ValidationError
 from reconciler.providers.base import SchemaProvider
 from reconciler.source.repository import Repository
 
@@ -40,7 +43,8 @@ class Diff:
         return sum(len(d.items) for d in self.environments)
 
 
-def run_diff(settings: Settings, base: str, head: str, env: str | None, shadow_url: str | None = None) -> Diff:
+def run_diff(settings: Settings, base: str, head: str, env: str | None, shadow_url: str | None = None,
+             warn: Callable[[str], None] | None = None) -> Diff:
     from reconciler.app.wiring import build_repository, build_secrets
 
     repo = build_repository(settings, build_secrets(settings))
@@ -54,14 +58,29 @@ def run_diff(settings: Settings, base: str, head: str, env: str | None, shadow_u
     diffs = compare(base_state, head_state, [env] if env else None)
     server = shadow_url or settings.databases.shadow_url
     if server:
-        from reconciler.app.wiring import build_schema
+        _with_schema(settings, server, diffs, base_state, head_state)
+    elif any(i.kind == "schema-file" for d in diffs for i in d.items):
+        from reconciler.providers.postgres.embedded import temporary_server
 
-        schema = build_schema(settings, server)
         try:
-            _schema_statements(schema, diffs, base_state, head_state, server)
-        finally:
-            schema.close()
+            with temporary_server() as embedded:
+                _with_schema(settings, embedded.url, diffs, base_state, head_state)
+        except ProviderError as exc:
+            if warn is not None:
+                warn(f"schema changes are shown as SQL file sizes: the embedded PostgreSQL did not start "
+                     f"({str(exc).splitlines()[0]}); give --shadow-url to use a server")
     return Diff(base_id, head_id, diffs)
+
+
+def _with_schema(settings: Settings, server: str, diffs: list[EnvironmentDiff], base: DesiredState | None,
+                 head: DesiredState) -> None:
+    from reconciler.app.wiring import build_schema
+
+    schema = build_schema(settings, server)
+    try:
+        _schema_statements(schema, diffs, base, head, server)
+    finally:
+        schema.close()
 
 
 def _schema_statements(

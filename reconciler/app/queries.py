@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -56,6 +56,10 @@ class Source(Protocol):
 
     def declared_spec(self, env: str) -> Environment | None: ...
 
+    def spec(self, env: str) -> Environment: ...
+
+    def registry_app(self, env: str, app: str) -> dict[str, Any] | None: ...
+
 
 class Queries:
     """Reads of the store joined with what Git says now; built by ``Reconciler`` as ``reconciler.queries``."""
@@ -66,6 +70,10 @@ class Queries:
 
     def names(self) -> list[str]:
         return self.reconciler.known_environments()
+
+    def known(self, env: str) -> None:
+        """Nothing when ``env`` is declared; ``NotFoundError`` (an API 404) naming those that are."""
+        self.reconciler.spec(env)
 
     def status_row(self, env: str) -> StatusRow:
         status = self.store.status(env)
@@ -100,3 +108,7 @@ class Queries:
 
     def store_reachable(self) -> bool:
         return self.store.ping()
+
+    def registry_app(self, env: str, app: str) -> dict[str, Any] | None:
+        """An app's resources and config in ``env``, secrets resolved (the registry platform's endpoint)."""
+        return self.reconciler.registry_app(env, app)

@@ -31,21 +31,23 @@ import structlog
 
 from reconciler.app.queries import Queries
 from reconciler.app.replicas import Replicas
+from reconciler.checks.prepared import for_environment
+from reconciler.checks.runner import run_checks
 from reconciler.clock import Clock
 from reconciler.clock import now as clock_now
 from reconciler.config import Settings
-from reconciler.core import gates, targets
-from reconciler.core.changes import Change, DriftItem
+from reconciler.core import gates, targets, topology
+from reconciler.core.changes import Change, DriftItem, Phase
 from reconciler.core.drift import diff_objects
 from reconciler.core.gates import Gate
 from reconciler.core.objects import LiveState
-from reconciler.core.outcome import DriftChecked, EnvironmentStatus, RunOutcome, RunResult, Waiting
+from reconciler.core.outcome import DriftChecked, EnvironmentStatus, EnvState, RunOutcome, RunResult, Waiting
 from reconciler.core.plan import Plan, Step, build_plan
 from reconciler.core.render import DesiredDatabase, DesiredEnvironment, render
 from reconciler.core.revisions import short
 from reconciler.core.targets import Requested, Running, TagEvidence, Target
 from reconciler.desired import loader
-from reconciler.desired.models import Environment
+from reconciler.desired.models import Environment, app_environments
 from reconciler.desired.state import DesiredState
 from reconciler.durations import parse_duration
 from reconciler.errors import (
@@ -59,7 +61,15 @@ from reconciler.errors import (
     ValidationError,
     clip,
 )
-from reconciler.providers.base import AppDeployment, AppDirectory, ApplyContext, PlatformProvider, SchemaProvider
+from reconciler.errors import Waiting as WaitingForMerge
+from reconciler.providers.base import (
+    AppDeployment,
+    AppDirectory,
+    ApplyContext,
+    HandEditable,
+    PlatformProvider,
+    SchemaProvider,
+)
 from reconciler.secrets.backends import Secrets
 from reconciler.secrets.fingerprints import Fingerprinter
 from reconciler.secrets.values import Sensitive
@@ -84,6 +94,7 @@ class Computed:
     state: DesiredState
     plan: Plan
     live: LiveState  # what the plan was made against; apply starts from it (no second read)
+    sharing: topology.Sharing | None = None  # who applies what this one's platform instance shares
 
 
 @dataclass(frozen=True)
@@ -235,17 +246,27 @@ class Reconciler:
         Policy comes from the control branch, not from the revision being applied, so a release
         tag cannot loosen its own gates.
         """
-        try:
-            state = self.control_state()
-        except ValidationError:
-            status = self._store.status(env)
-            if status.applied_revision is None:
-                raise
-            state = self.state_at(status.applied_revision)
+        state = self._policy_state(env)
         spec = state.environments.get(env)
         if spec is None:
             raise NotFoundError(f"unknown environment {clip(env)!r} (declared: {', '.join(state.environment_order)})")
         return spec
+
+    def _policy_state(self, env: str) -> DesiredState:
+        """The desired state ``env``'s policy comes from: the control branch head, else (while that is
+        invalid) the revision ``env`` runs."""
+        try:
+            return self.control_state()
+        except ValidationError:
+            status = self._store.status(env)
+            if status.applied_revision is None:
+                raise
+            return self.state_at(status.applied_revision)
+
+    def database_approvers(self, env: str) -> dict[str, list[str]]:
+        """Database name → its ``approvers``, from the policy state (a release tag cannot name its own)."""
+        databases = self._policy_state(env).databases
+        return {name: db.approvers for name, db in databases.items() if db.approvers is not None}
 
     # -- what to run -----------------------------------------------------------------------------
 
@@ -275,19 +296,45 @@ class Reconciler:
         tag, track = target.tag, target.spec.track
         assert tag is not None
         reachable = self._repository.is_reachable(tag.target, track.from_branch) if track.from_branch else None
-        verified = None
+        verified, checks_ran, checks_failed, since = None, None, (), None
         if track.promoted_from:
             tree_id = self._repository.tree(tag.target, self.settings.source.path).content_id()
             verified = self._store.verified_in(track.promoted_from, tree_id)
+            upstream = self.declared_spec(track.promoted_from)
+            if upstream is not None and upstream.sync.run_checks and self._declares_checks(tag.target,
+                                                                                              track.promoted_from):
+                results = self._store.checks_for(track.promoted_from, tree_id)
+                checks_ran = results is not None
+                checks_failed = tuple(r["name"] for r in results or [] if not r.get("passed"))
+            if track.soak:
+                since = self._store.synced_since(track.promoted_from, tree_id)
         signature_ok, signature_reason = None, ""
         if track.verify_signatures is not None:
             from reconciler.source import signatures
 
             result = signatures.verify_tag(self._repository, tag, track.verify_signatures)
             signature_ok, signature_reason = result.ok, result.reason
+        signed_by = None
+        approvers = target.approvals and (target.spec.approvers is not None
+                                          or self.database_approvers(target.environment))
+        if target.spec.allowed_signers is not None or approvers:
+            from reconciler.source import signatures
+
+            keyring = track.verify_signatures.gpg_keyring if track.verify_signatures else None
+            signed_by = signatures.tag_signer(self._repository, tag, keyring)
         return TagEvidence(reachable=reachable, verified_upstream=verified,
                            first_seen_target=self._store.tag_targets().get(tag.name),
-                           signature_ok=signature_ok, signature_reason=signature_reason)
+                           signature_ok=signature_ok, signature_reason=signature_reason,
+                           upstream_checks_ran=checks_ran, upstream_checks_failed=checks_failed,
+                           upstream_synced_since=since, now=self.clock(), signed_by=signed_by)
+
+    def _declares_checks(self, revision: str, env: str) -> bool:
+        """Does the desired state at ``revision`` declare checks for ``env``? (An invalid one: assume so.)"""
+        try:
+            state = self.state_at(revision)
+        except ReconcilerError:
+            return True
+        return bool(for_environment(state, env)) if env in state.environments else False
 
     def remember_tags(self) -> None:
         """Record the first target of every tag not seen before (moved tags are judged against it)."""
@@ -296,12 +343,22 @@ class Reconciler:
     # -- computing drift and plans ---------------------------------------------------------------
 
     def compute(self, env: str, revision: str) -> Computed:
-        """Render ``env`` at ``revision``, read live state, and plan (no gates, no writes)."""
+        """Render ``env`` at ``revision``, read live state, and plan (no gates, no writes).
+
+        On a platform instance shared with other environments, what the instance shares is applied
+        by one environment there (``core.topology``): this environment's read is told whether it
+        publishes the instance's apps, and its plan marks the changes another applies as applied with it.
+        """
         state = self.state_at(revision)
+        placement = self.settings.platform.placement(state.environment_order)
+        problems = topology.shared_instance_problems(state, placement)
+        if problems:
+            raise ValidationError(problems)
+        place = topology.sharing(state, env, placement)
         desired = render(state, env, self._fingerprinter.sensitive)
-        live = self._platform.read(env)
-        drift = self._diff(desired, live)
-        return Computed(desired, state, build_plan(env, revision, drift), live)
+        live = self._platform.read(env, declared=frozenset(desired.objects), owner=place.owner == env)
+        drift = topology.defer_shared(self._diff(desired, live), place)
+        return Computed(desired, state, build_plan(env, revision, drift), live, place)
 
     def _diff(self, desired: DesiredEnvironment, live: LiveState) -> list[DriftItem]:
         items = diff_objects(desired.objects, live, prune=desired.spec.sync.prune)
@@ -402,10 +459,9 @@ class Reconciler:
 
     def edit_live(self, env: str, name: str, value: str) -> None:
         """Change a config variable on the platform behind Git's back (``reconciler demo`` shows drift so)."""
-        edit = getattr(self._platform, "edit_config_value", None)
-        if edit is None:
+        if not isinstance(self._platform, HandEditable):
             raise NotFoundError("this platform cannot be edited by hand here")
-        edit(env, name, value)
+        self._platform.edit_config_value(env, name, value)
 
     # -- reconciling -----------------------------------------------------------------------------
 
@@ -464,11 +520,42 @@ class Reconciler:
             with structlog.contextvars.bound_contextvars(environment=env, trigger=trigger, run_id=None,
                                                          revision=None):
                 outcome = self._reconcile(env, rev, trigger, tuple(approvals), not record_no_changes, cancel)
+                if outcome.result == RunResult.FAILED and outcome.failed_checks and outcome.trigger != "rollback":
+                    outcome = self._roll_back(outcome, tuple(approvals), cancel)
         outcome = replace(outcome, warnings=(*outcome.warnings, *lease.warnings),
                           duration=time.monotonic() - started)
         log.info("reconcile.done", environment=env, result=outcome.result, revision=short(outcome.revision),
                  run_id=outcome.run_id, reason=outcome.reason, seconds=round(outcome.duration, 3))
         return outcome
+
+    def _roll_back(self, failed: RunOutcome, approvals: tuple[str, ...],
+                   cancel: threading.Event | None) -> RunOutcome:
+        """``on_failed_checks: rollback``: pin the previous revision whose checks passed and apply it.
+
+        The rollback is a run of its own (trigger ``rollback``) through the same gates; one that would
+        need a destructive change is not applied — the pin is released and the environment stays Failed,
+        saying so. Returns the outcome to report (once): the rollback's, or ``failed`` when there is none.
+        """
+        env = failed.environment
+        try:
+            spec = self.spec(env)
+        except ReconcilerError:
+            return failed
+        if spec.sync.on_failed_checks != "rollback" or failed.revision is None:
+            return failed
+        previous = self._store.last_good(env, failed.revision)
+        if previous is None:
+            return replace(failed, warnings=(*failed.warnings, f"{env} has no earlier revision whose checks "
+                                             "passed: nothing to roll back to"))
+        revision, ref = previous
+        label = ref or short(revision)
+        why = (f"check{'s' if len(failed.failed_checks) > 1 else ''} {', '.join(failed.failed_checks)} failed "
+               f"at {failed.ref or short(failed.revision)}")
+        log.warning("reconcile.rollback", to=label, because=why)
+        self._store.set_pin(env, revision)
+        back = self._reconcile(env, None, "rollback", approvals, False, cancel,
+                               rollback=f"to {label} because {why}")
+        return back
 
     def _record(self, outcome: RunOutcome) -> RunOutcome:
         """Write ``outcome`` (the run record and the status) through the store's one writer."""
@@ -476,7 +563,7 @@ class Reconciler:
 
     def _reconcile(
         self, env: str, rev: str | None, trigger: str, approvals: tuple[str, ...], quiet: bool,
-        cancel: threading.Event | None,
+        cancel: threading.Event | None, rollback: str | None = None,
     ) -> RunOutcome:
         try:
             self.remember_tags()
@@ -505,33 +592,98 @@ class Reconciler:
             return self._failed(start, f"{exc}; nothing was applied", exc)
         plan = computed.plan
         start = replace(start, plan=plan, tree_id=computed.state.content_id)
-        gate = gates.check_destructive(target.spec, plan.destructive, [*target.approvals, *approvals])
+        if rollback is not None and plan.destructive:
+            # Destructive changes are never undone silently: no rollback, the environment stays Failed.
+            self._store.set_pin(env, None)
+            ids = ", ".join(i.id for i in plan.destructive[:5])
+            return self._record(replace(start, result=RunResult.FAILED, reason=(
+                f"not rolled back {rollback}: it would need "
+                f"destructive changes ({ids}); {env} stays Failed at what it runs — fix forward or roll back "
+                "by hand")))
+        tag_approvals = None
+        if target.tag is not None and target.approvals:
+            tag_approvals = gates.TagApprovals(target.tag.name, target.approvals, target.signed_by or gates.SignedBy())
+        gate = gates.check_destructive(target.spec, plan.destructive, approvals, tag_approvals,
+                                       self.database_approvers(env) if plan.destructive else None)
         if gate.allowed and not plan.is_empty():
             gate = gates.check_window(target.spec, self.clock())
         if not gate.allowed:
             return self._blocked(start, gate)
+        if rollback is not None:
+            start = replace(start, reason=f"rolled back {rollback} (pinned); 'reconciler unpin {env}' releases it")
         if plan.is_empty():
-            return self._record(replace(start, result=RunResult.NO_CHANGES, verify=plan))
+            done = replace(start, result=RunResult.NO_CHANGES, verify=plan)
+            if target.spec.sync.run_checks and (self._store.status(env).state == EnvState.FAILED
+                                                or self._store.checks_for(env, computed.state.content_id) is None):
+                # Nothing to apply, but the last run failed (its checks, perhaps) or this desired state
+                # was never checked here (only checks changed): check it, so promotion can rely on it.
+                done = self._judge(done, self._checks(computed.state, env, None))
+            return self._record(done)
         start = self._record(start)
         assert start.run_id is not None
         structlog.contextvars.bind_contextvars(run_id=start.run_id, revision=short(target.revision))
         log.info("reconcile.apply", steps=len(plan.steps), items=len(plan.items))
         applied: list[str] = []
+        run_checks = target.spec.sync.run_checks
+        after_schema: list[dict[str, Any]] | None = None
+
+        def before_destructive() -> bool:
+            nonlocal after_schema
+            after_schema = self._checks(computed.state, env, "after-schema")
+            return not _any_failed(after_schema)
+
+        checks: list[dict[str, Any]] = []
         try:
-            self._apply(computed, target, plan, applied, start.run_id, cancel)
+            self._apply(computed, target, plan, applied, start.run_id, cancel,
+                        before_destructive if run_checks else None)
             verify = self.compute(env, target.revision).plan
+            if run_checks:
+                checks = after_schema if after_schema is not None else self._checks(computed.state, env, "after-schema")
+                if not _any_failed(checks):
+                    checks = [*checks, *self._checks(computed.state, env, "after-apply")]
         except Cancelled as exc:
             log.warning("reconcile.cancelled", applied=len(applied))
             return self._record(replace(start, result=RunResult.INTERRUPTED, reason=str(exc), applied=tuple(applied)))
+        except WaitingForMerge as exc:
+            # A platform proposed a change (a pushed branch) that counts once merged: not a failure.
+            log.info("reconcile.waiting", reason=str(exc), applied=len(applied))
+            return self._record(replace(start, result=RunResult.WAITING, reason=str(exc), applied=tuple(applied),
+                                        retry_after=exc.delay))
         except ReconcilerError as exc:
             log.warning("reconcile.failed", error=str(exc), applied=len(applied))
             return self._failed(replace(start, applied=tuple(applied)), f"{exc}", exc)
-        done = replace(start, applied=tuple(applied), verify=verify)
+        done = replace(start, applied=tuple(applied), verify=verify, checks=tuple(checks))
+        if _any_failed(checks):
+            return self._record(self._judge(replace(done, result=RunResult.SUCCEEDED), checks))
         if verify.items:
             still = ", ".join(i.id for i in verify.items[:5])
             reason = f"{len(verify.items)} changes still differ after apply: {still}"
             return self._record(replace(done, result=RunResult.FAILED, reason=reason))
         return self._record(replace(done, result=RunResult.SUCCEEDED))
+
+    def _checks(self, state: DesiredState, env: str, when: str | None) -> list[dict[str, Any]]:
+        """Run ``env``'s declared checks of ``state`` (those of ``when`` only, when given); their results as JSON."""
+        chosen = [c for c in for_environment(state, env) if when is None or c.when == when]
+        if not chosen:
+            return []
+        results = [r.as_json() for r in run_checks(chosen, self._secrets.resolve)]
+        log.info("reconcile.checks", when=when or "all", checks=len(results),
+                 failed=[r["name"] for r in results if not r["passed"]])
+        return results
+
+    @staticmethod
+    def _judge(outcome: RunOutcome, checks: list[dict[str, Any]]) -> RunOutcome:
+        """``outcome`` with the checks it ran; Failed, naming the checks, when one of them failed."""
+        outcome = replace(outcome, checks=tuple(checks))
+        failed = [c for c in checks if not c["passed"]]
+        if not failed:
+            return outcome
+        names = ", ".join(c["name"] for c in failed)
+        word = "check" if len(failed) == 1 else "checks"
+        reason = f"{word} {names} failed after apply: {failed[0]['detail']}"
+        if outcome.verify is not None and outcome.verify.items and outcome.result != RunResult.NO_CHANGES:
+            reason += f"; {len(outcome.verify.items)} planned changes (destructive steps) were not applied"
+        return replace(outcome, result=RunResult.FAILED, reason=reason)
 
     def _failed(self, outcome: RunOutcome, reason: str, error: ReconcilerError) -> RunOutcome:
         """A failed run, with when trying again may help when the error says so (``TemporaryError.delay``)."""
@@ -547,24 +699,36 @@ class Reconciler:
 
     def _apply(
         self, computed: Computed, target: Target, plan: Plan, applied: list[str], run_id: str,
-        cancel: threading.Event | None = None,
+        cancel: threading.Event | None = None, before_destructive: Callable[[], bool] | None = None,
     ) -> None:
         env = target.environment
         assert target.revision is not None
-        ctx = ApplyContext(environment=env, secrets=self._secrets, fingerprints=self._store)
+        ctx = ApplyContext(environment=env, secrets=self._secrets, fingerprints=self._store, releases=self._store,
+                           owner=computed.sharing is None or computed.sharing.owner == env)
         release = target.ref if target.tag is not None and target.ref else short(target.revision)
-        for name, source in computed.state.app_sources.items():
-            ctx.deployments[name] = AppDeployment(target.revision, release, source.files)
+        order = computed.state.environment_order
+        for name, app in computed.state.apps.items():
+            source = computed.state.app_sources.get(name)
+            # A release is made by the app's first environment in promotion order; the others run it.
+            first = next((e for e in order if e in app_environments(app, order)), env)
+            ctx.deployments[name] = AppDeployment(target.revision, release, source.files if source else {},
+                                                  may_release=first == env)
         live = computed.live
         for step in plan.steps:
             if cancel is not None and cancel.is_set():
                 raise Cancelled(f"stopped by shutdown after {len(applied)} of {len(plan.items)} changes; "
                                 "the next start plans again from live state")
-            self._apply_step(ctx, computed.desired, live, step)
+            if before_destructive is not None and step.phase >= Phase.SCHEMA_DESTRUCTIVE:
+                go_on, before_destructive = before_destructive(), None
+                if not go_on:
+                    log.warning("reconcile.checks_failed_before_destructive", skipped=len(plan.steps))
+                    return
+            self._apply_step(ctx, computed, live, step)
             self._store.record_applied(run_id, step.ids, offset=len(applied))
             applied.extend(step.ids)
 
-    def _apply_step(self, ctx: ApplyContext, desired: DesiredEnvironment, live: LiveState, step: Step) -> None:
+    def _apply_step(self, ctx: ApplyContext, computed: Computed, live: LiveState, step: Step) -> None:
+        desired = computed.desired
         if step.target == "schema":
             self._apply_schema_step(desired, step)
             return
@@ -572,6 +736,9 @@ class Reconciler:
         change = step.change
         if step.items[0].change == Change.UPDATE:
             change = Change.UPDATE
+        if computed.sharing is not None and step.kind != "app":
+            # Whether this run writes the object's instance-wide fields (an app's are the owner's).
+            ctx = replace(ctx, owner=computed.sharing.applies(key))
         self._platform.apply(ctx, change, desired.objects.get(key), live.get(key))
 
     def _apply_schema_step(self, desired: DesiredEnvironment, step: Step) -> None:
@@ -630,6 +797,10 @@ class Reconciler:
     def unpin(self, env: str) -> None:
         self.spec(env)
         self._store.set_pin(env, None)
+
+
+def _any_failed(checks: list[dict[str, Any]]) -> bool:
+    return any(not c["passed"] for c in checks)
 
 
 def _resolve(value: Any, resolve: Callable[[str], str]) -> Any:

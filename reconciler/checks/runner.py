@@ -17,7 +17,6 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import structlog
 
-from reconciler.checks import http, sql
 from reconciler.checks.prepared import HttpProbe, PreparedCheck, SqlProbe, for_environment
 from reconciler.checks.results import CheckReport, CheckResult
 from reconciler.desired.models import SECRET_REFERENCE
@@ -97,6 +96,10 @@ def _resolver(resolve: Resolve, redact: Redactor) -> Resolve:
 
 
 def _run(check: PreparedCheck, expand: Resolve, redact: Redactor) -> str:
+    # The probes' clients (psycopg, httpx) are imported when a check of their kind runs: a command
+    # that runs no check (status, plan, drift) does not load them (tests/test_cli_imports.py).
+    from reconciler.checks import http, sql
+
     probe = check.probe
     if isinstance(probe, SqlProbe):
         url = expand(probe.url)

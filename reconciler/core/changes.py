@@ -64,6 +64,9 @@ class DriftItem:
     transactional: bool = True
     pruned: bool = False
     detail: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
+    # An instance-wide change this environment leaves to the most protected environment on its
+    # instance (named here): shown as "applied with <it>", never planned, never a verification failure.
+    deferred_to: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -78,6 +81,8 @@ class DriftItem:
         }
         if self.sql is not None:
             out["sql"] = self.sql
+        if self.deferred_to is not None:
+            out["applied_with"] = self.deferred_to
         return out
 
     @classmethod

@@ -55,7 +55,7 @@ def diff_objects(
             items.append(DriftItem(
                 id=f"{kind}:{name}", kind=kind, name=name, field=None, change=Change.DELETE,
                 declared=None, live=redact(dict(have.fields)), risk=Risk.DESTRUCTIVE, phase=Phase.PRUNE,
-                pruned=prune,
+                pruned=prune and have.owned,  # never an object the reconciler did not create or adopt
             ))
         elif want is not None and have is not None:
             for field, new, old in _changed_fields(dict(want.fields), dict(have.fields), ""):

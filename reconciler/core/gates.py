@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.triggers.cron import CronTrigger
 
 from reconciler.core.changes import DriftItem
-from reconciler.desired.models import DenyWindow, Environment
+from reconciler.desired.models import DenyWindow, Environment, signer_id
 from reconciler.durations import parse_duration
 
 _APPROVE = re.compile(r"^\s*Approve:\s*(\S+)\s*$", re.MULTILINE | re.IGNORECASE)
@@ -40,11 +41,15 @@ class GateCode(StrEnum):
     OLDER_TAG = "older-tag"
     UNREACHABLE = "unreachable"
     NOT_PROMOTED = "not-promoted"
+    SOAKING = "soaking"  # the release has not stayed Synced upstream for track.soak yet
+    CHECKS_UPSTREAM = "checks-upstream"  # the checks of that desired state failed (or never ran) upstream
     SIGNATURE = "signature"
+    SIGNER = "signer"  # signed, but not by one of the environment's allowed_signers
     # the desired state and the plan
     INVALID = "invalid"
     DESTRUCTIVE = "destructive"
     DESTRUCTIVE_DENIED = "destructive-denied"
+    APPROVER = "approver"  # an Approve: trailer in a tag not signed by an approver
     WINDOW = "window"
 
 
@@ -65,6 +70,38 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class SignedBy:
+    """Who signed a release tag, as ``source/signatures.py`` found out.
+
+    ``ids`` are the ids the signing key is matched by (``desired.models.signer_id``: a GPG key's
+    primary and signing-subkey fingerprints, an SSH key's ``SHA256:`` fingerprint); empty when the
+    tag is not signed. ``label`` names the key for operators; ``verified`` says the signature is
+    good for that key, ``reason`` why not.
+    """
+
+    ids: frozenset[str] = frozenset()
+    label: str = ""
+    verified: bool = False
+    reason: str = ""
+
+    @property
+    def signed(self) -> bool:
+        return bool(self.ids)
+
+    def describe(self) -> str:
+        """What an operator needs to hear about this signature, e.g. for a refusal."""
+        if not self.signed:
+            return f"the tag is not signed ({self.reason})" if self.reason else "the tag is not signed"
+        if not self.verified:
+            return f"the signature by {self.label} does not verify ({self.reason})"
+        return f"signed by {self.label}"
+
+    def is_one_of(self, keys: Sequence[str]) -> bool:
+        """A good signature by one of ``keys`` (allowed_signers or approvers entries)."""
+        return self.verified and bool(self.ids & {signer_id(k) for k in keys})
+
+
+@dataclass(frozen=True)
 class TagFacts:
     name: str
     target: str
@@ -74,6 +111,14 @@ class TagFacts:
     signature_ok: bool | None = None  # None when verification is off
     signature_reason: str = ""
     newer_than_applied: bool = True
+    # The earlier environment runs checks (sync.run_checks): did they run on this tree there, and which
+    # failed the last time they did. None when the environment sets no promoted_from or it runs no checks.
+    upstream_checks_ran: bool | None = None
+    upstream_checks_failed: tuple[str, ...] = ()
+    # Since when the tree has been Synced upstream without a failed run since (soak), and what time it is.
+    upstream_synced_since: dt.datetime | None = None
+    now: dt.datetime | None = None
+    signed_by: SignedBy | None = None  # gathered when the environment sets allowed_signers
 
 
 def check_tag(spec: Environment, facts: TagFacts) -> Gate:
@@ -97,15 +142,67 @@ def check_tag(spec: Environment, facts: TagFacts) -> Gate:
             f"tag {facts.name} ({facts.target[:12]}) is not reachable from branch {track.from_branch}; "
             f"release only commits merged to {track.from_branch}",
         )
+    # A check that failed upstream is the precise reason (that run is Failed, so never verified either).
+    if track.promoted_from and facts.upstream_checks_failed:
+        failed = facts.upstream_checks_failed
+        return Gate.block(
+            GateCode.CHECKS_UPSTREAM,
+            f"check{'s' if len(failed) > 1 else ''} {', '.join(failed)} failed in {track.promoted_from} for the "
+            f"desired state of {facts.name}; fix the release and let {track.promoted_from} pass its checks first",
+        )
     if track.promoted_from and facts.verified_upstream is False:
         return Gate.block(
             GateCode.NOT_PROMOTED,
             f"the desired state of {facts.name} has never synced and verified in {track.promoted_from}; "
             f"let {track.promoted_from} reach this revision first",
         )
+    if track.promoted_from and facts.upstream_checks_ran is False:
+        return Gate.block(
+            GateCode.CHECKS_UPSTREAM,
+            f"the checks of {facts.name}'s desired state have not run in {track.promoted_from} yet; "
+            f"they run when {track.promoted_from} applies it",
+        )
+    if track.promoted_from and track.soak and facts.now is not None:
+        soak = check_soak(track.promoted_from, parse_duration(track.soak), facts.upstream_synced_since, facts.now)
+        if not soak.allowed:
+            return soak
     if facts.signature_ok is False:
         return Gate.block(GateCode.SIGNATURE, f"tag {facts.name}: {facts.signature_reason}")
+    if spec.allowed_signers is not None:
+        return check_signer(spec, facts.name, facts.signed_by or SignedBy())
     return Gate.ok()
+
+
+def check_soak(upstream: str, seconds: float, since: dt.datetime | None, now: dt.datetime) -> Gate:
+    """Has the release stayed Synced in ``upstream`` for ``seconds`` by ``now``? Waiting retries when it ends."""
+    if since is None:
+        return Gate.ok()  # never synced there: the promotion gates before this one say so
+    ends = since + dt.timedelta(seconds=seconds)
+    if now >= ends:
+        return Gate.ok()
+    return Gate.block(
+        GateCode.SOAKING, f"soaking in {upstream} until {ends.astimezone(dt.UTC):%H:%M} UTC "
+        f"({ends.astimezone(dt.UTC):%Y-%m-%d}); promoted then if it stays Synced with passing checks",
+        retry_at=ends,
+    )
+
+
+def check_signer(spec: Environment, tag: str, signed_by: SignedBy) -> Gate:
+    """A release tag of an environment with ``allowed_signers`` must carry a good signature by one of them."""
+    keys = spec.allowed_signers
+    if keys is None or signed_by.is_one_of(keys):
+        return Gate.ok()
+    if signed_by.signed and signed_by.verified:
+        return Gate.block(
+            GateCode.SIGNER,
+            f"tag {tag} signed by a key not allowed to release {spec.name}: {signed_by.label}; sign the release "
+            f"with a key listed in allowed_signers of {spec.name}, or add this key there",
+        )
+    return Gate.block(
+        GateCode.SIGNER,
+        f"tag {tag}: {signed_by.describe()}; {spec.name} is released only by tags signed (git tag -s) with a key "
+        "listed in its allowed_signers",
+    )
 
 
 def approvals_in(message: str) -> list[str]:
@@ -113,7 +210,7 @@ def approvals_in(message: str) -> list[str]:
     return _APPROVE.findall(message or "")
 
 
-def is_approved(item_id: str, approvals: list[str]) -> bool:
+def is_approved(item_id: str, approvals: Sequence[str]) -> bool:
     for pattern in approvals:
         if pattern.endswith("*"):
             if item_id.startswith(pattern[:-1]):
@@ -123,8 +220,35 @@ def is_approved(item_id: str, approvals: list[str]) -> bool:
     return False
 
 
-def check_destructive(spec: Environment, destructive: list[DriftItem], approvals: list[str]) -> Gate:
-    """Destructive schema changes follow ``destructive_changes`` and the approvals given."""
+@dataclass(frozen=True)
+class TagApprovals:
+    """The ``Approve:`` trailers of the release tag being applied, and who signed that tag."""
+
+    tag: str
+    approvals: tuple[str, ...]
+    signed_by: SignedBy
+
+
+def approvers_of(item: DriftItem, spec: Environment, databases: Mapping[str, Sequence[str]]) -> Sequence[str] | None:
+    """Who may approve ``item``: its database's approvers, else the environment's; None when anyone may."""
+    if item.kind == "schema" and item.name in databases:
+        return databases[item.name]
+    return spec.approvers
+
+
+def check_destructive(
+    spec: Environment,
+    destructive: list[DriftItem],
+    approvals: Sequence[str],
+    tag: TagApprovals | None = None,
+    approvers: Mapping[str, Sequence[str]] | None = None,
+) -> Gate:
+    """Destructive changes follow ``destructive_changes`` and the approvals given.
+
+    ``approvals`` are the operator's own (``--approve``); ``tag`` the release tag's ``Approve:``
+    trailers, which count for an item only when the tag is signed by one of the item's approvers
+    (``approvers``: database name → keys; the environment's ``approvers`` otherwise) if it has any.
+    """
     if not destructive:
         return Gate.ok()
     policy = spec.sync.destructive_changes
@@ -134,7 +258,29 @@ def check_destructive(spec: Environment, destructive: list[DriftItem], approvals
     if policy == "deny":
         return Gate.block(GateCode.DESTRUCTIVE_DENIED,
                           f"destructive changes are denied in {spec.name}: {', '.join(ids)}")
-    missing = [i for i in ids if not is_approved(i, approvals)]
+    refused: list[tuple[str, str]] = []  # (item id, whose approval it needs)
+    missing = []
+    for item in destructive:
+        if is_approved(item.id, approvals):
+            continue
+        if tag is not None and is_approved(item.id, tag.approvals):
+            keys = approvers_of(item, spec, approvers or {})
+            if keys is None or tag.signed_by.is_one_of(keys):
+                continue
+            own = item.kind == "schema" and item.name in (approvers or {})
+            whose = f"database {item.name}" if own else f"environment {spec.name}"
+            refused.append((item.id, whose))
+            continue
+        missing.append(item.id)
+    if refused:
+        assert tag is not None
+        item_id, whose = refused[0]
+        more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+        return Gate.block(
+            GateCode.APPROVER,
+            f"approval of {item_id}{more} in tag {tag.tag} refused: {tag.signed_by.describe()}; only an approver of "
+            f"{whose} can approve it — sign the release tag (git tag -s) with an approver's key",
+        )
     if missing:
         return Gate.block(
             GateCode.DESTRUCTIVE,

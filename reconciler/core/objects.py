@@ -20,7 +20,9 @@ app                 app name                               description, folder, 
 A resource's ``options`` are the shared options merged with this environment's options. Groups,
 folders and resource definitions are shared by every environment on a platform such as Retool; the
 per-environment parts (resource options, config values, permissions on resource configurations,
-deployed apps) are what make one environment differ from another.
+deployed apps) are what make one environment differ from another; which environment applies
+the shared parts on an instance hosting several is ``topology``'s decision. A live object also says
+whether the reconciler owns it (``owned``: created or adopted it); prune never deletes one it does not.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ class PlatformObject:
     kind: str
     name: str
     fields: Mapping[str, Any] = field(default_factory=dict)
+    # Live objects only: False for an object the reconciler neither created nor adopted (never pruned).
+    owned: bool = field(default=True, compare=False)
 
     @property
     def key(self) -> ObjectKey:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 from reconciler.core.changes import Change, DriftItem
 from reconciler.core.gates import GateCode
@@ -28,6 +29,7 @@ class RunResult(StrEnum):
     INTERRUPTED = "Interrupted"  # the process stopped during the run; the next run plans again
     BUSY = "Busy"  # another run holds the environment; nothing was recorded
     PROGRESSING = "Progressing"  # applying now
+    WAITING = "Waiting"  # the platform proposed a change (a pushed branch) that counts once merged
 
 
 class EnvState(StrEnum):
@@ -80,6 +82,12 @@ class RunOutcome:
     quiet: bool = False  # a daemon pass: repeating the last run's result adds no run record
     retry_after: float | None = None  # the failure says when trying again may help (TemporaryError.delay)
     retry_at: dt.datetime | None = None  # Blocked by a deny window: when it closes (the gate's clock)
+    checks: tuple[dict[str, Any], ...] = ()  # results of the checks run after applying (CheckResult.as_json())
+
+    @property
+    def failed_checks(self) -> list[str]:
+        """Names of the checks that failed in this run."""
+        return [c["name"] for c in self.checks if not c.get("passed")]
 
     @property
     def remaining(self) -> list[DriftItem]:
@@ -92,8 +100,12 @@ class RunOutcome:
 
     @property
     def exit_code(self) -> int:
-        """``reconciler apply``'s exit code (SPEC §6): 0 applied or nothing to do, 3 blocked, 1 otherwise."""
-        return {RunResult.SUCCEEDED: 0, RunResult.NO_CHANGES: 0, RunResult.BLOCKED: 3}.get(self.result, 1)
+        """``reconciler apply``'s exit code (SPEC §6): 0 applied or nothing to do, 3 blocked, 1 otherwise.
+
+        Waiting is not a failure: the run did what it could, and a merge lets the next one finish.
+        """
+        return {RunResult.SUCCEEDED: 0, RunResult.NO_CHANGES: 0, RunResult.WAITING: 0,
+                RunResult.BLOCKED: 3}.get(self.result, 1)
 
 
 @dataclass(frozen=True)
@@ -126,6 +138,12 @@ def drift_reason(drift: list[DriftItem] | tuple[DriftItem, ...]) -> str:
     return f"{count} drift item{'s' if count != 1 else ''}"
 
 
+def _pending(drift: list[DriftItem] | tuple[DriftItem, ...]) -> list[DriftItem]:
+    """The drift an environment answers for: not what another environment on its platform instance
+    applies (``deferred_to``, see ``core.topology``), which is neither its drift nor a failed verification."""
+    return [i for i in drift if i.deferred_to is None]
+
+
 def repeats(outcome: RunOutcome, last_result: str | None, last_revision: str | None, last_reason: str | None) -> bool:
     """True when ``outcome`` says again what the last run said, so it needs no run record of its own.
 
@@ -151,7 +169,7 @@ def transition(previous: EnvironmentStatus, event: Event, now: dt.datetime) -> E
         state = EnvState.OUT_OF_SYNC if event.out_of_sync else previous.state
         return replace(previous, state=state, reason=event.reason)
     if isinstance(event, DriftChecked):
-        drift = list(event.drift)
+        drift = _pending(event.drift)
         if previous.state in (EnvState.BLOCKED, EnvState.FAILED, EnvState.PROGRESSING):
             return replace(previous, drift_count=len(drift), last_checked_at=event.checked_at)
         reason = drift_reason(drift) if drift else None
@@ -171,7 +189,7 @@ def _after_run(previous: EnvironmentStatus, outcome: RunOutcome, now: dt.datetim
         return replace(previous, state=EnvState.PROGRESSING, reason=f"applying {count} changes",
                        last_run_id=outcome.run_id)
     if result in (RunResult.SUCCEEDED, RunResult.NO_CHANGES) and outcome.verify is not None:
-        drift = outcome.verify.drift
+        drift = _pending(outcome.verify.drift)
         return replace(
             previous, state=EnvState.OUT_OF_SYNC if drift else EnvState.SYNCED,
             reason=drift_reason(drift) if drift else None, applied_revision=outcome.revision,
@@ -180,8 +198,15 @@ def _after_run(previous: EnvironmentStatus, outcome: RunOutcome, now: dt.datetim
         )
     if result == RunResult.BLOCKED:
         return replace(previous, state=EnvState.BLOCKED, reason=outcome.reason, last_run_id=outcome.run_id)
+    if result == RunResult.WAITING:
+        return replace(previous, state=EnvState.PROGRESSING, reason=outcome.reason, last_run_id=outcome.run_id)
     if result == RunResult.INTERRUPTED:
         return replace(previous, state=EnvState.UNKNOWN, reason=outcome.reason, last_run_id=outcome.run_id)
+    if outcome.failed_checks and outcome.verify is not None and not outcome.verify.drift:
+        # Applied in full, but a check failed: the environment runs the revision, and is Failed.
+        return replace(previous, state=EnvState.FAILED, reason=outcome.reason, applied_revision=outcome.revision,
+                       applied_ref=outcome.ref, applied_tree_id=outcome.tree_id, drift_count=0,
+                       last_run_id=outcome.run_id, last_checked_at=now)
     # Failed. A run that had a plan may have changed live state: the old drift count no longer
     # holds (what a verify pass found replaces it); one that failed before planning changed nothing.
     drift_count = outcome.drift_after if outcome.plan is not None else previous.drift_count

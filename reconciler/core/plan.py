@@ -46,6 +46,11 @@ class Plan:
         return [item for item in self.drift if item.id not in planned]
 
     @property
+    def pending(self) -> list[DriftItem]:
+        """Drift this environment is responsible for: everything but what its instance's owner applies."""
+        return [item for item in self.drift if item.deferred_to is None]
+
+    @property
     def destructive(self) -> list[DriftItem]:
         return [i for i in self.items if i.kind == "schema" and i.risk == Risk.DESTRUCTIVE]
 
@@ -58,6 +63,8 @@ def build_plan(environment: str, revision: str | None, drift: list[DriftItem]) -
     platform: dict[tuple[str, str], list[DriftItem]] = {}
     schema: dict[tuple[str, Phase], list[DriftItem]] = {}
     for item in drift:
+        if item.deferred_to is not None:
+            continue  # the owner of the instance applies it (engine/topology.py)
         if item.kind == "schema":
             schema.setdefault((item.name, item.phase), []).append(item)
         elif item.change != Change.DELETE or item.pruned:

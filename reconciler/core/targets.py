@@ -5,17 +5,18 @@ and whether it is pinned, an explicit ``--rev`` resolved to a commit — and ``s
 target and every refusal that needs nothing more (not a tag, a deleted tag, no release yet, not a
 release, a prerelease). A release tag that survives is then checked by ``check_tag`` against the
 facts about that one tag (reachable from ``from_branch``, verified upstream, first seen pointing
-elsewhere, signature), which the app gathers only for it. Read paths (``status``, ``plan``) use
+elsewhere, signature, signer), which the app gathers only for it. Read paths (``status``, ``plan``) use
 ``select`` alone; a run uses both.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from reconciler.core import gates
-from reconciler.core.gates import Gate, GateCode
+from reconciler.core.gates import Gate, GateCode, SignedBy
 from reconciler.core.revisions import TagRef, is_prerelease, releases, short, tag_version
 from reconciler.desired.models import Environment
 
@@ -46,6 +47,11 @@ class TagEvidence:
     first_seen_target: str | None = None  # what this tag name pointed at when first seen
     signature_ok: bool | None = None  # None when verification is off
     signature_reason: str = ""
+    upstream_checks_ran: bool | None = None  # None unless promoted_from names an environment that runs checks
+    upstream_checks_failed: tuple[str, ...] = ()
+    upstream_synced_since: dt.datetime | None = None  # soak: since when the tree is Synced upstream
+    now: dt.datetime | None = None
+    signed_by: SignedBy | None = None  # who signed the tag: gathered for allowed_signers and approvers
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ class Target:
     pinned: bool = False
     newer_available: str | None = None  # a newer revision a pin holds back
     newer_than_applied: bool = True  # a release tag newer than what runs (or the same one, re-applied)
+    signed_by: SignedBy | None = None  # who signed the tag, when ``check_tag`` was given it
 
     @property
     def needs_tag_check(self) -> bool:
@@ -166,5 +173,7 @@ def check_tag(target: Target, evidence: TagEvidence) -> Target:
         verified_upstream=evidence.verified_upstream, first_seen_target=evidence.first_seen_target,
         signature_ok=evidence.signature_ok, signature_reason=evidence.signature_reason,
         newer_than_applied=target.newer_than_applied,
+        upstream_checks_ran=evidence.upstream_checks_ran, upstream_checks_failed=evidence.upstream_checks_failed,
+        upstream_synced_since=evidence.upstream_synced_since, now=evidence.now, signed_by=evidence.signed_by,
     )
-    return replace(target, gate=gates.check_tag(target.spec, facts))
+    return replace(target, gate=gates.check_tag(target.spec, facts), signed_by=evidence.signed_by)

@@ -25,10 +25,10 @@ import uvicorn
 from fastapi import FastAPI
 
 from reconciler import clock
-from reconciler.api.app import Daemon as ApiDaemon
 from reconciler.api.app import create_app
 from reconciler.api.auth import hash_token
 from reconciler.api.connections import ConnectionLimits, guarded_protocol
+from reconciler.api.daemon import Daemon as ApiDaemon
 from reconciler.app.wiring import build_reconciler, build_secrets
 from reconciler.config import ApiConfig, ApiToken, Settings
 from reconciler.daemon.supervisor import Daemon

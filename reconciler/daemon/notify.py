@@ -125,9 +125,9 @@ class Notifier:
                       f"promoted:{env}:{outcome.revision}:{outcome.ref}")
 
     def drift(self, env: str, plan: Plan) -> None:
-        if not plan.drift:
-            return
-        ids = sorted(i.id for i in plan.drift)
+        if not plan.pending:
+            return  # what another environment on the instance applies is not this one's drift
+        ids = sorted(i.id for i in plan.pending)
         try:
             self.emit(Event("drift", env, f"{env}: {len(ids)} drift item{'s' if len(ids) != 1 else ''} found",
                             {"revision": plan.revision, "items": ids}),

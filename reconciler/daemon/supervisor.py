@@ -68,6 +68,7 @@ LEADER_ONLY = frozenset({"poll", "watch"})  # triggers a follower ignores: the l
 FROM_REPLICA = "replica:"  # a trigger passed on by another replica: it has told the others already
 MEMBERS_CHANGED = "rebalance"  # the live replicas changed: evaluate again, take over what is now ours
 NOT_NEWS = frozenset({"poll", "startup", MEMBERS_CHANGED})  # triggers worth telling the others only if a ref moved
+MERGE_CHECK = 60.0  # seconds between looks for a merge when the platform names no interval
 
 
 @dataclass
@@ -357,6 +358,9 @@ class Daemon:
             count = self.state.failures.get(env, 0) + 1
             self.state.failures[env] = count
             self._retry(env, self.backoff.delay(count, outcome.retry_after), "retry")
+        elif outcome.result == RunResult.WAITING:
+            self.state.failures.pop(env, None)
+            self._retry(env, outcome.retry_after or MERGE_CHECK, "merge-check")  # look for the merge again
         else:
             self.state.failures.pop(env, None)
         if outcome.result in (RunResult.SUCCEEDED, RunResult.NO_CHANGES) and not self.stopping.is_set():
@@ -407,7 +411,7 @@ class Daemon:
         except ReconcilerError as exc:
             log.warning("daemon.drift_check_failed", environment=env, error=str(exc))
             return
-        self.metrics.drift_items.labels(env).set(len(plan.drift))
+        self.metrics.drift_items.labels(env).set(len(plan.pending))
         if self.notifier is not None:
             self.notifier.drift(env, plan)  # type: ignore[attr-defined]
         if not plan.items:

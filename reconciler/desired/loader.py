@@ -8,6 +8,8 @@ one ``ValidationError`` whose problems each carry file and line.
 
 from __future__ import annotations
 
+import bisect
+import copy
 import hashlib
 import re
 from typing import Any
@@ -23,10 +25,11 @@ from reconciler.desired.models import (
     App,
     Database,
     RootConfig,
+    Strict,
 )
 from reconciler.desired.state import AppSource, DesiredState, SqlFile
 from reconciler.desired.validation import LoadedDoc
-from reconciler.desired.yamldocs import ParsedDoc, YamlProblem, parse_documents
+from reconciler.desired.yamldocs import LINE_BREAK, ParsedDoc, YamlProblem, parse_documents
 from reconciler.errors import Problem, ValidationError
 
 ROOT_FILE = "reconciler.yaml"
@@ -88,42 +91,136 @@ def _decode(file: str, raw: bytes, problems: list[Problem]) -> str | None:
         return None
 
 
-def _parse_yaml_files(tree: FileTree, entries: list[Entry], problems: list[Problem]) -> dict[str, list[ParsedDoc]]:
+def _parse_yaml_files(
+    tree: FileTree, entries: list[Entry], problems: list[Problem], unknown: dict[str, set[tuple[str, str]]]
+) -> dict[str, list[ParsedDoc]]:
+    """Every YAML file's documents; what the documents that cannot be read seem to declare goes in ``unknown``
+    (by file)."""
     parsed: dict[str, list[ParsedDoc]] = {}
     for entry in entries:
         if not entry.path.isprintable():
             # A newline would split every message naming the file; an escape sequence would reach the
             # terminal of whoever runs 'reconciler validate'; U+202E would show the name reversed.
             problems.append(Problem(validation.printable(entry.path), None, ODD_FILE_NAME))
+            if _YAML.search(entry.path):
+                unknown[entry.path] = {validation.ANYTHING}  # not read: it may declare anything
             continue
         if entry.is_symlink:
             # Every link, not only *.yaml ones: a linked folder would hide the YAML below it. Links in
             # an App's or Database's folder are dropped here and reported against that document.
             problems.append(Problem(entry.path, None, "is a symbolic link; the desired state must not use links"))
+            unknown[entry.path] = {validation.ANYTHING}  # what it points at is not read, but was meant to count
             continue
         if not _YAML.search(entry.path):
             continue
         if entry.special:
             problems.append(Problem(entry.path, None, SPECIAL_FILE))
+            unknown[entry.path] = {validation.ANYTHING}
             continue
         if entry.size > MAX_YAML_BYTES:
             problems.append(
                 Problem(entry.path, None, f"file is {entry.size} bytes; YAML files are limited to {MAX_YAML_BYTES}")
             )
+            unknown[entry.path] = {validation.ANYTHING}  # not read at all: it may declare anything
             continue
-        text = _decode(entry.path, tree.read(entry.path), problems)
+        raw = tree.read(entry.path)
+        text = _decode(entry.path, raw, problems)
         if text is None:
+            unknown[entry.path] = _declared_names(raw.decode("utf-8", "replace"))
             continue
         try:
             parsed[entry.path] = parse_documents(text)
         except YamlProblem as exc:
-            problems.append(Problem(entry.path, exc.line, exc.message))
+            if entry.path == ROOT_FILE:
+                problems.append(Problem(entry.path, exc.line, exc.message))
+                continue
+            unknown[entry.path] = set()
+            parsed[entry.path] = _parse_each_document(entry.path, text, exc, problems, unknown[entry.path])
     return parsed
 
 
-def _under(path: str, folder: str) -> bool:
-    folder = folder.strip("/")
-    return path == folder or path.startswith(folder + "/")
+# A line that starts a YAML document. Inside a block scalar such a line would be indented, so splitting
+# here only goes wrong in rare plain multi-line scalars; _parse_each_document guards against that.
+_DOCUMENT_START = re.compile(r"^---(?=[ \t\r\n]|$)", re.MULTILINE)
+_TOP_KEY = r"^{key}:[ \t]*[\"']?([^\"'#\s]*)"
+_KIND = re.compile(_TOP_KEY.format(key="kind"), re.MULTILINE)
+_NAME = re.compile(_TOP_KEY.format(key="name"), re.MULTILINE)
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
+
+
+def _declared_names(text: str) -> set[tuple[str, str]]:
+    """(kind, name) of each document in YAML text that does not parse, read from its top-level lines.
+
+    What a broken document declares is unknown to the checks; without these names, every reference to
+    it elsewhere would be reported as undeclared — an echo of the one real error. A kind or name that
+    cannot be read is "*": a broken Group whose name is unreadable may be any group."""
+    found = set()
+    for chunk in _DOCUMENT_START.split(text):
+        if not chunk.strip():
+            continue
+        kind, name = _KIND.search(chunk), _NAME.search(chunk)
+        found.add((kind.group(1) if kind and kind.group(1) in KIND_MODELS else "*",
+                   name.group(1) if name and _PLAIN_NAME.fullmatch(name.group(1)) else "*"))
+    return found
+
+
+def _parse_each_document(
+    file: str, text: str, error: YamlProblem, problems: list[Problem], unknown: set[tuple[str, str]]
+) -> list[ParsedDoc]:
+    """The documents of a file that does not parse as a whole, one by one: those that parse are checked like
+    any other, each one that does not is reported, and the names it seems to declare go in ``unknown``."""
+    starts = [m.start() for m in _DOCUMENT_START.finditer(text) if m.start() > 0]
+    docs: list[ParsedDoc] = []
+    errors: list[YamlProblem] = []
+    for begin, end in zip([0, *starts], [*starts, len(text)], strict=True):
+        # Blank lines in front keep every line number what it is in the file.
+        chunk = "\n" * len(LINE_BREAK.findall(text, 0, begin)) + text[begin:end]
+        try:
+            docs += parse_documents(chunk)
+        except YamlProblem as exc:
+            errors.append(exc)
+            unknown.update(_declared_names(text[begin:end]))
+    if not errors:
+        # Split apart, every piece parses: the split was wrong (a '---' inside a value); trust nothing.
+        problems.append(Problem(file, error.line, error.message))
+        unknown.update(_declared_names(text))
+        return []
+    problems.extend(Problem(file, exc.line, exc.message) for exc in errors)
+    return docs
+
+
+class _Folders:
+    """A set of folders, asked whether a path lies in one: each of the path's few ancestors is
+    looked up once, instead of the path being compared with every folder (apps x files)."""
+
+    def __init__(self, folders: list[str]) -> None:
+        self._folders = {f.strip("/") for f in folders}
+
+    def hold(self, path: str) -> bool:
+        if not self._folders:
+            return False
+        cut = len(path)
+        while cut > 0:
+            if path[:cut] in self._folders:
+                return True
+            cut = path.rfind("/", 0, cut)
+        return False
+
+
+class _Listing:
+    """The tree's entries sorted by path, so the entries below a folder are one slice (bisect)
+    rather than a scan of every entry for each App and Database."""
+
+    def __init__(self, entries: list[Entry]) -> None:
+        self.entries = sorted(entries, key=lambda e: e.path)
+        self._paths = [e.path for e in self.entries]
+
+    def below(self, folder: str) -> list[Entry]:
+        start = folder + "/"
+        # Every path that starts with "folder/" sorts between "folder/" and "folder0" ('0' follows '/').
+        low = bisect.bisect_left(self._paths, start)
+        high = bisect.bisect_left(self._paths, folder + "0", lo=low)
+        return self.entries[low:high]
 
 
 def _owned_folders(parsed: dict[str, list[ParsedDoc]]) -> list[str]:
@@ -139,6 +236,27 @@ def _owned_folders(parsed: dict[str, list[ParsedDoc]]) -> list[str]:
             if data.get("kind") == "Database" and isinstance(data.get("schema"), str):
                 folders.append(data["schema"])
     return [validation.normalise(f) for f in folders if validation.normalise(f) is not None]  # type: ignore[misc]
+
+
+def _without_unknown_fields(model_cls: type[Strict], data: Any, exc: pydantic.ValidationError) -> Strict | None:
+    """The document without its unknown fields, when they are its only problem (else None).
+
+    A misspelt field is the most common mistake; it must not hide the rest of the document (its
+    undeclared references, its literal secrets) until it is fixed."""
+    errors = exc.errors(include_url=False)
+    if not all(err["type"] == "extra_forbidden" for err in errors):
+        return None
+    cleaned = copy.deepcopy(data)
+    try:
+        for err in errors:
+            *parents, last = err["loc"]
+            target = cleaned
+            for key in parents:
+                target = target[key]
+            del target[last]
+        return model_cls.model_validate(cleaned)
+    except (KeyError, IndexError, TypeError, ValueError):  # pydantic's ValidationError is a ValueError
+        return None
 
 
 def _model_documents(
@@ -157,6 +275,8 @@ def _model_documents(
                 root = RootConfig.model_validate(docs[0].data)
             except pydantic.ValidationError as exc:
                 problems.extend(_pydantic_problems(file, docs[0], exc, ROOT_FILE))
+                stripped = _without_unknown_fields(RootConfig, docs[0].data, exc)
+                root = stripped if isinstance(stripped, RootConfig) else None
             continue
         for doc in docs:
             data = doc.data
@@ -164,15 +284,19 @@ def _model_documents(
                 problems.append(Problem(file, doc.line, "a document must be a mapping with 'kind' and 'name'"))
                 continue
             kind = data.get("kind")
+            name = data.get("name")
             if kind is None:
                 problems.append(Problem(file, doc.line, "document has no 'kind'"))
+                if isinstance(name, str):
+                    failed.add(("*", name))  # meant to declare something by that name
                 continue
             model_cls = KIND_MODELS.get(kind) if isinstance(kind, str) else None
             if model_cls is None:
                 known = ", ".join(sorted(KIND_MODELS))
                 problems.append(Problem(file, doc.line_of(("kind",)), f"unknown kind {kind!r} (known kinds: {known})"))
+                if isinstance(name, str):
+                    failed.add(("*", name))  # a misspelt kind ('Grup') still means the name exists
                 continue
-            name = data.get("name")
             what = f"{kind} {name!r}" if isinstance(name, str) else kind
             try:
                 model = model_cls.model_validate(data)
@@ -180,7 +304,10 @@ def _model_documents(
                 if any(tuple(err["loc"]) == ("name",) for err in exc.errors()):
                     what = kind  # the refused name is quoted once, in its own problem
                 problems.extend(_pydantic_problems(file, doc, exc, what))
-                if isinstance(name, str):
+                stripped = _without_unknown_fields(model_cls, data, exc)
+                if stripped is not None:
+                    loaded.append(LoadedDoc(file, doc, kind, data["name"], stripped, partial=True))
+                elif isinstance(name, str):
                     failed.add((kind, name))
                 continue
             loaded.append(LoadedDoc(file, doc, kind, data["name"], model))
@@ -203,31 +330,31 @@ def load(tree: FileTree) -> DesiredState:
     if not tree.exists():
         raise ValidationError([Problem(tree.label, None, "desired-state folder not found; check source.path")])
     entries = tree.entries()
-    parsed = _parse_yaml_files(tree, entries, problems)
-    owned = _owned_folders(parsed)
-    parsed = {f: d for f, d in parsed.items() if not any(_under(f, o) for o in owned)}
-    problems = [p for p in problems if not any(_under(p.file, o) for o in owned)]
+    # Documents that could not be read (bad YAML, not UTF-8) are unknown: references to the names they
+    # seem to declare are not reported as undeclared, which would bury the one real error under its echoes.
+    # Every other reference is still checked, so one broken file hides no other problem.
+    unknown: dict[str, set[tuple[str, str]]] = {}
+    parsed = _parse_yaml_files(tree, entries, problems, unknown)
+    owned = _Folders(_owned_folders(parsed))
+    parsed = {f: d for f, d in parsed.items() if not owned.hold(f)}
+    problems = [p for p in problems if not owned.hold(p.file)]
+    failed = {key for file, keys in unknown.items() if not owned.hold(file) for key in keys}
     if ROOT_FILE not in parsed and not any(p.file == ROOT_FILE for p in problems):
         problems.append(
             Problem(ROOT_FILE, None, "missing: the desired-state folder needs a reconciler.yaml with "
                     "'version: 1' and 'environments: [...]'")
         )
-    failed: set[tuple[str, str]] = set()
-    if problems:
-        # Documents in a file that could not be read (bad YAML, not UTF-8, too large, a link) are
-        # unknown: references to them are not reported as undeclared, which would bury the one real
-        # error under its echoes.
-        failed.add(validation.ANYTHING)
     root, docs = _model_documents(parsed, problems, failed)
     by_path = {e.path: e for e in entries}
+    listing = _Listing(entries)
 
     sql: dict[str, list[SqlFile]] = {}
     app_sources: dict[str, AppSource] = {}
     for doc in docs:
         if doc.kind == "Database":
-            sql[doc.name] = _read_sql(tree, entries, by_path, doc, problems)
+            sql[doc.name] = _read_sql(tree, listing, by_path, doc, problems)
         elif doc.kind == "App":
-            source = _read_app(tree, entries, by_path, doc, problems)
+            source = _read_app(tree, listing, by_path, doc, problems)
             if source is not None:
                 app_sources[doc.name] = source
 
@@ -247,11 +374,14 @@ def load(tree: FileTree) -> DesiredState:
         sql=sql,
         app_sources=app_sources,
         locations={(d.kind, d.name): (d.file, d.parsed.line) for d in docs},
+        field_lines={(d.kind, d.name, "environments"): d.parsed.line_of(("environments",))
+                     for d in docs if d.kind == "App"},
+        line_maps={(d.kind, d.name): d.parsed.lines for d in docs},
     )
 
 
 def _folder_entries(
-    entries: list[Entry], by_path: dict[str, Entry], doc: LoadedDoc, field: str, folder: str, problems: list[Problem]
+    listing: _Listing, by_path: dict[str, Entry], doc: LoadedDoc, field: str, folder: str, problems: list[Problem]
 ) -> list[Entry] | None:
     line = doc.parsed.line_of((field,))
     clean = validation.normalise(folder)
@@ -268,7 +398,7 @@ def _folder_entries(
             problems.append(Problem(doc.file, line, f"{doc.kind} {doc.name!r}: {field} '{folder}' goes through "
                                     f"the symbolic link '{prefix}'; links are not followed"))
             return None
-    inside = [e for e in entries if e.path.startswith(clean + "/")]
+    inside = listing.below(clean)
     if not inside:
         problems.append(Problem(doc.file, line, f"{doc.kind} {doc.name!r}: {field} folder '{folder}' does not "
                                 "exist or is empty"))
@@ -290,11 +420,11 @@ def _folder_entries(
 
 
 def _read_sql(
-    tree: FileTree, entries: list[Entry], by_path: dict[str, Entry], doc: LoadedDoc, problems: list[Problem]
+    tree: FileTree, listing: _Listing, by_path: dict[str, Entry], doc: LoadedDoc, problems: list[Problem]
 ) -> list[SqlFile]:
     assert isinstance(doc.model, Database)
     folder = doc.model.schema_
-    inside = _folder_entries(entries, by_path, doc, "schema", folder, problems)
+    inside = _folder_entries(listing, by_path, doc, "schema", folder, problems)
     if inside is None:
         return []
     files = []
@@ -313,11 +443,11 @@ def _read_sql(
 
 
 def _read_app(
-    tree: FileTree, entries: list[Entry], by_path: dict[str, Entry], doc: LoadedDoc, problems: list[Problem]
+    tree: FileTree, listing: _Listing, by_path: dict[str, Entry], doc: LoadedDoc, problems: list[Problem]
 ) -> AppSource | None:
     assert isinstance(doc.model, App)
     folder = doc.model.source
-    inside = _folder_entries(entries, by_path, doc, "source", folder, problems)
+    inside = _folder_entries(listing, by_path, doc, "source", folder, problems)
     if inside is None:
         return None
     total = sum(e.size for e in inside)

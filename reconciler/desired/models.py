@@ -8,6 +8,9 @@ shapes and the checks that need nothing but the one document.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import re
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -75,6 +78,64 @@ class RootConfig(Strict):
         return value
 
 
+# Key types ``ssh-keygen -Y sign`` can sign with (OpenSSH's names).
+SSH_KEY_TYPES = frozenset({
+    "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+    "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com",
+})
+_HEX = re.compile(r"^[0-9A-Fa-f]+$")
+
+
+def ssh_key_fingerprint(blob: bytes) -> str:
+    """OpenSSH's fingerprint of a public key blob: ``SHA256:`` and unpadded base64 (``ssh-keygen -l``)."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def signer_id(entry: str) -> str:
+    """The id a signing key is matched by: a GPG fingerprint in upper case without spaces, or an SSH
+    public key's ``SHA256:...`` fingerprint. ValueError (an operator-facing sentence) for anything else."""
+    text = entry.strip()
+    words = text.split()
+    if words and words[0] in SSH_KEY_TYPES:
+        if len(words) < 2:
+            raise ValueError(f"SSH key {words[0]!r} has no key data; paste the whole line of the .pub file")
+        try:
+            blob = base64.b64decode(words[1], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"the {words[0]} key data is not base64; paste the whole line of the .pub file") from None
+        length = int.from_bytes(blob[:4], "big") if len(blob) >= 4 else -1
+        if blob[4:4 + length] != words[0].encode():
+            raise ValueError(f"the key data is not a {words[0]} key; paste the whole line of the .pub file")
+        return ssh_key_fingerprint(blob)
+    compact = "".join(words)
+    if _HEX.match(compact) and len(compact) in (40, 64):
+        return compact.upper()
+    if _HEX.match(compact) and len(compact) in (8, 16):
+        raise ValueError(f"{clip_key(text)} is a short GPG key id, which anyone can forge; give the full 40-digit "
+                         "fingerprint ('gpg --fingerprint KEY')")
+    raise ValueError(f"{clip_key(text)} is neither a GPG fingerprint (40 hex digits, 'gpg --fingerprint') nor an "
+                     "SSH public key ('ssh-ed25519 AAAA...', the line of the .pub file)")
+
+
+def clip_key(text: str) -> str:
+    return repr(text if len(text) <= 60 else text[:57] + "...")
+
+
+def _signer(value: str) -> str:
+    signer_id(value)
+    return value
+
+
+SignerKey = Annotated[str, StringConstraints(min_length=1, max_length=16000), AfterValidator(_signer)]
+SIGNERS_HELP = ("GPG fingerprints (40 hex digits) and/or SSH public keys (the line of the .pub file). GPG keys "
+                "are verified with the environment's track.verify_signatures.gpg_keyring, which must hold them.")
+
+
+def is_gpg_signer(entry: str) -> bool:
+    words = entry.split()
+    return not (words and words[0] in SSH_KEY_TYPES)
+
+
 class SignatureVerification(Strict):
     gpg_keyring: str | None = Field(None, description="Path to a GPG keyring (public keys) trusted for tags.")
     ssh_allowed_signers: str | None = Field(None, description="Path to an SSH allowed-signers file.")
@@ -92,11 +153,22 @@ class Track(Strict):
     )
     prereleases: bool = Field(False, description="Consider prerelease tags such as v1.2.0-rc.1.")
     verify_signatures: SignatureVerification | None = None
+    soak: Duration | None = Field(
+        None, description="With promoted_from: how long the release's desired state must have stayed Synced "
+        "(with passing checks) there before it is promoted, e.g. 30m.",
+    )
+
+    @field_validator("soak")
+    @classmethod
+    def _soak(cls, value: str | None) -> str | None:
+        return None if value is None else _check_duration(value)
 
     @model_validator(mode="after")
     def _one_of(self) -> Track:
         if (self.branch is None) == (self.tag is None):
             raise ValueError("track needs exactly one of 'branch' or 'tag'")
+        if self.soak is not None and not self.promoted_from:
+            raise ValueError("soak needs promoted_from: it is how long the release stays Synced there")
         if self.branch is not None and (self.from_branch or self.promoted_from or self.prereleases):
             raise ValueError("from_branch, promoted_from and prereleases only apply to 'tag' tracking")
         return self
@@ -144,6 +216,14 @@ class Sync(Strict):
     destructive_changes: Literal["allow", "require-approval", "deny"] = "require-approval"
     drift_check_interval: Duration = "5m"
     windows: list[DenyWindow] = Field(default_factory=list)
+    run_checks: bool = Field(
+        False, description="Run the environment's declared checks after every apply that changed something "
+        "(after-schema ones before destructive schema steps); a failed check fails the run.",
+    )
+    on_failed_checks: Literal["report", "rollback"] = Field(
+        "report", description="report: the run is Failed and nothing else happens. rollback: pin the previous "
+        "revision whose checks passed and apply it (never through a destructive change).",
+    )
 
     @field_validator("drift_check_interval")
     @classmethod
@@ -164,6 +244,28 @@ class Environment(Strict):
     track: Track
     sync: Sync = Sync()
     access: Access = Access()
+    allowed_signers: list[SignerKey] | None = Field(
+        None, min_length=1,
+        description="Who may release this environment: a release tag must be signed by one of these keys. "
+        + SIGNERS_HELP,
+    )
+    approvers: list[SignerKey] | None = Field(
+        None, min_length=1,
+        description="Who may approve destructive changes here: an 'Approve:' trailer counts only in a release tag "
+        "signed by one of these keys (a Database's own approvers take precedence). " + SIGNERS_HELP,
+    )
+
+    @model_validator(mode="after")
+    def _signers_need_tags(self) -> Environment:
+        if self.allowed_signers is not None and self.track.tag is None:
+            raise ValueError("allowed_signers applies to release tags; this environment tracks a branch — track "
+                             "'tag' instead, or remove allowed_signers")
+        keys = [*(self.allowed_signers or []), *(self.approvers or [])]
+        keyring = self.track.verify_signatures.gpg_keyring if self.track.verify_signatures else None
+        if any(is_gpg_signer(k) for k in keys) and not keyring:
+            raise ValueError("GPG fingerprints in allowed_signers/approvers need the public keys: set "
+                             "track.verify_signatures.gpg_keyring to a keyring that holds them")
+        return self
 
 
 Options = dict[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,100}$")], Any]
@@ -212,6 +314,11 @@ class Database(Strict):
         default_factory=lambda: ["public"]
     )
     environments: dict[Name, DatabaseEnvironment]
+    approvers: list[SignerKey] | None = Field(
+        None, min_length=1,
+        description="Who may approve this database's destructive changes: an 'Approve:' trailer counts only in a "
+        "release tag signed by one of these keys (overrides the environment's approvers). " + SIGNERS_HELP,
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

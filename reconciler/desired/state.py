@@ -33,10 +33,24 @@ class DesiredState:
     sql: dict[str, list[SqlFile]] = field(default_factory=dict)  # database name → files, lexical order
     app_sources: dict[str, AppSource] = field(default_factory=dict)
     locations: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
+    # (kind, name, field) → line of that field, for the few checks made after loading (engine/topology.py).
+    field_lines: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    # (kind, name) → the line of each field path in its document (reports naming file:line: references.py)
+    line_maps: dict[tuple[str, str], dict[tuple[str | int, ...], int]] = field(default_factory=dict)
 
     @property
     def environment_order(self) -> list[str]:
         return list(self.root.environments)
+
+    def where(self, kind: str, name: str, path: tuple[str | int, ...] = ()) -> tuple[str, int]:
+        """File and line of a document's field (of its deepest known prefix; the document's start at worst)."""
+        file, start = self.locations[(kind, name)]
+        lines = self.line_maps.get((kind, name), {})
+        for cut in range(len(path), 0, -1):
+            found = lines.get(tuple(path[:cut]))
+            if found is not None:
+                return file, found
+        return file, start
 
     def document_count(self) -> int:
         return sum(

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import pglast
-
 from reconciler.desired.models import (
     ANY_REFERENCE,
     CONFIG_REFERENCE,
@@ -45,7 +43,11 @@ SECRET_OPTION_KEYS = {
     "private_key", "write_key", "secret_key", "auth_token", "bearer_token", "basic_password",
 }
 STORED_SECRET_KEYS = ("$sensitive", "fingerprint")  # secrets/values.py: to_storable
-ANYTHING = ("*", "*")  # in ``failed``: some file did not parse, so any name may exist
+# The resource types Retool's API can create (``POST /resources``, openapi.json 2.12.0). A resource of any
+# other type exists only once someone makes it by hand, so declaring it cannot converge; the built-in
+# registry uses Retool's names and accepts the same set, so a desired state moves between them unchanged.
+CREATABLE_RESOURCE_TYPES = ("dbServer", "mysql", "postgresql", "redshift", "restapi", "snowflake")
+ANYTHING = ("*", "*")  # in ``failed``: a file whose documents are unknown, so any name may exist
 
 
 @dataclass
@@ -57,6 +59,10 @@ class LoadedDoc:
     kind: str
     name: str
     model: Strict
+    # The document has unknown fields (reported); ``model`` is what is left without them. Its references
+    # are checked, but not what depends on its exact meaning (the environments it covers), which a
+    # misspelt field may change.
+    partial: bool = False
 
 
 def printable(text: str) -> str:
@@ -75,14 +81,19 @@ def normalise(folder: str) -> str | None:
 
 
 class _Failed:
-    """Names of documents that exist but did not validate (references to them are not errors)."""
+    """Names of documents that exist but did not validate (references to them are not errors).
+
+    "*" stands for any kind or any name: what a broken document declares is known only as far as its
+    kind and name lines can be read (``ANYTHING`` when neither can)."""
 
     def __init__(self, keys: set[tuple[str, str]]) -> None:
         self.keys = keys
-        self.anything = ANYTHING in keys
 
     def __contains__(self, key: object) -> bool:
-        return self.anything or key in self.keys
+        if not (isinstance(key, tuple) and len(key) == 2):
+            return False
+        kind, name = key
+        return bool({(kind, name), ("*", name), (kind, "*"), ANYTHING} & self.keys)
 
 
 @dataclass
@@ -115,6 +126,7 @@ def check(
     problems: list[Problem],
     failed: set[tuple[str, str]] | None = None,
 ) -> Checked | None:
+    """Check ``docs`` against each other; ``failed`` names documents that exist but did not validate."""
     seen: dict[tuple[str, str], LoadedDoc] = {}
     for doc in docs:
         key = (doc.kind, doc.name)
@@ -125,8 +137,14 @@ def check(
                                     f"{first.file}:{first.parsed.line_of(('name',))})"))
             continue
         seen[key] = doc
+    listed = root is not None
     if root is None:
-        return None
+        # reconciler.yaml is broken (reported): check the documents against the environments they declare,
+        # so its one problem does not hide every other.
+        names = [doc.name for doc in seen.values() if doc.kind == "Environment"]
+        if not names:
+            return None
+        root = RootConfig(version=1, environments=names)
     out = Checked(root=root)
     buckets: dict[str, dict[str, Any]] = {
         "Environment": out.environments, "Resource": out.resources, "ConfigVariable": out.config,
@@ -134,16 +152,18 @@ def check(
     }
     for (kind, name), doc in seen.items():
         buckets[kind][name] = doc.model
-    _Checker(out, seen, sql, problems, failed or set()).run()
-    return out
+    _Checker(out, seen, sql, problems, failed or set(), listed).run()
+    return out if listed else None
 
 
 class _Checker:
     def __init__(
         self, out: Checked, docs: dict[tuple[str, str], LoadedDoc], sql: dict[str, list[SqlFile]],
-        problems: list[Problem], failed: set[tuple[str, str]],
+        problems: list[Problem], failed: set[tuple[str, str]], listed: bool = True,
     ) -> None:
         self.failed = _Failed(failed)
+        self.listed = listed  # False: reconciler.yaml did not load; environments come from the documents
+        self.partial = {key for key, doc in docs.items() if doc.partial}
         self.out = out
         self.docs = docs
         self.sql = sql
@@ -153,6 +173,13 @@ class _Checker:
     def add(self, kind: str, name: str, path: tuple[str | int, ...], message: str) -> None:
         doc = self.docs[(kind, name)]
         self.problems.append(Problem(doc.file, doc.parsed.line_of(path), f"{kind} {name!r}: {message}"))
+
+    def undeclared(self, kind: str, name: str, path: tuple[str | int, ...], what: str, target: str) -> None:
+        self.add(kind, name, path, f"reference to undeclared {what} {target!r}")
+
+    def exact(self, kind: str, name: str) -> bool:
+        """Whether the document means exactly what it says (no unknown field was left out of it)."""
+        return (kind, name) not in self.partial
 
     def run(self) -> None:
         self.environments()
@@ -177,11 +204,11 @@ class _Checker:
     def _groups_known(self, kind: str, name: str, path: tuple[str | int, ...], groups: list[str]) -> None:
         for index, group in enumerate(groups):
             if group not in self.out.groups and ("Group", group) not in self.failed:
-                self.add(kind, name, (*path, index), f"reference to undeclared group {group!r}")
+                self.undeclared(kind, name, (*path, index), "group", group)
 
     def environments(self) -> None:
         declared = self.out.environments
-        for env in self.envs:
+        for env in self.envs if self.listed else []:
             if env not in declared and ("Environment", env) not in self.failed:
                 self.problems.append(Problem("reconciler.yaml", None,
                                              f"environment {env!r} is listed but has no 'kind: Environment' document"))
@@ -189,7 +216,7 @@ class _Checker:
             if name not in self.envs:
                 self.add("Environment", name, ("name",), "not listed in reconciler.yaml 'environments'")
             source = spec.track.promoted_from
-            if source is not None:
+            if source is not None and self.listed:
                 if source not in self.envs:
                     self.add("Environment", name, ("track", "promoted_from"),
                              f"promoted_from refers to undeclared environment {source!r}")
@@ -213,9 +240,9 @@ class _Checker:
                 if variable is None and ("ConfigVariable", target) in self.failed:
                     continue
                 if not CONFIG_REFERENCE.fullmatch("${" + ref + "}") or variable is None:
-                    self.add(kind, name, path, f"reference to undeclared config variable {target!r}")
+                    self.undeclared(kind, name, path, "config variable", target)
                     continue
-                for env in envs:
+                for env in envs if self.exact("ConfigVariable", target) else []:
                     if not config_has_value(variable, env):
                         self.add(kind, name, path, f"config variable {target!r} has no value for environment {env!r}")
             else:
@@ -248,7 +275,11 @@ class _Checker:
                 self._stored_secret_shape(kind, name, (*path, index), item)
 
     def resource(self, resource: Resource) -> None:
-        envs = resource_environments(resource, self.envs)
+        envs = resource_environments(resource, self.envs) if self.exact("Resource", resource.name) else []
+        if resource.type not in CREATABLE_RESOURCE_TYPES:
+            self.add("Resource", resource.name, ("type",),
+                     f"type {printable(resource.type)!r} cannot be created through Retool's API; use one of "
+                     f"{', '.join(CREATABLE_RESOURCE_TYPES)}")
         self._check_value("Resource", resource.name, ("options",), resource.options, envs)
         self._literal_secrets("Resource", resource.name, ("options",), resource.options)
         self._stored_secret_shape("Resource", resource.name, ("options",), resource.options)
@@ -300,8 +331,10 @@ class _Checker:
             self.problems.append(Problem(file.path, file.text.count("\n", 0, nul) + 1,
                                          "SQL contains a NUL character; remove it"))
             return
+        import pglast.parser  # only a desired state with SQL pays for the parser
+
         try:
-            pglast.parser.parse_sql(file.text)
+            pglast.parser.parse_sql_json(file.text)  # as strict as parse_sql, without building the tree
         except pglast.parser.ParseError as exc:
             # pglast reports a character offset into the file, or none for "at end of input".
             end = len(file.text.rstrip())
@@ -315,7 +348,7 @@ class _Checker:
             self.problems.append(Problem(file.path, line, f"SQL does not parse: {message}"))
 
     def app(self, app: App) -> None:
-        envs = app_environments(app, self.envs)
+        envs = app_environments(app, self.envs) if self.exact("App", app.name) else []
         for index, env in enumerate(app.environments or []):
             self._env_known("App", app.name, ("environments", index), env)
         for index, res_name in enumerate(app.resources):
@@ -323,9 +356,10 @@ class _Checker:
             if resource is None and ("Resource", res_name) in self.failed:
                 continue
             if resource is None:
-                self.add("App", app.name, ("resources", index), f"reference to undeclared resource {res_name!r}")
+                self.undeclared("App", app.name, ("resources", index), "resource", res_name)
                 continue
-            missing = [e for e in envs if e not in resource_environments(resource, self.envs)]
+            missing = [e for e in envs if e not in resource_environments(resource, self.envs)
+                       and self.exact("Resource", res_name)]
             if missing:
                 self.add("App", app.name, ("resources", index),
                          f"resource {res_name!r} is not configured for environment {', '.join(missing)}")
@@ -334,9 +368,9 @@ class _Checker:
             if variable is None and ("ConfigVariable", var_name) in self.failed:
                 continue
             if variable is None:
-                self.add("App", app.name, ("config", index), f"reference to undeclared config variable {var_name!r}")
+                self.undeclared("App", app.name, ("config", index), "config variable", var_name)
                 continue
-            for env in envs:
+            for env in envs if self.exact("ConfigVariable", var_name) else []:
                 if not config_has_value(variable, env):
                     self.add("App", app.name, ("config", index),
                              f"config variable {var_name!r} has no value for environment {env!r}")
@@ -345,9 +379,9 @@ class _Checker:
             if database is None and ("Database", db_name) in self.failed:
                 continue
             if database is None:
-                self.add("App", app.name, ("databases", index), f"reference to undeclared database {db_name!r}")
+                self.undeclared("App", app.name, ("databases", index), "database", db_name)
                 continue
-            missing = [e for e in envs if e not in database.environments]
+            missing = [e for e in envs if e not in database.environments and self.exact("Database", db_name)]
             if missing:
                 self.add("App", app.name, ("databases", index),
                          f"database {db_name!r} has no URL for environment {', '.join(missing)}")
@@ -442,6 +476,8 @@ def check_query_problem(query: str) -> str | None:
     text = ANY_REFERENCE.sub("x", query)
     if "\x00" in text:
         return "the query contains a NUL character; remove it"
+    import pglast.parser  # only a desired state with SQL pays for the parser
+
     try:
         statements = pglast.parser.parse_sql(text)
     except pglast.parser.ParseError as exc:

@@ -34,7 +34,7 @@ _SCALAR_TAGS = {f"tag:yaml.org,2002:{name}" for name in ("null", "bool", "int", 
 Path = tuple[str | int, ...]
 
 # What YAML counts as a line break (libyaml's marks count lines this way).
-_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 
 class YamlProblem(Exception):
@@ -131,7 +131,7 @@ class _Converter:
 
 
 def _last_line(text: str) -> int:
-    return len(_LINE_BREAK.findall(text)) + 1
+    return len(LINE_BREAK.findall(text)) + 1
 
 
 def parse_documents(text: str) -> list[ParsedDoc]:

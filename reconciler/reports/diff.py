@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-from io import StringIO
 from typing import Any
-
-from rich.console import Console
-from rich.table import Table
 
 from reconciler.core.changes import Risk
 from reconciler.core.compare import EnvironmentDiff
 from reconciler.core.revisions import short
-from reconciler.reports.drift import CHANGE_MARK, RISK_STYLE
-from reconciler.reports.values import md_cell, show
+from reconciler.reports.drift import CHANGE_MARK, item_lines, md_value, summary
+from reconciler.reports.values import md_code, plural, printable
 
 
 def render_diff(fmt: str, diffs: list[EnvironmentDiff], base: str, base_id: str, head: str, head_id: str) -> str:
@@ -31,12 +27,13 @@ def render_diff(fmt: str, diffs: list[EnvironmentDiff], base: str, base_id: str,
             if not d.items:
                 lines += [f"### {d.environment}: no changes", ""]
                 continue
-            lines += [f"### {d.environment}: {len(d.items)} change{'s' if len(d.items) != 1 else ''}", "",
+            lines += [f"### {d.environment}: {plural(len(d.items), 'change')}", "",
                       "| | ID | New | Old | Risk |", "|---|---|---|---|---|"]
             for item in d.items:
                 risk = f"**{item.risk.value}**" if item.risk != Risk.SAFE else item.risk.value
-                lines.append(f"| {CHANGE_MARK[item.change]} | `{item.id}` | {md_cell(item.declared)} | "
-                             f"{md_cell(item.live)} | {risk} |")
+                lines.append(f"| {CHANGE_MARK[item.change]} | {md_code(printable(item.id))} | "
+                             f"{md_value(item, item.declared, item.live)} | {md_value(item, item.live, item.declared)} "
+                             f"| {risk} |")
             statements = [i for i in d.items if i.sql]
             if statements:
                 lines += ["", "<details><summary>Schema statements</summary>", "", "```sql"]
@@ -44,19 +41,13 @@ def render_diff(fmt: str, diffs: list[EnvironmentDiff], base: str, base_id: str,
                 lines += ["```", "", "</details>"]
             lines.append("")
         return "\n".join(lines)
-    buffer = StringIO()
-    console = Console(file=buffer, width=160, highlight=False)
-    console.print(f"[bold]Diff {base} ({short(base_id)}) → {head} ({short(head_id)})[/bold]")
+    lines = [f"Diff {base} ({short(base_id)}) → {head} ({short(head_id)})"]
     for d in diffs:
         if not d.items:
-            console.print(f"{d.environment}: no changes")
+            lines.append(f"{d.environment}: no changes")
             continue
-        table = Table(box=None, header_style="bold", title=f"{d.environment}: {len(d.items)} changes",
-                      title_justify="left", pad_edge=False)
-        for column in ("", "ID", "NEW", "OLD", "RISK"):
-            table.add_column(column, overflow="fold")
+        lines += ["", f"{d.environment}: {plural(len(d.items), 'change')}"]
         for item in d.items:
-            table.add_row(CHANGE_MARK[item.change], item.id, show(item.declared, 40), show(item.live, 40),
-                          f"[{RISK_STYLE[item.risk]}]{item.risk.value}[/]")
-        console.print(table)
-    return buffer.getvalue()
+            lines += item_lines(item, labels=("old", "new"))
+        lines.append(summary(d.items))
+    return "\n".join(lines) + "\n"

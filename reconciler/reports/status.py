@@ -9,6 +9,7 @@ from typing import Any
 from reconciler.app.queries import RunRecord, StatusRow
 from reconciler.core.outcome import EnvState, RunResult
 from reconciler.core.revisions import short
+from reconciler.reports.values import clip_words
 
 STATE_STYLE: dict[str, str] = {
     EnvState.SYNCED: "green", EnvState.OUT_OF_SYNC: "yellow", EnvState.PROGRESSING: "cyan",
@@ -17,6 +18,7 @@ STATE_STYLE: dict[str, str] = {
 RESULT_STYLE: dict[str, str] = {
     RunResult.SUCCEEDED: "green", RunResult.NO_CHANGES: "green", RunResult.FAILED: "bold red",
     RunResult.BLOCKED: "red", RunResult.INTERRUPTED: "yellow", RunResult.PROGRESSING: "cyan",
+    RunResult.WAITING: "cyan",
 }
 
 
@@ -30,7 +32,15 @@ def run_summary(run: RunRecord | None) -> dict[str, Any] | None:
     return {"id": run.id, "result": run.result, "trigger": run.trigger, "revision": run.revision,
             "ref": run.ref, "started_at": run.started_at.isoformat(),
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-            "duration_seconds": run.duration, "reason": run.reason}
+            "duration_seconds": run.duration, "reason": run.reason, "checks": run.checks}
+
+
+def checks_cell(run: RunRecord) -> str:
+    """The checks a run ran, in a few characters: "2/2 passed", "failed: a, b", or "-"."""
+    if not run.checks:
+        return "-"
+    failed = [c["name"] for c in run.checks if not c.get("passed")]
+    return f"failed: {', '.join(failed)}" if failed else f"{len(run.checks)}/{len(run.checks)} passed"
 
 
 def status_json(row: StatusRow) -> dict[str, Any]:
@@ -82,7 +92,7 @@ def render_status(fmt: str, rows: list[StatusRow]) -> str:
         table.add_row(
             s.environment, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]{pinned}", row.tracked_ref or "-",
             short(row.desired_revision), applied, str(s.drift_count) if s.drift_count is not None else "-",
-            last, (s.reason or "")[:120],
+            last, clip_words(s.reason, 120),
         )
     console.print(table)
     return buffer.getvalue()
@@ -92,12 +102,13 @@ def render_history(fmt: str, environment: str, runs: list[RunRecord]) -> str:
     if fmt == "json":
         return json.dumps({"environment": environment, "runs": [r.as_json() for r in runs]}, indent=2, sort_keys=True)
     if fmt == "markdown":
-        lines = [f"### Runs of {environment}", "", "| Started | Trigger | Revision | Result | Changes | Reason |",
-                 "|---|---|---|---|---|---|"]
+        lines = [f"### Runs of {environment}", "",
+                 "| Started | Trigger | Revision | Result | Changes | Checks | Reason |",
+                 "|---|---|---|---|---|---|---|"]
         for r in runs:
-            reason = (r.reason or "").replace("|", "\\|").replace("\n", " ")[:200]
+            reason = clip_words(r.reason, 200).replace("|", "\\|")
             lines.append(f"| {r.started_at:%Y-%m-%d %H:%M:%S} | {r.trigger} | `{short(r.revision)}` {r.ref or ''} | "
-                         f"**{r.result}** | {len(r.applied)}/{len(r.plan)} | {reason} |")
+                         f"**{r.result}** | {len(r.applied)}/{len(r.plan)} | {checks_cell(r)} | {reason} |")
         return "\n".join(lines) + "\n"
     from rich.console import Console
     from rich.table import Table
@@ -105,13 +116,14 @@ def render_history(fmt: str, environment: str, runs: list[RunRecord]) -> str:
     buffer = StringIO()
     console = Console(file=buffer, width=160, highlight=False)
     table = Table(box=None, header_style="bold", pad_edge=False, title=f"Runs of {environment}", title_justify="left")
-    for column in ("STARTED", "TRIGGER", "REVISION", "RESULT", "APPLIED", "TOOK", "RUN", "REASON"):
+    for column in ("STARTED", "TRIGGER", "REVISION", "RESULT", "APPLIED", "CHECKS", "TOOK", "RUN", "REASON"):
         table.add_column(column, overflow="fold")
     for r in runs:
         took = f"{r.duration:.2f}s" if r.duration is not None else "-"
         revision = short(r.revision) + (f" {r.ref}" if r.ref else "")
         table.add_row(f"{r.started_at:%Y-%m-%d %H:%M:%S}", r.trigger, revision,
-                      f"[{RESULT_STYLE.get(r.result, '')}]{r.result}[/]", f"{len(r.applied)}/{len(r.plan)}", took,
-                      r.id[:8], (r.reason or "")[:100])
+                      f"[{RESULT_STYLE.get(r.result, '')}]{r.result}[/]", f"{len(r.applied)}/{len(r.plan)}",
+                      checks_cell(r), took,
+                      r.id[:8], clip_words(r.reason, 100))
     console.print(table)
     return buffer.getvalue()

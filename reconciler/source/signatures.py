@@ -5,10 +5,17 @@ tag's signature appended to the tag object; the signed payload is the object wit
 signatures are checked with ``gpg`` against the configured keyring (in a throwaway GNUPGHOME), SSH
 signatures with ``ssh-keygen -Y verify`` against an allowed-signers file — the same tools and
 semantics as ``git verify-tag``.
+
+``tag_signer`` answers a different question for ``allowed_signers`` and ``approvers`` (issue 13):
+*which* key made the tag's signature, and does the signature verify with it. An SSH signature
+carries its public key, so it is verified against that key alone; a GPG signature is verified
+against the environment's keyring and named by the fingerprints gpg reports.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -16,8 +23,9 @@ from pathlib import Path
 
 import pygit2
 
+from reconciler.core.gates import SignedBy
 from reconciler.core.revisions import TagRef
-from reconciler.desired.models import SignatureVerification
+from reconciler.desired.models import SignatureVerification, ssh_key_fingerprint
 from reconciler.source.repository import Repository
 
 _PGP = b"-----BEGIN PGP SIGNATURE-----"
@@ -121,3 +129,95 @@ def verify_commit(repository: Repository, commit_id: str, config: SignatureVerif
     kind = "ssh" if sig.startswith(_SSH) else "gpg"
     result = _verify(payload, sig, kind, config)
     return result if result.ok else SignatureResult(False, f"commit {commit_id[:12]}: {result.reason}")
+
+
+def tag_signer(repository: Repository, tag: TagRef, gpg_keyring: str | None) -> SignedBy:
+    """Who signed the annotated tag ``tag`` and whether the signature verifies with that key."""
+    if not tag.annotated:
+        return SignedBy(reason="a lightweight tag carries no signature")
+    parts = _split(repository.raw_object(tag.object_id))
+    if parts is None:
+        return SignedBy(reason="no 'git tag -s' signature")
+    payload, signature, kind = parts
+    if kind == "ssh":
+        return _ssh_signer(payload, signature)
+    return _gpg_signer(payload, signature, gpg_keyring)
+
+
+def _ssh_signature_key(signature: bytes) -> tuple[str, bytes] | None:
+    """The public key (type, blob) an armored SSHSIG signature carries (PROTOCOL.sshsig), or None."""
+    body = b"".join(line for line in signature.splitlines() if line and not line.startswith(b"-----"))
+    try:
+        raw = base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if not raw.startswith(b"SSHSIG") or len(raw) < 14:
+        return None
+    length = int.from_bytes(raw[10:14], "big")
+    blob = raw[14:14 + length]
+    if len(blob) != length or len(blob) < 4:
+        return None
+    key_type = blob[4:4 + int.from_bytes(blob[:4], "big")].decode(errors="replace")
+    return key_type, blob
+
+
+def _ssh_signer(payload: bytes, signature: bytes) -> SignedBy:
+    found = _ssh_signature_key(signature)
+    if found is None:
+        return SignedBy(reason="the SSH signature is malformed")
+    key_type, blob = found
+    fingerprint = ssh_key_fingerprint(blob)
+    signed = SignedBy(frozenset({fingerprint}), f"SSH key {fingerprint}")
+    with tempfile.TemporaryDirectory() as home:
+        sig = Path(home) / "sig"
+        sig.write_bytes(signature)
+        allowed = Path(home) / "allowed_signers"
+        allowed.write_text(f'signer namespaces="git" {key_type} {base64.b64encode(blob).decode()}\n')
+        try:
+            proc = subprocess.run(
+                ["ssh-keygen", "-Y", "verify", "-f", str(allowed), "-I", "signer", "-n", "git", "-s", str(sig)],
+                input=payload, capture_output=True, timeout=_TIMEOUT, check=False,
+            )
+        except FileNotFoundError:
+            return SignedBy(signed.ids, signed.label, reason="ssh-keygen is not installed")
+        except subprocess.TimeoutExpired:
+            return SignedBy(signed.ids, signed.label, reason="ssh-keygen timed out")
+    if proc.returncode != 0:
+        return SignedBy(signed.ids, signed.label, reason="bad SSH signature")
+    return SignedBy(signed.ids, signed.label, verified=True)
+
+
+def _gpg_signer(payload: bytes, signature: bytes, keyring: str | None) -> SignedBy:
+    with tempfile.TemporaryDirectory() as home:
+        sig = Path(home) / "sig.asc"
+        data = Path(home) / "payload"
+        sig.write_bytes(signature)
+        data.write_bytes(payload)
+        ring = ["--no-default-keyring", "--keyring", str(Path(keyring).resolve())] if keyring else []
+        try:
+            proc = subprocess.run(
+                ["gpg", "--homedir", home, "--batch", *ring, "--trust-model", "always", "--status-fd", "1",
+                 "--verify", str(sig), str(data)],
+                capture_output=True, timeout=_TIMEOUT, check=False,
+            )
+        except FileNotFoundError:
+            return SignedBy(frozenset({"GPG"}), "a GPG key", reason="gpg is not installed")
+        except subprocess.TimeoutExpired:
+            return SignedBy(frozenset({"GPG"}), "a GPG key", reason="gpg timed out")
+    status = {}
+    for line in proc.stdout.decode(errors="replace").splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "[GNUPG:]":
+            status[words[1]] = words[2:]
+    valid = status.get("VALIDSIG")
+    if proc.returncode == 0 and valid and "GOODSIG" in status:
+        ids = frozenset(w.upper() for w in (valid[0], valid[-1]))
+        return SignedBy(ids, f"GPG key {valid[-1].upper()}", verified=True)
+    # ERRSIG <keyid> <pkalgo> <hashalgo> <class> <time> <rc> [<fpr>]; BADSIG <keyid> <user id>
+    errsig, badsig = status.get("ERRSIG"), status.get("BADSIG")
+    if errsig:
+        key = (errsig[6] if len(errsig) > 6 and errsig[6] != "-" else errsig[0]).upper()
+        reason = "its public key is not in the gpg_keyring" if "NO_PUBKEY" in status else "gpg cannot check it"
+        return SignedBy(frozenset({key}), f"GPG key {key}", reason=reason)
+    key = badsig[0].upper() if badsig else "unknown"
+    return SignedBy(frozenset({key}), f"GPG key {key}", reason="bad GPG signature")

@@ -12,8 +12,10 @@ import hashlib
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pygit2
+if TYPE_CHECKING:
+    import pygit2  # a GitTree is made by Repository, which imported it already
 
 from reconciler.desired.files import Entry
 from reconciler.errors import SourceError

@@ -18,7 +18,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -36,6 +36,7 @@ from reconciler.core.outcome import (
     repeats,
     transition,
 )
+from reconciler.core.releases import ReleaseRecord
 from reconciler.errors import StoreError
 from reconciler.sqlengines import create_tables, database_label, driver_error, engine_for
 from reconciler.store import tables as t
@@ -90,6 +91,7 @@ class RunRecord:
     applied: list[str]
     drift_after: int | None
     owner: str | None
+    checks: list[dict[str, Any]] = field(default_factory=list)  # checks run after applying, in order
 
     @property
     def duration(self) -> float | None:
@@ -105,6 +107,7 @@ class RunRecord:
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "duration_seconds": self.duration, "result": self.result, "reason": self.reason,
             "plan": self.plan, "applied": self.applied, "drift_after": self.drift_after,
+            "checks": self.checks,
         }
 
 
@@ -160,6 +163,8 @@ class Store:
             run_id: str | None = None
             if isinstance(event, RunOutcome):
                 run_id = self._record_run(conn, event, previous, stamp)
+                if run_id is not None and event.checks:
+                    self._record_checks(conn, run_id, event)
                 outcome = replace(event, run_id=run_id)
                 status = transition(previous, outcome, stamp)
                 if outcome.result in (RunResult.SUCCEEDED, RunResult.NO_CHANGES) and outcome.verify is not None:
@@ -203,6 +208,40 @@ class Store:
         ))
         return run_id
 
+    @staticmethod
+    def _record_checks(conn: Connection, run_id: str, outcome: RunOutcome) -> None:
+        """The results of the checks a run ran (already redacted), in the order they ran."""
+        conn.execute(sa.delete(t.run_checks).where(t.run_checks.c.run_id == run_id))
+        conn.execute(sa.insert(t.run_checks), [
+            {"run_id": run_id, "seq": seq, "environment": outcome.environment, "tree_id": outcome.tree_id,
+             "name": result["name"], "passed": bool(result.get("passed")), "result": result}
+            for seq, result in enumerate(outcome.checks)
+        ])
+
+    def _checks(self, conn: Connection, run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        if not run_ids:
+            return {}
+        out: dict[str, list[dict[str, Any]]] = {}
+        rows = conn.execute(sa.select(t.run_checks.c.run_id, t.run_checks.c.result)
+                            .where(t.run_checks.c.run_id.in_(run_ids)).order_by(t.run_checks.c.seq))
+        for run_id, result in rows:
+            out.setdefault(run_id, []).append(dict(result))
+        return out
+
+    def checks_for(self, environment: str, tree_id: str) -> list[dict[str, Any]] | None:
+        """The check results of the latest run in ``environment`` that ran checks on ``tree_id``; None if none did."""
+        def read(conn: Connection) -> list[dict[str, Any]] | None:
+            row = conn.execute(
+                sa.select(t.runs.c.id).where(
+                    t.runs.c.environment == environment, t.runs.c.tree_id == tree_id,
+                    t.runs.c.id.in_(sa.select(t.run_checks.c.run_id).where(
+                        t.run_checks.c.environment == environment, t.run_checks.c.tree_id == tree_id)),
+                ).order_by(t.runs.c.started_at.desc()).limit(1)
+            ).first()
+            return None if row is None else self._checks(conn, [row.id]).get(row.id, [])
+
+        return self._tx("read checks", read)
+
     def record_applied(self, run_id: str, ids: list[str], offset: int) -> None:
         """Append the ids of one applied step; ``offset`` is how many were recorded before."""
         if not ids:
@@ -223,7 +262,8 @@ class Store:
     def _runs_from_rows(self, conn: Connection, rows: Sequence[Any]) -> list[RunRecord]:
         """Records of ``rows``; an unfinished run's applied ids come from its progress rows."""
         progress = self._progress(conn, [r.id for r in rows if r.result == "Progressing"])
-        return [self._run_from_row(r, progress.get(r.id)) for r in rows]
+        checks = self._checks(conn, [r.id for r in rows])
+        return [replace(self._run_from_row(r, progress.get(r.id)), checks=checks.get(r.id, [])) for r in rows]
 
     @staticmethod
     def _run_from_row(row: Any, progress: list[str] | None = None) -> RunRecord:
@@ -267,6 +307,31 @@ class Store:
             ).limit(1)
         ).first())
         return row is not None
+
+    def last_good(self, environment: str, other_than: str) -> tuple[str, str | None] | None:
+        """The revision (and ref) of the latest run in ``environment`` that Succeeded or found nothing to
+        do — so its checks, if any ran, passed — at a revision other than ``other_than`` (rollback)."""
+        row = self._tx("find last good run", lambda conn: conn.execute(
+            sa.select(t.runs.c.revision, t.runs.c.ref).where(
+                t.runs.c.environment == environment, t.runs.c.revision.is_not(None),
+                t.runs.c.revision != other_than, t.runs.c.result.in_(["Succeeded", "NoChanges"]),
+            ).order_by(t.runs.c.started_at.desc()).limit(1)
+        ).first())
+        return None if row is None else (str(row.revision), row.ref)
+
+    def synced_since(self, environment: str, tree_id: str) -> dt.datetime | None:
+        """When ``tree_id`` became Synced in ``environment`` after its last failed run there (the soak's start)."""
+        def read(conn: Connection) -> dt.datetime | None:
+            same = (t.runs.c.environment == environment, t.runs.c.tree_id == tree_id)
+            failed = conn.execute(sa.select(sa.func.max(t.runs.c.started_at)).where(
+                *same, t.runs.c.result == "Failed")).scalar()
+            ok = sa.select(sa.func.min(t.runs.c.finished_at)).where(
+                *same, t.runs.c.result.in_(["Succeeded", "NoChanges"]))
+            if failed is not None:
+                ok = ok.where(t.runs.c.started_at > failed)
+            return _utc(conn.execute(ok).scalar())
+
+        return self._tx("check soak", read)
 
     def run_counts(self) -> dict[tuple[str, str], int]:
         rows = self._tx("count runs", lambda conn: conn.execute(
@@ -385,6 +450,36 @@ class Store:
             conn.execute(sa.insert(t.fingerprints).values(provider=provider, scope=scope, fingerprint=fingerprint))
 
         self._tx("write fingerprint", write)
+
+    # -- app releases (ReleaseBook) ----------------------------------------------------------
+
+    def find_release(self, repository: str, app: str, *, key: str | None = None,
+                     version: str | None = None) -> ReleaseRecord | None:
+        """The release of ``app`` made from ``key`` (or with ``version``) in ``repository``, if any."""
+        query = sa.select(t.releases).where(t.releases.c.repository == repository, t.releases.c.app == app)
+        if key is not None:
+            query = query.where(t.releases.c.key == key)
+        if version is not None:
+            query = query.where(t.releases.c.version == version)
+        row = self._tx("read release", lambda conn: conn.execute(query.limit(1)).first())
+        if row is None:
+            return None
+        return ReleaseRecord(repository=row.repository, app=row.app, key=row.key, version=row.version,
+                             label=row.label, revision=row.revision, environment=row.environment,
+                             branch=row.branch, commit=row.commit_sha, merged=bool(row.merged))
+
+    def record_release(self, record: ReleaseRecord) -> None:
+        """Write (or update: merged, branch) the row of ``record``."""
+        def write(conn: Connection) -> None:
+            where = (t.releases.c.repository == record.repository, t.releases.c.app == record.app,
+                     t.releases.c.key == record.key)
+            conn.execute(sa.delete(t.releases).where(*where))
+            conn.execute(sa.insert(t.releases).values(
+                repository=record.repository, app=record.app, key=record.key, version=record.version,
+                label=record.label, revision=record.revision, environment=record.environment,
+                branch=record.branch, commit_sha=record.commit, merged=record.merged, recorded_at=now()))
+
+        self._tx("write release", write)
 
     # -- notification dedup --------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, DateTime, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import JSON, Boolean, Column, DateTime, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
 
@@ -33,6 +33,20 @@ run_changes = Table(
     Column("run_id", String(32), primary_key=True),
     Column("seq", Integer, primary_key=True),
     Column("item_id", String(400), nullable=False),
+)
+
+# Checks run after a run applied (issue 16 phase B), one row per check in the order they ran; the
+# result is CheckResult.as_json() (already redacted). Additive: databases made before it gain the table.
+run_checks = Table(
+    "run_checks", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("environment", String(100), nullable=False),
+    Column("tree_id", String(80)),
+    Column("name", String(200), nullable=False),
+    Column("passed", Boolean, nullable=False),
+    Column("result", JSON, nullable=False),
+    Index("ix_run_checks_environment_tree", "environment", "tree_id"),
 )
 
 # What the store knows of each environment. What it tracks and should run is not stored: it is
@@ -74,6 +88,24 @@ fingerprints = Table(
     Column("provider", String(40), primary_key=True),
     Column("scope", String(400), primary_key=True),
     Column("fingerprint", Text, nullable=False),
+)
+
+# App releases a platform provider made (Retool Source Control), so that every later environment runs
+# the same release: one row per (repository, app, what was released), written by the run that made it.
+releases = Table(
+    "releases", metadata,
+    Column("repository", String(400), primary_key=True),
+    Column("app", String(200), primary_key=True),
+    Column("key", String(120), primary_key=True),  # the app's source hash, or commit:<revision>
+    Column("version", String(40), nullable=False),
+    Column("label", String(255), nullable=False),
+    Column("revision", String(64), nullable=False),
+    Column("environment", String(100), nullable=False),
+    Column("branch", String(255)),
+    Column("commit_sha", String(64)),
+    Column("merged", Boolean, nullable=False, default=False),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Index("ix_releases_version", "repository", "app", "version"),
 )
 
 leases = Table(

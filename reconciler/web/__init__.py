@@ -23,7 +23,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from reconciler.api import auth
-from reconciler.api.app import Daemon
+from reconciler.api.daemon import Daemon
 from reconciler.config import ApiToken
 from reconciler.errors import ReconcilerError, clip
 from reconciler.web import sessions

@@ -71,7 +71,11 @@ def route_paths(method: str = "GET") -> set[str]:
 
     # http_app only keeps the daemon for its handlers; listing routes calls none of them.
     app = http_app(SimpleNamespace(settings=Settings(), reconciler=None))  # type: ignore[arg-type]
-    return {getattr(route, "path", "") for route in app.routes if method in (getattr(route, "methods", None) or ())}
+    paths = {getattr(route, "path", "") for route in app.routes if method in (getattr(route, "methods", None) or ())}
+    # Routers included with include_router are not flattened into app.routes by newer FastAPI releases
+    # (0.165 keeps them as included routers); the OpenAPI document lists every API route either way.
+    paths |= {path for path, operations in app.openapi()["paths"].items() if method.lower() in operations}
+    return paths
 
 
 def listen_port(listen: str) -> int:

@@ -35,11 +35,16 @@ def scratch_databases(server_url: str) -> list[str]:
 
 def converge(provider: PostgresProvider, database: str, url: str, files: list[tuple[str, str]], content_key: str,
              schemas: list[str]) -> list[str]:
-    """Bring ``url`` to the declared schema the way a run does, through ``plan`` and ``apply`` only:
-    each phase from a fresh plan, then verify zero drift (``SchemaError`` naming what still differs)."""
+    """Bring ``url`` to the declared schema the way a run does: one plan (what the gates see,
+    destructive ids approved), then each phase planned again and applied, refusing any id the first
+    plan did not hold, then verify zero drift (``SchemaError`` naming what still differs)."""
+    planned = {i.id for i in provider.plan(database, url, files, content_key, schemas)}
     applied: list[str] = []
     for phase in (Phase.SCHEMA_ADDITIVE, Phase.SCHEMA_DESTRUCTIVE):
         items = [i for i in provider.plan(database, url, files, content_key, schemas) if i.phase == phase]
+        unplanned = [i.id for i in items if i.id not in planned]
+        if unplanned:
+            raise SchemaError(f"{phase.name} planned again holds ids the plan did not: {', '.join(unplanned)}")
         if items:
             applied += provider.apply(database, url, items)
     remaining = provider.plan(database, url, files, content_key, schemas)

@@ -10,8 +10,10 @@ directives:
 * ``-- @invisible: <reason>`` - the diff engine does not see this difference at all: the plan is
   empty (also listed in docs/schema-engine-limits.md).
 
-Every other pair must plan at least one change, apply (destructive changes allowed) and verify
-with zero drift. They run on the embedded server, one fresh database each.
+Every other pair must plan at least one change and converge in one apply the way a run applies
+it (``support.converge``: plan, additive phase planned again and applied, destructive phase
+planned again and applied with its ids approved, verify with zero drift). They run on the
+embedded server, one fresh database each.
 """
 
 from __future__ import annotations

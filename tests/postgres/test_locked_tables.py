@@ -128,10 +128,21 @@ def test_plan_with_a_table_locked_exclusively_fails_naming_the_table(world: Worl
 
 
 def test_drift_with_a_table_locked_exclusively_fails_naming_the_table(world: World) -> None:
+    # A catalog change that is no drift: the live schema must be read again (not reused).
+    with psycopg.connect(world.databases["staging"], autocommit=True) as conn:
+        conn.execute(b"alter table customers alter column id set statistics 10")
     with holding(world, "access exclusive") as pid:
         result = cli(world, "drift", "staging")
     assert result.exit_code == 1, result.stdout + result.stderr
     assert_names_the_lock(world, result.stderr, pid)
+
+
+def test_drift_of_unchanged_catalogs_does_not_wait_for_a_locked_table(world: World) -> None:
+    """The catalogs are as the apply's verification saw them: its diff answers, nothing is inspected."""
+    with holding(world, "access exclusive"):
+        result = cli(world, "drift", "staging")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "no drift" in result.stdout
 
 
 def test_apply_with_a_table_locked_exclusively_fails_and_applies_nothing(world: World) -> None:

@@ -126,9 +126,15 @@ def objects(env: str, secrets: Secrets) -> dict[ObjectKey, PlatformObject]:
     return out
 
 
-def context(env: str, secrets: Secrets, book: MemoryFingerprintBook, release: str | None = None) -> ApplyContext:
-    deployment = AppDeployment(revision=COMMIT, release=release or RELEASES[env])
-    return ApplyContext(environment=env, secrets=secrets, fingerprints=book, deployments={APP: deployment})
+def context(
+    env: str, secrets: Secrets, book: MemoryFingerprintBook, release: str | None = None, *,
+    owner: bool = True, may_release: bool = True, revision: str = COMMIT,
+) -> ApplyContext:
+    """What the engine hands ``apply`` for ``env``: ``owner`` for the most protected environment on its
+    instance, ``may_release`` for the app's first environment in promotion order."""
+    deployment = AppDeployment(revision=revision, release=release or RELEASES[env], may_release=may_release)
+    return ApplyContext(environment=env, secrets=secrets, fingerprints=book, deployments={APP: deployment},
+                        owner=owner)
 
 
 def diff(desired: dict[ObjectKey, PlatformObject], live: LiveState) -> dict[ObjectKey, tuple[Any, Any]]:
@@ -153,8 +159,11 @@ def reconcile(
     *,
     prune: bool = False,
 ) -> list[tuple[str, ObjectKey]]:
-    """Read, diff and apply in SPEC order, as the engine would; return the changes applied."""
-    live = provider.read(ctx.environment)
+    """Read, diff and apply in SPEC order, as the engine would; return the changes applied.
+
+    Like the engine, it reads what is declared (and ours) and prunes only objects that are ours.
+    """
+    live = provider.read(ctx.environment, declared=frozenset(desired), owner=ctx.owner)
     changes = diff(desired, live)
     applied: list[tuple[str, ObjectKey]] = []
     for key in sorted((k for k in changes if k in desired), key=_order):
@@ -162,7 +171,7 @@ def reconcile(
         provider.apply(ctx, change, desired[key], live.get(key))
         applied.append((change.value, key))
     if prune:
-        for key in sorted((k for k in changes if k not in desired), key=_order, reverse=True):
+        for key in sorted((k for k in changes if k not in desired and live[k].owned), key=_order, reverse=True):
             provider.apply(ctx, Change.DELETE, None, live[key])
             applied.append(("delete", key))
     return applied

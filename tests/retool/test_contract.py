@@ -17,7 +17,8 @@ import httpx
 import pytest
 import yaml
 
-from tests.retool.fake_server import SPEC_PATH, FakeRetool
+from tests.retool.fake import FakeRetool
+from tests.retool.fake.server import SPEC_PATH
 
 RECORDINGS = SPEC_PATH.parent / "recordings"
 
@@ -52,10 +53,10 @@ def test_a_json_patch_operation_the_document_does_not_allow_is_refused(fake: Fak
 
 
 def test_a_query_parameter_the_operation_does_not_declare_is_refused(fake: FakeRetool, http: httpx.Client) -> None:
-    answer = http.get("/groups", params={"next_token": "abc"})
+    answer = http.get("/groups", params={"limit": "5"})
 
     assert answer.status_code == 400
-    assert fake.violations == ["request GET /api/v2/groups: undeclared query parameters ['next_token']"]
+    assert fake.violations == ["request GET /api/v2/groups: undeclared query parameters ['limit']"]
     fake.violations.clear()
 
 
@@ -128,7 +129,7 @@ def test_requests_recorded_against_real_retool_are_accepted_by_the_fake(fake: Fa
 
 def test_the_vendored_contract_matches_the_shared_one() -> None:
     """tests/retool/contract/ is a copy of ../shared/retool for machines without it; it must not drift."""
-    from tests.retool.fake_server import SHARED_SPEC, VENDORED_SPEC
+    from tests.retool.fake.server import SHARED_SPEC, VENDORED_SPEC
 
     if not SHARED_SPEC.exists():
         pytest.skip("../shared/retool is not beside this checkout; the vendored copy is the contract")

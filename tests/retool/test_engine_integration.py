@@ -12,24 +12,38 @@ from collections.abc import Iterator
 import pytest
 
 from reconciler.app.reconcile import Reconciler
-from reconciler.providers.retool import RetoolProvider
-from reconciler.store.store import Store
 from tests.conftest import World
-from tests.retool.fake_server import FakeRetool
+from tests.retool.example import APP
+from tests.retool.fake import FakeRetool
+
+
+def without_deny_windows(world: World) -> None:
+    """Production's Friday-evening deny window would hold these runs on some days: not what they test."""
+    spec = world.desired / "environments/production.yaml"
+    spec.write_text("\n".join(line for line in spec.read_text().splitlines()
+                              if "windows:" not in line and "deny:" not in line) + "\n")
+    world.commit("No deny window")
 
 
 @pytest.fixture
-def retool_world(pyworld: World, fake: FakeRetool) -> Iterator[tuple[World, FakeRetool]]:
-    pyworld.configure(platform={"provider": "retool", "host": fake.url, "token": "${secret:RETOOL_TOKEN}"})
+def retool_world(
+    pyworld: World, fake: FakeRetool, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[World, FakeRetool]]:
+    """The example repository reconciled into one fake instance hosting staging and production."""
+    assert fake.source_control is not None
+    pyworld.configure(platform={
+        "provider": "retool", "host": fake.url, "token": "${secret:RETOOL_TOKEN}", "manifest": fake.manifest_name,
+        "source_control": {"url": fake.source_control.url}, "requests_per_minute": 60_000,
+        "deploy_poll_interval": "10ms",
+    })
+    monkeypatch.setenv("RETOOL_TOKEN", fake.token)
+    without_deny_windows(pyworld)
     yield pyworld, fake
 
 
 def reconciler_for(world: World, fake: FakeRetool) -> Reconciler:
-    settings = world.settings()
-    store = Store(settings.state_url)
-    platform = RetoolProvider(fake.url, fake.token, requests_per_minute=60_000, deploy_poll_interval=0.01,
-                              fingerprints=store)
-    return world.reconciler(store=store, platform=platform)
+    """The reconciler as the configuration builds it (wiring), state store and all."""
+    return world.reconciler()
 
 
 def test_the_example_reconciles_into_retool_and_a_second_run_writes_nothing(
@@ -43,7 +57,7 @@ def test_the_example_reconciles_into_retool_and_a_second_run_writes_nothing(
     world.tag("v1.0.0", "Release 1.0.0")
     production = r.reconcile("production")
     assert production.result == "Succeeded", production.reason
-    assert fake.pinned("production")
+    assert fake.live_releases() == fake.pinned() != {}
 
     fake.clear_calls()
     assert r.reconcile("staging").result == "NoChanges"
@@ -62,13 +76,52 @@ def test_out_of_band_edits_in_retool_are_found_and_healed(retool_world: tuple[Wo
     r = reconciler_for(world, fake)
     assert r.reconcile("staging").result == "Succeeded"
     fake.set_config_value("SUPPORT_EMAIL", "staging", "intruder@example.com")
-    fake.revoke("support-team", "app", "customer-support-dashboard")
+    fake.revoke("support-team", "resource_configuration", "crm-db@staging")
     plan, _ = r.drift("staging")
-    assert sorted(i.id for i in plan.drift) == [
+    assert sorted(i.id for i in plan.pending) == [
         "config-variable:SUPPORT_EMAIL:value",
-        "permission:support-team/app/customer-support-dashboard",
+        "permission:support-team/resource/crm-db",
     ]
     healed = r.reconcile("staging")
     assert healed.result == "Succeeded", healed.reason
     assert fake.config_values("SUPPORT_EMAIL")["staging"] == "support-staging@example.com"
-    assert r.drift("staging")[0].drift == []
+    assert r.drift("staging")[0].pending == []
+
+
+def test_in_pull_request_mode_an_environment_is_progressing_until_the_branches_are_merged_then_synced(
+    retool_world: tuple[World, FakeRetool],
+) -> None:
+    world, fake = retool_world
+    sc = fake.source_control
+    assert sc is not None
+    world.configure(platform={"source_control": {"url": sc.url, "merge": "pull-request"}})
+    r = reconciler_for(world, fake)
+
+    waiting = r.reconcile("staging")
+
+    assert waiting.result == "Waiting"
+    assert waiting.exit_code == 0
+    (release,) = sc.branches()  # staging shares its instance with production: it makes the release only
+    status = r.status("staging")
+    assert (status.state, status.applied_revision) == ("Progressing", None)
+    assert status.reason is not None and status.reason.startswith(f"waiting for merge of {release} into main")
+    assert r.reconcile("staging").result == "Waiting"  # nothing merged yet: still waiting, nothing new pushed
+    assert sc.branches() == [release]
+
+    sc.merge(release)
+    done = r.reconcile("staging")
+
+    assert done.result == "Succeeded", done.reason
+    assert r.status("staging").state == "Synced"
+    assert fake.pinned() == {} and fake.live_releases() == {APP: "latest"}
+
+    world.tag("v1.0.0", "Release 1.0.0")
+    assert r.reconcile("production").result == "Waiting"
+    (manifest,) = [b for b in sc.branches() if b != release]
+    assert r.status("production").reason.startswith(f"waiting for merge of {manifest}")  # type: ignore[union-attr]
+    sc.merge(manifest)
+    published = r.reconcile("production")
+
+    assert published.result == "Succeeded", published.reason
+    assert r.status("production").state == "Synced"
+    assert fake.live_releases() == fake.pinned() != {}

@@ -29,8 +29,10 @@ def test_an_import_from_retool_validates_leaks_nothing_and_plans_only_what_retoo
 ) -> None:
     world = pyworld
     monkeypatch.setenv("RETOOL_TOKEN", fake.token)
+    assert fake.source_control is not None
     world.configure(platform={"provider": "retool", "host": fake.url, "token": "${secret:RETOOL_TOKEN}",
-                              "requests_per_minute": 60_000})
+                              "manifest": fake.manifest_name, "source_control": {"url": fake.source_control.url},
+                              "requests_per_minute": 60_000, "deploy_poll_interval": "10ms"})
     setup = reconciler_for(world, fake)
     assert setup.reconcile("staging").result == "Succeeded"
     world.tag("v1.0.0", "Release 1.0.0")
@@ -74,9 +76,11 @@ def test_an_import_from_retool_validates_leaks_nothing_and_plans_only_what_retoo
             # Secret values: Retool never shows them (or the reconciler never wrote them).
             "resource:crm-api:options.authorization", "resource:crm-db:options.password",
             "resource:segment:options.basic_username", "config-variable:SEGMENT_WRITE_KEY:value",
-            # Descriptions Retool has no field for: unknown until the reconciler writes them.
+            # Descriptions Retool has no field for: unknown until the reconciler writes them. A group's
+            # is the instance's: staging's plan leaves it to production (applied with production).
             "resource:crm-api:description", "resource:crm-db:description", "resource:segment:description",
-            "group:platform-admins:description", "group:support-team:description",
+            *(["group:platform-admins:description", "group:support-team:description"] if env == "production"
+              else []),
             # The API does not give an app's files: the import wrote a placeholder.
             f"app:{APP}:source_hash",
         ])

@@ -7,6 +7,7 @@ fake on loopback, which checks every request and answer against Retool's OpenAPI
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -19,8 +20,9 @@ from reconciler.providers.retool import (
     release_version,
 )
 from reconciler.secrets.values import Sensitive
+from reconciler.source.branches import BranchRepository
 from tests.retool.example import APP, COMMIT, Secrets, context, diff, keys, objects, reconcile
-from tests.retool.fake_server import MASK, FakeRetool
+from tests.retool.fake import MASK, FakeRetool, FakeSourceControl
 
 
 def apply_both(provider: RetoolProvider, secrets: Secrets, book: MemoryFingerprintBook) -> None:
@@ -55,11 +57,14 @@ def test_a_full_apply_writes_once_per_missing_thing_and_a_second_pass_writes_not
               for env in ("staging", "production")]
 
     # staging: 1 environment PATCH, 4 folders (app + resource type for CRM and Support), 3 resources
-    # + 3 configurations, 2 variables, 2 groups, 9 grants, release + manifest + deploy = 27.
-    assert staging_writes == 27
-    # production: 1 environment PATCH, 3 configurations, 2 variable PUTs, 6 grants (app and folder
-    # grants are not per environment), release + manifest + deploy = 15.
-    assert production_writes == 15
+    # + 3 deletions of the configuration Retool gives each new resource in its default environment
+    # (production) + 3 staging configurations, 2 variables, 2 groups, 9 grants, release + manifest +
+    # deploy = 30. The release and manifest branches are merged in Git, not through the API.
+    assert staging_writes == 30
+    # production, on the same instance: 1 environment PATCH, 3 configurations, 2 variable PUTs, 6
+    # grants (app and folder grants are the instance's); the app already runs the release staging
+    # made and published, so nothing for it = 12.
+    assert production_writes == 12
     assert second == [[], []]
     assert fake.writes() == []
     assert set(fake.counts_by_method()) == {"GET", "POST"}  # POST only for listObjects reads
@@ -120,20 +125,24 @@ def test_a_secret_variable_keeps_every_environments_value_although_put_replaces_
     }
 
 
-def test_apps_are_released_pinned_in_their_environments_manifest_and_deployed(
-    fake: FakeRetool, provider: RetoolProvider, book: MemoryFingerprintBook, secrets: Secrets
+def test_an_app_is_released_once_its_branches_merged_deployed_and_every_environment_runs_that_release(
+    fake: FakeRetool, source_control: FakeSourceControl, provider: RetoolProvider, book: MemoryFingerprintBook,
+    secrets: Secrets,
 ) -> None:
     apply_both(provider, secrets, book)
 
-    assert fake.pinned("staging") == {APP: release_version(COMMIT[:7])}
-    assert fake.pinned("production") == {APP: "1.0.0"}
-    app_id = fake.state.apps and next(iter(fake.state.apps))
-    descriptions = {r["release_version"]: r["release_description"] for r in fake.state.releases[app_id]}
-    assert descriptions == {
-        release_version(COMMIT[:7]): f"{COMMIT[:7]} (commit {COMMIT})",
-        "1.0.0": f"v1.0.0 (commit {COMMIT})",
-    }
-    assert [d["status"] for d in fake.state.deployments.values()] == ["SUCCESS", "SUCCESS"]
+    version = release_version(COMMIT[:7])
+    sc_uuid = source_control.app_uuid(APP)
+    assert sc_uuid is not None
+    assert fake.pinned() == {APP: version}
+    assert fake.live_releases() == {APP: version}
+    assert fake.live_artifacts() == {APP: source_control.artifact(sc_uuid, version)}
+    assert [r["release_version"] for r in source_control.releases(sc_uuid)] == [version]
+    assert source_control.releases(sc_uuid)[0]["release_description"] == f"{COMMIT[:7]} (commit {COMMIT})"
+    assert source_control.branches() and all(source_control.is_merged(b) for b in source_control.branches())
+    # Production ran the release staging made (same version, same artifact): nothing was deployed again.
+    assert [d["status"] for d in fake.state.deployments.values()] == ["SUCCESS"]
+    assert fake.deprecated_calls() == []
 
 
 def test_release_labels_become_the_plain_semver_retool_accepts() -> None:
@@ -145,9 +154,9 @@ def test_release_labels_become_the_plain_semver_retool_accepts() -> None:
 
 
 def test_builtin_groups_and_resources_are_never_reported(fake: FakeRetool, provider: RetoolProvider) -> None:
-    live = provider.read("staging")
-
-    assert sorted(live) == [("environment", "staging")]
+    assert sorted(provider.read("staging", declared=frozenset())) == [("environment", "staging")]
+    # An import (nothing declared) reads every app too, the instance's own groups and resources still not.
+    assert sorted(provider.read("staging")) == [("app", APP), ("environment", "staging")]
 
 
 # -- out-of-band changes are drift, and re-applying heals them ---------------------------------------
@@ -253,21 +262,28 @@ def test_a_secret_edited_inside_retool_cannot_be_seen(
     assert diff(objects("staging", secrets), provider.read("staging")) == {}
 
 
-def test_an_app_pinned_to_another_release_in_retool_is_drift_and_reapplying_redeploys(
-    fake: FakeRetool, provider: RetoolProvider, book: MemoryFingerprintBook, secrets: Secrets
+def test_an_app_published_at_another_release_in_retool_is_drift_and_reapplying_publishes_ours_again(
+    fake: FakeRetool, source_control: FakeSourceControl, provider: RetoolProvider, book: MemoryFingerprintBook,
+    secrets: Secrets,
 ) -> None:
     apply_both(provider, secrets, book)
-    app_id = next(iter(fake.state.apps))
-    fake.state.manifests["production"]["apps"] = [{"uuid": app_id, "release": release_version(COMMIT[:7])}]
+    sc_uuid = source_control.app_uuid(APP)
+    assert sc_uuid is not None
+    # Someone releases an edited app by hand and publishes it on this instance.
+    source_control.edit_app(APP, {"main.rsx": b"<App>edited by hand</App>"})
+    source_control.merge(source_control.push_release(sc_uuid, "9.9.9", None, "2026-01-01T00:00:00Z", None).branch)
+    source_control.merge(source_control.push_manifest_entry("production", sc_uuid, "9.9.9", None).branch)
+    assert fake.deploy_now()["status"] == "SUCCESS"
+    assert fake.live_releases() == {APP: "9.9.9"}
 
     drift = diff(objects("production", secrets), provider.read("production"))
     reconcile(provider, context("production", secrets, book), objects("production", secrets))
 
     assert list(drift) == [("app", APP)]
-    # The staging release was deployed with the same source, so its hash is known.
-    assert drift[("app", APP)][1]["source_hash"] == objects("staging", secrets)[("app", APP)].fields["source_hash"]
-    assert fake.pinned("production") == {APP: "1.0.0"}
-    assert len(fake.state.deployments) == 3
+    assert drift[("app", APP)][1]["source_hash"] == "unknown:9.9.9"
+    assert fake.live_releases() == {APP: release_version(COMMIT[:7])}
+    assert fake.pinned() == {APP: release_version(COMMIT[:7])}
+    assert diff(objects("production", secrets), provider.read("production")) == {}
 
 
 # -- delete, per kind, removes only the named object ------------------------------------------------
@@ -332,8 +348,9 @@ def test_deleting_a_group_a_folder_or_an_app_removes_only_that_one(
 
     assert fake.names("groups") == ["All Users", "admin", "editor", "platform-admins", "viewer"]
     assert sorted({f for f in fake.names("folders") if f not in ("root", "archive")}) == ["CRM"]
-    assert fake.pinned("staging") == {}
-    assert fake.pinned("production") == {APP: "1.0.0"}
+    # The app left this instance's manifest and the instance deployed that: no release is live.
+    assert fake.pinned() == {}
+    assert fake.live_releases() == {APP: "latest"}
 
 
 def test_deleting_an_environment_removes_only_that_environment(
@@ -342,7 +359,7 @@ def test_deleting_an_environment_removes_only_that_environment(
     qa = PlatformObject("environment", "qa", {"description": "Quality assurance", "color": "#00703C"})
     ctx = context("staging", secrets, book)
     provider.apply(ctx, Change.CREATE, qa, None)
-    assert provider.read("qa") == {("environment", "qa"): qa}
+    assert provider.read("qa", declared=frozenset()) == {("environment", "qa"): qa}
 
     provider.apply(ctx, Change.DELETE, None, qa)
 
@@ -417,16 +434,19 @@ def test_an_update_that_would_erase_a_secret_reconciler_did_not_write_is_refused
 
 
 def test_without_a_book_given_the_provider_adopts_the_one_apply_is_given(
-    fake: FakeRetool, book: MemoryFingerprintBook, secrets: Secrets
+    fake: FakeRetool, source_control: FakeSourceControl, book: MemoryFingerprintBook, secrets: Secrets,
+    tmp_path: Path,
 ) -> None:
-    provider = RetoolProvider(fake.url, fake.token, requests_per_minute=60_000, deploy_poll_interval=0.01)
+    sc = {"manifest": fake.manifest_name, "source_control": BranchRepository(source_control.url, tmp_path / "c")}
+    provider = RetoolProvider(fake.url, fake.token, requests_per_minute=60_000, deploy_poll_interval=0.01, **sc)
     try:
         apply_both(provider, secrets, book)
 
         assert provider.fingerprints is book
         assert diff(objects("staging", secrets), provider.read("staging")) == {}
-        restarted = RetoolProvider(fake.url, fake.token, requests_per_minute=60_000)
+        restarted = RetoolProvider(fake.url, fake.token, requests_per_minute=60_000, **sc)
         restarted.fingerprints = book
+        restarted.releases = provider.releases
         assert diff(objects("production", secrets), restarted.read("production")) == {}
         restarted.close()
     finally:
@@ -451,3 +471,75 @@ def test_records_fit_a_book_whose_entries_hold_120_characters(
 
     for env in ("staging", "production"):
         assert diff(objects(env, secrets), provider.read(env)) == {}
+
+
+# -- what Retool does on its own, and what is not ours ------------------------------------------------------
+
+
+def test_a_resource_created_from_staging_leaves_no_staging_options_in_another_environment(
+    fake: FakeRetool, provider: RetoolProvider, book: MemoryFingerprintBook, secrets: Secrets
+) -> None:
+    """Retool configures a new resource in its default environment (production) with the create's options."""
+    assert fake.default_env() == "production"
+
+    reconcile(provider, context("staging", secrets, book), objects("staging", secrets))
+
+    for resource in ("crm-db", "crm-api", "segment"):
+        assert fake.config(resource, "production") is None
+        assert fake.config(resource, "staging") is not None
+    assert ("resource", "crm-db") not in provider.read("production")
+
+
+def test_prune_never_deletes_groups_folders_or_grants_made_by_hand(
+    fake: FakeRetool, provider: RetoolProvider, book: MemoryFingerprintBook, secrets: Secrets
+) -> None:
+    apply_both(provider, secrets, book)
+    hand = provider.client.post("/groups", {"name": "made-by-hand"})
+    folder = provider.client.post("/folders", {"name": "Hand-made", "folder_type": "app"})
+    provider.client.post("/permissions/grant", {"subject": {"type": "group", "id": fake.group_id("support-team")},
+                                                "object": {"type": "folder", "id": folder["id"]},
+                                                "access_level": "use"})
+    declared = objects("staging", secrets)
+
+    live = provider.read("staging", declared=frozenset(declared))
+    pruned = reconcile(provider, context("staging", secrets, book), declared, prune=True)
+
+    assert live[("group", "made-by-hand")].owned is False
+    assert live[("folder", "Hand-made")].owned is False
+    assert pruned == []
+    assert "made-by-hand" in fake.names("groups") and hand["name"] == "made-by-hand"
+    assert "Hand-made" in fake.names("folders")
+
+
+def test_grants_are_read_for_declared_and_owned_groups_only(
+    fake: FakeRetool, provider: RetoolProvider, book: MemoryFingerprintBook, secrets: Secrets
+) -> None:
+    apply_both(provider, secrets, book)
+    for index in range(20):
+        provider.client.post("/groups", {"name": f"hand-{index}"})
+    fake.clear_calls()
+
+    provider.read("staging", declared=frozenset(objects("staging", secrets)))
+
+    groups_asked = {c.body["subject"]["id"] for c in fake.calls if c.path == "/permissions/listObjects"}
+    assert groups_asked == {fake.group_id("support-team"), fake.group_id("platform-admins")}
+    assert len([c for c in fake.calls if c.path == "/permissions/listObjects"]) == 2 * 3
+
+
+def test_with_nothing_declared_every_app_and_groups_grants_are_read_and_hand_made_ones_are_not_ours(
+    fake: FakeRetool, provider: RetoolProvider, book: MemoryFingerprintBook, secrets: Secrets
+) -> None:
+    apply_both(provider, secrets, book)
+    app_id = fake.add_app("made-by-hand")
+    hand = provider.client.post("/groups", {"name": "hand-group"})
+    provider.client.post("/permissions/grant", {"subject": {"type": "group", "id": hand["id"]},
+                                                "object": {"type": "app", "id": app_id}, "access_level": "use"})
+
+    everything = provider.read("staging")  # what 'reconciler import' asks for
+    declared = provider.read("staging", declared=frozenset(objects("staging", secrets)))
+
+    assert everything[("app", "made-by-hand")].owned is False
+    assert everything[("permission", "hand-group/app/made-by-hand")].owned is False
+    assert everything[("app", APP)].owned is True
+    assert ("app", "made-by-hand") not in declared
+    assert ("permission", "hand-group/app/made-by-hand") not in declared

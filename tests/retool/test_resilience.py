@@ -25,8 +25,8 @@ from reconciler.providers.retool import (
     RetoolRejectedError,
     RetoolUnavailableError,
 )
-from tests.retool.example import Secrets, context, diff, objects, reconcile
-from tests.retool.fake_server import FakeRetool
+from tests.retool.example import APP, Secrets, context, diff, objects, reconcile
+from tests.retool.fake import FakeRetool
 
 MakeProvider = Callable[..., RetoolProvider]
 
@@ -322,3 +322,65 @@ def test_the_token_never_appears_in_logs_reprs_or_errors(
     everything = "\n".join([*errors, *(str(e) for e in events), capsys.readouterr().out,
                             capsys.readouterr().err, caplog.text])
     assert token not in everything
+
+
+def test_every_page_of_the_grants_a_group_holds_is_read(
+    fake: FakeRetool, provider: RetoolProvider, book: MemoryFingerprintBook, secrets: Secrets
+) -> None:
+    reconcile(provider, context("staging", secrets, book), objects("staging", secrets))
+    fake.page_size = 2  # platform-admins holds 4 grants in staging: 3 resource configurations and the app
+    fake.clear_calls()
+
+    live = provider.read("staging")
+
+    assert diff(objects("staging", secrets), live) == {}
+    pages = [c.query for c in fake.calls if c.path == "/permissions/listObjects" and c.query]
+    assert {"next_token": "2"} in pages
+
+
+# -- /source_control/deploy is never sent twice ------------------------------------------------------------
+
+
+def test_a_deploy_answered_with_a_500_is_not_sent_again_the_deployment_it_started_is_polled(
+    fake: FakeRetool, make_provider: MakeProvider, book: MemoryFingerprintBook, secrets: Secrets
+) -> None:
+    provider = make_provider(sleep=Sleeps())
+    fake.inject(500, path="/source_control/deploy", after_effect=True, message="Internal server error")
+
+    reconcile(provider, context("staging", secrets, book), objects("staging", secrets))
+
+    deploys = [c for c in fake.calls if c.path == "/source_control/deploy"]
+    assert [c.status for c in deploys] == [500]
+    assert [d["status"] for d in fake.state.deployments.values()] == ["SUCCESS"]
+    assert diff(objects("staging", secrets), provider.read("staging")) == {}
+
+
+def test_a_deploy_that_failed_before_starting_is_reported_and_not_sent_again(
+    fake: FakeRetool, make_provider: MakeProvider, book: MemoryFingerprintBook, secrets: Secrets
+) -> None:
+    provider = make_provider(sleep=Sleeps())
+    fake.inject(503, path="/source_control/deploy", message="Service unavailable")
+
+    with pytest.raises(ProviderError, match="no new deployment is listed") as caught:
+        reconcile(provider, context("staging", secrets, book), objects("staging", secrets))
+
+    assert caught.value.retryable is True
+    assert [c.status for c in fake.calls if c.path == "/source_control/deploy"] == [503]
+    assert fake.state.deployments == {}
+
+
+def test_a_manifest_push_answered_with_a_500_is_not_sent_again_since_each_push_is_a_new_branch(
+    fake: FakeRetool, make_provider: MakeProvider, book: MemoryFingerprintBook, secrets: Secrets,
+) -> None:
+    assert fake.source_control is not None
+    provider = make_provider(sleep=Sleeps())
+    sc_uuid = fake.source_control.app_uuid(APP)
+    path = f"/source_control/manifests/{fake.manifest_name}/{sc_uuid}"
+    fake.inject(500, path=path, after_effect=True, message="Internal server error")
+    branches_before = len(fake.source_control.branches())
+
+    with pytest.raises(RetoolUnavailableError):
+        reconcile(provider, context("staging", secrets, book), objects("staging", secrets))
+
+    assert [c.status for c in fake.calls if c.path == path] == [500]
+    assert len(fake.source_control.branches()) == branches_before + 2  # the release's and the one manifest push

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 
 import psycopg
@@ -26,38 +25,15 @@ from psycopg import errors as pgerrors
 from reconciler.core.changes import DriftItem
 from reconciler.errors import LockTimeoutError, ProviderError, SchemaError
 from reconciler.providers.postgres import locks
-from reconciler.providers.postgres.sessions import Timeouts, connect
+from reconciler.providers.postgres.sessions import ApplySettings, connect
 from reconciler.providers.postgres.urls import database_name, safe_url
+
+__all__ = ["ApplySettings", "apply_items"]  # ApplySettings is defined in sessions.py, import it from there
 
 log = structlog.get_logger(__name__)
 
 # Errors that mean "someone else holds what we need": worth waiting and trying again.
 _LOCK_ERRORS = (pgerrors.LockNotAvailable, pgerrors.DeadlockDetected, pgerrors.SerializationFailure)
-
-
-@dataclass(frozen=True)
-class ApplySettings:
-    """Timeouts and retry policy for schema changes (durations in seconds)."""
-
-    lock_timeout: float = 5.0
-    statement_timeout: float = 300.0
-    attempts: int = 4  # tries in all, the first included
-    backoff: float = 0.5  # wait before the second try; doubles each time
-    max_backoff: float = 10.0
-    connect_timeout: int = 10
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed try number ``attempt`` (1-based)."""
-        return float(min(self.backoff * 2 ** (attempt - 1), self.max_backoff))
-
-    @property
-    def timeouts(self) -> Timeouts:
-        """What every session on a managed database carries (inspection's too, not only apply's)."""
-        return Timeouts(self.lock_timeout, self.statement_timeout, self.connect_timeout)
-
-    def gave_up(self) -> str:
-        """How long a lock was waited for, as messages say it: ``lock_timeout 1s, 2 attempts``."""
-        return f"lock_timeout {self.lock_timeout:g}s, {self.attempts} attempt{'s' if self.attempts != 1 else ''}"
 
 
 def apply_items(
@@ -123,12 +99,28 @@ def _transaction(conn: psycopg.Connection[tuple[object, ...]], items: Sequence[D
 
 
 def _single(conn: psycopg.Connection[tuple[object, ...]], item: DriftItem) -> None:
+    detail = item.detail or {}
     try:
-        conn.execute((item.sql or "").encode())
+        # An item with steps runs them one transaction each (a long validation scan, then a short
+        # lock); every step is safe to run again when a retry starts over.
+        for statement in detail.get("steps") or [item.sql or ""]:
+            conn.execute(str(statement).encode())
     except psycopg.Error as exc:
-        if (item.detail or {}).get("action") == "create-index" and item.field:
+        if detail.get("action") == "create-index" and item.field:
             _drop_invalid_index(conn, item.field)
+        elif detail.get("on_failure") and not isinstance(exc, _LOCK_ERRORS):
+            _clean_up(conn, item, str(detail["on_failure"]))
         raise _Failed(item, exc) from exc
+
+
+def _clean_up(conn: psycopg.Connection[tuple[object, ...]], item: DriftItem, statement: str) -> None:
+    # What the item's earlier half left behind (the NOT VALID check of a SET NOT NULL that found
+    # NULLs) goes, so the next plan starts from the declared schema, not from a helper object.
+    try:
+        conn.execute(statement.encode())
+        log.warning("cleaned up after a failed schema statement", id=item.id)
+    except psycopg.Error as exc:
+        log.warning("could not clean up after a failed schema statement", id=item.id, error=_message(exc))
 
 
 def _drop_invalid_index(conn: psycopg.Connection[tuple[object, ...]], qualified: str) -> None:

@@ -14,7 +14,9 @@ flag a harmless ``DROP DEFAULT``) and gets:
   SET NOT NULL, volatile defaults, rewriting type changes, constraints validated under lock),
   ``data-dependent`` (may fail on existing rows: UNIQUE, NOT NULL, CHECK, FOREIGN KEY validation),
   or ``safe``;
-* its phase: ``SCHEMA_DESTRUCTIVE`` for destructive statements, ``SCHEMA_ADDITIVE`` otherwise.
+* its phase: ``SCHEMA_DESTRUCTIVE`` for destructive statements and the statements grouped with
+  them, ``SCHEMA_ADDITIVE`` otherwise; the items come in an order where none runs before one it
+  depends on (``phases.py``).
 
 Where a safer equivalent exists it is what the item carries: ``CREATE INDEX CONCURRENTLY`` run
 outside the transaction for indexes on existing tables (and ``ADD CONSTRAINT ... USING INDEX``
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +43,7 @@ from pglast.visitors import Visitor
 from reconciler.core.changes import Change, DriftItem, Phase, Risk
 from reconciler.errors import SchemaError
 from reconciler.providers.postgres.diffing import SchemaDiff, SchemaFacts
+from reconciler.providers.postgres.phases import Statement, arrange
 
 KIND = "schema"
 ENUM_OLD_SUFFIX = "__old_version_to_be_dropped"
@@ -133,7 +136,9 @@ class _Stmt:
     replaced: bool = False
     extra_sql: tuple[str, ...] = ()
     absorbed: bool = False  # merged into another item or superseded by a rewrite
-    deferred: bool = False  # not destructive, but must run with the destructive step
+    touches_extra: frozenset[str] = frozenset()  # relations it works on beyond ``table`` and ``obj``
+    steps: tuple[str, ...] = ()  # statements apply runs one transaction each (non-transactional items)
+    on_failure: str | None = None  # what apply runs when the item fails for a reason other than a lock
 
 
 def classify(database: str, diff: SchemaDiff) -> list[DriftItem]:
@@ -159,8 +164,9 @@ def classify(database: str, diff: SchemaDiff) -> list[DriftItem]:
     _enum_changes(stmts, facts)
     _constraint_validation(stmts, facts, new_relations)
     _concurrent_indexes(stmts, facts, new_relations)
-    _defer_dependent_replacements(stmts, facts)
-    return _items(database, [s for s in stmts if not s.absorbed])
+    stmts = _not_null_through_a_check(stmts, facts, new_relations, partitioned)
+    stmts = _domain_constraint_validation(stmts)
+    return _items(database, [s for s in stmts if not s.absorbed], facts)
 
 
 # --- parsing helpers -------------------------------------------------------------------------
@@ -245,7 +251,7 @@ def _describe(index: int, sql: str, node: Any, facts: SchemaFacts) -> _Stmt:
                     identity=("materialized-view", name))
     if isinstance(node, ast.ViewStmt):
         name = _rangevar(node.view)
-        existed = name in facts.live_relations
+        existed = name in facts.live_relations and name not in facts.live_tables  # a view, not a table
         return stmt("create-view", name, Change.UPDATE if existed else Change.CREATE,
                     declared="view", live="view" if existed else None, identity=("view", name))
     if isinstance(node, ast.IndexStmt):
@@ -291,6 +297,12 @@ def _describe(index: int, sql: str, node: Any, facts: SchemaFacts) -> _Stmt:
     if isinstance(node, ast.CompositeTypeStmt):
         name = _rangevar(node.typevar)
         return stmt("create-type", name, Change.CREATE, declared="composite type", identity=("type", name))
+    if isinstance(node, ast.CreateDomainStmt):
+        name = _qualified(_names(node.domainname))
+        return stmt("create-domain", name, Change.CREATE, declared=f"domain over {_type_name(node.typeName)}",
+                    identity=("domain", name))
+    if isinstance(node, ast.AlterDomainStmt):
+        return _describe_alter_domain(stmt, node)
     if isinstance(node, ast.RenameStmt) and node.renameType == _OT.OBJECT_TYPE:
         name = _qualified(_names(node.object))
         return stmt("rename-type", name, Change.UPDATE, Risk.LOCK_RISK, declared=node.newname)
@@ -333,6 +345,35 @@ def _describe_drop(stmt: Any, node: Any) -> _Stmt:
                 identity=(kind, name), drop=True, table=table)
 
 
+def _describe_alter_domain(stmt: Any, node: Any) -> _Stmt:
+    domain = _qualified(_names(node.typeName))
+    sub = node.subtype
+    if sub == "T":
+        if node.def_ is None:
+            return stmt("drop-domain-default", domain, Change.UPDATE, declared=None, live="default")  # type: ignore[no-any-return]
+        return stmt("set-domain-default", domain, Change.UPDATE, declared=_deparse(node.def_))  # type: ignore[no-any-return]
+    if sub == "N":
+        return stmt("drop-domain-not-null", domain, Change.UPDATE, declared="nullable", live="not null")  # type: ignore[no-any-return]
+    if sub == "O":
+        # Checks every column of the domain's type for NULLs.
+        return stmt("set-domain-not-null", domain, Change.UPDATE, Risk.DATA_DEPENDENT,  # type: ignore[no-any-return]
+                    declared="not null", live="nullable")
+    if sub == "C":
+        name = f"{domain}.{node.def_.conname}"
+        return stmt("add-domain-constraint", name, Change.CREATE, Risk.DATA_DEPENDENT,  # type: ignore[no-any-return]
+                    declared="check", identity=("domain-constraint", name))
+    if sub == "X":
+        name = f"{domain}.{node.name}"
+        return stmt("drop-domain-constraint", name, Change.DELETE, live="check",  # type: ignore[no-any-return]
+                    identity=("domain-constraint", name), drop=True)
+    if sub == "V":
+        return stmt("validate-domain-constraint", f"{domain}.{node.name}", Change.UPDATE,  # type: ignore[no-any-return]
+                    Risk.DATA_DEPENDENT, declared="validated", live="not validated")
+    digest = hashlib.sha256(_deparse(node).encode()).hexdigest()[:12]
+    return stmt("alter-domain", f"{domain}.{digest}", Change.UPDATE, Risk.LOCK_RISK,  # type: ignore[no-any-return]
+                declared="(change)")
+
+
 def _describe_alter_table(stmt: Any, node: Any, facts: SchemaFacts, sql: str) -> _Stmt:
     table = _rangevar(node.relation)
     if node.objtype == _OT.OBJECT_SEQUENCE:
@@ -371,7 +412,7 @@ def _describe_alter_table(stmt: Any, node: Any, facts: SchemaFacts, sql: str) ->
     if sub == _AT.AT_AlterColumnType:
         old = facts.live_columns.get(column)
         new = facts.declared_columns.get(column) or _type_name(cmd.def_.typeName)
-        risk = type_change_risk(old, new)
+        risk = _domain_change_risk(old, new, facts) or type_change_risk(old, new)
         if cmd.def_.collClause is not None:
             risk = _max_risk(risk, Risk.LOCK_RISK)  # indexes on the column are rebuilt
         return col("alter-column-type", Change.UPDATE, risk, declared=new, live=old)
@@ -478,6 +519,24 @@ def _parse_type(text: str) -> tuple[str, tuple[int, ...], str]:
     return base, args, m["array"] or ""
 
 
+def _domain_change_risk(old: str | None, new: str, facts: SchemaFacts) -> Risk | None:
+    """A column moving onto a domain over its own type (every row is checked against the domain's
+    constraints under ACCESS EXCLUSIVE: lock-risk), or off a domain onto its base type (safe)."""
+    def base(domains: Mapping[str, str], name: str | None) -> str | None:
+        if name is None:
+            return None
+        bare = name.replace('"', "")
+        return domains.get(bare) or domains.get(f"public.{bare}")
+
+    onto = base(facts.declared_domains, new)
+    if onto is not None and old is not None and _parse_type(onto) == _parse_type(old):
+        return Risk.LOCK_RISK
+    off = base(facts.live_domains, old)
+    if off is not None and _parse_type(off) == _parse_type(new):
+        return Risk.SAFE
+    return None
+
+
 def type_change_risk(old: str | None, new: str) -> Risk:
     """Risk of ``ALTER COLUMN ... TYPE new`` on a column of type ``old``.
 
@@ -569,20 +628,6 @@ def _pair_replacements(stmts: list[_Stmt]) -> None:
             drop.risk = Risk.SAFE
 
 
-def _defer_dependent_replacements(stmts: list[_Stmt], facts: SchemaFacts) -> None:
-    """A view migra drops and recreates around a destructive change runs in the destructive step.
-
-    migra drops the views that depend on a table it changes and creates them again afterwards.
-    When that change is destructive it waits for the destructive step; the view must wait with it,
-    or the additive step would recreate it early and the change would still find it in the way.
-    """
-    touched = {s.table or s.obj for s in stmts if s.risk == Risk.DESTRUCTIVE and not s.absorbed}
-    for s in stmts:
-        view = s.identity[1] if s.replaced and s.identity and s.identity[0] in {"view", "materialized-view"} else ""
-        if facts.live_dependencies.get(view, frozenset()) & touched:
-            s.deferred = True
-
-
 def _is_enum_rename(s: _Stmt) -> bool:
     return s.action == "rename-type" and (s.declared or "").endswith(ENUM_OLD_SUFFIX)
 
@@ -653,6 +698,7 @@ def _enum_changes(stmts: list[_Stmt], facts: SchemaFacts) -> None:
         head.declared = "enum (" + ", ".join(after) + ")"
         head.live = "enum (" + ", ".join(before) + ")"
         head.identity, head.drop, head.replaced = None, False, False
+        head.touches_extra = frozenset(s.table for s in group if s.table)
         for s in group[1:]:
             s.absorbed = True
 
@@ -735,6 +781,58 @@ def _concurrent_indexes(stmts: list[_Stmt], facts: SchemaFacts, new_relations: s
             u.risk = Risk.DATA_DEPENDENT if kind == _CT.CONSTR_PRIMARY else Risk.SAFE
 
 
+def _not_null_through_a_check(stmts: list[_Stmt], facts: SchemaFacts, new_relations: set[str],
+                              partitioned: set[str]) -> list[_Stmt]:
+    """SET NOT NULL on an existing table without scanning it under ACCESS EXCLUSIVE.
+
+    PostgreSQL 12 and later skip the scan of ``SET NOT NULL`` when a validated ``CHECK (col IS NOT
+    NULL)`` proves it. So: the check is added ``NOT VALID`` in the transaction (a short lock, no
+    scan); after it, one item validates it (a scan that lets writes through), sets NOT NULL (no
+    scan) and drops the check, each step in its own transaction. Older servers, new tables and
+    partitioned tables (which refuse ``NOT VALID`` checks) keep the plain statement.
+    """
+    if facts.server_version < 12:
+        return stmts
+    out: list[_Stmt] = []
+    for s in stmts:
+        table = s.table or ""
+        if (s.action != "set-not-null" or s.absorbed or table not in facts.live_tables or table in new_relations
+                or table in partitioned):
+            out.append(s)
+            continue
+        column = s.obj.rsplit(".", 1)[1]
+        check = f"{column[:40]}_not_null_{hashlib.sha256(s.obj.encode()).hexdigest()[:8]}"
+        target, name = _quoted(table), _quote_ident(check)
+        s.sql = f"alter table {target} add constraint {name} check ({_quote_ident(column)} is not null) not valid;"
+        s.risk = Risk.SAFE
+        steps = (f"alter table {target} validate constraint {name};",
+                 f"alter table {target} alter column {_quote_ident(column)} set not null;",
+                 f"alter table {target} drop constraint if exists {name};")
+        out += [s, _Stmt(index=s.index, sql="\n".join(steps), node=None, action="validate-not-null", obj=s.obj,
+                         change=Change.UPDATE, risk=Risk.DATA_DEPENDENT, table=table, transactional=False,
+                         declared="not null", live="nullable", steps=steps,
+                         on_failure=f"alter table {target} drop constraint if exists {name};")]
+    return out
+
+
+def _domain_constraint_validation(stmts: list[_Stmt]) -> list[_Stmt]:
+    """A check added to an existing domain: NOT VALID in the transaction (new values are checked at
+    once), VALIDATE after it (the scan of every column of the domain's type)."""
+    out: list[_Stmt] = []
+    for s in stmts:
+        out.append(s)
+        if s.action != "add-domain-constraint" or s.absorbed or s.node.def_.skip_validation:
+            continue
+        domain, name = s.obj.rsplit(".", 1)
+        s.sql = _append_not_valid(s.sql)
+        s.risk = Risk.SAFE
+        out.append(_Stmt(index=s.index, sql=f"alter domain {_quoted(domain)} validate constraint {_quote_ident(name)};",
+                         node=None, action="validate-domain-constraint", obj=s.obj, change=Change.UPDATE,
+                         risk=Risk.DATA_DEPENDENT, transactional=False, declared="validated",
+                         live="not validated"))
+    return out
+
+
 def _foreign_key_needs(fk: _Stmt, table: str, index: Any, backs_pk: bool) -> bool:
     """Whether a foreign key added in the transaction needs this (unique) index to exist."""
     if fk.action != "add-constraint" or fk.node is None or not fk.transactional:
@@ -778,17 +876,55 @@ def _quoted(qualified: str) -> str:
 # --- items -----------------------------------------------------------------------------------
 
 
-def _items(database: str, stmts: Sequence[_Stmt]) -> list[DriftItem]:
-    items: list[DriftItem] = []
+def _touches(s: _Stmt, facts: SchemaFacts) -> frozenset[str]:
+    """The relations and types a statement works on, for ``phases.arrange``."""
+    names = set(s.touches_extra)
+    if s.table:
+        names.add(s.table)
+    if s.action in _NAMED_ACTIONS:
+        names.add(s.obj)
+    if s.action == "drop-index" and s.obj in facts.live_index_tables:
+        names.add(facts.live_index_tables[s.obj])
+    if s.action in {"grant", "revoke"}:
+        names.update(s.obj.split("/", 1)[0].split(","))
+    if s.action == "comment":
+        names.update({s.obj, s.obj.rsplit(".", 1)[0]})
+    return frozenset(names)
+
+
+_NAMED_ACTIONS = {
+    "create-table", "drop-table", "create-view", "drop-view", "create-materialized-view",
+    "drop-materialized-view", "create-sequence", "drop-sequence", "alter-sequence", "create-type", "drop-type",
+    "create-index", "drop-index", "create-domain", "drop-domain", "alter-domain",
+}
+
+
+def _items(database: str, stmts: Sequence[_Stmt], facts: SchemaFacts) -> list[DriftItem]:
+    ids: list[str] = []
     seen: dict[str, int] = {}
-    for s in stmts:
+    for s in stmts:  # numbered in the engine's order, which does not depend on the arrangement
         base = f"{database}:{s.action}:{s.obj}"
         seen[base] = seen.get(base, 0) + 1
-        item_id = base if seen[base] == 1 else f"{base}#{seen[base]}"
+        ids.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
+    arrangement = arrange([
+        Statement(action=s.action, obj=s.obj, sql=s.sql, destructive=s.risk == Risk.DESTRUCTIVE,
+                  touches=_touches(s, facts), identity=s.identity, drop=s.drop)
+        for s in stmts
+    ], facts)
+    items: list[DriftItem] = []
+    for position in arrangement.order:
+        s = stmts[position]
         sql = "\n".join((s.sql.strip(), *(x.strip() for x in s.extra_sql)))
+        detail: dict[str, object] = {"action": s.action, "replacement": s.replaced}
+        if s.steps:
+            detail["steps"] = list(s.steps)
+        if s.on_failure:
+            detail["on_failure"] = s.on_failure
+        if position in arrangement.groups:
+            detail["group"] = ids[arrangement.groups[position]]
         items.append(
             DriftItem(
-                id=item_id,
+                id=ids[position],
                 kind=KIND,
                 name=database,
                 field=s.obj,
@@ -796,12 +932,10 @@ def _items(database: str, stmts: Sequence[_Stmt]) -> list[DriftItem]:
                 declared=s.declared,
                 live=s.live,
                 risk=s.risk,
-                phase=Phase.SCHEMA_DESTRUCTIVE if s.risk == Risk.DESTRUCTIVE or s.deferred
-                else Phase.SCHEMA_ADDITIVE,
+                phase=Phase.SCHEMA_DESTRUCTIVE if position in arrangement.late else Phase.SCHEMA_ADDITIVE,
                 sql=sql,
                 transactional=s.transactional,
-                detail={"action": s.action, "replacement": s.replaced},
+                detail=detail,
             )
         )
     return items
-

@@ -5,6 +5,10 @@ configured: a pgserver instance whose data directory the caller chooses (for exa
 ``<data_dir>/pg``), listening only on a unix socket, stopped when ``stop()`` is called, when its
 ``with`` block ends, or at interpreter exit.
 
+``temporary_server()`` is an embedded server in a private temporary directory for data nobody
+keeps (no disk flushes), removed afterwards: ``reconciler diff`` loads the declared schemas of two
+revisions there when no shadow server is configured.
+
 ``SystemPostgres`` starts the PostgreSQL binaries found on the machine (``initdb``/``pg_ctl``,
 Debian's PostgreSQL 15 here) in a throw-away directory, on a unix socket only. The tests use it to
 run the same checks against a second server version. As root, the binaries run as the
@@ -133,6 +137,36 @@ class EmbeddedPostgres:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+@contextmanager
+def temporary_server() -> Iterator[EmbeddedPostgres]:
+    """An embedded server in a new temporary directory, for scratch databases only; removed after.
+
+    Raises ``ProviderError`` when it cannot start (pgserver missing or failing, no disk space).
+    """
+    try:
+        base = Path(tempfile.mkdtemp(prefix="reconciler-shadow-"))
+    except OSError as exc:
+        raise ProviderError(f"no temporary directory for the embedded PostgreSQL: {exc}") from exc
+    try:
+        try:
+            server = EmbeddedPostgres(base / "pg").start()
+        except ImportError as exc:
+            raise ProviderError(f"the embedded PostgreSQL is not installed: {exc}") from exc
+        try:
+            import psycopg
+
+            with psycopg.connect(server.url, autocommit=True) as conn:
+                # Nothing here outlives the process: skip the flushes that make DDL slow.
+                for setting in ("fsync", "full_page_writes", "synchronous_commit"):
+                    conn.execute(f"alter system set {setting} = off".encode())
+                conn.execute(b"select pg_reload_conf()")
+            yield server
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def system_postgres_bin() -> Path | None:

@@ -21,28 +21,39 @@ just applied and is proposed again means the diff engine cannot converge on this
 raises ``SchemaError`` instead of letting the reconciler loop.
 
 The declared side is cached per content key (the Git tree id of the schema folder), so a drift
-check of an unchanged revision only inspects the live database. Between the additive and the
-destructive step of a run the app calls ``plan`` again and applies what remains: items computed
-before the additive step may depend on objects that step changed (see docs/schema-management.md).
-Deciding whether destructive statements may run is the core's gate, not the provider's.
+check of an unchanged revision only inspects the live database; with ``cache_dir`` also on disk
+(``cache.py``), so a new process skips loading a declared schema any process has seen. The live
+database is inspected while the declared schema loads (two threads). With the disk cache, ``plan``
+first reads a fingerprint of the live catalogs (``catalog.py``): when neither they nor the declared
+schema changed since a plan of any process, that plan's diff is reused and nothing is inspected.
+Between the additive and the destructive step of a run the app calls ``plan`` again and applies
+what remains: items computed before the additive step may depend on objects that step changed (see
+docs/schema-management.md). Deciding whether destructive statements may run is the core's gate,
+not the provider's.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import structlog
 
 from reconciler.core.changes import DriftItem, Risk
-from reconciler.errors import ConfigError, LockTimeoutError, SchemaError
-from reconciler.providers.postgres import locks, urls
-from reconciler.providers.postgres.apply import ApplySettings, apply_items
-from reconciler.providers.postgres.classify import classify
-from reconciler.providers.postgres.declared import DeclaredSchemas, SqlFile, content_hash
-from reconciler.providers.postgres.diffing import Inspection, MigraEngine, SchemaDiffEngine
-from reconciler.providers.postgres.urls import safe_url
+from reconciler.errors import ConfigError, LockTimeoutError, ProviderError, SchemaError
+from reconciler.providers.postgres import catalog, urls
+from reconciler.providers.postgres.cache import InspectionCache
+from reconciler.providers.postgres.declared import SERVER_FACTS_QUERY, DeclaredSchemas, SqlFile, content_hash
+from reconciler.providers.postgres.diffing import Inspection, MigraEngine, SchemaDiff, SchemaDiffEngine
+from reconciler.providers.postgres.sessions import ApplySettings, connect
+from reconciler.providers.postgres.urls import safe_url, server_key
+
+# psycopg, pglast (classify, locks) and the apply machinery are imported by the methods that use
+# them: building a provider costs nothing for commands that never touch a database.
 
 log = structlog.get_logger(__name__)
 
@@ -60,13 +71,19 @@ class PostgresProvider:
         settings: ApplySettings | None = None,
         cache_size: int = 32,
         shared_cache: bool = False,
+        cache_dir: Path | None = None,
     ) -> None:
         self.settings = settings or ApplySettings()
         self.engine: SchemaDiffEngine = engine or MigraEngine(self.settings.timeouts)
+        store = InspectionCache(cache_dir) if cache_dir is not None else None
+        # Diffs in a folder of their own: a new one each time the live catalogs changed must not
+        # push declared schemas (much dearer to rebuild) out of theirs.
+        self.diffs = InspectionCache(cache_dir / "diffs", max_entries=256) if cache_dir is not None else None
         self.declared = DeclaredSchemas(self.engine, shadow_url=shadow_url, max_entries=cache_size,
-                                        timeouts=self.settings.timeouts, shared=shared_cache)
+                                        timeouts=self.settings.timeouts, shared=shared_cache, store=store)
         self._applied: dict[tuple[str, str], frozenset[str]] = {}
         self._lock = threading.Lock()
+        self.reused = 0  # plans answered from a stored diff (live catalogs and declared schema unchanged)
 
     def plan(
         self,
@@ -83,9 +100,35 @@ class PostgresProvider:
         change, and applying it again would loop; that raises ``SchemaError``.
         """
         self._require_url(database, url)
-        declared = self.declared.get(url, files, content_key, managed_schemas)
-        live = self._inspect_live(database, url, managed_schemas)
-        items = classify(database, self.engine.diff(live, declared))
+        keys = self._keys(database, url, files, managed_schemas)
+        store = self.diffs
+        diff = store.get(_diff_key(url, keys[0], keys[1]), SchemaDiff) if store is not None and keys else None
+        diff_reused = diff is not None
+        if diff is None:
+            try:
+                with ThreadPoolExecutor(1, thread_name_prefix=f"declared-{database}") as pool:
+                    # The declared schema loads (mostly the server's work) while the live one is read.
+                    declared_side = pool.submit(self.declared.get, url, files, content_key, managed_schemas,
+                                                stored_key=keys[1] if keys else None)
+                    try:
+                        live = self._inspect_live(database, url, managed_schemas)
+                    finally:
+                        declared = declared_side.result()
+                diff = self.engine.diff(live, declared)
+            finally:
+                self.declared.settle()
+            if store is not None and keys and live.catalog:
+                # Keyed by the catalogs as the inspection saw them, in its own snapshot.
+                store.put(_diff_key(url, live.catalog, keys[1]), diff)
+        else:
+            with self._lock:
+                self.reused += 1
+        if diff.statements:
+            from reconciler.providers.postgres.classify import classify
+
+            items = classify(database, diff)
+        else:
+            items = []  # nothing to classify: no parser to load
         with self._lock:
             just_applied = self._applied.pop((database, url), frozenset())
         repeated = [i.id for i in items if i.sql in just_applied]
@@ -96,8 +139,31 @@ class PostgresProvider:
                 "see docs/schema-engine-limits.md)"
             )
         log.info("schema planned", database=database, url=safe_url(url), items=len(items),
-                 destructive=sum(1 for i in items if i.risk == Risk.DESTRUCTIVE))
+                 destructive=sum(1 for i in items if i.risk == Risk.DESTRUCTIVE), live_unchanged=diff_reused)
         return items
+
+    def _keys(self, database: str, url: str, files: Sequence[SqlFile],
+              managed_schemas: Sequence[str]) -> tuple[str, str] | None:
+        """The live catalogs' fingerprint and the declared schema's on-disk key, read on one short
+        connection (two with a shadow server); None without a disk cache or when they cannot be
+        read (the full path then reports what is wrong)."""
+        if self.declared.store is None:
+            return None
+        import psycopg
+
+        timeouts = self.settings.timeouts
+        try:
+            with connect(url, timeouts) as conn:
+                live = catalog.fingerprint(lambda sql, params: conn.execute(sql.encode(), params).fetchall())
+                facts = None
+                if self.declared.shadow_url is None:
+                    row = conn.execute(SERVER_FACTS_QUERY.encode()).fetchone()
+                    facts = (row[0], row[1]) if row is not None else None
+            declared = self.declared.stored_key(url, files, managed_schemas, facts)
+        except (psycopg.Error, ProviderError) as exc:
+            log.debug("live catalogs not fingerprinted; inspecting", database=database, error=str(exc))
+            return None
+        return live, declared
 
     @staticmethod
     def check_url(url: str) -> str | None:
@@ -124,6 +190,8 @@ class PostgresProvider:
                     time.sleep(delay)
                     continue
                 # Reading needs only ACCESS SHARE, which nothing but ACCESS EXCLUSIVE blocks.
+                from reconciler.providers.postgres import locks
+
                 found = locks.holders_at(url, settings.timeouts, schemas=managed_schemas,
                                          modes=[locks.ACCESS_EXCLUSIVE])
                 raise LockTimeoutError(
@@ -145,6 +213,8 @@ class PostgresProvider:
         if foreign:
             raise SchemaError(f"items of another database or kind passed to {database}: {', '.join(foreign)}")
         self._require_url(database, url)
+        from reconciler.providers.postgres.apply import apply_items
+
         applied = apply_items(url, items, settings or self.settings, database=database)
         by_id = {i.id: i for i in items}
         with self._lock:
@@ -173,6 +243,18 @@ class PostgresProvider:
         For pull-request previews (``reconciler diff``): both sides are loaded into scratch
         databases on ``server_url`` (or the shadow server) and diffed; no live database is read.
         """
-        old = self.declared.get(server_url, old_files, content_hash(old_files), managed_schemas)
-        new = self.declared.get(server_url, new_files, content_hash(new_files), managed_schemas)
-        return classify(database, self.engine.diff(old, new))
+        from reconciler.providers.postgres.classify import classify
+
+        try:
+            old = self.declared.get(server_url, old_files, content_hash(old_files), managed_schemas)
+            new = self.declared.get(server_url, new_files, content_hash(new_files), managed_schemas)
+            return classify(database, self.engine.diff(old, new))
+        finally:
+            self.declared.settle()
+
+
+def _diff_key(url: str, live_catalog: str, declared_key: str) -> str:
+    """Where the diff of this declared schema against these live catalogs is kept: a schema diff is
+    a function of the two (the declared key names the engine and this package's code)."""
+    return json.dumps({"diff": 1, "server": server_key(url), "live": live_catalog, "declared": declared_key},
+                      sort_keys=True)

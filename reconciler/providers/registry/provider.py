@@ -9,7 +9,7 @@ Any SQLAlchemy URL works; the default is a SQLite file in the data directory.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from reconciler.core.changes import Change
-from reconciler.core.objects import LiveState, PlatformObject
+from reconciler.core.objects import LiveState, ObjectKey, PlatformObject
 from reconciler.errors import ProviderError
 from reconciler.providers.base import ApplyContext
 from reconciler.providers.registry import tables as t
@@ -52,7 +52,11 @@ class RegistryProvider:
 
     # -- reading -------------------------------------------------------------------------
 
-    def read(self, environment: str) -> LiveState:
+    def read(
+        self, environment: str, *, declared: Collection[ObjectKey] | None = None, owner: bool = True
+    ) -> LiveState:
+        """Every object of ``environment`` (the registry is small and every row is ours: ``declared``
+        and ``owner`` change nothing)."""
         return dict(self._run("read", lambda conn: self._read(conn, environment)))
 
     def _read(self, conn: Connection, env: str) -> LiveState:

@@ -268,31 +268,43 @@ class RetoolClient:
     def get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         return _data(self.request("GET", path, params=params))
 
-    def list_all(self, path: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-        """Every item of a list endpoint, following ``next_token`` while ``has_more``."""
+    def list_all(
+        self, path: str, params: Mapping[str, Any] | None = None, *, body: Any = None
+    ) -> list[dict[str, Any]]:
+        """Every item of a list endpoint, following ``next_token`` while ``has_more``.
+
+        With ``body`` the list is read with a POST (``/permissions/listObjects``), which only reads
+        and is safe to repeat. The page token goes into the URL parameters either way, as Retool's
+        pagination guide says.
+        """
         query = dict(params or {})
         items: list[dict[str, Any]] = []
         seen: set[str] = set()
+        method = "GET" if body is None else "POST"
         while True:
-            envelope = self.request("GET", path, params=query)
+            envelope = self.request(method, path, params=query, json_body=body, idempotent=True)
             data = _data(envelope)
             if not isinstance(data, list):
-                raise RetoolError("GET", path, 200, "expected a list in the response's data")
+                raise RetoolError(method, path, 200, "expected a list in the response's data")
             items.extend(data)
             token = envelope.get("next_token") if isinstance(envelope, dict) else None
             if not (isinstance(envelope, dict) and envelope.get("has_more")) or not token:
                 return items
             if token in seen:
-                raise RetoolError("GET", path, 200, "the API repeated a next_token; stopping pagination")
+                raise RetoolError(method, path, 200, "the API repeated a next_token; stopping pagination")
             seen.add(token)
             query["next_token"] = token
 
-    def post(self, path: str, body: Any = None, *, idempotent: bool = False) -> Any:
+    def post(
+        self, path: str, body: Any = None, *, idempotent: bool = False, params: Mapping[str, Any] | None = None
+    ) -> Any:
         """POST ``body``; pass ``idempotent=True`` for POSTs that are safe to repeat (grant, read)."""
-        return _data(self.request("POST", path, json_body=body, idempotent=idempotent))
+        return _data(self.request("POST", path, params=params, json_body=body, idempotent=idempotent))
 
-    def put(self, path: str, body: Any) -> Any:
-        return _data(self.request("PUT", path, json_body=body))
+    def put(self, path: str, body: Any, *, params: Mapping[str, Any] | None = None, idempotent: bool = True) -> Any:
+        """PUT ``body``; pass ``idempotent=False`` for PUTs with an effect beyond the state they set
+        (a Source Control manifest PUT pushes a new branch each time)."""
+        return _data(self.request("PUT", path, params=params, json_body=body, idempotent=idempotent))
 
     def patch(self, path: str, operations: list[dict[str, Any]]) -> Any:
         """PATCH with a JSON-Patch body: ``{"operations": [{"op": "replace", ...}]}``."""

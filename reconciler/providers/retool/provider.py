@@ -2,10 +2,18 @@
 
 Called by the engine through the ``PlatformProvider`` protocol (``providers/base.py``): ``read``
 turns one environment's live Retool state into ``PlatformObject``s, ``apply`` makes one object
-match its declaration (or removes it). Only ``client.RetoolClient`` talks HTTP; this module maps
-our names to Retool's ids and our fields to Retool's.
+match its declaration (or removes it). Only ``client.RetoolClient`` talks HTTP to Retool and only
+``reconciler.source.branches`` (built by wiring, seen here as a ``SourceControlRepository``) talks
+to its Source Control repository; this module maps our names to Retool's ids and our fields to
+Retool's. One provider serves one Retool instance (a host and its token), which may host several
+of our environments (one Retool environment each, of the same name).
 
-How our objects land in Retool (one environment = one Retool environment of the same name):
+What belongs to an environment and what to the whole instance follows Retool's documentation
+(docs/retool.md cites it): resource configurations, configuration-variable values and grants on
+resource configurations are per environment; groups, folders, apps and their live release, grants
+on apps and folders, a resource's name/type/folder and a variable's description and secret flag are
+the instance's. The engine decides which environment's run may change the instance's objects; this
+provider is told (``owner``) and, for apps, releases or publishes accordingly.
 
 ==================  ===========================================================================
 our kind            in Retool
@@ -14,9 +22,9 @@ environment         ``/environments`` (name, description, color)
 folder              an app folder *and* a resource folder of that name under the roots
 resource            ``/resources`` (type, display name, folder; shared by every environment) and,
                     per environment, a ``/resource_configurations`` entry holding the options.
-                    A resource belongs to an environment when it has a configuration there;
-                    deleting it removes that configuration, and the resource itself only when no
-                    other environment still has one.
+                    Creating a resource configures it in Retool's default environment with the
+                    options sent; when that is not our environment, that configuration is removed
+                    at once, so one environment's options never land in another.
 config-variable     ``/configuration_variables``: one variable, one value per environment. ``PUT``
                     replaces every environment's value, so the others are carried over (secret
                     ones re-resolved from the templates we wrote; we refuse rather than erase a
@@ -25,10 +33,15 @@ group               ``/groups`` (Retool's built-in admin/editor/viewer/All Users
 permission          ``/permissions/grant|revoke`` for a group on an app, on the app folder of that
                     name, or — for ``resource`` — on the resource's configuration in this
                     environment (``resource_configuration``), which is per-environment access.
-app                 Source Control only: a release of the app, the environment's manifest (named
-                    after the environment) pinned to it, then ``/source_control/deploy``, polled to
-                    SUCCESS or ERROR. Apps must already exist in Retool (they arrive through the
-                    Source Control repository); the API cannot create or edit them.
+app                 Source Control (multi-instance releases): a release of the app is made once,
+                    by the first environment in promotion order (``AppDeployment.may_release``),
+                    and recorded in the release book; every environment publishes that same
+                    release by pointing its instance's manifest at it. Each write pushes a branch;
+                    it is merged into the deploy branch (``merge = "direct"``: by us, with the
+                    repository's credentials) or awaited (``"pull-request"``: the run ends
+                    ``Waiting``), then the instance deploys, the deployment is polled and the
+                    instance's live release checked. On a shared instance a less protected
+                    environment makes and records the release; the owner publishes it.
 ==================  ===========================================================================
 
 Write-only values. Retool never returns secret values (``---encrypted-on-server---``) and holds
@@ -38,10 +51,12 @@ each object we write, the provider keeps a record in the fingerprint book: the f
 showed right after the write. ``read`` reports the recorded fields while Retool still shows the
 same thing, and otherwise what Retool shows now, with secrets and hidden fields filled in from
 the record. So a secret changed in Git is drift (its fingerprint moved), while a secret edited
-inside Retool cannot be seen. The app's live ``source_hash`` is the one recorded for the release
-its environment's manifest pins. A record longer than a book entry holds (``BOOK_VALUE_LIMIT``) is
-split over several entries.
+inside Retool cannot be seen. A record longer than a book entry holds (``BOOK_VALUE_LIMIT``) is
+split over several entries. A record is also what makes an object ours: an object without one
+is reported ``owned=False`` and never pruned.
 
+``read`` reads each collection once, follows every page, and asks for grants only for groups that
+are declared or ours (one call per group and object type), never for every group of the instance.
 ``apply`` is idempotent: it first computes the object's live fields the same way ``read`` does
 and sends nothing when they already match, so re-running a plan after a crash writes only what is
 missing.
@@ -55,22 +70,26 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, TypeVar
 
 import httpx
 import structlog
+import yaml
 
 from reconciler.core.changes import Change
-from reconciler.core.objects import LiveState, PlatformObject
-from reconciler.errors import ProviderError
-from reconciler.providers.base import ApplyContext, FingerprintBook
+from reconciler.core.objects import LiveState, ObjectKey, PlatformObject
+from reconciler.core.releases import ReleaseRecord
+from reconciler.errors import ProviderError, Waiting
+from reconciler.providers.base import ApplyContext, FingerprintBook, ReleaseBook, SourceControlRepository
 from reconciler.providers.retool.client import (
     DEFAULT_REQUESTS_PER_MINUTE,
     RetoolClient,
     RetoolConflictError,
+    RetoolRejectedError,
     RetoolStateError,
+    RetoolUnavailableError,
     Sleep,
 )
 from reconciler.providers.retool.options import (
@@ -92,11 +111,14 @@ FOLDER_TYPES = ("app", "resource")
 # Retool requires a color on create; used when the declaration has none.
 DEFAULT_COLOR = "#FFFFFF"
 DEPLOY_DONE = ("SUCCESS", "ERROR")
+PAGE = {"elementType": "PAGE"}  # apps, in Source Control's element vocabulary
+PROTECTED_APPS = ".retool/protected-apps.yaml"
 # The longest value a fingerprint book entry is assumed to hold (the state store's column width).
 # Longer records are split over several entries, with a head entry naming them.
 BOOK_VALUE_LIMIT = 120
 _CHUNKED = "chunked:"
 
+MergeMode = Literal["direct", "pull-request"]
 _T = TypeVar("_T")
 _SEMVER = re.compile(r"v?(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
 _HEX = re.compile(r"[0-9a-f]{7,40}")
@@ -134,6 +156,27 @@ class MemoryFingerprintBook:
             self._entries[(provider, scope)] = fingerprint
 
 
+class MemoryReleaseBook:
+    """A release book that lives as long as the process (tests, one-shot runs)."""
+
+    def __init__(self) -> None:
+        self._records: dict[tuple[str, str, str], ReleaseRecord] = {}
+        self._lock = threading.Lock()
+
+    def find_release(self, repository: str, app: str, *, key: str | None = None,
+                     version: str | None = None) -> ReleaseRecord | None:
+        with self._lock:
+            for record in self._records.values():
+                if (record.repository, record.app) == (repository, app) and key in (None, record.key) and (
+                        version in (None, record.version)):
+                    return record
+            return None
+
+    def record_release(self, record: ReleaseRecord) -> None:
+        with self._lock:
+            self._records[(record.repository, record.app, record.key)] = record
+
+
 @dataclass(frozen=True)
 class _Record:
     """What we wrote for one object in one environment (see the module docstring)."""
@@ -150,14 +193,23 @@ def _normal(fields: Mapping[str, Any]) -> dict[str, Any]:
     return value
 
 
+def _declared_names(declared: Collection[ObjectKey] | None, kind: str) -> set[str] | None:
+    return None if declared is None else {name for k, name in declared if k == kind}
+
+
 class RetoolProvider:
     """Reads and applies our platform objects on one Retool instance.
 
-    ``fingerprints`` is the book ``read`` consults for what was written: the same book the engine
-    passes to ``apply`` in ``ApplyContext.fingerprints`` (the state store). It can be given here or
-    set later (``provider.fingerprints = store``); until then the first ``apply`` adopts its
-    context's book, and a ``read`` before any of that uses an empty in-memory book (and says so in
-    the log), which makes every secret look unknown. ``transport`` and ``sleep`` exist for tests.
+    ``fingerprints`` is the book ``read`` consults for what was written, ``releases`` the book of
+    app releases: the same books the engine passes to ``apply`` in ``ApplyContext`` (the state
+    store). They can be given here or set later; until then the first ``apply`` adopts its
+    context's, and a ``read`` before any of that uses empty in-memory books (and says so in the
+    log), which makes every secret look unknown.
+
+    Apps need the instance's Source Control settings: ``manifest`` (the name of this instance's
+    release manifest), ``source_control`` (the repository, to find an app's Source Control uuid and
+    to merge or watch the branches the API pushes), ``deploy_branch`` and ``merge``.
+    ``transport`` and ``sleep`` exist for tests.
     """
 
     name = PROVIDER
@@ -172,8 +224,15 @@ class RetoolProvider:
         timeout: float | httpx.Timeout = 30.0,
         max_attempts: int = 5,
         fingerprints: FingerprintBook | None = None,
+        releases: ReleaseBook | None = None,
+        manifest: str | None = None,
+        source_control: SourceControlRepository | None = None,
+        deploy_branch: str = "main",
+        merge: MergeMode = "direct",
         deploy_timeout: float = 600.0,
         deploy_poll_interval: float = 2.0,
+        merge_poll_interval: float = 60.0,
+        instance: str | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Sleep = time.sleep,
     ) -> None:
@@ -190,11 +249,21 @@ class RetoolProvider:
         # Digests of what Retool showed are keyed with the token, so the book never holds a
         # guessable hash of a value Retool displays (some displayed values embed secrets).
         self._digest_key = hashlib.sha256(b"reconciler-retool-digest:" + token.encode()).digest()
+        # Records of one instance never mix with another's: the same Retool environment name (every
+        # instance has a 'production') means different objects on different instances.
+        self._namespace = PROVIDER if instance is None else f"{PROVIDER}@{instance}"
         self._book: FingerprintBook | None = fingerprints
         self._memory_book = MemoryFingerprintBook()
+        self._releases: ReleaseBook | None = releases
+        self._memory_releases = MemoryReleaseBook()
+        self.manifest = manifest
+        self.source_control = source_control
+        self.deploy_branch = deploy_branch
+        self.merge_mode: MergeMode = merge
         self._deploy_polls = max(1, int(deploy_timeout / max(deploy_poll_interval, 1e-3)) + 1)
         self._deploy_timeout = deploy_timeout
         self._deploy_poll_interval = deploy_poll_interval
+        self._merge_poll_interval = merge_poll_interval
         self._sleep = sleep
         self._lock = threading.RLock()
         # Lists last fetched from the API, by collection; read() refreshes, writes keep it current.
@@ -215,47 +284,67 @@ class RetoolProvider:
     def fingerprints(self, book: FingerprintBook) -> None:
         self._book = book
 
+    @property
+    def releases(self) -> ReleaseBook:
+        return self._releases if self._releases is not None else self._memory_releases
+
+    @releases.setter
+    def releases(self, book: ReleaseBook) -> None:
+        self._releases = book
+
     def close(self) -> None:
         self.client.close()
 
     # == read ========================================================================================
 
-    def read(self, environment: str) -> LiveState:
-        """Every object of ``environment`` that the Retool instance holds."""
+    def read(
+        self, environment: str, *, declared: Collection[ObjectKey] | None = None, owner: bool = True
+    ) -> LiveState:
+        """The objects of ``environment`` that the Retool instance holds.
+
+        Everything Retool lists once per collection is reported (hand-made objects too, as not
+        ours); grants are read only for groups that are ``declared`` or ours, apps only when
+        declared or ours — or for every group and app when ``declared`` is None (an import).
+        ``owner`` says whether this environment publishes the instance's apps (see the module
+        docstring).
+        """
         with self._lock:
             self._cache.clear()
             book = self.fingerprints
             state: LiveState = {}
 
-            def add(kind: str, name: str, fields: dict[str, Any]) -> None:
-                state[(kind, name)] = PlatformObject(kind, name, fields)
+            def add(kind: str, name: str, fields: dict[str, Any], owned: bool = True) -> None:
+                state[(kind, name)] = PlatformObject(kind, name, fields, owned=owned)
 
             env = self._env_by_name(environment)
             if env is not None:
-                add("environment", environment, self._environment_fields(book, environment, env))
+                add("environment", environment, self._environment_fields(book, environment, env),
+                    self._recall(book, f"environment/{environment}") is not None)
             for name in sorted({f["name"] for f in self._folders() if self._is_user_folder(f)}):
-                add("folder", name, {})
-            for group in self._groups():
-                if group["name"] not in BUILTIN_GROUPS:
-                    add("group", group["name"], self._group_fields(book, environment, group))
+                add("folder", name, {}, self._owns(book, f"folder/{name}"))
+            groups = [g for g in self._groups() if g["name"] not in BUILTIN_GROUPS]
+            for group in groups:
+                add("group", group["name"], self._group_fields(book, group), self._owns_group(book, group["name"]))
             if env is not None:
                 for resource, config in self._user_configs(env):
-                    add("resource", resource["display_name"],
-                        self._resource_fields(book, environment, resource, config))
+                    name = resource["display_name"]
+                    add("resource", name, self._resource_fields(book, environment, resource, config),
+                        self._recall(book, f"resource/{environment}/{name}") is not None)
                 for variable in self._variables():
                     if self._value_for(variable, env["id"]) is not None:
-                        add(
-                            "config-variable",
-                            variable["name"],
-                            self._variable_fields(book, environment, env["id"], variable),
-                        )
-                apps = {a["id"]: a for a in self._apps()}
-                for pinned in self._pinned_apps(environment):
-                    app = apps.get(pinned["uuid"])
-                    if app is not None:
-                        add("app", app["name"], self._app_fields(book, environment, app, pinned["release"]))
-            for name, fields in self._permissions(env):
-                add("permission", name, fields)
+                        name = variable["name"]
+                        add("config-variable", name, self._variable_fields(book, environment, env["id"], variable),
+                            self._recall(book, f"config-variable/{environment}/{name}") is not None)
+                wanted = _declared_names(declared, "app")
+                for app in self._apps():
+                    record = self._recall(book, f"app/{environment}/{app['name']}")
+                    if record is None and wanted is not None and app["name"] not in wanted:
+                        continue  # neither declared nor ours: someone else's app
+                    add("app", app["name"], self._app_fields(book, environment, app, record, owner),
+                        record is not None)
+            readable = self._groups_to_read(book, groups, declared)
+            for name, fields in self._permissions(env, readable):
+                add("permission", name, fields, self._owns(book, self._grant_scope(environment, fields)))
             log.debug("retool.read", environment=environment, objects=len(state))
             return state
 
@@ -295,6 +384,8 @@ class RetoolProvider:
         with self._lock:
             if self._book is None:
                 self._book = ctx.fingerprints
+            if self._releases is None and ctx.releases is not None:
+                self._releases = ctx.releases
             log.info(
                 "retool.apply",
                 environment=ctx.environment,
@@ -391,6 +482,9 @@ class RetoolProvider:
     def _ensure_folder(self, ctx: ApplyContext, desired: PlatformObject) -> None:
         for folder_type in FOLDER_TYPES:
             self._ensure_typed_folder(desired.name, folder_type)
+        # Folders are the instance's: the record (made on create, or on adopting one that existed)
+        # is what makes it ours to prune.
+        self._remember(ctx.fingerprints, f"folder/{desired.name}", {"name": desired.name}, {})
 
     def _delete_folder(self, ctx: ApplyContext, live: PlatformObject) -> None:
         for folder_type in FOLDER_TYPES:
@@ -398,6 +492,7 @@ class RetoolProvider:
             if folder is not None:
                 self.client.delete(f"/folders/{folder['id']}")
                 self._remove_from("folders", folder["id"])
+        self._forget(ctx.fingerprints, f"folder/{live.name}")
 
     # -- resources ------------------------------------------------------------------------------------------
 
@@ -454,19 +549,26 @@ class RetoolProvider:
             )
         except OptionError as exc:
             raise RetoolStateError(f"resource {desired.name}: {exc}") from exc
+        recorded = dict(desired.fields)
+        created = resource is None
+        if not created and not ctx.owner:
+            # A resource's folder is the instance's: left as it is until the owner applies it.
+            folder = self._folder_name(resource.get("folder_id")) if resource is not None else None
+            recorded["folder"] = folder
         folder_id = self._ensure_typed_folder(str(folder), "resource")["id"] if folder else None
+        written = False
         if resource is None:
             body: dict[str, Any] = {"type": resource_type, "display_name": desired.name, "options": wire}
             if folder_id is not None:
                 body["folder_id"] = folder_id
             resource = self.client.post("/resources", body)
             self._resources().append(resource)
+            config, written = self._after_create(env, resource)
         if self._folder_name(resource.get("folder_id")) != folder:
             patched = self.client.patch(
                 f"/resources/{resource['id']}", [{"op": "replace", "path": "/folder_id", "value": folder_id}]
             )
             resource = self._replace_in("resources", patched)
-        written = False
         if config is None:
             try:
                 config = self.client.post(
@@ -476,7 +578,6 @@ class RetoolProvider:
                 self._configs().append(config)
                 written = True
             except RetoolConflictError:
-                # Some instances give a new resource a configuration in the default environment.
                 self._cache.pop("configs", None)
                 config = self._config_for(resource["id"], env["id"])
                 if config is None:
@@ -490,9 +591,29 @@ class RetoolProvider:
             ctx.fingerprints,
             scope,
             self._resource_shown(resource, config),
-            desired.fields,
+            recorded,
             options_seen=self._digest(config.get("options")),
         )
+
+    def _after_create(self, env: Mapping[str, Any], resource: Mapping[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+        """Deal with the configuration Retool gave a new resource in its default environment.
+
+        Retool configures every new resource in the default environment (usually production) with
+        the options of the create. When that is our environment, it is the configuration we wanted
+        (returned, written). Otherwise those are this environment's options — possibly its host and
+        credentials — in another environment, so that configuration is deleted before anything else.
+        """
+        ours: dict[str, Any] | None = None
+        for config in self.client.list_all("/resource_configurations", {"resource_id": resource["id"]}):
+            if config["environment"]["id"] == env["id"]:
+                ours = config
+            else:
+                self.client.delete(f"/resource_configurations/{config['id']}")
+                log.info("retool.default_configuration_removed", resource=resource["display_name"],
+                         environment=config["environment"]["name"])
+        if "configs" in self._cache and ours is not None:
+            self._configs().append(ours)
+        return ours, ours is not None
 
     def _options_written(
         self,
@@ -571,9 +692,20 @@ class RetoolProvider:
                 return
         raw = desired.fields.get("value")
         value = ctx.secrets.resolve(raw.template) if isinstance(raw, Sensitive) else ("" if raw is None else str(raw))
-        body: dict[str, Any] = {"name": desired.name, "secret": bool(desired.fields.get("secret"))}
-        if desired.fields.get("description") is not None:
-            body["description"] = desired.fields["description"]
+        shared = dict(desired.fields)
+        if variable is not None and not ctx.owner:
+            # The description and secret flag are the instance's: kept as they are until the owner
+            # applies them. A secret value is never written into a variable not (yet) secret.
+            if desired.fields.get("secret") and not variable.get("secret"):
+                raise RetoolStateError(
+                    f"configuration variable {desired.name} is not secret in Retool yet; its value for "
+                    f"{ctx.environment} is a secret, so it waits until the instance's owning environment "
+                    "has made the variable secret"
+                )
+            shared.update(description=variable.get("description"), secret=bool(variable.get("secret")))
+        body: dict[str, Any] = {"name": desired.name, "secret": bool(shared.get("secret"))}
+        if shared.get("description") is not None:
+            body["description"] = shared["description"]
         if variable is None:
             body["values"] = [{"environment_id": env["id"], "value": value}]
             variable = self.client.post("/configuration_variables", body)
@@ -583,7 +715,7 @@ class RetoolProvider:
             body["values"] = [*others, {"environment_id": env["id"], "value": value}]
             updated = self.client.put(f"/configuration_variables/{variable['id']}", body)
             variable = self._replace_in("variables", updated)
-        self._remember(ctx.fingerprints, scope, self._variable_shown(variable, env["id"]), desired.fields)
+        self._remember(ctx.fingerprints, scope, self._variable_shown(variable, env["id"]), shared)
 
     def _other_values(self, ctx: ApplyContext, variable: Mapping[str, Any], env_id: str) -> list[dict[str, str]]:
         """The other environments' values, to carry over a ``PUT`` that replaces them all."""
@@ -627,8 +759,11 @@ class RetoolProvider:
 
     # -- groups ------------------------------------------------------------------------------------------
 
-    def _group_fields(self, book: FingerprintBook, environment: str, group: Mapping[str, Any]) -> dict[str, Any]:
-        record = self._recall(book, f"group/{environment}/{group['name']}")
+    def _owns_group(self, book: FingerprintBook, name: str) -> bool:
+        return self._owns(book, f"group/{name}")
+
+    def _group_fields(self, book: FingerprintBook, group: Mapping[str, Any]) -> dict[str, Any]:
+        record = self._recall(book, f"group/{group['name']}")
         if record is not None:
             return record.fields
         return {"description": None}
@@ -637,25 +772,25 @@ class RetoolProvider:
         if desired.name in BUILTIN_GROUPS:
             raise RetoolStateError(f"group {desired.name} is built into Retool and cannot be managed")
         group = self._group_by_name(desired.name)
-        if group is not None and self._group_fields(ctx.fingerprints, ctx.environment, group) == _normal(
-            desired.fields
-        ):
+        if group is not None and self._group_fields(ctx.fingerprints, group) == _normal(desired.fields):
             return
         if group is None:
             group = self.client.post("/groups", {"name": desired.name})
             self._groups().append(group)
-        # Retool groups have no description: it lives only in our record.
-        self._remember(ctx.fingerprints, f"group/{ctx.environment}/{desired.name}", {"name": group["name"]},
-                       desired.fields)
+        # Retool groups have no description: it lives only in our record, which is the instance's
+        # (a group is shared by every environment) and makes the group ours.
+        self._remember(ctx.fingerprints, f"group/{desired.name}", {"name": group["name"]}, desired.fields)
 
     def _delete_group(self, ctx: ApplyContext, live: PlatformObject) -> None:
         if live.name in BUILTIN_GROUPS:
             raise RetoolStateError(f"group {live.name} is built into Retool and cannot be deleted")
+        if not self._owns_group(ctx.fingerprints, live.name):
+            raise RetoolStateError(f"group {live.name} was not created or adopted by Reconciler; it is not deleted")
         group = self._group_by_name(live.name)
         if group is not None:
             self.client.delete(f"/groups/{group['id']}")
             self._remove_from("groups", group["id"])
-        self._forget(ctx.fingerprints, f"group/{ctx.environment}/{live.name}")
+        self._forget(ctx.fingerprints, f"group/{live.name}")
 
     # -- permissions ----------------------------------------------------------------------------------
 
@@ -668,16 +803,27 @@ class RetoolProvider:
                     and resource["type"] not in BUILTIN_RESOURCE_TYPES):
                 yield resource, config
 
-    def _permissions(self, env: Mapping[str, Any] | None) -> Iterator[tuple[str, dict[str, Any]]]:
+    def _groups_to_read(
+        self, book: FingerprintBook, groups: list[dict[str, Any]], declared: Collection[ObjectKey] | None
+    ) -> list[dict[str, Any]]:
+        """The groups whose grants are worth reading: declared (as a group or in a grant) or ours; with
+        nothing declared (``reconciler import`` adopting an instance), every group."""
+        if declared is None:
+            return groups
+        named = {name for kind, name in declared if kind == "group"}
+        named |= {name.split("/", 1)[0] for kind, name in declared if kind == "permission"}
+        return [g for g in groups if g["name"] in named or self._owns_group(book, g["name"])]
+
+    def _permissions(
+        self, env: Mapping[str, Any] | None, groups: list[dict[str, Any]]
+    ) -> Iterator[tuple[str, dict[str, Any]]]:
         apps = {a["id"]: a["name"] for a in self._apps()}
         folders = {f["id"]: f["name"] for f in self._folders() if f.get("folder_type") == "app"
                    and self._is_user_folder(f)}
         configs: dict[str, str] = {}
         if env is not None:
             configs = {config["id"]: resource["display_name"] for resource, config in self._user_configs(env)}
-        for group in self._groups():
-            if group["name"] in BUILTIN_GROUPS:
-                continue
+        for group in groups:
             views: list[tuple[str, str, dict[str, str]]] = [("app", "app", apps), ("folder", "folder", folders)]
             if env is not None:
                 views.append(("resource_configuration", "resource", configs))
@@ -721,14 +867,21 @@ class RetoolProvider:
                 f"Retool environment {ctx.environment}"
             )
         current = {str(g.get("id")): g.get("access_level") for g in self._grants(group["id"], target["type"])}
-        if current.get(target["id"]) == fields["access"]:
-            return
-        granted = self.client.post(
-            "/permissions/grant",
-            {"subject": {"type": "group", "id": group["id"]}, "object": target, "access_level": fields["access"]},
-            idempotent=True,
-        )
-        self._cache[f"grants/{group['id']}/{target['type']}"] = self._only(granted, target["type"])
+        if current.get(target["id"]) != fields["access"]:
+            granted = self.client.post(
+                "/permissions/grant",
+                {"subject": {"type": "group", "id": group["id"]}, "object": target, "access_level": fields["access"]},
+                idempotent=True,
+            )
+            self._cache[f"grants/{group['id']}/{target['type']}"] = self._only(granted, target["type"])
+        # The record makes the grant ours (created, or adopted when it was there already).
+        self._remember(ctx.fingerprints, self._grant_scope(ctx.environment, fields), {}, {})
+
+    @staticmethod
+    def _grant_scope(environment: str, fields: Mapping[str, Any]) -> str:
+        """A grant's record: per environment on a resource configuration, else the instance's."""
+        name = f"{fields['group']}/{fields['object_type']}/{fields['object']}"
+        return f"grant/{environment}/{name}" if fields["object_type"] == "resource" else f"grant/{name}"
 
     def _delete_permission(self, ctx: ApplyContext, live: PlatformObject) -> None:
         fields = live.fields
@@ -743,6 +896,7 @@ class RetoolProvider:
             idempotent=True,
         )
         self._cache[f"grants/{group['id']}/{target['type']}"] = self._only(revoked, target["type"])
+        self._forget(ctx.fingerprints, self._grant_scope(ctx.environment, fields))
 
     @staticmethod
     def _only(grants: Any, object_type: str) -> list[dict[str, Any]]:
@@ -750,23 +904,50 @@ class RetoolProvider:
 
     # -- apps -------------------------------------------------------------------------------------------
 
+    def _repository(self) -> SourceControlRepository:
+        if self.source_control is None or not self.manifest:
+            raise RetoolStateError(
+                "apps reach Retool through Source Control: configure the instance's Source Control "
+                "repository (source_control_url) and the name of its release manifest (manifest); see "
+                "docs/configuration.md"
+            )
+        return self.source_control
+
+    def _release_key(self, desired: PlatformObject, revision: str) -> str:
+        source_hash = desired.fields.get("source_hash")
+        return str(source_hash) if source_hash else f"commit:{revision}"
+
     def _app_fields(
         self,
         book: FingerprintBook,
         environment: str,
         app: Mapping[str, Any],
-        release: str,
+        record: _Record | None,
+        owner: bool,
     ) -> dict[str, Any]:
-        """An app's live fields: what we deployed while its manifest still pins our release.
+        """An app's live fields in ``environment``.
 
-        Retool holds nothing of ours for an app but the release its environment's manifest pins;
-        the app's description and folder come from its Source Control repository, which we do not
-        write. So while the manifest pins the release we deployed, the app is as we declared it.
+        Retool holds nothing of ours for an app but its live release (the owner's business) and the
+        releases in Source Control; the app's description and folder come from its Source Control
+        repository, which we do not write. So: for the owner, while the instance runs the release we
+        published, the app is as we declared it; for a less protected environment on a shared
+        instance, while the release it made is recorded, likewise. Otherwise the app is what Retool
+        shows, with the source hash of the release it runs as far as the release book knows it.
         """
-        record = self._recall(book, f"app/{environment}/{app['name']}")
-        if record is not None and record.extra.get("version") == release:
-            return record.fields
-        source_hash = _book_get(book, f"app-release/{app['name']}/{release}") or f"unknown:{release}"
+        if owner:
+            version = str(app.get("release_version") or "latest")
+            if record is not None and record.extra.get("version") == version and record.extra.get("published"):
+                return record.fields
+            known = self._release_by_version(app["name"], version)
+            source_hash: str | None = known.key if known is not None else None
+            if source_hash is not None and source_hash.startswith("commit:"):
+                source_hash = None
+            if known is None and version != "latest":
+                source_hash = f"unknown:{version}"
+        else:
+            if record is not None and record.extra.get("version") and not record.extra.get("published"):
+                return record.fields
+            source_hash = None
         return {
             "description": app.get("description"),
             "folder": self._folder_name(app.get("folder_id")),
@@ -774,6 +955,34 @@ class RetoolProvider:
             "resources": record.fields.get("resources", []) if record is not None else [],
             "config": record.fields.get("config", []) if record is not None else [],
         }
+
+    def _release_by_version(self, app: str, version: str) -> ReleaseRecord | None:
+        if self.source_control is None or version == "latest":
+            return None
+        return self.releases.find_release(self.source_control.display_url, app, version=version)
+
+    def _sc_uuid(self, name: str) -> str:
+        """The app's Source Control uuid (what manifests name), from the repository's protected apps."""
+        repository = self._repository()
+
+        def load() -> dict[str, str]:
+            raw = repository.read(self.deploy_branch, PROTECTED_APPS)
+            try:
+                data = yaml.safe_load(raw) if raw else None
+            except yaml.YAMLError as exc:
+                raise RetoolStateError(f"{PROTECTED_APPS} in {repository.display_url} is not YAML: {exc}") from exc
+            entries = data.get("apps") if isinstance(data, dict) else data
+            return {str(e["name"]): str(e["uuid"]) for e in entries or []
+                    if isinstance(e, dict) and "name" in e and "uuid" in e}
+
+        found = self._cached("protected", load).get(name)
+        if found is None:
+            raise RetoolStateError(
+                f"app {name} is not protected in the Source Control repository {repository.display_url} "
+                f"({PROTECTED_APPS} on {self.deploy_branch}); protect it in Retool first — the API cannot "
+                "create apps"
+            )
+        return found
 
     def _ensure_app(self, ctx: ApplyContext, desired: PlatformObject) -> None:
         deployment = ctx.deployments.get(desired.name)
@@ -785,83 +994,201 @@ class RetoolProvider:
                 f"app {desired.name} does not exist in Retool; the API cannot create apps — they reach "
                 "Retool through its Source Control repository, after which Reconciler deploys releases"
             )
-        version = release_version(deployment.release)
-        pinned = self._pinned_release(ctx.environment, app["id"])
-        if pinned == version and self._app_fields(ctx.fingerprints, ctx.environment, app, version) == _normal(
-            desired.fields
-        ):
+        scope = f"app/{ctx.environment}/{desired.name}"
+        record = self._recall(ctx.fingerprints, scope)
+        if self._app_fields(ctx.fingerprints, ctx.environment, app, record, ctx.owner) == _normal(desired.fields):
             return
-        if pinned != version:
-            released = self.client.get(f"/source_control/releases/apps/{app['id']}") or []
-            if version not in {r.get("release_version") for r in released}:
-                self.client.post(
-                    f"/source_control/releases/apps/{app['id']}",
-                    {
-                        "release_version": version,
-                        "release_description": f"{deployment.release} (commit {deployment.revision})",
-                        "commit_message": f"Reconciler: release {deployment.release} of {desired.name}",
-                    },
+        repository = self._repository()
+        sc_uuid = self._sc_uuid(desired.name)
+        release = self._release(ctx, desired, deployment.release, deployment.revision, deployment.may_release,
+                                sc_uuid)
+        waiting: list[str] = []
+        if not release.merged:
+            branch, commit = release.branch or "", release.commit or ""
+            if self._accepted(branch, commit, f"release {release.version} of {desired.name}"):
+                release = replace(release, merged=True)
+                self.releases.record_release(release)
+            else:
+                waiting.append(branch)
+        if not ctx.owner:
+            if waiting:
+                self._wait(waiting, f"release {release.version} of {desired.name}")
+            # A shared instance: the release is made and recorded; publishing it is the owner's.
+            self._remember(ctx.fingerprints, scope, {"version": release.version}, desired.fields,
+                           version=release.version, published=False)
+            log.info("retool.app_released", environment=ctx.environment, app=desired.name, version=release.version,
+                     detail="published by the most protected environment on this instance")
+            return
+        waiting += self._pin(ctx, desired.name, sc_uuid, release.version)
+        if waiting:
+            self._wait(waiting, f"{desired.name} {release.version} on manifest {self.manifest}")
+        live = self._live_release(app["id"])
+        if live != release.version:
+            self._deploy(f"app {desired.name} {release.version} ({release.label})")
+            live = self._live_release(app["id"])
+            if live != release.version:
+                raise ProviderError(
+                    f"Retool deployed manifest {self.manifest} but app {desired.name} runs release {live}, not "
+                    f"{release.version}; see the deployment's logs in Retool's Source Control settings",
+                    delay=60.0,
                 )
-            manifest = self._manifest(ctx.environment)
-            apps = [a for a in manifest.get("apps") or [] if a.get("uuid") != app["id"]]
-            apps.append({"uuid": app["id"], "release": version})
-            body: dict[str, Any] = {"apps": apps}
-            if manifest.get("workflows"):
-                body["workflows"] = manifest["workflows"]
-            self.client.put(
-                f"/source_control/manifests/{ctx.environment}",
-                {"manifest": body, "commit_message": f"Reconciler: {desired.name} {deployment.release} "
-                                                      f"to {ctx.environment}"},
+        self._remember(ctx.fingerprints, scope, {"version": release.version}, desired.fields,
+                       version=release.version, published=True, release=release.label)
+        log.info("retool.app_published", environment=ctx.environment, app=desired.name, version=release.version,
+                 repository=repository.display_url, artifact_of=release.environment)
+
+    def _release(
+        self, ctx: ApplyContext, desired: PlatformObject, label: str, revision: str, may_release: bool, sc_uuid: str
+    ) -> ReleaseRecord:
+        """The release of this app's declared source: the recorded one, or a new one when allowed."""
+        repository = self._repository().display_url
+        key = self._release_key(desired, revision)
+        found = self.releases.find_release(repository, desired.name, key=key)
+        if found is not None:
+            return found
+        if not may_release:
+            raise RetoolStateError(
+                f"app {desired.name}: no release was made of this source ({key}); releases are made once, by "
+                f"the first environment in promotion order, and {ctx.environment} runs that same release — "
+                "apply this revision there first"
             )
-            self._set_manifest(ctx.environment, body)
-        self._deploy(ctx.environment, f"app {desired.name} {deployment.release}")
-        self._remember(
-            ctx.fingerprints,
-            f"app/{ctx.environment}/{desired.name}",
-            {"release": version},
-            desired.fields,
-            version=version,
-            release=deployment.release,
+        version = release_version(label)
+        taken = self.releases.find_release(repository, desired.name, version=version)
+        if taken is not None:
+            raise RetoolStateError(
+                f"app {desired.name}: release {version} was already made from other source ({taken.key}, by "
+                f"{taken.environment} at {taken.revision[:12]}); a release is never remade — commit or tag anew"
+            )
+        listed = self.client.get(f"/source_control/releases/{sc_uuid}", PAGE) or []
+        if version in {r.get("release_version") for r in listed}:
+            raise RetoolStateError(
+                f"app {desired.name}: release {version} exists in Source Control but Reconciler did not make it "
+                "from this source; a release is never remade — commit or tag anew"
+            )
+        # Not repeated after an error: a second POST would push a second branch. The next run finds
+        # the release on the deploy branch (adopting it) or makes it again from the record-less state.
+        pushed = self.client.post(
+            f"/source_control/releases/{sc_uuid}",
+            {
+                "release_version": version,
+                "release_description": f"{label} (commit {revision})",
+                "commit_message": f"Reconciler: release {label} of {desired.name}",
+            },
+            params=PAGE,
         )
-        source_hash = desired.fields.get("source_hash")
-        if source_hash is not None:
-            _book_put(ctx.fingerprints, f"app-release/{desired.name}/{version}", str(source_hash))
+        record = ReleaseRecord(repository=repository, app=desired.name, key=key, version=version, label=label,
+                               revision=revision, environment=ctx.environment, branch=pushed["branch_name"],
+                               commit=pushed["commit_sha"], merged=False)
+        self.releases.record_release(record)
+        log.info("retool.release_pushed", app=desired.name, version=version, branch=record.branch)
+        return record
+
+    def _pin(self, ctx: ApplyContext, name: str, sc_uuid: str, version: str) -> list[str]:
+        """Point this instance's manifest at ``version``: the branches still to be merged (none when done)."""
+        pinned = {a.get("uuid"): a.get("release") for a in self._manifest_apps()}
+        if pinned.get(sc_uuid) == version:
+            return []
+        pending_scope = f"manifest-push/{self.manifest}/{name}"
+        pending = self._recall(ctx.fingerprints, pending_scope)
+        if pending is None or pending.extra.get("version") != version:
+            # Not repeated after an error: each PUT pushes another branch (as the release POST does).
+            pushed = self.client.put(
+                f"/source_control/manifests/{self.manifest}/{sc_uuid}",
+                {"release": version, "commit_message": f"Reconciler: {name} {version} on {self.manifest}"},
+                params=PAGE, idempotent=False,
+            )
+            self._remember(ctx.fingerprints, pending_scope, {}, {}, version=version, branch=pushed["branch_name"],
+                           commit=pushed["commit_sha"])
+            pending = self._recall(ctx.fingerprints, pending_scope)
+            assert pending is not None
+        branch, commit = str(pending.extra["branch"]), str(pending.extra["commit"])
+        if not self._accepted(branch, commit, f"{name} {version} on manifest {self.manifest}"):
+            return [branch]
+        self._forget(ctx.fingerprints, pending_scope)
+        self._cache.pop("manifests", None)
+        return []
+
+    def _accepted(self, branch: str, commit: str, what: str) -> bool:
+        """Whether the pushed ``commit`` is on the deploy branch; merging it first in ``direct`` mode."""
+        repository = self._repository()
+        if repository.contains(commit, self.deploy_branch):
+            return True
+        if self.merge_mode == "direct":
+            repository.merge(branch, self.deploy_branch, f"Merge {branch}: {what} (Reconciler)")
+            return True
+        return False
+
+    def _wait(self, branches: list[str], what: str) -> None:
+        raise Waiting(
+            f"waiting for merge of {', '.join(branches)} into {self.deploy_branch} of "
+            f"{self._repository().display_url} ({what})",
+            delay=self._merge_poll_interval,
+        )
+
+    def _live_release(self, app_id: str) -> str:
+        app = self.client.get(f"/apps/{app_id}")
+        self._replace_in("apps", app)
+        return str(app.get("release_version") or "latest")
 
     def _delete_app(self, ctx: ApplyContext, live: PlatformObject) -> None:
-        app = self._app_by_name(live.name)
-        if app is not None and self._pinned_release(ctx.environment, app["id"]) is not None:
-            self.client.post(
-                f"/source_control/manifests/{ctx.environment}/apps/{app['id']}/delete",
-                {"commit_message": f"Reconciler: remove {live.name} from {ctx.environment}"},
-            )
-            manifest = self._manifest(ctx.environment)
-            body = dict(manifest, apps=[a for a in manifest.get("apps") or [] if a.get("uuid") != app["id"]])
-            self._set_manifest(ctx.environment, body)
-            self._deploy(ctx.environment, f"removal of app {live.name}")
-        self._forget(ctx.fingerprints, f"app/{ctx.environment}/{live.name}")
+        """Stop publishing the app on this instance (owner), or forget the release prepared (others)."""
+        scope = f"app/{ctx.environment}/{live.name}"
+        if ctx.owner and self._recall(ctx.fingerprints, scope) is not None:
+            sc_uuid = self._sc_uuid(live.name)
+            if sc_uuid in {a.get("uuid") for a in self._manifest_apps()}:
+                pushed = self.client.post(
+                    f"/source_control/manifests/{self.manifest}/{sc_uuid}/delete",
+                    {"commit_message": f"Reconciler: remove {live.name} from {self.manifest}"},
+                    params=PAGE,
+                )
+                if not self._accepted(pushed["branch_name"], pushed["commit_sha"], f"removal of {live.name}"):
+                    self._wait([pushed["branch_name"]], f"removal of {live.name} from manifest {self.manifest}")
+                self._cache.pop("manifests", None)
+                self._deploy(f"removal of app {live.name}")
+        self._forget(ctx.fingerprints, scope)
 
-    def _deploy(self, environment: str, what: str) -> None:
-        """Trigger a Source Control deployment and wait for it to finish (bounded)."""
-        deployment = self.client.post("/source_control/deploy", idempotent=True)
+    def _deploy(self, what: str) -> None:
+        """Deploy the deploy branch to this instance and wait for it to finish (bounded).
+
+        Never sent twice: after a 5xx or a timeout Retool may have started a deployment, so the
+        deployments are listed to find it and it is polled instead.
+        """
+        before = {d["id"] for d in self._deployments()}
+        try:
+            deployment = self.client.post("/source_control/deploy")
+        except RetoolUnavailableError as exc:
+            started = [d for d in self._deployments() if d["id"] not in before]
+            if not started:
+                raise ProviderError(
+                    f"Retool did not confirm the deployment of {what} ({exc}) and no new deployment is listed; "
+                    "the next run looks again before deploying",
+                    delay=60.0,
+                ) from exc
+            deployment = started[0]
+            log.warning("retool.deploy_recovered", deployment=deployment["id"], error=str(exc))
         for _ in range(self._deploy_polls):
             if deployment.get("status") in DEPLOY_DONE:
                 break
             self._sleep(self._deploy_poll_interval)
             deployment = self.client.get(f"/source_control/deployment/{deployment['id']}")
         status = deployment.get("status")
-        log.info("retool.deploy", environment=environment, deployment=deployment.get("id"), status=status)
+        log.info("retool.deploy", manifest=self.manifest, deployment=deployment.get("id"), status=status)
         if status == "ERROR":
             raise ProviderError(
-                f"Retool deployment {deployment.get('id')} ({what} to {environment}) ended in ERROR; "
+                f"Retool deployment {deployment.get('id')} ({what} on manifest {self.manifest}) ended in ERROR; "
                 "see the deployment's logs in Retool's Source Control settings",
                 delay=60.0,
             )
         if status != "SUCCESS":
             raise ProviderError(
-                f"Retool deployment {deployment.get('id')} ({what} to {environment}) did not finish within "
-                f"{self._deploy_timeout:g}s (last status {status})",
+                f"Retool deployment {deployment.get('id')} ({what} on manifest {self.manifest}) did not finish "
+                f"within {self._deploy_timeout:g}s (last status {status})",
                 delay=60.0,
             )
+
+    def _deployments(self) -> list[dict[str, Any]]:
+        data = self.client.get("/source_control/deployments") or {}
+        return list(data.get("deployments") or [])
 
     # == the cache of API lists ========================================================================
 
@@ -892,17 +1219,23 @@ class RetoolProvider:
     def _apps(self) -> list[dict[str, Any]]:
         return self._cached("apps", lambda: self.client.list_all("/apps"))
 
-    def _manifests(self) -> list[dict[str, Any]]:
+    def _manifest_apps(self) -> list[dict[str, Any]]:
+        """The entries of this instance's manifest on the deploy branch (what a deploy publishes)."""
         def load() -> list[dict[str, Any]]:
-            data = self.client.get("/source_control/manifests") or {}
-            return list(data.get("manifests") or [])
+            try:
+                data = self.client.get(f"/source_control/manifests/{self.manifest}") or {}
+            except RetoolRejectedError as exc:
+                if exc.status == 400 and "not found" in (exc.api_message or "").lower():
+                    return []  # no manifest yet: the first pin creates it
+                raise
+            return [a for a in (data.get("manifest") or {}).get("apps") or [] if isinstance(a, dict)]
 
         return self._cached("manifests", load)
 
     def _grants(self, group_id: Any, object_type: str) -> list[dict[str, Any]]:
         def load() -> list[dict[str, Any]]:
             body = {"subject": {"type": "group", "id": group_id}, "object_type": object_type}
-            return self._only(self.client.post("/permissions/listObjects", body, idempotent=True), object_type)
+            return self._only(self.client.list_all("/permissions/listObjects", body=body), object_type)
 
         return self._cached(f"grants/{group_id}/{object_type}", load)
 
@@ -947,29 +1280,14 @@ class RetoolProvider:
     def _app_by_name(self, name: str) -> dict[str, Any] | None:
         return next((a for a in self._apps() if a["name"] == name), None)
 
-    def _manifest(self, environment: str) -> dict[str, Any]:
-        return next((m for m in self._manifests() if m.get("name") == environment), {"name": environment})
-
-    def _set_manifest(self, environment: str, body: Mapping[str, Any]) -> None:
-        manifests = [m for m in self._manifests() if m.get("name") != environment]
-        manifests.append({"name": environment, **body})
-        self._cache["manifests"] = manifests
-
-    def _pinned_apps(self, environment: str) -> list[dict[str, Any]]:
-        return [a for a in self._manifest(environment).get("apps") or [] if isinstance(a, dict)]
-
-    def _pinned_release(self, environment: str, app_id: str) -> str | None:
-        return next((a.get("release") for a in self._pinned_apps(environment) if a.get("uuid") == app_id), None)
-
     # == records in the fingerprint book =============================================================
 
     def _digest(self, shown: Any) -> str:
         text = json.dumps(to_storable(shown), sort_keys=True, separators=(",", ":"), default=str)
         return hmac.new(self._digest_key, text.encode(), hashlib.sha256).hexdigest()[:32]
 
-    @staticmethod
-    def _recall(book: FingerprintBook, scope: str) -> _Record | None:
-        raw = _book_get(book, scope)
+    def _recall(self, book: FingerprintBook, scope: str) -> _Record | None:
+        raw = _book_get(book, self._namespace, scope)
         if not raw:
             return None
         try:
@@ -993,34 +1311,37 @@ class RetoolProvider:
         record = {"seen": self._digest(shown), "fields": to_storable(dict(fields))}
         if extra:
             record["extra"] = extra
-        _book_put(book, scope, json.dumps(record, sort_keys=True))
+        _book_put(book, self._namespace, scope, json.dumps(record, sort_keys=True))
 
-    @staticmethod
-    def _forget(book: FingerprintBook, scope: str) -> None:
-        book.put(PROVIDER, scope, "")
+    def _forget(self, book: FingerprintBook, scope: str) -> None:
+        book.put(self._namespace, scope, "")
+
+    def _owns(self, book: FingerprintBook, scope: str) -> bool:
+        """Whether we created or adopted the object ``scope`` names (we keep a record of it)."""
+        return self._recall(book, scope) is not None
 
 
-def _book_put(book: FingerprintBook, scope: str, text: str) -> None:
+def _book_put(book: FingerprintBook, namespace: str, scope: str, text: str) -> None:
     """Store ``text`` under ``scope``, split over ``scope#1..n`` when it is too long for one entry."""
     if len(text) <= BOOK_VALUE_LIMIT and not text.startswith(_CHUNKED):
-        book.put(PROVIDER, scope, text)
+        book.put(namespace, scope, text)
         return
     parts = [text[i:i + BOOK_VALUE_LIMIT] for i in range(0, len(text), BOOK_VALUE_LIMIT)]
     for index, part in enumerate(parts, start=1):
-        book.put(PROVIDER, f"{scope}#{index}", part)
+        book.put(namespace, f"{scope}#{index}", part)
     # The head goes last and names a digest of the whole, so a half-written record reads as none.
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    book.put(PROVIDER, scope, f"{_CHUNKED}{len(parts)}:{digest}")
+    book.put(namespace, scope, f"{_CHUNKED}{len(parts)}:{digest}")
 
 
-def _book_get(book: FingerprintBook, scope: str) -> str | None:
-    head = book.get(PROVIDER, scope)
+def _book_get(book: FingerprintBook, namespace: str, scope: str) -> str | None:
+    head = book.get(namespace, scope)
     if head is None or not head.startswith(_CHUNKED):
         return head
     count, _, digest = head[len(_CHUNKED):].partition(":")
     if not count.isdigit():
         return None
-    parts = [book.get(PROVIDER, f"{scope}#{index}") for index in range(1, int(count) + 1)]
+    parts = [book.get(namespace, f"{scope}#{index}") for index in range(1, int(count) + 1)]
     text = "".join(part for part in parts if part is not None)
     if None in parts or hashlib.sha256(text.encode()).hexdigest()[:16] != digest:
         return None

@@ -13,7 +13,7 @@
   var pageKind = body.getAttribute("data-page");
   var refreshMs = Math.max(1, Number(body.getAttribute("data-refresh") || "3")) * 1000;
   var STATES = ["Synced", "OutOfSync", "Progressing", "Blocked", "Failed", "Unknown"];
-  var RESULTS = ["Succeeded", "NoChanges", "Failed", "Blocked", "Interrupted", "Progressing"];
+  var RESULTS = ["Succeeded", "NoChanges", "Failed", "Blocked", "Interrupted", "Progressing", "Waiting"];
   var CHANGE_WORDS = { create: "missing live", update: "changed", "delete": "not declared" };
   var PLAN_WORDS = { create: "create", update: "update", "delete": "delete" };
 

@@ -1,0 +1,121 @@
+"""``/api/v1/environments``: status, drift, runs (reads), and sync, checks, pin, unpin (SPEC §8).
+
+Reads go through ``app/queries.py``; ``sync`` goes through the daemon's run queue (the same gates
+as everywhere); pin and unpin are the application's, followed by a run or a fetch.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from reconciler.api import auth
+from reconciler.api.access import Access
+from reconciler.api.daemon import Daemon
+from reconciler.api.errors import ApiError
+from reconciler.app.queries import Queries
+from reconciler.errors import clip
+from reconciler.reports.drift import plan_json, plan_markdown
+from reconciler.reports.status import status_json
+
+REVISION_BODY = "body must be JSON: {\"revision\": \"<tag, branch or commit>\"}"
+
+
+def install(app: FastAPI, daemon: Daemon, access: Access) -> None:
+    read = Depends(access.require("read"))
+    sync = Depends(access.require("sync"))
+    admin = Depends(access.require("admin"))
+
+    def queries() -> Queries:
+        return daemon.reconciler.queries
+
+    @app.get("/api/v1/environments")
+    def environments(who: auth.Principal = read) -> dict[str, Any]:
+        return {"environments": [status_json(queries().status_row(env)) for env in queries().names() if who.sees(env)]}
+
+    @app.get("/api/v1/environments/{env}", dependencies=[read])
+    def environment(env: str) -> dict[str, Any]:
+        queries().known(env)
+        row = queries().status_row(env)
+        data = status_json(row)
+        data["last_run"] = row.last_run.as_json() if row.last_run is not None else None
+        return data
+
+    @app.get("/api/v1/environments/{env}/drift", dependencies=[read])
+    def drift(env: str, format: str = "json") -> Response:
+        queries().known(env)
+        report = queries().drift_report(env)
+        if format == "markdown":
+            return PlainTextResponse(plan_markdown(report.plan, report.ref, report.first_seen, kind="drift"),
+                                     media_type="text/markdown")
+        body = plan_json(report.plan, report.ref, report.first_seen, kind="drift")
+        body["checked_at"] = report.checked_at.isoformat() if report.checked_at else None
+        return JSONResponse(body)
+
+    @app.get("/api/v1/environments/{env}/runs", dependencies=[read])
+    def runs(env: str, limit: Annotated[int, Query(ge=1)] = 50) -> dict[str, Any]:
+        # A negative limit meant "no limit" to SQLite and a 500 (OverflowError) when huge.
+        queries().known(env)
+        return {"environment": env, "runs": [r.as_json() for r in queries().runs(env, min(limit, 500))]}
+
+    @app.get("/api/v1/environments/{env}/runs/{run_id}", dependencies=[read])
+    def run(env: str, run_id: str) -> dict[str, Any]:
+        record = queries().run(env, run_id)
+        if record is None:
+            raise ApiError(404, f"no run {clip(run_id)} in {clip(env)}")
+        return record.as_json()
+
+    @app.post("/api/v1/environments/{env}/sync", dependencies=[sync], status_code=202)
+    def sync_now(env: str) -> dict[str, Any]:
+        queries().known(env)
+        queued = daemon.request_sync(env, "api")
+        return {"environment": env, "queued": queued,
+                "detail": "run queued" if queued else "a run is already queued; it will pick up the latest state"}
+
+    checking: dict[str, threading.Lock] = {}
+    checking_guard = threading.Lock()
+
+    @app.post("/api/v1/environments/{env}/checks", dependencies=[sync])
+    def run_checks(env: str, check: Annotated[list[str] | None, Query(max_length=100)] = None) -> dict[str, Any]:
+        """Run the environment's declared checks now and answer with their results (200 whether they pass).
+
+        One run at a time per environment: a second request while one runs gets 409 rather than a
+        second set of probes against the same databases and endpoints.
+        """
+        queries().known(env)
+        from reconciler.checks.runner import check_environment
+
+        with checking_guard:
+            lock = checking.setdefault(env, threading.Lock())
+        if not lock.acquire(blocking=False):
+            raise ApiError(409, f"the checks of {env} are running already; ask again when they finish")
+        reconciler = daemon.reconciler
+        try:
+            return check_environment(reconciler, env, reconciler.resolve_secret, check).as_json()
+        finally:
+            lock.release()
+
+    @app.post("/api/v1/environments/{env}/pin", dependencies=[admin])
+    async def pin(env: str, request: Request) -> dict[str, Any]:
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ApiError(400, REVISION_BODY) from None
+        revision = body.get("revision") if isinstance(body, dict) else None
+        if not isinstance(revision, str) or not revision or len(revision) > 255:
+            raise ApiError(400, REVISION_BODY)
+        queries().known(env)
+        commit = daemon.reconciler.pin(env, revision)
+        daemon.request_sync(env, "pin")
+        return {"environment": env, "pinned_revision": commit}
+
+    @app.post("/api/v1/environments/{env}/unpin", dependencies=[admin])
+    def unpin(env: str) -> dict[str, Any]:
+        queries().known(env)
+        daemon.reconciler.unpin(env)
+        daemon.request_fetch("unpin")
+        return {"environment": env, "pinned_revision": None}
+

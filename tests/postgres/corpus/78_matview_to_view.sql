@@ -1,0 +1,7 @@
+-- A materialized view replaced by a view of the same name.
+-- @before
+create table events (id int primary key, kind text);
+create materialized view totals as select kind, count(*) as n from events group by kind;
+-- @after
+create table events (id int primary key, kind text);
+create view totals as select kind, count(*) as n from events group by kind;
