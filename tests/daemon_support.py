@@ -90,9 +90,10 @@ class DaemonProcess:
 
 
 def start_daemon(config: Path, data_dir: Path, env: dict[str, str] | None = None, timeout: float = PATIENCE,
-                 name: str = "daemon") -> DaemonProcess:
+                 name: str = "daemon", wrap: list[str] | None = None) -> DaemonProcess:
     """Start ``reconciler run``; its clock starts at TEST_NOW unless RECONCILER_NOW says otherwise
-    (in our environment or ``env``; an empty value means the system clock)."""
+    (in our environment or ``env``; an empty value means the system clock). ``wrap`` goes before the
+    command (it must ``exec`` it, so the process is the daemon's)."""
     clock = {"RECONCILER_NOW": TEST_NOW, "RECONCILER_NOW_SINCE": f"{time.time():.6f}"}
     exe = Path(sys.executable).parent / "reconciler"
     log_path = data_dir.parent / f"{name}.log"
@@ -100,7 +101,7 @@ def start_daemon(config: Path, data_dir: Path, env: dict[str, str] | None = None
     state_file = data_dir / "daemon.json"
     state_file.unlink(missing_ok=True)
     handle = log_path.open("ab")
-    proc = subprocess.Popen([str(exe), "run", "--config", str(config), "--listen", "127.0.0.1:0"],
+    proc = subprocess.Popen([*(wrap or []), str(exe), "run", "--config", str(config), "--listen", "127.0.0.1:0"],
                             stdout=handle, stderr=subprocess.STDOUT,
                             env={**clock, **os.environ, **(env or {})})
     handle.close()

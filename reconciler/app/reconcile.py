@@ -30,6 +30,7 @@ from typing import Any
 import structlog
 
 from reconciler.app.queries import Queries
+from reconciler.app.replicas import Replicas
 from reconciler.checks.prepared import for_environment
 from reconciler.checks.runner import run_checks
 from reconciler.clock import Clock
@@ -139,6 +140,12 @@ class Reconciler:
         if self._schema is not None:
             self._schema.close()
         self._store.close()
+
+    def replicas(self) -> Replicas | None:
+        """The work sharing between daemons, when the state database can be shared (not SQLite)."""
+        if self._store.url.startswith("sqlite"):
+            return None
+        return Replicas(self._leases, parse_duration(self.settings.daemon.lease_ttl))
 
     # -- the source ------------------------------------------------------------------------------
 

@@ -31,6 +31,12 @@ class Metrics:
         self.fetch_age.set_function(lambda: time.time() - self.last_fetch)
         self.up = Gauge("reconciler_up", "1 while the daemon runs", registry=self.registry)
         self.up.set(1)
+        self.leader = Gauge("reconciler_leader", "1 while this daemon holds the leader lease (or runs alone)",
+                            registry=self.registry)
+        self.leader.set(1)
+        self.replicas = Gauge("reconciler_replicas", "Live daemons sharing the state database, as this one sees them",
+                              registry=self.registry)
+        self.replicas.set(1)
 
         self._revision_labels: dict[str, list[tuple[str, str]]] = {}
         self._blocked_labels: dict[str, str] = {}

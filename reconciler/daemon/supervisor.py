@@ -6,6 +6,12 @@ retry after a failure. Every event funnels into two coalescing points — one fe
 run queue per environment — and every run is ``Reconciler.reconcile``; the supervisor only
 decides *when*, never *what*. It writes nothing itself: what it sees between runs it tells the
 app (``Reconciler.note``, ``Reconciler.check_drift``), which records it through the store.
+
+Several daemons on one shared state database (``app/replicas.py``): only the leader polls and
+watches the source and keeps the tag bookkeeping; whoever fetches a change (the leader, or the
+replica a webhook reached) posts it and the others fetch and evaluate too. Each daemon evaluates,
+drift-checks and runs only the environments assigned to it among the live members; when the
+members change (a daemon stopped or died), everyone evaluates again and takes over what is now theirs.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from reconciler.app.reconcile import Reconciler
+from reconciler.app.replicas import Membership, assign
 from reconciler.config import Settings
 from reconciler.core.outcome import EnvState, RunOutcome, RunResult
 from reconciler.core.revisions import short
@@ -56,6 +63,11 @@ release_memory = _malloc_trim()
 MIN_FETCH_GAP = 0.25  # a trigger this soon after the last fetch started is part of a burst
 BURST_QUIET = 0.2  # a burst is over after this long without a trigger...
 MAX_BURST_WAIT = 5.0  # ...or after this long, whichever comes first
+REPLICA_TICK = 1.0  # how often a replica looks at the members, the leader lease and the other replicas' news
+LEADER_ONLY = frozenset({"poll", "watch"})  # triggers a follower ignores: the leader fetches for everyone
+FROM_REPLICA = "replica:"  # a trigger passed on by another replica: it has told the others already
+MEMBERS_CHANGED = "rebalance"  # the live replicas changed: evaluate again, take over what is now ours
+NOT_NEWS = frozenset({"poll", "startup", MEMBERS_CHANGED})  # triggers worth telling the others only if a ref moved
 MERGE_CHECK = 60.0  # seconds between looks for a merge when the platform names no interval
 
 
@@ -85,10 +97,19 @@ class Daemon:
         self._drift_intervals: dict[str, float] = {}
         # After a failed run, wait each delay in turn (daemon.retry_delays), then the last one again.
         self.backoff = Backoff([parse_duration(d) for d in settings.daemon.retry_delays])
+        self.replicas = reconciler.replicas()
+        self.membership = Membership(leader=True, members=())  # alone: everything is ours
+        self._seen_news: str | None = None
+        self._owners: dict[str, str] = {}  # environment → the member that runs it, as of the last evaluation
+        self._replica_thread = threading.Thread(target=self._replica_loop, name="replicas", daemon=True)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.replicas is not None:
+            self._look(renew=True)  # be a member before the first evaluation, so the others count us
+            self._seen_news = self.replicas.announced()
+            self._replica_thread.start()
         self.state.recovered = self.reconciler.recover_interrupted()
         self.scheduler.start()
         poll = parse_duration(self.settings.source.poll_interval)
@@ -123,10 +144,72 @@ class Daemon:
         finished = self.queue.stop(timeout)
         if self._fetcher.ident is not None:
             self._fetcher.join(timeout=2)
+        if self.replicas is not None:
+            if self._replica_thread.ident is not None:
+                self._replica_thread.join(timeout=REPLICA_TICK * 3)
+            self.replicas.leave()  # the others take over now, not after lease_ttl
         if not finished:
             log.warning("daemon.stop_timeout", in_flight=self.queue.busy())
         log.info("daemon.stopped", clean=finished)
         return finished
+
+    # -- replicas ----------------------------------------------------------------------------------
+
+    def is_leader(self) -> bool:
+        return self.membership.leader
+
+    def mine(self, env: str) -> bool:
+        """True when this daemon runs ``env`` (always, unless it shares a state database with others)."""
+        if self.replicas is None or not self.membership.members:
+            return True
+        return self._owners.get(env, self.replicas.owner) == self.replicas.owner
+
+    def _look(self, renew: bool) -> bool:
+        """Renew (when due) and look at the members and the leader lease; True when either changed."""
+        assert self.replicas is not None
+        if renew:
+            self.replicas.renew()
+        if renew or not self.membership.leader:  # the leader renews every ttl/3; the others try every tick
+            self.replicas.lead()
+        before, self.membership = self.membership, self.replicas.look()
+        self.metrics.leader.set(1 if self.membership.leader else 0)
+        self.metrics.replicas.set(len(self.membership.members))
+        if before.leader != self.membership.leader:
+            log.info("daemon.leader" if self.membership.leader else "daemon.follower",
+                     members=len(self.membership.members))
+        return before != self.membership
+
+    def _replica_loop(self) -> None:
+        assert self.replicas is not None
+        renew_every = self.replicas.ttl / 3
+        last_renew = time.monotonic()
+        while not self.stopping.wait(min(REPLICA_TICK, renew_every)):
+            due = time.monotonic() - last_renew >= renew_every
+            try:
+                changed = self._look(renew=due)
+                if due:
+                    last_renew = time.monotonic()
+                news = self.replicas.announced()
+            except ReconcilerError as exc:
+                log.warning("daemon.replicas_unreachable", error=str(exc))
+                continue
+            if changed:
+                log.info("daemon.members_changed", members=len(self.membership.members), leader=self.membership.leader)
+                self.fetch_signal.notify(MEMBERS_CHANGED)
+            if news is not None and news != self._seen_news:
+                self._seen_news = news
+                self.fetch_signal.notify(FROM_REPLICA + news.partition(":")[2])
+
+    def _announce(self, sources: set[str], trigger: str, moved: bool) -> None:
+        """Tell the other replicas about a change this daemon fetched or was told of (a webhook, an
+        unpin), unless another replica told us: it has told everyone."""
+        own = {s for s in sources if not s.startswith(FROM_REPLICA)}
+        if self.replicas is None or not own or not (moved or own - NOT_NEWS):
+            return
+        try:
+            self._seen_news = self.replicas.announce(trigger)  # our own news: not a reason to fetch again
+        except ReconcilerError as exc:
+            log.warning("daemon.announce_failed", error=str(exc))
 
     # -- fetching and evaluating -----------------------------------------------------------------
 
@@ -139,6 +222,10 @@ class Daemon:
             sources = self.fetch_signal.wait(timeout=1.0)
             if sources is None or self.stopping.is_set():
                 continue
+            if self.replicas is not None and not self.membership.leader:
+                sources -= LEADER_ONLY
+                if not sources:
+                    continue
             if time.monotonic() - last_start < MIN_FETCH_GAP:
                 # Inside a burst: the first trigger fetched at once; the rest wait for the burst to go
                 # quiet (bounded) and share one trailing fetch.
@@ -150,8 +237,9 @@ class Daemon:
                     sources |= more
             last_start = time.monotonic()
             try:
+                moved = False
                 if sources != {"startup"}:  # opening a remote repository fetched it a moment ago
-                    self.reconciler.fetch()
+                    moved = self.reconciler.fetch()
                 self.metrics.fetches.labels("ok").inc()
                 self.metrics.last_fetch = time.time()
                 self.state.fetch_error = None
@@ -162,6 +250,8 @@ class Daemon:
                 continue
             self.state.ready = True
             trigger = "commit" if "watch" in sources else next(iter(sorted(sources)))
+            trigger = trigger.removeprefix(FROM_REPLICA)
+            self._announce(sources, trigger, moved)
             try:
                 self.evaluate(trigger)
             except Exception:
@@ -174,10 +264,13 @@ class Daemon:
         except ReconcilerError as exc:
             log.warning("daemon.control_branch_invalid", error=str(exc))
             envs = self.reconciler.known_environments()
-        try:
-            self.reconciler.remember_tags()  # moved tags are judged against what was seen first
-        except ReconcilerError as exc:
-            log.warning("daemon.tags_not_recorded", error=str(exc))
+        if self.is_leader():
+            try:
+                self.reconciler.remember_tags()  # moved tags are judged against what was seen first
+            except ReconcilerError as exc:
+                log.warning("daemon.tags_not_recorded", error=str(exc))
+        self._owners = assign(envs, self.membership.members)
+        envs = [env for env in envs if self.mine(env)]  # the other replicas evaluate the rest
         self._schedule_drift_checks(envs)
         for env in envs:
             try:
@@ -220,8 +313,12 @@ class Daemon:
             return
         for other in names:
             try:
-                if self.reconciler.spec(other).track.promoted_from == env:
+                if self.reconciler.spec(other).track.promoted_from != env:
+                    continue
+                if self.mine(other):
                     self._evaluate_env(other, "promotion")
+                elif self.replicas is not None:
+                    self.replicas.announce("promotion")  # the replica that runs it evaluates it
             except ReconcilerError as exc:
                 log.warning("daemon.evaluate_env_failed", environment=other, error=str(exc))
 

@@ -4,11 +4,17 @@
 row naming the owner (host:pid) and an expiry, renewed by a heartbeat thread while a long step
 runs. A lease that expired, or whose owner is a process of this host that no longer exists, can be
 taken over. Leases are judged on the system clock every process shares.
+
+Daemons sharing one state store (``app/replicas.py``) use the same rows under names no environment
+can have (environment names start with a letter or digit): ``@leader`` for the leader lease and
+``@replica:<hash of the owner>`` for each live daemon; and ``signals`` rows to tell each other
+that the source moved.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,9 +27,17 @@ from sqlalchemy.engine import Connection
 from reconciler import clock
 from reconciler.errors import ReconcilerError, StoreError
 from reconciler.store import tables as t
-from reconciler.store.store import OWNER, Store, _owner_alive
+from reconciler.store.store import OWNER, Store, _owner_alive, _utc
 
 log = structlog.get_logger(__name__)
+
+LEADER = "@leader"
+MEMBER_PREFIX = "@replica:"
+
+
+def member_key(owner: str) -> str:
+    """The lease name of a daemon's membership row (owners can be longer than a lease name)."""
+    return MEMBER_PREFIX + hashlib.sha256(owner.encode()).hexdigest()[:32]
 
 
 @dataclass
@@ -69,6 +83,46 @@ class Leases:
             if isinstance(exc.__cause__, sa.exc.IntegrityError):
                 return False  # another process inserted the lease row first
             raise
+
+    def members(self) -> list[str]:
+        """The owners of live membership rows (not expired, not a dead process of this host), sorted."""
+        stamp = clock.system()
+        rows = self.store._tx("read replicas", lambda conn: conn.execute(
+            sa.select(t.leases.c.owner, t.leases.c.expires_at).where(t.leases.c.environment.startswith(MEMBER_PREFIX))
+        ).all())
+        return sorted(row.owner for row in rows
+                      if (_utc(row.expires_at) or stamp) >= stamp and _owner_alive(row.owner))
+
+    def holder(self, name: str) -> str | None:
+        """Who holds the lease ``name`` now, or None when nobody does (no row, expired, dead owner)."""
+        stamp = clock.system()
+        row = self.store._tx("read lease", lambda conn: conn.execute(
+            sa.select(t.leases.c.owner, t.leases.c.expires_at).where(t.leases.c.environment == name)).first())
+        if row is None or (_utc(row.expires_at) or stamp) < stamp or not _owner_alive(row.owner):
+            return None
+        return str(row.owner)
+
+    def post(self, name: str, value: str) -> None:
+        """Set the signal ``name`` to ``value`` for every process sharing the store to read."""
+        stamp = clock.system()
+
+        def upsert(conn: Connection) -> None:
+            if not conn.execute(sa.update(t.signals).where(t.signals.c.name == name)
+                                .values(value=value, updated_at=stamp)).rowcount:
+                conn.execute(sa.insert(t.signals).values(name=name, value=value, updated_at=stamp))
+
+        try:
+            self.store._tx("post signal", upsert)
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, sa.exc.IntegrityError):
+                raise
+            self.store._tx("post signal", upsert)  # another process inserted the row first: update it
+
+    def signal(self, name: str) -> str | None:
+        """The value last posted to ``name``, or None."""
+        row = self.store._tx("read signal", lambda conn: conn.execute(
+            sa.select(t.signals.c.value).where(t.signals.c.name == name)).first())
+        return None if row is None else str(row.value)
 
     def release(self, environment: str, owner: str = OWNER) -> None:
         self.store._tx("release lease", lambda conn: conn.execute(

@@ -115,6 +115,14 @@ leases = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
+# A value one replica posts for the others to see (``Leases.post``): the leader's "the source moved".
+signals = Table(
+    "signals", metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", String(200), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 events = Table(
     "events", metadata,
     Column("key", String(400), primary_key=True),  # notification dedup key
