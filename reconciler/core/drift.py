@@ -2,7 +2,8 @@
 
 Called by ``reconcile.py`` with the renderer's objects and the provider's ``read``. Produces one
 ``DriftItem`` per created or deleted object and one per changed field (nested option keys become
-dotted paths such as ``options.host``), with values already redacted.
+dotted paths such as ``options.host``), with values already redacted (a live value also
+wherever it may hold a secret: ``redact_live``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from reconciler.core.changes import Change, DriftItem, Phase, Risk
 from reconciler.core.objects import ObjectKey, PlatformObject
-from reconciler.secrets.values import redact
+from reconciler.secrets.values import redact, redact_live
 
 KIND_PHASE = {
     "environment": Phase.ENVIRONMENTS,
@@ -36,6 +37,17 @@ def _changed_fields(declared: Any, live: Any, prefix: str) -> list[tuple[str, An
     return [] if declared == live else [(prefix, declared, live)]
 
 
+def _at(shown: Mapping[str, Any], path: str, new: Any, old: Any) -> Any:
+    """The value at dotted ``path`` in ``shown`` (the live fields as they may be shown); a key with a
+    dot in its name is not found that way, and ``old`` is redacted on its own then."""
+    value: Any = shown
+    for part in path.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return redact_live(old, new, path.rsplit(".", 1)[-1])
+        value = value[part]
+    return value
+
+
 def diff_objects(
     declared: Mapping[ObjectKey, PlatformObject],
     live: Mapping[ObjectKey, PlatformObject],
@@ -54,13 +66,14 @@ def diff_objects(
         elif want is None and have is not None:
             items.append(DriftItem(
                 id=f"{kind}:{name}", kind=kind, name=name, field=None, change=Change.DELETE,
-                declared=None, live=redact(dict(have.fields)), risk=Risk.DESTRUCTIVE, phase=Phase.PRUNE,
+                declared=None, live=redact_live(dict(have.fields)), risk=Risk.DESTRUCTIVE, phase=Phase.PRUNE,
                 pruned=prune and have.owned,  # never an object the reconciler did not create or adopt
             ))
         elif want is not None and have is not None:
+            shown = redact_live(dict(have.fields), dict(want.fields))
             for field, new, old in _changed_fields(dict(want.fields), dict(have.fields), ""):
                 items.append(DriftItem(
                     id=f"{kind}:{name}:{field}", kind=kind, name=name, field=field, change=Change.UPDATE,
-                    declared=redact(new), live=redact(old), phase=KIND_PHASE[kind],
+                    declared=redact(new), live=_at(shown, field, new, old), phase=KIND_PHASE[kind],
                 ))
     return items

@@ -41,6 +41,49 @@ def redact(value: Any) -> Any:
     return value
 
 
+# Words in a field name (or a header's name) that say its value is a credential.
+SECRET_WORDS = ("password", "passwd", "secret", "token", "authorization", "api_key", "apikey", "write_key",
+                "private_key", "credential", "cookie")
+SCHEMES = ("bearer ", "basic ", "token ")  # an Authorization value, whatever field holds it
+
+
+def looks_secret(name: str) -> bool:
+    """Whether a field or header called ``name`` holds a credential (``api-key``, ``Authorization``…)."""
+    key = name.lower().replace("-", "_")
+    return any(word in key for word in SECRET_WORDS)
+
+
+def redact_live(live: Any, declared: Any = None, name: str = "") -> Any:
+    """``live`` as it may be shown: redacted like ``redact``, and also wherever it may hold a secret.
+
+    A platform may show in clear a value Git declares as a secret (rotated by hand, or adopted);
+    such a value, one under a credential-like name (``looks_secret``, also the name of a
+    ``[name, value]`` pair or a ``{key|name, value}`` entry), one of a secret config variable, and an
+    ``Authorization``-style ``Bearer …`` string become ``REDACTED``. ``declared`` is the same
+    position in the declared fields, when there is one.
+    """
+    if live is None or live == "":
+        return live
+    if isinstance(live, Sensitive) or isinstance(declared, Sensitive) or (name and looks_secret(name)):
+        return REDACTED
+    if isinstance(live, str):
+        return REDACTED if live.lower().startswith(SCHEMES) else live
+    if isinstance(live, dict):
+        wanted = declared if isinstance(declared, dict) else {}
+        entry = live.get("key", live.get("name"))
+        if "value" in live and isinstance(entry, str) and looks_secret(entry):
+            return {**redact_live({k: v for k, v in live.items() if k != "value"}, wanted), "value": REDACTED}
+        secret = live.get("secret") is True or wanted.get("secret") is True
+        return {k: REDACTED if secret and k in ("value", "values") and v not in (None, "")
+                else redact_live(v, wanted.get(k), str(k)) for k, v in live.items()}
+    if isinstance(live, list | tuple):
+        wanted_items = list(declared) if isinstance(declared, list | tuple) else []
+        if len(live) == 2 and isinstance(live[0], str) and looks_secret(live[0]):
+            return [live[0], REDACTED]  # a [header, value] pair
+        return [redact_live(v, wanted_items[i] if i < len(wanted_items) else None) for i, v in enumerate(live)]
+    return live
+
+
 def to_storable(value: Any) -> Any:
     """JSON form that keeps a Sensitive's template and fingerprint (never its value)."""
     if isinstance(value, Sensitive):
