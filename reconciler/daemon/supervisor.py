@@ -60,7 +60,7 @@ def _malloc_trim() -> Callable[[], None]:
 # stays small instead of keeping its high-water mark.
 release_memory = _malloc_trim()
 
-MIN_FETCH_GAP = 0.25  # a trigger this soon after the last fetch started is part of a burst
+MIN_FETCH_GAP = 0.25  # a trigger this soon after the last fetch and evaluation ended is part of a burst
 BURST_QUIET = 0.2  # a burst is over after this long without a trigger...
 MAX_BURST_WAIT = 5.0  # ...or after this long, whichever comes first
 REPLICA_TICK = 1.0  # how often a replica looks at the members, the leader lease and the other replicas' news
@@ -217,7 +217,7 @@ class Daemon:
         self.fetch_signal.notify(source)
 
     def _fetch_loop(self) -> None:
-        last_start = 0.0
+        last_end = -MIN_FETCH_GAP
         while not self.stopping.is_set():
             sources = self.fetch_signal.wait(timeout=1.0)
             if sources is None or self.stopping.is_set():
@@ -226,36 +226,40 @@ class Daemon:
                 sources -= LEADER_ONLY
                 if not sources:
                     continue
-            if time.monotonic() - last_start < MIN_FETCH_GAP:
-                # Inside a burst: the first trigger fetched at once; the rest wait for the burst to go
-                # quiet (bounded) and share one trailing fetch.
+            if time.monotonic() - last_end < MIN_FETCH_GAP:
+                # Inside a burst: the first trigger fetched at once; the rest (those that came while it
+                # fetched and evaluated, however long that took on a busy machine, and those right
+                # after) wait for the burst to go quiet (bounded) and share one trailing fetch.
                 deadline = time.monotonic() + MAX_BURST_WAIT
                 while time.monotonic() < deadline and not self.stopping.is_set():
                     more = self.fetch_signal.wait(timeout=BURST_QUIET)
                     if more is None:
                         break
                     sources |= more
-            last_start = time.monotonic()
-            try:
-                moved = False
-                if sources != {"startup"}:  # opening a remote repository fetched it a moment ago
-                    moved = self.reconciler.fetch()
-                self.metrics.fetches.labels("ok").inc()
-                self.metrics.last_fetch = time.time()
-                self.state.fetch_error = None
-            except ReconcilerError as exc:
-                self.metrics.fetches.labels("error").inc()
-                self.state.fetch_error = str(exc)
-                log.warning("daemon.fetch_failed", error=str(exc))
-                continue
-            self.state.ready = True
-            trigger = "commit" if "watch" in sources else next(iter(sorted(sources)))
-            trigger = trigger.removeprefix(FROM_REPLICA)
-            self._announce(sources, trigger, moved)
-            try:
-                self.evaluate(trigger)
-            except Exception:
-                log.exception("daemon.evaluate_failed")
+            self._fetch_and_evaluate(sources)
+            last_end = time.monotonic()
+
+    def _fetch_and_evaluate(self, sources: set[str]) -> None:
+        try:
+            moved = False
+            if sources != {"startup"}:  # opening a remote repository fetched it a moment ago
+                moved = self.reconciler.fetch()
+            self.metrics.fetches.labels("ok").inc()
+            self.metrics.last_fetch = time.time()
+            self.state.fetch_error = None
+        except ReconcilerError as exc:
+            self.metrics.fetches.labels("error").inc()
+            self.state.fetch_error = str(exc)
+            log.warning("daemon.fetch_failed", error=str(exc))
+            return
+        self.state.ready = True
+        trigger = "commit" if "watch" in sources else next(iter(sorted(sources)))
+        trigger = trigger.removeprefix(FROM_REPLICA)
+        self._announce(sources, trigger, moved)
+        try:
+            self.evaluate(trigger)
+        except Exception:
+            log.exception("daemon.evaluate_failed")
 
     def evaluate(self, trigger: str) -> None:
         """Look at what each environment should run and queue the runs that are due."""
