@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -438,7 +439,8 @@ class Check(Strict):
     kind: Literal["Check"]
     name: Name
     description: Text = ""
-    environments: list[Name] | None = Field(None, description="Default: every environment.")
+    environments: list[Name] | None = Field(
+        None, description="Default: the environments its app is deployed to, or every environment.")
     app: Name | None = Field(None, description="The app this check verifies (it must run in those environments).")
     when: Literal["after-apply", "after-schema"] = Field(
         "after-apply",
@@ -492,6 +494,14 @@ def resource_environments(resource: Resource, all_envs: list[str]) -> list[str]:
 def app_environments(app: App, all_envs: list[str]) -> list[str]:
     """The environments ``app`` is deployed to: those it lists, else every one."""
     return list(app.environments) if app.environments is not None else list(all_envs)
+
+
+def check_environments(check: Check, apps: Mapping[str, App], all_envs: list[str]) -> list[str]:
+    """The environments ``check`` runs in: those it lists, else those its app is deployed to, else every one."""
+    if check.environments is not None:
+        return list(check.environments)
+    app = apps.get(check.app) if check.app is not None else None
+    return app_environments(app, all_envs) if app is not None else list(all_envs)
 
 
 def config_has_value(variable: ConfigVariable, env: str) -> bool:

@@ -28,6 +28,7 @@ from reconciler.desired.models import (
     RootConfig,
     Strict,
     app_environments,
+    check_environments,
     config_has_value,
     resource_environments,
 )
@@ -389,7 +390,7 @@ class _Checker:
         self._groups_known("App", app.name, ("access", "edit"), app.access.edit)
 
     def check(self, check: Check) -> None:
-        envs = list(check.environments) if check.environments is not None else list(self.envs)
+        envs = check_environments(check, self.out.apps, list(self.envs))
         for index, env in enumerate(check.environments or []):
             self._env_known("Check", check.name, ("environments", index), env)
         envs = [e for e in envs if e in self.envs]
