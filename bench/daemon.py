@@ -68,7 +68,10 @@ from tests.daemon_support import TEST_NOW, DaemonProcess, start_daemon
 HEADING = "## Daemon: commit to Synced, idle cost, webhook bursts"
 # The daemons' clock starts on a Wednesday morning: production (v1.0.0) must sync before anything is
 # measured, and the example's Friday-evening deny window would otherwise hold it for 64 h.
-CLOCK = {"RECONCILER_NOW": TEST_NOW}
+# One clock for every daemon: their run records are on it, and SHIFT takes them back to wall time.
+SINCE = time.time()
+CLOCK = {"RECONCILER_NOW": TEST_NOW, "RECONCILER_NOW_SINCE": repr(SINCE)}
+SHIFT = dt.datetime.fromisoformat(TEST_NOW).timestamp() - SINCE
 LATENCY_GOAL = 1.0
 CPU_GOAL = 1.0  # percent of one core
 RSS_GOAL = 120.0  # MiB
@@ -156,7 +159,7 @@ def measure_latency(example: Example, daemon: DaemonProcess, mode: str, commits:
             result.totals.append(time.perf_counter() - start)
             run = client.get(f"/api/v1/environments/staging/runs/{env['last_run_id']}").json() \
                 if env.get("last_run_id") else env["last_run"]
-            started = dt.datetime.fromisoformat(run["started_at"]).timestamp()
+            started = dt.datetime.fromisoformat(run["started_at"]).timestamp() - SHIFT
             result.to_run.append(started - wall)
             result.runs.append(run["duration_seconds"] or 0.0)
             print(f"  {mode} commit {n + 1:>2}: {ms(result.totals[-1])} (to run record {ms(result.to_run[-1])}, "
@@ -234,7 +237,10 @@ class Burst:
 def burst(example: Example, daemon: DaemonProcess, label: str, count: int, senders: int,
           commit: str | None) -> Burst:
     secret = example.secrets["WEBHOOK_SECRET"]
-    body = json.dumps({"ref": "refs/heads/main", "after": commit or "0" * 40}).encode()
+    # GitHub's push event: the branch and the commit it now points at (nothing new: the head the daemon
+    # has, as when a hook is redelivered or several integrations send the same push).
+    after = commit or daemon.env("staging")["applied_revision"]
+    body = json.dumps({"ref": "refs/heads/main", "after": after}).encode()
     headers = {"X-Hub-Signature-256": github_signature(secret, body), "X-GitHub-Event": "push",
                "Content-Type": "application/json"}
     metrics = httpx.Client(timeout=10)

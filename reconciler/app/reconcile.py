@@ -153,6 +153,10 @@ class Reconciler:
         """Fetch the remote (a local repository is read as it is); True when a ref moved."""
         return self._repository.fetch()
 
+    def push_is_news(self, ref: str, after: str) -> bool:
+        """Whether a webhook's push (``ref`` now at ``after``) needs a fetch (``Repository.push_is_news``)."""
+        return self._repository.push_is_news(ref, after)
+
     @property
     def source_label(self) -> str:
         """The source as logs and messages may show it (no credentials)."""

@@ -1,12 +1,14 @@
 """``/hooks/github``, ``/hooks/gitlab``, ``/hooks/generic``: a push somewhere asks for a fetch.
 
 A webhook only ever triggers a fetch, coalesced with every other trigger (Git events are
-triggers, not truth: every run re-reads Git and live state). Each is authenticated by its own
+triggers, not truth: every run re-reads Git and live state). A GitHub or GitLab push that the last
+fetch already brought, or to a branch the source does not fetch, is accepted without one. Each is authenticated by its own
 signature or token; the generic one also takes an API token with the ``sync`` scope.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import structlog
@@ -40,7 +42,11 @@ def install(app: FastAPI, daemon: Daemon, access: Access) -> None:
             log.error("api.webhook_secret_unavailable", key=f"source.{key}", error=str(exc))
             raise rejected(source, 503, "webhook signatures cannot be checked now; try again later") from None
 
-    def accepted(source: str) -> dict[str, Any]:
+    def accepted(source: str, body: bytes | None = None) -> dict[str, Any]:
+        push = _push(body) if body is not None else None
+        if push is not None and not daemon.reconciler.push_is_news(*push):
+            daemon.metrics.webhooks.labels(source, "known").inc()
+            return {"accepted": True, "detail": "nothing new to fetch"}
         daemon.metrics.webhooks.labels(source, "accepted").inc()
         daemon.request_fetch(f"webhook:{source}")
         return {"accepted": True}
@@ -60,18 +66,18 @@ def install(app: FastAPI, daemon: Daemon, access: Access) -> None:
         if request.headers.get("x-github-event") == "ping":
             daemon.metrics.webhooks.labels("github", "ping").inc()
             return {"accepted": True, "detail": "pong"}
-        return accepted("github")
+        return accepted("github", body)
 
     @app.post("/hooks/gitlab", status_code=202)
     async def gitlab(request: Request) -> dict[str, Any]:
-        await request.body()
+        body = await request.body()
         key = "gitlab_token" if settings.source.gitlab_token else "webhook_secret"
         secret = hook_secret(key, "gitlab")
         if secret is None:
             raise rejected("gitlab", 401, "webhook token is not configured (source.gitlab_token)")
         if not auth.token_ok(secret, request.headers.get("x-gitlab-token")):
             raise rejected("gitlab", 401, "missing or bad X-Gitlab-Token")
-        return accepted("gitlab")
+        return accepted("gitlab", body)
 
     @app.post("/hooks/generic", status_code=202)
     async def generic(request: Request) -> dict[str, Any]:
@@ -90,3 +96,15 @@ def install(app: FastAPI, daemon: Daemon, access: Access) -> None:
             raise rejected("generic", 401, "missing or bad X-Reconciler-Signature (or bearer token)")
         return accepted("generic")
 
+
+
+def _push(body: bytes) -> tuple[str, str] | None:
+    """The ``ref`` and ``after`` of a GitHub or GitLab push event, when the body has both."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    ref, after = data.get("ref"), data.get("after")
+    return (ref, after) if isinstance(ref, str) and isinstance(after, str) else None
