@@ -2,8 +2,9 @@
 
 A webhook only ever triggers a fetch, coalesced with every other trigger (Git events are
 triggers, not truth: every run re-reads Git and live state). A GitHub or GitLab push that the last
-fetch already brought, or to a branch the source does not fetch, is accepted without one. Each is authenticated by its own
-signature or token; the generic one also takes an API token with the ``sync`` scope.
+fetch already brought, or to a branch the source does not fetch, is accepted without one. Each is
+authenticated by its own signature or token; the generic one also takes an API token with the
+``sync`` scope.
 """
 
 from __future__ import annotations
