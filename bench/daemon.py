@@ -127,7 +127,8 @@ class Latency:
         m, slowest = median(self.totals), max(self.totals)
         return (f"| {self.mode} | {len(self.totals)} | {ms(m)} | {ms(percentile(self.totals, 95))} | "
                 f"{ms(slowest)} (#{self.totals.index(slowest) + 1}) | {ms(median(self.to_run))} | "
-                f"{ms(median(self.runs))} | median < 1 s: {verdict(m, LATENCY_GOAL)} |")
+                f"{ms(median(self.runs))} | median < 1 s: {verdict(m, LATENCY_GOAL)}; "
+                f"p95 and #1 < 1 s: {verdict(max(percentile(self.totals, 95), self.totals[0]), LATENCY_GOAL)} |")
 
 
 def measure_latency(example: Example, daemon: DaemonProcess, mode: str, commits: int, poll: float,
@@ -376,7 +377,10 @@ window, `VmRSS` of the daemon process (the embedded PostgreSQL is a separate pro
 {idle_rows}
 
 **Webhook bursts** against the webhook daemon: {args.burst} signed `POST /hooks/github` from
-{args.senders} threads over keep-alive connections. Fetches and runs are the deltas of
+{args.senders} threads over keep-alive connections, each GitHub's push event for `main` (its `ref` and
+`after`): with nothing new, `after` is the head the daemon already has (a redelivered hook, or several
+integrations sending the same push); right after a commit, the new commit. Goal (issue 12): at most 2
+fetches per burst. Fetches and runs are the deltas of
 `reconciler_fetches_total` and `reconciler_runs_total` from `/metrics`; *quiet after* is the time
 from the first request until both counters stopped moving for 2 s (and, after a commit, staging
 reached it).
