@@ -201,7 +201,7 @@ class RetoolInstance(Section):
     retool_environments: dict[str, str] = Field(default_factory=dict)
     manifest: Annotated[str, AfterValidator(_not_blank)] | None = None  # this instance's release manifest
     source_control: SourceControlConfig | None = None
-    requests_per_minute: PositiveInt = 45
+    requests_per_minute: PositiveInt | None = None  # default: platform.requests_per_minute
 
 
 class PlatformConfig(Section):

@@ -83,7 +83,8 @@ def build_platform(
                                 platform.manifest, platform.source_control, platform.requests_per_minute, None)
     instances = {
         i.name: _retool_instance(settings, secrets, books, f"platform.instances[{i.name}]", i.host, i.token,
-                                 i.manifest, i.source_control, i.requests_per_minute, i.name)
+                                 i.manifest, i.source_control, i.requests_per_minute or platform.requests_per_minute,
+                                 i.name)
         for i in platform.instances
     }
     placements = {env: Placement(i.name, i.retool_environments.get(env, env))

@@ -16,8 +16,10 @@ from collections.abc import Iterator
 import pytest
 
 from reconciler.app.reconcile import Reconciler
+from reconciler.app.wiring import build_platform, build_secrets
 from reconciler.core.revisions import short
-from reconciler.providers.retool import release_version
+from reconciler.providers.retool import MemoryFingerprintBook, release_version
+from reconciler.providers.retool.platform import RetoolPlatform
 from reconciler.reports.drift import render_plan
 from tests.conftest import World, cli
 from tests.retool.example import APP
@@ -253,3 +255,17 @@ def test_with_an_instance_per_environment_production_runs_the_release_staging_ma
     assert r.reconcile("staging").result == "NoChanges"
     assert r.reconcile("production").result == "NoChanges"
     assert fake.writes() == staging_instance.writes() == []
+
+
+def test_an_instance_takes_the_platforms_request_rate_unless_it_sets_its_own(pyworld: World) -> None:
+    instance = {"host": "https://retool.example.com", "token": "t"}
+    pyworld.configure(platform={"provider": "retool", "requests_per_minute": 600, "instances": [
+        {**instance, "name": "staging", "environments": ["staging"]},
+        {**instance, "name": "production", "environments": ["production"], "requests_per_minute": 30},
+    ]})
+    settings = pyworld.settings()
+    platform = build_platform(settings, build_secrets(settings), MemoryFingerprintBook())  # nothing is requested
+
+    assert isinstance(platform, RetoolPlatform)
+    rates = {name: p.client.limiter.requests_per_minute for name, p in platform.instances.items()}
+    assert rates == {"staging": 600, "production": 30}
