@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from reconciler.core.objects import PlatformObject
+from reconciler.errors import ConfigError
 from reconciler.providers.registry.provider import RegistryProvider
 from tests.conftest import World
 from tests.test_validate import problems
@@ -97,3 +100,17 @@ def test_bad_emails_and_privileges_are_reported_with_their_line(pyworld: World) 
     assert any("privileges.universal_app_access" in p for p in found), found
     assert any("unknown field 'privileges.publish'" in p for p in found), found
     assert any("missing required field 'domain'" in p for p in found), found
+
+
+def test_a_retool_instance_entry_may_say_it_is_a_space(pyworld: World) -> None:
+    pyworld.configure(platform={"provider": "retool", "host": "https://team-a.retool.example.com",
+                                "token": "${secret:RETOOL_TEAM_A_TOKEN}", "space": "team-a"})
+    assert pyworld.settings().platform.space == "team-a"
+    pyworld.configure(platform={"provider": "retool", "space": "team-a", "instances": [
+        {"name": "team-a", "host": "https://team-a.retool.example.com", "token": "t", "space": "team-a",
+         "environments": ["staging", "production"]}]})
+    pyworld.config.write_text(pyworld.config.read_text().replace(
+        'host = "https://team-a.retool.example.com"\ntoken = "${secret:RETOOL_TEAM_A_TOKEN}"\n', "", 1))
+    with pytest.raises(ConfigError) as refused:
+        pyworld.settings()
+    assert "give either host/token/space" in str(refused.value)

@@ -353,8 +353,9 @@ class RetoolProvider:
                         continue  # neither declared nor ours: someone else's app
                     add("app", app["name"], self._app_fields(book, environment, app, record, owner),
                         record is not None)
-            if self.space is None and (declared is None or _declared_names(declared, "space")
-                                       or self._owns(book, SPACES_MARKER)):
+            # Spaces are read only when declared or made by us: an import adopts none, and a token
+            # without the Spaces scope works as long as Spaces are not used.
+            if self.space is None and (_declared_names(declared, "space") or self._owns(book, SPACES_MARKER)):
                 for space in self._spaces():
                     add("space", space["name"], self._space_fields(book, space),
                         self._owns(book, f"space/{space['name']}"))
