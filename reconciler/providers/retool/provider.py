@@ -29,7 +29,14 @@ config-variable     ``/configuration_variables``: one variable, one value per en
                     replaces every environment's value, so the others are carried over (secret
                     ones re-resolved from the templates we wrote; we refuse rather than erase a
                     secret value we did not write).
-group               ``/groups`` (Retool's built-in admin/editor/viewer/All Users are ignored)
+group               ``/groups`` (Retool's built-in admin/editor/viewer/All Users are ignored); when
+                    declared, its privileges (``PATCH`` of the group's own fields) and members:
+                    users of the Space are added (``/groups/{id}/members``), anyone else invited
+                    (``POST /user_invites`` into the group; an open invite counts as membership)
+space               ``/spaces`` of the admin Space: created with its admins
+                    (``users_to_copy_as_admins``, users of the admin Space), domain updated,
+                    deleted only when we made it. An instance entry that is itself a Space
+                    (``space``) refuses them: only the admin Space manages Spaces.
 permission          ``/permissions/grant|revoke`` for a group on an app, on the app folder of that
                     name, or — for ``resource`` — on the resource's configuration in this
                     environment (``resource_configuration``), which is per-environment access.
