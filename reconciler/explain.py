@@ -171,7 +171,9 @@ KINDS = {
     "folder": "a folder that groups resources and apps on the platform",
     "resource": "a platform connection (database, REST API, analytics vendor) and its options in this environment",
     "config-variable": "a configuration variable's value in this environment (secret values compared by fingerprint)",
-    "group": "a permission group",
+    "group": "a permission group: its members (by email) and privileges (universal access, unpublished releases, "
+    "usage analytics, ...) when declared",
+    "space": "a Retool Space (an isolated organisation on the instance) created from the admin Space",
     "permission": "a group's access (use or edit) to a resource's configuration in this environment or to an app",
     "app": "an app deployed to this environment (compared by the hash of its source folder)",
 }

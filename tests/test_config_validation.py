@@ -42,7 +42,8 @@ BAD = [
      "(e.g. https://retool.example.com)"),
     ('[platform]\nrequests_per_minute = 0', "platform.requests_per_minute: must be 1 or more (got 0)"),
     ('[platform]\nprovider = "retool"\nhost = "https://r.example.com"\ntoken = "t"\n' + instance("a"),
-     "platform: give either host/token (one instance hosting every environment) or [[platform.instances]], not both"),
+     "platform: give either host/token/space (one instance hosting every environment) or "
+     "[[platform.instances]], not both"),
     ('[platform]\nprovider = "retool"\n' + instance("a") + instance("b"),
      "platform: environment 'staging' is hosted by two instances (a and b)"),
     ('[platform]\nprovider = "retool"\n' + instance("a") + instance("a", '"production"'),
