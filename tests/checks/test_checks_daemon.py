@@ -1,0 +1,106 @@
+"""Checks under a running daemon: a rollback recorded and notified once, checks on the drift schedule,
+and a soak that ends while the daemon runs.
+
+Real components: the daemon (a ``reconciler run`` process, or the supervisor in process where the
+test must move the clock), the embedded PostgreSQL, a CRM API and a notification receiver on
+loopback. Every wait is on a condition with a deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.checks.servers import CrmApi, Receiver, crm_api, receiver
+from tests.conftest import World
+from tests.daemon_support import DaemonProcess, start_daemon, wait_for
+
+HEALTH = """kind: Check
+name: crm-api-health
+environments: [production]
+timeout: 5s
+http:
+  resource: crm-api
+  path: /health
+  status: 200
+"""
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path.name}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def production_checks_its_api(world: World, api: CrmApi, sync: str) -> None:
+    """Production's CRM API is ``api`` (on loopback), checked by crm-api-health; ``sync`` is added to its
+    sync section. Staging declares no check of its own."""
+    edit(world.desired / "config" / "variables.yaml", "production: https://api.example.com", f"production: {api.url}")
+    edit(world.desired / "environments" / "production.yaml", "  self_heal: false", f"  self_heal: false\n{sync}")
+    (world.desired / "checks" / "crm.yaml").unlink()
+    world.write("checks/health.yaml", HEALTH)
+
+
+@pytest.fixture
+def hook() -> Iterator[Receiver]:
+    with receiver() as got:
+        yield got
+
+
+@pytest.fixture
+def api() -> Iterator[CrmApi]:
+    with crm_api() as served:
+        yield served
+
+
+def runs_of(d: DaemonProcess, env: str) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = d.get(f"/api/v1/environments/{env}/runs?limit=100")["runs"]
+    return runs
+
+
+def test_a_daemon_rolls_production_back_once_and_notifies_it_once(
+    pyworld: World, api: CrmApi, hook: Receiver,
+) -> None:
+    """v1.1.0 moves production to an API whose health check fails: the daemon records the failed run,
+    rolls back to v1.0.0 (pinned) and sends one ``rolled_back`` message saying who, what and why."""
+    production_checks_its_api(pyworld, api, "  run_checks: true\n  on_failed_checks: rollback")
+    pyworld.configure(notify={"webhooks": [{"url": hook.url}]})
+    pyworld.commit("Production checks its CRM API and rolls back when it fails")
+    d = start_daemon(pyworld.config, pyworld.root / "data", env=pyworld.secrets)
+    try:
+        d.wait_env("staging", state="Synced")
+        first = pyworld.tag("v1.0.0", "Release 1.0.0")
+        d.wait_env("production", state="Synced", applied_ref="v1.0.0")
+        api.routes["/v2/health"] = (503, {"status": "down"})
+        edit(pyworld.desired / "config" / "variables.yaml", f"production: {api.url}", f"production: {api.url}/v2")
+        head = pyworld.commit("Production uses the CRM API v2")
+        d.wait_env("staging", state="Synced", applied_revision=head)
+        second = pyworld.tag("v1.1.0", "Release 1.1.0")
+
+        d.wait_env("production", state="Synced", applied_revision=first, pinned_revision=first)
+        wait_for(lambda: ("rolled_back", first) in hook.events(), message="the rollback's notification")
+        runs = runs_of(d, "production")
+        assert [(r["trigger"], r["result"], r["revision"]) for r in runs[:2]] == [
+            ("rollback", "Succeeded", first), ("tag", "Failed", second)]
+        # v2 is healthy again and an operator unpins: v1.1.0 goes out, and its promotion is the next message.
+        api.routes["/v2/health"] = (200, {"status": "ok"})
+        with d.client() as client:
+            assert client.post("/api/v1/environments/production/unpin").status_code == 200
+        d.wait_env("production", state="Synced", applied_ref="v1.1.0")
+        wait_for(lambda: ("promoted", second) in hook.events(), message="v1.1.0's promotion message")
+    finally:
+        d.terminate()
+    # One delivery queue, in order: everything sent before the last promotion has arrived.
+    assert hook.events() == [("promoted", first), ("rolled_back", first), ("promoted", second)]
+    rolled = next(b for b in hook.bodies if b["event"] == "rolled_back")
+    assert rolled["title"] == "production: rolled back from v1.1.0 to v1.0.0"
+    assert rolled["by"] == "reconciler (sync.on_failed_checks: rollback)"
+    assert (rolled["ref"], rolled["from_revision"], rolled["from_ref"]) == ("v1.0.0", second, "v1.1.0")
+    assert rolled["failed_run_id"] == runs[1]["id"] and rolled["run_id"] == runs[0]["id"]
+    assert rolled["reason"] == ("rolled back to v1.0.0 because check crm-api-health failed at v1.1.0 (pinned); "
+                                "'reconciler unpin production' releases it")
+    assert [(c["name"], c["passed"], c["error"]) for c in rolled["checks"]] == [
+        ("crm-api-health", False, 'GET /health: expected status 200, got 503: {"status": "down"}')]
