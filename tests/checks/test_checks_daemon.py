@@ -104,3 +104,86 @@ def test_a_daemon_rolls_production_back_once_and_notifies_it_once(
                                 "'reconciler unpin production' releases it")
     assert [(c["name"], c["passed"], c["error"]) for c in rolled["checks"]] == [
         ("crm-api-health", False, 'GET /health: expected status 200, got 503: {"status": "down"}')]
+
+
+def check_every_second(world: World) -> None:
+    edit(world.desired / "environments" / "production.yaml", "drift_check_interval: 5m", "drift_check_interval: 1s")
+
+
+def health_probes(api: CrmApi, path: str = "/health") -> int:
+    return len([r for r in list(api.requests) if r.path == path])
+
+
+def test_scheduled_checks_record_and_notify_a_new_failure_once_and_then_the_recovery(
+    pyworld: World, api: CrmApi, hook: Receiver,
+) -> None:
+    production_checks_its_api(pyworld, api, "  run_checks: true\n  scheduled_checks: report")
+    check_every_second(pyworld)
+    pyworld.configure(notify={"webhooks": [{"url": hook.url}]})
+    pyworld.commit("Production checks its CRM API on every drift check")
+    d = start_daemon(pyworld.config, pyworld.root / "data", env=pyworld.secrets)
+    try:
+        d.wait_env("staging", state="Synced")
+        first = pyworld.tag("v1.0.0", "Release 1.0.0")
+        d.wait_env("production", state="Synced", applied_ref="v1.0.0")
+        api.routes["/health"] = (503, {"status": "down"})
+
+        failed = d.wait_env("production", state="Failed")
+        assert failed["reason"] == ('check crm-api-health failed on schedule: GET /health: expected status 200, '
+                                    'got 503: {"status": "down"}')
+        assert (failed["applied_revision"], failed["pinned_revision"]) == (first, None)  # report: nothing else
+        probes = health_probes(api)
+        wait_for(lambda: health_probes(api) >= probes + 3, message="three more scheduled checks")
+        scheduled = [r for r in runs_of(d, "production") if r["trigger"] == "scheduled-checks"]
+        assert [(r["result"], r["revision"]) for r in scheduled] == [("Failed", first)]  # one record, not one a second
+        assert [(c["name"], c["passed"]) for c in scheduled[0]["checks"]] == [("crm-api-health", False)]
+        assert d.env("production")["state"] == "Failed"  # no run of the daemon's own turned it Synced meanwhile
+
+        api.routes["/health"] = (200, {"status": "ok"})
+        d.wait_env("production", state="Synced", applied_revision=first)
+        wait_for(lambda: ("recovered", first) in hook.events(), message="the recovery's notification")
+        runs = runs_of(d, "production")
+    finally:
+        d.terminate()
+    assert [(r["trigger"], r["result"]) for r in runs[:2]] == [("scheduled-checks", "NoChanges"),
+                                                                ("scheduled-checks", "Failed")]
+    assert [c["passed"] for c in runs[0]["checks"]] == [True]
+    assert hook.events() == [("promoted", first), ("failed", first), ("recovered", first)]
+    message = hook.bodies[1]
+    assert message["reason"] == failed["reason"]
+    assert [(c["name"], c["passed"], c["duration_seconds"] >= 0) for c in message["checks"]] == [
+        ("crm-api-health", False, True)]
+
+
+def test_scheduled_checks_with_rollback_roll_production_back_when_its_api_breaks(
+    pyworld: World, api: CrmApi, hook: Receiver,
+) -> None:
+    production_checks_its_api(pyworld, api, "  run_checks: true\n  scheduled_checks: rollback")
+    check_every_second(pyworld)
+    pyworld.configure(notify={"webhooks": [{"url": hook.url}]})
+    pyworld.commit("Production checks its CRM API on every drift check and rolls back when it breaks")
+    d = start_daemon(pyworld.config, pyworld.root / "data", env=pyworld.secrets)
+    try:
+        d.wait_env("staging", state="Synced")
+        first = pyworld.tag("v1.0.0", "Release 1.0.0")
+        d.wait_env("production", state="Synced", applied_ref="v1.0.0")
+        api.routes["/v2/health"] = (200, {"status": "ok"})
+        edit(pyworld.desired / "config" / "variables.yaml", f"production: {api.url}", f"production: {api.url}/v2")
+        head = pyworld.commit("Production uses the CRM API v2")
+        d.wait_env("staging", state="Synced", applied_revision=head)
+        second = pyworld.tag("v1.1.0", "Release 1.1.0")
+        d.wait_env("production", state="Synced", applied_ref="v1.1.0")
+
+        api.routes["/v2/health"] = (503, {"status": "down"})  # v1.1.0 ran fine for a while; now its API breaks
+        d.wait_env("production", state="Synced", applied_revision=first, pinned_revision=first)
+        wait_for(lambda: ("rolled_back", first) in hook.events(), message="the rollback's notification")
+        runs = runs_of(d, "production")
+    finally:
+        d.terminate()
+    assert [(r["trigger"], r["result"], r["revision"]) for r in runs[:2]] == [
+        ("rollback", "Succeeded", first), ("scheduled-checks", "Failed", second)]
+    assert hook.events() == [("promoted", first), ("promoted", second), ("rolled_back", first)]
+    rolled = hook.bodies[2]
+    assert rolled["by"] == "reconciler (sync.scheduled_checks: rollback)"
+    assert rolled["reason"] == ("rolled back to v1.0.0 because check crm-api-health failed at v1.1.0 (pinned); "
+                                "'reconciler unpin production' releases it")
