@@ -8,12 +8,15 @@ loopback. Every wait is on a condition with a deadline.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from reconciler import clock
+from reconciler.daemon.supervisor import Daemon
 from tests.checks.servers import CrmApi, Receiver, crm_api, receiver
 from tests.conftest import World
 from tests.daemon_support import DaemonProcess, start_daemon, wait_for
@@ -187,3 +190,65 @@ def test_scheduled_checks_with_rollback_roll_production_back_when_its_api_breaks
     assert rolled["by"] == "reconciler (sync.scheduled_checks: rollback)"
     assert rolled["reason"] == ("rolled back to v1.0.0 because check crm-api-health failed at v1.1.0 (pinned); "
                                 "'reconciler unpin production' releases it")
+
+
+# -- a soak ends while the daemon runs ---------------------------------------------------------------------
+
+
+class ManualClock:
+    """The product's clock, standing still until the test moves it."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> dt.datetime:
+        return self.at
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for daemon in started:
+        daemon.stop(30)
+
+
+def test_a_daemon_promotes_a_release_by_itself_when_its_soak_in_staging_ends(
+    pyworld: World, monkeypatch: pytest.MonkeyPatch, daemons: list[Daemon],
+) -> None:
+    """Staging is Synced with passing checks at 10:00; production's ``soak: 30m`` holds v1.0.0 until
+    10:30 on the reconciler's clock. The test moves that clock past 10:30 and the daemon, with no other
+    event (polling is hourly, no commit, no tag), promotes v1.0.0 — as it does when a deny window closes."""
+    edit(pyworld.desired / "environments" / "production.yaml", "  promoted_from: staging",
+         "  promoted_from: staging\n  soak: 30m")
+    edit(pyworld.desired / "environments" / "staging.yaml", "  automatic: true\n", "  automatic: true\n"
+         "  run_checks: true\n")
+    pyworld.commit("Staging checks every apply; production waits for 30 minutes of a Synced staging")
+    pyworld.configure(source={"url": str(pyworld.repo), "poll_interval": "1h"})
+    moment = ManualClock(dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC))
+    monkeypatch.setattr(clock, "_current", moment)  # the store's records follow it too
+    r = pyworld.reconciler(clock=moment)
+    daemon = Daemon(pyworld.settings(), r)
+    daemons.append(daemon)
+    daemon.start()
+    wait_for(lambda: r.status("staging").state == "Synced", message="staging Synced")
+    (staging_run,) = r.queries.runs("staging")
+    assert [(c["name"], c["passed"]) for c in staging_run.checks] == [("dashboard-open-tickets", True)]
+
+    moment.at = dt.datetime(2026, 12, 2, 10, 29, 57, tzinfo=dt.UTC)
+    pyworld.tag("v1.0.0", "Release 1.0.0")
+
+    def soaking() -> bool:
+        status = r.status("production")
+        return status.state == "Blocked" and "soaking in staging until 10:30 UTC" in (status.reason or "")
+
+    wait_for(soaking, message="production Blocked while v1.0.0 soaks in staging")
+    assert r.status("production").applied_revision is None
+    moment.at = dt.datetime(2026, 12, 2, 10, 30, 5, tzinfo=dt.UTC)  # the soak is over
+
+    wait_for(lambda: r.status("production").applied_ref == "v1.0.0",
+             message="production to promote v1.0.0 once the soak ended")
+    assert r.status("production").state == "Synced"
+    runs = r.queries.runs("production")
+    assert [(run.result, run.trigger) for run in runs[:1]] == [("Succeeded", "soak-ended")]
+    assert [run.result for run in runs[1:]] == ["Blocked"]
