@@ -41,7 +41,15 @@ from reconciler.core.changes import Change, DriftItem, Phase
 from reconciler.core.drift import diff_objects
 from reconciler.core.gates import Gate
 from reconciler.core.objects import LiveState
-from reconciler.core.outcome import DriftChecked, EnvironmentStatus, EnvState, RunOutcome, RunResult, Waiting
+from reconciler.core.outcome import (
+    SCHEDULED_CHECKS,
+    DriftChecked,
+    EnvironmentStatus,
+    EnvState,
+    RunOutcome,
+    RunResult,
+    Waiting,
+)
 from reconciler.core.plan import Plan, Step, build_plan
 from reconciler.core.render import DesiredDatabase, DesiredEnvironment, render
 from reconciler.core.revisions import short
@@ -423,6 +431,45 @@ class Reconciler:
         stored = {item["id"]: when for item, when in self._store.drift(env)}
         return plan, {i.id: stored[i.id] for i in plan.drift if i.id in stored}
 
+    def check_on_schedule(self, env: str, drift: Plan | None = None) -> RunOutcome | None:
+        """The drift schedule's checks (``sync.scheduled_checks``): ``env``'s checks of what it runs.
+
+        Recorded only when they say something new: a failure is a Failed run (trigger
+        ``scheduled-checks``; the same failure again adds no record, ``core.outcome.repeats``), and
+        checks passing again after a failed check make the environment Synced again (a NoChanges run,
+        verified against ``drift``, the drift check's plan). With ``scheduled_checks: rollback`` a new
+        failure is followed by a rollback, as after an apply. None when nothing was recorded: no
+        scheduled checks, another run holds the environment, nothing runs yet, or all passed as before.
+        """
+        spec = self.spec(env)
+        if spec.sync.scheduled_checks is None:
+            return None
+        with self.lease(env) as lease:
+            if not lease.held:
+                return None  # a run is applying; it checks what it applies
+            with structlog.contextvars.bound_contextvars(environment=env, trigger=SCHEDULED_CHECKS):
+                status = self._store.status(env)
+                if status.applied_revision is None or status.state == EnvState.PROGRESSING:
+                    return None
+                state = self.state_at(status.applied_revision)
+                results = self._checks(state, env, None)
+                if not results:
+                    return None
+                base = RunOutcome(env, RunResult.NO_CHANGES, status.applied_revision, status.applied_ref,
+                                  trigger=SCHEDULED_CHECKS, tree_id=state.content_id)
+                if _any_failed(results):
+                    failed = self._record(self._judge(base, results, "on schedule"))
+                    if failed.run_id != status.last_run_id and spec.sync.scheduled_checks == "rollback":
+                        return self._roll_back(failed, (), None)
+                    return failed if failed.run_id != status.last_run_id else None
+                last = self._store.run(status.last_run_id) if status.last_run_id else None
+                if (status.state != EnvState.FAILED or last is None or last.revision != status.applied_revision
+                        or all(c.get("passed") for c in last.checks)):
+                    return None  # passing, as before; or Failed for a reason checks cannot clear
+                if drift is None or drift.revision != status.applied_revision:
+                    drift = self.compute(env, status.applied_revision).plan
+                return self._record(replace(base, checks=tuple(results), verify=drift))
+
     # -- what the daemon sees between runs -------------------------------------------------------
 
     def status(self, env: str) -> EnvironmentStatus:
@@ -545,7 +592,9 @@ class Reconciler:
             spec = self.spec(env)
         except ReconcilerError:
             return failed
-        if spec.sync.on_failed_checks != "rollback" or failed.revision is None:
+        policy = "scheduled_checks" if failed.trigger == SCHEDULED_CHECKS else "on_failed_checks"
+        wanted = spec.sync.scheduled_checks if failed.trigger == SCHEDULED_CHECKS else spec.sync.on_failed_checks
+        if wanted != "rollback" or failed.revision is None:
             return failed
         previous = self._store.last_good(env, failed.revision)
         if previous is None:
@@ -559,7 +608,9 @@ class Reconciler:
         self._store.set_pin(env, revision)
         back = self._reconcile(env, None, "rollback", approvals, False, cancel,
                                rollback=f"to {label} because {why}")
-        return back
+        # A pin's run calls its ref "pinned@<commit>"; the message names the release it went back to.
+        named = ref if ref is not None and back.revision == revision else back.ref
+        return replace(back, cause=failed, by=f"reconciler (sync.{policy}: rollback)", ref=named)
 
     def _record(self, outcome: RunOutcome) -> RunOutcome:
         """Write ``outcome`` (the run record and the status) through the store's one writer."""
@@ -676,7 +727,7 @@ class Reconciler:
         return results
 
     @staticmethod
-    def _judge(outcome: RunOutcome, checks: list[dict[str, Any]]) -> RunOutcome:
+    def _judge(outcome: RunOutcome, checks: list[dict[str, Any]], moment: str = "after apply") -> RunOutcome:
         """``outcome`` with the checks it ran; Failed, naming the checks, when one of them failed."""
         outcome = replace(outcome, checks=tuple(checks))
         failed = [c for c in checks if not c["passed"]]
@@ -684,7 +735,7 @@ class Reconciler:
             return outcome
         names = ", ".join(c["name"] for c in failed)
         word = "check" if len(failed) == 1 else "checks"
-        reason = f"{word} {names} failed after apply: {failed[0]['detail']}"
+        reason = f"{word} {names} failed {moment}: {failed[0]['detail']}"
         if outcome.verify is not None and outcome.verify.items and outcome.result != RunResult.NO_CHANGES:
             reason += f"; {len(outcome.verify.items)} planned changes (destructive steps) were not applied"
         return replace(outcome, result=RunResult.FAILED, reason=reason)

@@ -18,6 +18,9 @@ from reconciler.core.changes import Change, DriftItem
 from reconciler.core.gates import GateCode
 from reconciler.core.plan import Plan
 
+# The trigger of a run that the drift schedule's checks recorded (``sync.scheduled_checks``).
+SCHEDULED_CHECKS = "scheduled-checks"
+
 
 class RunResult(StrEnum):
     """How a run ended (SPEC §9, plus the states a run passes through)."""
@@ -83,6 +86,8 @@ class RunOutcome:
     retry_after: float | None = None  # the failure says when trying again may help (TemporaryError.delay)
     retry_at: dt.datetime | None = None  # Blocked by a deny window: when it closes (the gate's clock)
     checks: tuple[dict[str, Any], ...] = ()  # results of the checks run after applying (CheckResult.as_json())
+    cause: RunOutcome | None = None  # a rollback: the failed run (with its checks) that it undoes
+    by: str | None = None  # a rollback: the policy that decided it ("sync.on_failed_checks: rollback")
 
     @property
     def failed_checks(self) -> list[str]:
@@ -148,11 +153,15 @@ def repeats(outcome: RunOutcome, last_result: str | None, last_revision: str | N
     """True when ``outcome`` says again what the last run said, so it needs no run record of its own.
 
     The same refusal of the same revision is one record however often it is decided; a daemon
-    pass that finds nothing to do at the revision that last succeeded adds none either.
+    pass that finds nothing to do at the revision that last succeeded adds none either, nor does
+    the drift schedule's checks failing again as they failed last time.
     """
     if outcome.result == RunResult.BLOCKED:
         return (last_result == RunResult.BLOCKED and last_revision == outcome.revision
                 and last_reason == outcome.reason)
+    if outcome.result == RunResult.FAILED and outcome.trigger == SCHEDULED_CHECKS:
+        # The drift schedule finding the same failure again: one record, however many intervals it lasts.
+        return last_result == RunResult.FAILED and last_revision == outcome.revision and last_reason == outcome.reason
     if outcome.result == RunResult.NO_CHANGES and outcome.quiet:
         return last_revision == outcome.revision and last_result in (RunResult.SUCCEEDED, RunResult.NO_CHANGES)
     return False

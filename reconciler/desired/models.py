@@ -225,6 +225,18 @@ class Sync(Strict):
         "report", description="report: the run is Failed and nothing else happens. rollback: pin the previous "
         "revision whose checks passed and apply it (never through a destructive change).",
     )
+    scheduled_checks: Literal["report", "rollback"] | None = Field(
+        None, description="Also run the checks with every drift check (sync.drift_check_interval), against what "
+        "runs. report: a failure makes the environment Failed and is notified once. rollback: as on_failed_checks: "
+        "rollback after an apply. Needs run_checks: true.",
+    )
+
+    @model_validator(mode="after")
+    def _scheduled_needs_run_checks(self) -> Sync:
+        if self.scheduled_checks is not None and not self.run_checks:
+            raise ValueError("scheduled_checks needs run_checks: true (checks that run on the drift schedule also "
+                             "run after every apply, so a fixed release is checked when it applies)")
+        return self
 
     @field_validator("drift_check_interval")
     @classmethod

@@ -163,7 +163,8 @@ class Store:
             run_id: str | None = None
             if isinstance(event, RunOutcome):
                 run_id = self._record_run(conn, event, previous, stamp)
-                if run_id is not None and event.checks:
+                # A repeat (``core.outcome.repeats``) keeps the record it repeats, and that record's checks.
+                if run_id is not None and event.checks and (event.run_id is not None or run_id != previous.last_run_id):
                     self._record_checks(conn, run_id, event)
                 outcome = replace(event, run_id=run_id)
                 status = transition(previous, outcome, stamp)
