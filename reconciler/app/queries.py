@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import structlog
 
 from reconciler.core.changes import DriftItem
-from reconciler.core.outcome import EnvironmentStatus
+from reconciler.core.outcome import EnvironmentStatus, as_read
 from reconciler.core.plan import Plan
 from reconciler.core.targets import Target, tracked_ref
 from reconciler.desired.models import Environment
@@ -87,7 +87,7 @@ class Queries:
         else:
             tracked, desired_revision, desired_ref = tracked_ref(target.spec), target.revision, target.ref
         last = self.store.run(status.last_run_id) if status.last_run_id else None
-        return StatusRow(status, tracked, desired_revision, desired_ref, last)
+        return StatusRow(as_read(status, desired_revision, desired_ref), tracked, desired_revision, desired_ref, last)
 
     def status_rows(self) -> list[StatusRow]:
         return [self.status_row(name) for name in self.names()]

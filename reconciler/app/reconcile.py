@@ -281,8 +281,9 @@ class Reconciler:
         running = Running(status.applied_revision, status.applied_ref, status.pinned_revision)
         requested = Requested(rev, self._repository.resolve(rev)) if rev is not None else None
         if spec.track.branch is not None:
+            tags = self._repository.tags() if status.pinned_revision else []  # a pin is named by its tag
             return targets.select(spec, running, head=self._repository.branch_head(spec.track.branch),
-                                  requested=requested)
+                                  tags=tags, requested=requested)
         return targets.select(spec, running, tags=self._repository.tags(), requested=requested)
 
     def target(self, env: str, rev: str | None = None) -> Target:

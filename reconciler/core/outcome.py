@@ -180,6 +180,24 @@ def transition(previous: EnvironmentStatus, event: Event, now: dt.datetime) -> E
     return _after_run(previous, event, now)
 
 
+def as_read(status: EnvironmentStatus, desired_revision: str | None, desired_ref: str | None) -> EnvironmentStatus:
+    """``status`` as a reader is shown it, given what the environment should run now (computed from Git).
+
+    The store says Synced for the revision that was applied; from the moment Git has a newer one
+    until the daemon's run starts (its fetch, its queue) that is no longer true. A reader is shown
+    OutOfSync, naming the revision waiting, as soon as Git knows it. Nothing is written: the daemon
+    records the same through ``Store.record`` when it sees the revision, and the run's own record
+    replaces both.
+    """
+    if status.state != EnvState.SYNCED or desired_revision is None or status.applied_revision is None:
+        return status
+    if desired_revision == status.applied_revision:
+        return status
+    named = f" ({desired_ref})" if desired_ref else ""
+    return replace(status, state=EnvState.OUT_OF_SYNC,
+                   reason=f"revision {desired_revision[:12]}{named} is not applied yet")
+
+
 def _after_run(previous: EnvironmentStatus, outcome: RunOutcome, now: dt.datetime) -> EnvironmentStatus:
     result = outcome.result
     if result == RunResult.BUSY:
