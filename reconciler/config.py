@@ -290,7 +290,7 @@ class ApiConfig(Section):
     max_connections: int = Field(default=512, ge=1)
 
 
-NotifyEvent = Literal["drift", "failed", "blocked", "promoted", "recovered"]
+NotifyEvent = Literal["drift", "failed", "blocked", "promoted", "recovered", "break-glass"]
 
 
 class NotifyWebhook(Section):

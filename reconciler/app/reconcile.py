@@ -499,9 +499,13 @@ class Reconciler:
         approvals: tuple[str, ...] | list[str] = (),
         record_no_changes: bool = True,
         cancel: threading.Event | None = None,
+        break_glass: gates.BreakGlass | None = None,
     ) -> RunOutcome:
         """Bring ``env`` to its target revision (or ``rev``) through every gate. Never raises for
-        an expected failure: the outcome says what happened and the store has the record."""
+        an expected failure: the outcome says what happened and the store has the record.
+
+        ``break_glass`` overrides a deny window (only that gate), recorded with the run.
+        """
         started = time.monotonic()
         # Caller mistakes are errors, not runs: an unknown environment or revision records nothing.
         try:
@@ -520,7 +524,8 @@ class Reconciler:
             # Every log line of this run, providers' included, carries the environment (and run id).
             with structlog.contextvars.bound_contextvars(environment=env, trigger=trigger, run_id=None,
                                                          revision=None):
-                outcome = self._reconcile(env, rev, trigger, tuple(approvals), not record_no_changes, cancel)
+                outcome = self._reconcile(env, rev, trigger, tuple(approvals), not record_no_changes, cancel,
+                                          break_glass=break_glass)
                 if outcome.result == RunResult.FAILED and outcome.failed_checks and outcome.trigger != "rollback":
                     outcome = self._roll_back(outcome, tuple(approvals), cancel)
         outcome = replace(outcome, warnings=(*outcome.warnings, *lease.warnings),
@@ -564,7 +569,7 @@ class Reconciler:
 
     def _reconcile(
         self, env: str, rev: str | None, trigger: str, approvals: tuple[str, ...], quiet: bool,
-        cancel: threading.Event | None, rollback: str | None = None,
+        cancel: threading.Event | None, rollback: str | None = None, break_glass: gates.BreakGlass | None = None,
     ) -> RunOutcome:
         try:
             self.remember_tags()
@@ -607,7 +612,18 @@ class Reconciler:
         gate = gates.check_destructive(target.spec, plan.destructive, approvals, tag_approvals,
                                        self.database_approvers(env) if plan.destructive else None)
         if gate.allowed and not plan.is_empty():
-            gate = gates.check_window(target.spec, self.clock())
+            window = gates.check_window(target.spec, self.clock())
+            gate = gates.break_glass(window, break_glass)
+            if gate is not window:  # the operator broke the glass: the run says who and why, for history
+                log.warning("reconcile.break_glass", who=break_glass.who if break_glass else None,
+                            reason=break_glass.reason if break_glass else None, window=window.reason)
+                assert break_glass is not None and window.retry_at is not None
+                start = replace(start, break_glass=break_glass, reason=(
+                    f"break glass by {break_glass.who}: {break_glass.reason} (deny window until "
+                    f"{window.retry_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC overridden)"))
+            elif break_glass is not None and window.allowed:
+                start = replace(start, warnings=(*start.warnings, f"--break-glass: no deny window is open in {env}; "
+                                                 "there was nothing to override"))
         if not gate.allowed:
             return self._blocked(start, gate)
         if rollback is not None:

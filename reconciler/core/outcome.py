@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.core.changes import Change, DriftItem
-from reconciler.core.gates import GateCode
+from reconciler.core.gates import BreakGlass, GateCode
 from reconciler.core.plan import Plan
 
 
@@ -83,6 +83,7 @@ class RunOutcome:
     retry_after: float | None = None  # the failure says when trying again may help (TemporaryError.delay)
     retry_at: dt.datetime | None = None  # Blocked by a deny window: when it closes (the gate's clock)
     checks: tuple[dict[str, Any], ...] = ()  # results of the checks run after applying (CheckResult.as_json())
+    break_glass: BreakGlass | None = None  # a deny window this run overrode: who and why (recorded, notified)
 
     @property
     def failed_checks(self) -> list[str]:

@@ -10,6 +10,7 @@ a revision refused again, or a restart of the daemon repeat nothing. The keys:
                                        one ``recovered`` message
     blocked:<env>:<revision>:<gate>    another gate for the same revision is another event
     promoted:<env>:<revision>:<tag>
+    break-glass:<env>:<run id>         a deny window overridden: who and why, once per run
     drift:<env>:<digest of the ids>
 
 Delivery runs on a thread of its own with bounded retries and exponential backoff; a receiver
@@ -39,7 +40,7 @@ from reconciler.secrets.backends import Secrets, backends_from_config
 
 log = structlog.get_logger(__name__)
 
-EVENTS = ("drift", "failed", "recovered", "blocked", "promoted")
+EVENTS = ("drift", "failed", "recovered", "blocked", "promoted", "break-glass")
 
 
 class EventLog(Protocol):
@@ -65,7 +66,7 @@ def _digest(*parts: str) -> str:
 def payload(target: NotifyWebhook, event: Event) -> dict[str, Any]:
     if target.format == "slack":
         lines = [f"*{event.title}*"]
-        for key in ("revision", "ref", "reason", "run_id"):
+        for key in ("revision", "ref", "reason", "who", "why", "run_id"):
             if event.detail.get(key):
                 lines.append(f"{key}: `{event.detail[key]}`")
         items = event.detail.get("items") or []
@@ -120,6 +121,11 @@ class Notifier:
         if outcome.result in (RunResult.SUCCEEDED, RunResult.NO_CHANGES) and self.store.forget_events(f"failed:{env}:"):
             # Only the process whose delete removed the keys gets here: one message per recovery.
             self.send(Event("recovered", env, f"{env}: recovered at {where}", detail))
+        if outcome.break_glass is not None and outcome.run_id is not None:
+            glass = outcome.break_glass
+            self.emit(Event("break-glass", env, f"{env}: deny window overridden by {glass.who} at {where}",
+                            {**detail, "who": glass.who, "why": glass.reason, "result": outcome.result.value}),
+                      f"break-glass:{env}:{outcome.run_id}")
         if outcome.result == RunResult.SUCCEEDED and outcome.release:
             self.emit(Event("promoted", env, f"{env}: promoted to {outcome.ref}", detail),
                       f"promoted:{env}:{outcome.revision}:{outcome.ref}")

@@ -32,6 +32,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from reconciler.app.reconcile import Reconciler
 from reconciler.app.replicas import Membership, assign
 from reconciler.config import Settings
+from reconciler.core.gates import BreakGlass
 from reconciler.core.outcome import EnvState, RunOutcome, RunResult
 from reconciler.core.revisions import short
 from reconciler.daemon.metrics import Metrics
@@ -332,6 +333,16 @@ class Daemon:
 
     def request_sync(self, env: str, trigger: str = "api") -> bool:
         return self.queue.submit(env, trigger)
+
+    def break_glass(self, env: str, who: str, reason: str) -> RunOutcome:
+        """A run now, in the caller's thread, that may override a deny window (``core.gates.break_glass``).
+
+        Another run applying ``env`` makes it Busy (nothing recorded): the caller asks again.
+        """
+        outcome = self.reconciler.reconcile(env, trigger="break-glass", cancel=self.cancel,
+                                            break_glass=BreakGlass(who, reason))
+        self._after(env, outcome)
+        return outcome
 
     def _work(self, env: str, trigger: str) -> None:
         if self.stopping.is_set():
