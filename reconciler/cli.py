@@ -436,6 +436,24 @@ def status(fmt: FormatOpt = Format.text, config: ConfigOpt = None, source: Sourc
 
 
 @app.command()
+def releases(
+    limit: Annotated[int, typer.Option(help="How many release tags (newest first); branch heads come after.",
+                                       min=1, max=100)] = 10,
+    fmt: FormatOpt = Format.text,
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+) -> None:
+    """The promotion view: release tags and branch heads by environment, and what blocks each next promotion."""
+    from reconciler.reports.releases import render_releases
+
+    def run(r: Any) -> int:
+        emit(render_releases(fmt.value, r.queries.releases(limit)))
+        return 0
+
+    with_reconciler(config, source, run)
+
+
+@app.command()
 def history(
     env: Annotated[str, typer.Argument(help="Environment.")],
     limit: Annotated[int, typer.Option(help="Number of runs.")] = 20,

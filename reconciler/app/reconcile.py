@@ -44,7 +44,7 @@ from reconciler.core.objects import LiveState
 from reconciler.core.outcome import DriftChecked, EnvironmentStatus, EnvState, RunOutcome, RunResult, Waiting
 from reconciler.core.plan import Plan, Step, build_plan
 from reconciler.core.render import DesiredDatabase, DesiredEnvironment, render
-from reconciler.core.revisions import short
+from reconciler.core.revisions import TagRef, releases, short
 from reconciler.core.targets import Requested, Running, TagEvidence, Target
 from reconciler.desired import loader
 from reconciler.desired.models import Environment, app_environments
@@ -95,6 +95,16 @@ class Computed:
     plan: Plan
     live: LiveState  # what the plan was made against; apply starts from it (no second read)
     sharing: topology.Sharing | None = None  # who applies what this one's platform instance shares
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A row of the promotion view: a release tag or a branch head, and its desired state's tree id."""
+
+    name: str
+    kind: str  # "tag" or "branch"
+    commit: str
+    tree_id: str | None
 
 
 @dataclass(frozen=True)
@@ -328,6 +338,34 @@ class Reconciler:
                            signature_ok=signature_ok, signature_reason=signature_reason,
                            upstream_checks_ran=checks_ran, upstream_checks_failed=checks_failed,
                            upstream_synced_since=since, now=self.clock(), signed_by=signed_by)
+
+    def candidates(self, limit: int) -> list[Candidate]:
+        """What the promotion view shows as rows (reads only): the newest ``limit`` release tags that
+        match a tag-tracked environment's glob, highest version first, then the head of each branch an
+        environment tracks (the control branch first), each with its desired-state folder's tree id."""
+        order = self.environments()
+        specs = [self.spec(env) for env in order]
+        globs = [(s.track.tag, s.track.prereleases) for s in specs if s.track.tag is not None]
+        found: dict[str, tuple[TagRef, Any]] = {}
+        for glob, prereleases in globs:
+            for release in releases(self._repository.tags(), glob, prereleases):
+                found.setdefault(release.tag.name, (release.tag, release.version))
+        newest = sorted(found.values(), key=lambda pair: (pair[1], pair[0].name), reverse=True)[:limit]
+        rows = [Candidate(tag.name, "tag", tag.target, self._tree_id(tag.target)) for tag, _ in newest]
+        branches = [self.control_branch, *(s.track.branch for s in specs if s.track.branch is not None)]
+        for branch in dict.fromkeys(branches):
+            try:
+                head = self._repository.branch_head(branch)
+            except ReconcilerError:
+                continue  # a branch that does not exist (yet) has no head to show
+            rows.append(Candidate(branch, "branch", head, self._tree_id(head)))
+        return rows
+
+    def _tree_id(self, commit: str) -> str | None:
+        try:
+            return self._repository.tree(commit, self.settings.source.path).content_id()
+        except ReconcilerError:
+            return None  # no desired-state folder at that commit
 
     def _declares_checks(self, revision: str, env: str) -> bool:
         """Does the desired state at ``revision`` declare checks for ``env``? (An invalid one: assume so.)"""
