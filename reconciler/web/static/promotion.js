@@ -30,6 +30,7 @@
 
   function cell(data) {
     var td = h("td", "cell");
+    td.setAttribute("data-environment", data.environment);
     var state = WORDS[data.state] ? data.state : "next";
     var label = state === "blocked" && data.blocked ? "blocked: " + data.blocked.gate : WORDS[state];
     td.appendChild(h("span", "badge cell-state cell-" + state, label));
