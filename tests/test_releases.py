@@ -100,6 +100,7 @@ def test_a_pinned_environment_is_unblocked_by_unpin(releases: World) -> None:
     assert cli(releases, "pin", "staging", "v1.0.0").exit_code == 0
     blocked = cells(view(releases))[("v1.2.0", "staging")]["blocked"]
     assert blocked["gate"] == "pinned"
+    assert blocked["reason"].startswith("staging is pinned at ")
     assert blocked["unblock"] == "reconciler unpin staging"
 
 

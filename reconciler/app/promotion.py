@@ -160,7 +160,9 @@ def _cell(source: Source, store: Store, env: str, row: Row, status: EnvironmentS
 def _blocker(source: Source, env: str, spec: Environment, row: Row, status: EnvironmentStatus,
              now: dt.datetime) -> Blocker | None:
     if status.pinned_revision and status.pinned_revision != row.commit:
-        return Blocker(GateCode.PINNED.value, f"{env} is pinned at {short(status.pinned_revision)}",
+        named = f" ({status.applied_ref})" if status.applied_revision == status.pinned_revision and \
+            status.applied_ref else ""
+        return Blocker(GateCode.PINNED.value, f"{env} is pinned at {short(status.pinned_revision)}{named}",
                        f"reconciler unpin {env}")
     if spec.track.tag is not None and row.kind == "branch":
         prefix = spec.track.tag.split("*")[0]
