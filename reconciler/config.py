@@ -294,7 +294,7 @@ class ApiConfig(Section):
     max_connections: int = Field(default=512, ge=1)
 
 
-NotifyEvent = Literal["drift", "failed", "blocked", "promoted", "recovered", "rolled_back"]
+NotifyEvent = Literal["drift", "failed", "blocked", "promoted", "recovered", "rolled_back", "break-glass"]
 
 
 class NotifyWebhook(Section):

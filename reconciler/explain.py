@@ -78,7 +78,11 @@ GATES: dict[GateCode, str] = {
     ),
     GateCode.WINDOW: (
         "A deny window is open (for example Friday evening). The new revision waits and is applied automatically "
-        "when the window closes; the status shows when."
+        "when the window closes; the status shows when. In an emergency the window (and only the window) can be "
+        "overridden: 'reconciler apply ENV --break-glass \"REASON\"', or POST /api/v1/environments/ENV/break-glass "
+        "with {\"reason\": ...} and an admin-scope token. Signatures, release-tag and promotion gates, approvals and "
+        "pins still hold. The run records who and why (history, the run's break_glass field) and a 'break-glass' "
+        "notification is sent."
     ),
     GateCode.DESTRUCTIVE: RISKS["destructive"],
     GateCode.DESTRUCTIVE_DENIED: (

@@ -81,8 +81,8 @@ BAD = [
     ('[[notify.webhooks]]\nurl = "hooks.example.com/x"',
      "notify.webhooks[0].url: is not an http:// or https:// URL with a host (e.g. https://hooks.example.com/...)"),
     ('[[notify.webhooks]]\nurl = "https://hooks.example.com/x"\nevents = ["fail"]',
-     "notify.webhooks[0].events[0]: Input should be 'drift', 'failed', 'blocked', 'promoted', 'recovered' "
-     "or 'rolled_back'"),
+     "notify.webhooks[0].events[0]: Input should be 'drift', 'failed', 'blocked', 'promoted', 'recovered', "
+     "'rolled_back' or 'break-glass'"),
     ('[daemon]\nlease_ttl = "0s"', "daemon.lease_ttl: must be longer than 0 (got '0s')"),
     ('[daemon]\nshutdown_timeout = "later"',
      "daemon.shutdown_timeout: 'later' is not a duration; write it like '30s', '5m', '64h' or '1h30m'"),

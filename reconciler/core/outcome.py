@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.core.changes import Change, DriftItem
-from reconciler.core.gates import GateCode
+from reconciler.core.gates import BreakGlass, GateCode
 from reconciler.core.plan import Plan
 
 # The trigger of a run that the drift schedule's checks recorded (``sync.scheduled_checks``).
@@ -88,6 +88,7 @@ class RunOutcome:
     checks: tuple[dict[str, Any], ...] = ()  # results of the checks run after applying (CheckResult.as_json())
     cause: RunOutcome | None = None  # a rollback: the failed run (with its checks) that it undoes
     by: str | None = None  # a rollback: the policy that decided it ("sync.on_failed_checks: rollback")
+    break_glass: BreakGlass | None = None  # a deny window this run overrode: who and why (recorded, notified)
 
     @property
     def failed_checks(self) -> list[str]:
@@ -187,6 +188,24 @@ def transition(previous: EnvironmentStatus, event: Event, now: dt.datetime) -> E
         return replace(previous, state=EnvState.OUT_OF_SYNC if drift else EnvState.SYNCED, reason=reason,
                        drift_count=len(drift), last_checked_at=event.checked_at)
     return _after_run(previous, event, now)
+
+
+def as_read(status: EnvironmentStatus, desired_revision: str | None, desired_ref: str | None) -> EnvironmentStatus:
+    """``status`` as a reader is shown it, given what the environment should run now (computed from Git).
+
+    The store says Synced for the revision that was applied; from the moment Git has a newer one
+    until the daemon's run starts (its fetch, its queue) that is no longer true. A reader is shown
+    OutOfSync, naming the revision waiting, as soon as Git knows it. Nothing is written: the daemon
+    records the same through ``Store.record`` when it sees the revision, and the run's own record
+    replaces both.
+    """
+    if status.state != EnvState.SYNCED or desired_revision is None or status.applied_revision is None:
+        return status
+    if desired_revision == status.applied_revision:
+        return status
+    named = f" ({desired_ref})" if desired_ref else ""
+    return replace(status, state=EnvState.OUT_OF_SYNC,
+                   reason=f"revision {desired_revision[:12]}{named} is not applied yet")
 
 
 def _after_run(previous: EnvironmentStatus, outcome: RunOutcome, now: dt.datetime) -> EnvironmentStatus:

@@ -16,6 +16,7 @@ a revision refused again, or a restart of the daemon repeat nothing. The keys:
                                        a rollback (``on_failed_checks``/``scheduled_checks: rollback``)
                                        is one message saying who, what and why, not also a
                                        ``failed`` and a ``promoted`` one
+    break-glass:<env>:<run id>         a deny window overridden: who and why, once per run
     drift:<env>:<digest of the ids>
 
 The results of the checks a run ran (name, passed, duration, the first lines of the error, all
@@ -48,7 +49,7 @@ from reconciler.secrets.backends import Secrets, backends_from_config
 
 log = structlog.get_logger(__name__)
 
-EVENTS = ("drift", "failed", "recovered", "blocked", "promoted", "rolled_back")
+EVENTS = ("drift", "failed", "recovered", "blocked", "promoted", "rolled_back", "break-glass")
 
 
 class EventLog(Protocol):
@@ -80,7 +81,7 @@ def _check(result: dict[str, Any]) -> dict[str, Any]:
 def payload(target: NotifyWebhook, event: Event) -> dict[str, Any]:
     if target.format == "slack":
         lines = [f"*{event.title}*"]
-        for key in ("revision", "ref", "reason", "by", "from_ref", "run_id"):
+        for key in ("revision", "ref", "reason", "by", "from_ref", "who", "why", "run_id"):
             if event.detail.get(key):
                 lines.append(f"{key}: `{event.detail[key]}`")
         for check in event.detail.get("checks") or []:
@@ -149,6 +150,11 @@ class Notifier:
         if outcome.result in (RunResult.SUCCEEDED, RunResult.NO_CHANGES) and self.store.forget_events(f"failed:{env}:"):
             # Only the process whose delete removed the keys gets here: one message per recovery.
             self.send(Event("recovered", env, f"{env}: recovered at {where}", detail))
+        if outcome.break_glass is not None and outcome.run_id is not None:
+            glass = outcome.break_glass
+            self.emit(Event("break-glass", env, f"{env}: deny window overridden by {glass.who} at {where}",
+                            {**detail, "who": glass.who, "why": glass.reason, "result": outcome.result.value}),
+                      f"break-glass:{env}:{outcome.run_id}")
         if outcome.result == RunResult.SUCCEEDED and outcome.release:
             self.emit(Event("promoted", env, f"{env}: promoted to {outcome.ref}", detail),
                       f"promoted:{env}:{outcome.revision}:{outcome.ref}")

@@ -32,7 +32,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from reconciler.app.reconcile import Reconciler
 from reconciler.app.replicas import Membership, assign
 from reconciler.config import Settings
-from reconciler.core.gates import GateCode
+from reconciler.core.gates import BreakGlass, GateCode
 from reconciler.core.outcome import SCHEDULED_CHECKS, EnvState, RunOutcome, RunResult
 from reconciler.core.plan import Plan
 from reconciler.core.revisions import short
@@ -285,8 +285,9 @@ class Daemon:
                 log.warning("daemon.evaluate_env_failed", environment=env, error=str(exc))
 
     def _evaluate_env(self, env: str, trigger: str) -> None:
-        target = self.reconciler.target(env)
         prev = self.reconciler.status(env)
+        self.metrics.set_drift(env, prev.drift_count)  # a sample from the first evaluation on, checked or not
+        target = self.reconciler.target(env)
         self.metrics.set_revisions(env, target.revision, prev.applied_revision)
         if target.revision is None:
             if prev.reason != target.gate.reason:
@@ -311,6 +312,11 @@ class Daemon:
             self.reconciler.note(env, f"revision {short(target.revision)} ({target.ref}) is waiting: automatic sync "
                                       f"is off; run 'reconciler apply {env}'", out_of_sync=True)
             return
+        if moved and prev.state == EnvState.SYNCED:
+            # Synced no longer holds from the moment the new revision is known: say so before the run
+            # is queued (it may wait behind another), not when it starts applying.
+            self.reconciler.note(env, f"revision {short(target.revision)} ({target.ref}) found; applying",
+                                 out_of_sync=True)
         self.queue.submit(env, "tag" if target.tag is not None and moved else trigger, target.revision)
 
     def _failed_on_schedule(self, env: str, run_id: str | None) -> bool:
@@ -340,6 +346,16 @@ class Daemon:
     def request_sync(self, env: str, trigger: str = "api") -> bool:
         return self.queue.submit(env, trigger)
 
+    def break_glass(self, env: str, who: str, reason: str) -> RunOutcome:
+        """A run now, in the caller's thread, that may override a deny window (``core.gates.break_glass``).
+
+        Another run applying ``env`` makes it Busy (nothing recorded): the caller asks again.
+        """
+        outcome = self.reconciler.reconcile(env, trigger="break-glass", cancel=self.cancel,
+                                            break_glass=BreakGlass(who, reason))
+        self._after(env, outcome)
+        return outcome
+
     def _work(self, env: str, trigger: str) -> None:
         if self.stopping.is_set():
             return
@@ -364,7 +380,9 @@ class Daemon:
             self.metrics.run_duration.labels(env).observe(outcome.duration)
             blocked = (outcome.gate or "unknown") if outcome.result == RunResult.BLOCKED else None
             self.metrics.set_blocked(env, blocked)
-            self.metrics.set_revisions(env, outcome.revision, self.reconciler.status(env).applied_revision)
+            status = self.reconciler.status(env)
+            self.metrics.set_revisions(env, outcome.revision, status.applied_revision)
+            self.metrics.set_drift(env, status.drift_count)  # a run's verification (a self-heal's) counts too
         if outcome.result == RunResult.BUSY:
             self._retry(env, outcome.retry_after or 0.0, "busy")
         elif outcome.result == RunResult.FAILED:
@@ -426,7 +444,7 @@ class Daemon:
         except ReconcilerError as exc:
             log.warning("daemon.drift_check_failed", environment=env, error=str(exc))
             return
-        self.metrics.drift_items.labels(env).set(len(plan.pending))
+        self.metrics.set_drift(env, len(plan.pending))
         if self.notifier is not None:
             self.notifier.drift(env, plan)  # type: ignore[attr-defined]
         self._scheduled_checks(env, plan)
