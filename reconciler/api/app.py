@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from reconciler.api import middleware
 from reconciler.api.access import Access
 from reconciler.api.daemon import Daemon
-from reconciler.api.routes import environments, health, hooks, registry
+from reconciler.api.routes import environments, health, hooks, registry, releases
 
 __all__ = ["Daemon", "create_app"]
 
@@ -30,4 +30,5 @@ def create_app(daemon: Daemon) -> FastAPI:
     environments.install(app, daemon, access)
     hooks.install(app, daemon, access)
     registry.install(app, daemon, access)
+    releases.install(app, daemon, access)
     return app

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from reconciler.app.reconcile import Reconciler
 from reconciler.config import Settings
+from reconciler.core.outcome import RunOutcome
 
 
 class DaemonState(Protocol):
@@ -47,5 +48,7 @@ class Daemon(Protocol):
     def state(self) -> DaemonState: ...
 
     def request_sync(self, env: str, trigger: str = "api") -> bool: ...
+
+    def break_glass(self, env: str, who: str, reason: str) -> RunOutcome: ...
 
     def request_fetch(self, source: str) -> None: ...

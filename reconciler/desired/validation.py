@@ -26,6 +26,7 @@ from reconciler.desired.models import (
     Group,
     Resource,
     RootConfig,
+    Space,
     Strict,
     app_environments,
     check_environments,
@@ -107,6 +108,7 @@ class Checked:
     groups: dict[str, Group] = field(default_factory=dict)
     apps: dict[str, App] = field(default_factory=dict)
     checks: dict[str, Check] = field(default_factory=dict)
+    spaces: dict[str, Space] = field(default_factory=dict)
 
 
 def _references(value: Any) -> Iterable[str]:
@@ -150,6 +152,7 @@ def check(
     buckets: dict[str, dict[str, Any]] = {
         "Environment": out.environments, "Resource": out.resources, "ConfigVariable": out.config,
         "Database": out.databases, "Group": out.groups, "App": out.apps, "Check": out.checks,
+        "Space": out.spaces,
     }
     for (kind, name), doc in seen.items():
         buckets[kind][name] = doc.model

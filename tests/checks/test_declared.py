@@ -190,3 +190,16 @@ def test_a_null_value_is_an_expectation_of_null(folder: Path) -> None:
     (folder / "checks" / "extra.yaml").write_text(HTTP + "  json_path: $.error\n  value: null\n")
     http = load(DirectoryTree(folder)).checks["h"].http
     assert http is not None and "value" in http.model_fields_set and http.value is None
+
+
+def test_scheduled_checks_need_run_checks(folder: Path) -> None:
+    spec = folder / "environments" / "production.yaml"
+    spec.write_text(spec.read_text().replace("  self_heal: false", "  self_heal: false\n  scheduled_checks: report"))
+    with pytest.raises(ValidationError) as caught:
+        load(DirectoryTree(folder))
+    (problem,) = [str(p) for p in caught.value.problems]
+    assert "environments/production.yaml" in problem
+    assert "scheduled_checks needs run_checks: true" in problem
+    spec.write_text(spec.read_text().replace("  scheduled_checks: report", "  scheduled_checks: rollback\n"
+                                             "  run_checks: true"))
+    assert load(DirectoryTree(folder)).environments["production"].sync.scheduled_checks == "rollback"

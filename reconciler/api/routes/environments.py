@@ -1,7 +1,8 @@
-"""``/api/v1/environments``: status, drift, runs (reads), and sync, checks, pin, unpin (SPEC §8).
+"""``/api/v1/environments``: status, drift, runs (reads), and sync, checks, pin, unpin, break-glass (SPEC §8).
 
 Reads go through ``app/queries.py``; ``sync`` goes through the daemon's run queue (the same gates
-as everywhere); pin and unpin are the application's, followed by a run or a fetch.
+as everywhere); pin and unpin are the application's, followed by a run or a fetch; break-glass
+(admin, with a reason) is a run that may override a deny window and nothing else.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
 from reconciler.api import auth
 from reconciler.api.access import Access
@@ -22,6 +24,8 @@ from reconciler.reports.drift import plan_json, plan_markdown
 from reconciler.reports.status import status_json
 
 REVISION_BODY = "body must be JSON: {\"revision\": \"<tag, branch or commit>\"}"
+BREAK_GLASS_BODY = ("body must be JSON: {\"reason\": \"<why the deny window must be overridden now>\"} "
+                    "(a reason is required; it is recorded with the run and notified)")
 
 
 def install(app: FastAPI, daemon: Daemon, access: Access) -> None:
@@ -97,6 +101,32 @@ def install(app: FastAPI, daemon: Daemon, access: Access) -> None:
             return check_environment(reconciler, env, reconciler.resolve_secret, check).as_json()
         finally:
             lock.release()
+
+    @app.post("/api/v1/environments/{env}/break-glass")
+    async def break_glass(env: str, request: Request, who: auth.Principal = admin) -> JSONResponse:
+        """Reconcile now, overriding a deny window (only that gate): admin scope and a reason required.
+
+        The run happens in the request (an emergency wants its answer); its record names the token
+        and the reason, and the daemon notifies a ``break-glass`` event.
+        """
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ApiError(400, BREAK_GLASS_BODY) from None
+        reason = body.get("reason") if isinstance(body, dict) else None
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+            raise ApiError(400, BREAK_GLASS_BODY)
+        queries().known(env)
+        outcome = await run_in_threadpool(daemon.break_glass, env, f"token:{who.name}", reason.strip())
+        if outcome.result == "Busy":
+            raise ApiError(409, outcome.reason or f"another run is applying {env}; try again shortly")
+        return JSONResponse({
+            "environment": env, "result": outcome.result, "run_id": outcome.run_id, "revision": outcome.revision,
+            "ref": outcome.ref, "reason": outcome.reason, "gate": outcome.gate, "applied": list(outcome.applied),
+            "break_glass": {"who": outcome.break_glass.who, "reason": outcome.break_glass.reason}
+            if outcome.break_glass is not None else None,
+            "warnings": list(outcome.warnings),
+        }, status_code=200)
 
     @app.post("/api/v1/environments/{env}/pin", dependencies=[admin])
     async def pin(env: str, request: Request) -> dict[str, Any]:
