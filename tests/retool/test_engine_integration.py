@@ -13,7 +13,7 @@ import pytest
 
 from reconciler.app.reconcile import Reconciler
 from reconciler.daemon.supervisor import Daemon
-from tests.conftest import World
+from tests.conftest import World, cli
 from tests.daemon_support import wait_for
 from tests.retool.example import APP
 from tests.retool.fake import FakeRetool
@@ -179,3 +179,27 @@ def test_under_the_daemon_pull_request_mode_waits_for_each_merge_seen_on_a_fetch
     wait_for(lambda: r.status("production").state == "Synced", message="production Synced once the merge was seen")
     assert r.status("production").applied_ref == "v1.0.0"
     assert fake.live_releases() == fake.pinned() != {}
+
+
+def test_a_secret_changed_by_hand_in_retool_is_drift_that_never_shows_its_value(
+    retool_world: tuple[World, FakeRetool],
+) -> None:
+    """Retool shows what was typed into its UI; a plan, drift report or API answer must not repeat it."""
+    world, fake = retool_world
+    assert reconciler_for(world, fake).reconcile("staging").result == "Succeeded"
+    rotated = "wk_live_handtyped_9c1f2e"
+    fake.set_config_value("SEGMENT_WRITE_KEY", "staging", rotated)
+    fake.set_config_value("SUPPORT_EMAIL", "staging", "intruder@example.com")  # a value that may be shown
+
+    outputs = [cli(world, command, "staging", "--format", fmt) for command in ("plan", "drift")
+               for fmt in ("text", "json", "markdown")]
+    # With the state store lost (a new data directory), nothing remembers what was written: every secret
+    # Retool shows is compared as it is shown.
+    world.configure(data_dir=str(world.root / "another-data-dir"))
+    outputs += [cli(world, "plan", "staging", "--format", fmt) for fmt in ("text", "json", "markdown")]
+
+    assert all(o.exit_code == 2 for o in outputs), [o.stderr for o in outputs]
+    assert [o.stdout for o in outputs if "intruder" not in o.stdout] == []  # the drift is shown...
+    secrets = [rotated, *(v for v in world.secrets.values() if len(v) >= 8), fake.token]
+    leaks = {secret for secret in secrets for o in outputs if secret in o.stdout + o.stderr}
+    assert leaks == set()  # ...no secret is
