@@ -44,7 +44,7 @@ from reconciler.core.objects import LiveState, PlatformObject
 from reconciler.desired.loader import PATTERN_RULES
 from reconciler.desired.models import DEFAULT, KIND_MODELS, SECRET_REFERENCE
 from reconciler.desired.validation import SECRET_OPTION_KEYS, normalise
-from reconciler.secrets.values import Sensitive, to_storable
+from reconciler.secrets.values import SCHEME, Sensitive, looks_secret, to_storable
 
 HEADER = "# Written by 'reconciler import' from what runs in {envs}. Review it, then commit it.\n"
 ENVIRONMENT_HEADER = (
@@ -52,12 +52,6 @@ ENVIRONMENT_HEADER = (
     "# destructive changes need approval). Adjust them to how this environment is promoted.\n"
 )
 PLACEHOLDER = "README.md"
-# Option keys whose literal values are treated as credentials, beyond validation's list. A Basic-auth
-# username is one: API vendors put keys there (Stripe's secret key, Segment's write key).
-_SECRET_WORDS = ("password", "secret", "token", "authorization", "api_key", "apikey", "private_key",
-                 "passphrase", "credential", "cookie", "connection_string", "access_key", "basic_username")
-_NOT_SECRET = ("url", "uri", "_to_forward", "_type", "_lifespan", "_expiry")
-_SCHEME = re.compile(r"(Bearer|Basic|Token|Bot|Digest) +(\S+)", re.IGNORECASE)
 _MISSING: Any = object()
 
 
@@ -104,8 +98,7 @@ def _secret_key(key: str) -> bool:
     lowered = key.lower().replace("-", "_")
     if lowered in SECRET_OPTION_KEYS:
         return True
-    # Where a credential is sent, what kind it is, which cookies to pass on: settings, not secrets.
-    return not lowered.endswith(_NOT_SECRET) and any(word in lowered for word in _SECRET_WORDS)
+    return looks_secret(key)
 
 
 def _holds_password(text: str) -> bool:
@@ -233,7 +226,7 @@ class _Builder:
                     self.note(f"{where}: the value {_shown(value)} holds '${{', which the desired state reads "
                               "as a reference; edit it")
                 return value
-            scheme = _SCHEME.fullmatch(value)
+            scheme = SCHEME.fullmatch(value)
             name = self.secrets.new((*owner, env or ""), where)
             return f"{scheme.group(1)} ${{secret:{name}}}" if scheme else f"${{secret:{name}}}"
         if value is None or isinstance(value, bool | int | float):

@@ -8,6 +8,7 @@ materialised by a provider at write time, through a ``SecretResolver``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,16 +42,21 @@ def redact(value: Any) -> Any:
     return value
 
 
-# Words in a field name (or a header's name) that say its value is a credential.
+# Words in a field name (or a header's name) that say its value is a credential; a Basic-auth username
+# is one (API vendors put keys there: Stripe's secret key, Segment's write key). Names ending so are
+# settings about a credential (where it is sent, what kind it is, which cookies to pass on), not one.
 SECRET_WORDS = ("password", "passwd", "secret", "token", "authorization", "api_key", "apikey", "write_key",
-                "private_key", "credential", "cookie")
-SCHEMES = ("bearer ", "basic ", "token ")  # an Authorization value, whatever field holds it
+                "private_key", "passphrase", "credential", "cookie", "connection_string", "access_key",
+                "basic_username")
+NOT_SECRET_SUFFIXES = ("url", "uri", "_to_forward", "_type", "_lifespan", "_expiry")
+# An Authorization-style value, whatever field holds it: the scheme, then the credential.
+SCHEME = re.compile(r"(Bearer|Basic|Token|Bot|Digest) +(\S+)", re.IGNORECASE)
 
 
 def looks_secret(name: str) -> bool:
     """Whether a field or header called ``name`` holds a credential (``api-key``, ``Authorization``…)."""
     key = name.lower().replace("-", "_")
-    return any(word in key for word in SECRET_WORDS)
+    return not key.endswith(NOT_SECRET_SUFFIXES) and any(word in key for word in SECRET_WORDS)
 
 
 def redact_live(live: Any, declared: Any = None, name: str = "") -> Any:
@@ -67,7 +73,7 @@ def redact_live(live: Any, declared: Any = None, name: str = "") -> Any:
     if isinstance(live, Sensitive) or isinstance(declared, Sensitive) or (name and looks_secret(name)):
         return REDACTED
     if isinstance(live, str):
-        return REDACTED if live.lower().startswith(SCHEMES) else live
+        return REDACTED if SCHEME.fullmatch(live.strip()) else live
     if isinstance(live, dict):
         wanted = declared if isinstance(declared, dict) else {}
         entry = live.get("key", live.get("name"))
