@@ -166,7 +166,9 @@ def build_reconciler(settings: Settings, overrides: Overrides | None = None) -> 
             raise ConfigError("secrets.fingerprint_key must be hex (64 characters for 32 bytes)") from exc
     else:
         key = load_or_create_key(data_dir)
-    store = given.store or Store(resolve_setting(secrets, "state.url", settings.state_url))
+    # One workspace's view of the state store: every row it reads and writes is that workspace's.
+    store = (given.store or Store(resolve_setting(secrets, "state.url", settings.state_url))).for_workspace(
+        settings.workspace_name)
     repository = given.repository or build_repository(settings, secrets)
     platform = given.platform or build_platform(settings, secrets, store, store)
     schema = None if given.no_schema else given.schema or build_schema(settings)
