@@ -80,10 +80,16 @@ class DaemonState:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, reconciler: Reconciler, notifier: object | None = None) -> None:
+    """One workspace's supervisor (``daemon/workspaces.Workspaces`` owns one per workspace). Everything
+    it does is that workspace's: its source, its runs, its schedule, its metrics' ``workspace`` label and
+    its log lines' ``workspace=``."""
+
+    def __init__(self, settings: Settings, reconciler: Reconciler, notifier: object | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.workspace = settings.workspace_name
         self.reconciler = reconciler
-        self.metrics = Metrics()
+        self.metrics = metrics or Metrics(workspace=self.workspace)
         self.state = DaemonState()
         self.fetch_signal = Signal()
         self.cancel = threading.Event()
@@ -122,7 +128,7 @@ class Daemon:
         self._fetcher.start()
         self.fetch_signal.notify("startup")
         threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
-        log.info("daemon.started", source=self.reconciler.source_label,
+        log.info("daemon.started", workspace=self.workspace, source=self.reconciler.source_label,
                  recovered_runs=len(self.state.recovered))
 
     def _warm_up(self) -> None:
@@ -133,7 +139,7 @@ class Daemon:
 
     def stop(self, timeout: float) -> bool:
         """Stop within ``timeout``: no new runs, the change in flight finishes, then everything halts."""
-        log.info("daemon.stopping", in_flight=self.queue.busy())
+        log.info("daemon.stopping", workspace=self.workspace, in_flight=self.queue.busy())
         self.stopping.set()
         self.cancel.set()
         self.fetch_signal.notify("stop")
@@ -217,6 +223,7 @@ class Daemon:
         self.fetch_signal.notify(source)
 
     def _fetch_loop(self) -> None:
+        structlog.contextvars.bind_contextvars(workspace=self.workspace)  # this thread is this workspace's
         last_start = 0.0
         while not self.stopping.is_set():
             sources = self.fetch_signal.wait(timeout=1.0)
@@ -330,14 +337,14 @@ class Daemon:
     def _work(self, env: str, trigger: str) -> None:
         if self.stopping.is_set():
             return
-        structlog.contextvars.bind_contextvars(environment=env, trigger=trigger)
+        structlog.contextvars.bind_contextvars(workspace=self.workspace, environment=env, trigger=trigger)
         try:
             if trigger == DRIFT_CHECK:
                 self._drift_check(env)
             else:
                 self._sync(env, trigger)
         finally:
-            structlog.contextvars.unbind_contextvars("environment", "trigger")
+            structlog.contextvars.unbind_contextvars("workspace", "environment", "trigger")
             release_memory()
 
     def _sync(self, env: str, trigger: str, rev: str | None = None) -> RunOutcome:
