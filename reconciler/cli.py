@@ -51,7 +51,8 @@ class LazyConsole:
                 from rich.console import Console
             except ImportError:
                 stream = sys.stderr if self.stderr else sys.stdout
-                plain = re.sub(r"\[/?[a-z ]+\]", "", text) if markup else text
+                # Style tags go; an escaped "\[" is text (a TOML table name in a message, say).
+                plain = re.sub(r"(?<!\\)\[/?[a-z ]+\]", "", text) if markup else text
                 stream.write(plain.replace("\\[", "[") + end)
                 return
             self._console = Console(stderr=self.stderr, highlight=False, soft_wrap=True)

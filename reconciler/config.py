@@ -489,7 +489,9 @@ def load_settings(explicit: Path | None = None, **overrides: Any) -> Settings:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     for section, values in overrides.items():
         if isinstance(values, dict):
-            data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+            given = {k: v for k, v in values.items() if v is not None}
+            if given:  # an override that sets nothing does not make its section "set" (see [[workspaces]])
+                data.setdefault(section, {}).update(given)
         elif values is not None:
             data[section] = values
     try:
