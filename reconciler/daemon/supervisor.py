@@ -111,7 +111,9 @@ class Daemon:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, watch: bool = True) -> None:
+        """Start; ``watch=False`` when someone else watches this workspace's local repository (the
+        shared watcher of ``daemon/workspaces.py``, which notifies ``fetch_signal``)."""
         if self.replicas is not None:
             self._look(renew=True)  # be a member before the first evaluation, so the others count us
             self._seen_news = self.replicas.announced()
@@ -121,7 +123,7 @@ class Daemon:
         poll = parse_duration(self.settings.source.poll_interval)
         self.scheduler.add_job(lambda: self.fetch_signal.notify("poll"), IntervalTrigger(seconds=max(poll, 1.0)),
                                id="poll", replace_existing=True)
-        watch_dir = self.reconciler.watch_dir()
+        watch_dir = self.reconciler.watch_dir() if watch else None
         if watch_dir is not None:
             self.watcher = RefWatcher(watch_dir, lambda: self.fetch_signal.notify("watch"))
             self.watcher.start()

@@ -19,6 +19,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -27,6 +29,7 @@ from reconciler.app.reconcile import Reconciler
 from reconciler.config import Settings
 from reconciler.daemon.metrics import Families, Metrics
 from reconciler.daemon.supervisor import Daemon
+from reconciler.daemon.watch import RefWatcher
 from reconciler.durations import parse_duration
 from reconciler.errors import ReconcilerError
 
@@ -50,6 +53,7 @@ class Workspaces:
         self._stopping = threading.Event()
         self._retry: threading.Thread | None = None
         self._started = False
+        self._watcher: RefWatcher | None = None
 
     # -- what the HTTP server asks (api/daemon.Host) ---------------------------------------------
 
@@ -73,8 +77,18 @@ class Workspaces:
 
     def start(self) -> None:
         with self._lock:
+            # One watcher thread for every local repository (see daemon/watch.py); a workspace built
+            # later by the retry loop watches its own.
+            targets: dict[Path, list[Callable[[], None]]] = {}
             for daemon in self._running.values():
-                daemon.start()
+                git_dir = daemon.reconciler.watch_dir()
+                if git_dir is not None:
+                    targets.setdefault(git_dir, []).append(partial(daemon.fetch_signal.notify, "watch"))
+            if targets:
+                self._watcher = RefWatcher.of(targets)
+                self._watcher.start()
+            for daemon in self._running.values():
+                daemon.start(watch=False)
             self._started = True
         if self.unavailable:
             self._retry = threading.Thread(target=self._retry_loop, name="workspaces-retry", daemon=True)
@@ -116,6 +130,8 @@ class Workspaces:
     def stop(self, timeout: float) -> bool:
         """Stop every supervisor at once (each finishes the change in flight) within ``timeout``."""
         self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.stop()
         with self._lock:
             daemons = list(self._running.values())
         if not daemons:
