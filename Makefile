@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
 
 # The tests most exposed to the date once more under a faked weekend date: promotion, the CLI and the
 # daemon's releases to production. They must not notice (needs faketime: apt-get install faketime).

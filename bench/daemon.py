@@ -68,7 +68,10 @@ from tests.daemon_support import TEST_NOW, DaemonProcess, start_daemon
 HEADING = "## Daemon: commit to Synced, idle cost, webhook bursts"
 # The daemons' clock starts on a Wednesday morning: production (v1.0.0) must sync before anything is
 # measured, and the example's Friday-evening deny window would otherwise hold it for 64 h.
-CLOCK = {"RECONCILER_NOW": TEST_NOW}
+# One clock for every daemon: their run records are on it, and SHIFT takes them back to wall time.
+SINCE = time.time()
+CLOCK = {"RECONCILER_NOW": TEST_NOW, "RECONCILER_NOW_SINCE": repr(SINCE)}
+SHIFT = dt.datetime.fromisoformat(TEST_NOW).timestamp() - SINCE
 LATENCY_GOAL = 1.0
 CPU_GOAL = 1.0  # percent of one core
 RSS_GOAL = 120.0  # MiB
@@ -124,7 +127,8 @@ class Latency:
         m, slowest = median(self.totals), max(self.totals)
         return (f"| {self.mode} | {len(self.totals)} | {ms(m)} | {ms(percentile(self.totals, 95))} | "
                 f"{ms(slowest)} (#{self.totals.index(slowest) + 1}) | {ms(median(self.to_run))} | "
-                f"{ms(median(self.runs))} | median < 1 s: {verdict(m, LATENCY_GOAL)} |")
+                f"{ms(median(self.runs))} | median < 1 s: {verdict(m, LATENCY_GOAL)}; "
+                f"p95 and #1 < 1 s: {verdict(max(percentile(self.totals, 95), self.totals[0]), LATENCY_GOAL)} |")
 
 
 def measure_latency(example: Example, daemon: DaemonProcess, mode: str, commits: int, poll: float,
@@ -156,7 +160,7 @@ def measure_latency(example: Example, daemon: DaemonProcess, mode: str, commits:
             result.totals.append(time.perf_counter() - start)
             run = client.get(f"/api/v1/environments/staging/runs/{env['last_run_id']}").json() \
                 if env.get("last_run_id") else env["last_run"]
-            started = dt.datetime.fromisoformat(run["started_at"]).timestamp()
+            started = dt.datetime.fromisoformat(run["started_at"]).timestamp() - SHIFT
             result.to_run.append(started - wall)
             result.runs.append(run["duration_seconds"] or 0.0)
             print(f"  {mode} commit {n + 1:>2}: {ms(result.totals[-1])} (to run record {ms(result.to_run[-1])}, "
@@ -234,7 +238,10 @@ class Burst:
 def burst(example: Example, daemon: DaemonProcess, label: str, count: int, senders: int,
           commit: str | None) -> Burst:
     secret = example.secrets["WEBHOOK_SECRET"]
-    body = json.dumps({"ref": "refs/heads/main", "after": commit or "0" * 40}).encode()
+    # GitHub's push event: the branch and the commit it now points at (nothing new: the head the daemon
+    # has, as when a hook is redelivered or several integrations send the same push).
+    after = commit or daemon.env("staging")["applied_revision"]
+    body = json.dumps({"ref": "refs/heads/main", "after": after}).encode()
     headers = {"X-Hub-Signature-256": github_signature(secret, body), "X-GitHub-Event": "push",
                "Content-Type": "application/json"}
     metrics = httpx.Client(timeout=10)
@@ -370,7 +377,10 @@ window, `VmRSS` of the daemon process (the embedded PostgreSQL is a separate pro
 {idle_rows}
 
 **Webhook bursts** against the webhook daemon: {args.burst} signed `POST /hooks/github` from
-{args.senders} threads over keep-alive connections. Fetches and runs are the deltas of
+{args.senders} threads over keep-alive connections, each GitHub's push event for `main` (its `ref` and
+`after`): with nothing new, `after` is the head the daemon already has (a redelivered hook, or several
+integrations sending the same push); right after a commit, the new commit. Goal (issue 12): at most 2
+fetches per burst. Fetches and runs are the deltas of
 `reconciler_fetches_total` and `reconciler_runs_total` from `/metrics`; *quiet after* is the time
 from the first request until both counters stopped moving for 2 s (and, after a commit, staging
 reached it).

@@ -151,6 +151,31 @@ def destructive_policy(r: Any, env: str) -> str | None:
         return None
 
 
+def _operator() -> str:
+    """Who runs this command, as a break-glass record names them (the login name)."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a bare container)
+        return f"uid {os.getuid()}"
+
+
+def _notify_break_glass(r: Any, outcome: Any) -> None:
+    """Send the ``break-glass`` notification of a CLI run to the configured webhooks (the daemon does its own)."""
+    from reconciler.daemon.notify import Notifier
+
+    if not r.settings.notify.webhooks:
+        return
+    notifier = Notifier(r.settings, r)
+    try:
+        notifier.outcome(outcome)
+        if not notifier.wait_idle(30.0):
+            err.print("[yellow]warning:[/yellow] the break-glass notification is still being delivered; giving up")
+    finally:
+        notifier.close()
+
+
 def emit(text: str) -> None:
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
 
@@ -315,17 +340,34 @@ def apply(
         list[str] | None,
         typer.Option("--approve", help="Approve a destructive drift id (repeatable; * suffix for a prefix)."),
     ] = None,
+    break_glass: Annotated[
+        str | None,
+        typer.Option("--break-glass", metavar="REASON",
+                      help="Emergency: apply even inside a deny window (only that gate yields). The reason and "
+                           "who ran it are recorded with the run and notified."),
+    ] = None,
     fmt: FormatOpt = Format.text,
     config: ConfigOpt = None,
     source: SourceOpt = None,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Reconcile once, with the same gates as the daemon. Exit 0 applied/nothing to do, 1 failed, 3 blocked."""
+    from reconciler.core.gates import BreakGlass
     from reconciler.core.revisions import short
     from reconciler.reports.drift import render_plan
 
+    glass = None
+    if break_glass is not None:
+        if not break_glass.strip():
+            fail("--break-glass needs a reason, e.g. --break-glass \"INC-1234: payments down, hotfix\"; it is "
+                 "recorded with the run and notified")
+        glass = BreakGlass(f"cli:{_operator()}", break_glass.strip())
+
     def run(r: Any) -> int:
-        outcome = r.reconcile(env, rev, trigger="cli", approvals=approve or [])
+        outcome = r.reconcile(env, rev, trigger="break-glass" if glass else "cli", approvals=approve or [],
+                              break_glass=glass)
+        if outcome.break_glass is not None:
+            _notify_break_glass(r, outcome)
         for warning in outcome.warnings:
             err.print(f"[yellow]warning:[/yellow] {esc(warning)}")
         if fmt == Format.json:
@@ -334,6 +376,8 @@ def apply(
                 "run_id": outcome.run_id, "reason": outcome.reason, "gate": outcome.gate,
                 "applied": list(outcome.applied),
                 "items": [i.as_json() for i in outcome.plan.items] if outcome.plan else [],
+                "break_glass": {"who": outcome.break_glass.who, "reason": outcome.break_glass.reason}
+                if outcome.break_glass is not None else None,
             }, indent=2, sort_keys=True))
             return int(outcome.exit_code)
         if outcome.plan is not None and outcome.plan.items:
@@ -406,6 +450,24 @@ def status(fmt: FormatOpt = Format.text, config: ConfigOpt = None, source: Sourc
         return 0
 
     with_reconciler(config, source, run, workspace)
+
+
+@app.command()
+def releases(
+    limit: Annotated[int, typer.Option(help="How many release tags (newest first); branch heads come after.",
+                                       min=1, max=100)] = 10,
+    fmt: FormatOpt = Format.text,
+    config: ConfigOpt = None,
+    source: SourceOpt = None,
+) -> None:
+    """The promotion view: release tags and branch heads by environment, and what blocks each next promotion."""
+    from reconciler.reports.releases import render_releases
+
+    def run(r: Any) -> int:
+        emit(render_releases(fmt.value, r.queries.releases(limit)))
+        return 0
+
+    with_reconciler(config, source, run)
 
 
 @app.command()

@@ -201,7 +201,9 @@ class RetoolInstance(Section):
     retool_environments: dict[str, str] = Field(default_factory=dict)
     manifest: Annotated[str, AfterValidator(_not_blank)] | None = None  # this instance's release manifest
     source_control: SourceControlConfig | None = None
-    requests_per_minute: PositiveInt = 45
+    requests_per_minute: PositiveInt | None = None  # default: platform.requests_per_minute
+    # This entry is a Retool Space (host: the Space's domain, token: a token of that Space), by its name.
+    space: Annotated[str, AfterValidator(_not_blank)] | None = None
 
 
 class PlatformConfig(Section):
@@ -211,6 +213,8 @@ class PlatformConfig(Section):
     # retool, one instance hosting every environment:
     host: Annotated[str, _http_url("https://retool.example.com", echo=True)] | None = None
     token: Annotated[str, AfterValidator(_not_blank)] | None = None  # usually ${secret:RETOOL_TOKEN}
+    # The instance is a Retool Space (host: the Space's domain, token: a token of that Space), by its name.
+    space: Annotated[str, AfterValidator(_not_blank)] | None = None
     manifest: Annotated[str, AfterValidator(_not_blank)] | None = None
     source_control: SourceControlConfig | None = None
     # retool, several instances (instead of host/token above):
@@ -226,8 +230,8 @@ class PlatformConfig(Section):
             return self
         if self.provider != "retool":
             raise ValueError("[[platform.instances]] are Retool instances; set provider = 'retool' or remove them")
-        if self.host or self.token:
-            raise ValueError("give either host/token (one instance hosting every environment) or "
+        if self.host or self.token or self.space:
+            raise ValueError("give either host/token/space (one instance hosting every environment) or "
                              "[[platform.instances]], not both")
         names = [i.name for i in self.instances]
         if len(set(names)) != len(names):
@@ -290,7 +294,7 @@ class ApiConfig(Section):
     max_connections: int = Field(default=512, ge=1)
 
 
-NotifyEvent = Literal["drift", "failed", "blocked", "promoted", "recovered"]
+NotifyEvent = Literal["drift", "failed", "blocked", "promoted", "recovered", "rolled_back", "break-glass"]
 
 
 class NotifyWebhook(Section):

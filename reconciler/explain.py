@@ -78,7 +78,11 @@ GATES: dict[GateCode, str] = {
     ),
     GateCode.WINDOW: (
         "A deny window is open (for example Friday evening). The new revision waits and is applied automatically "
-        "when the window closes; the status shows when."
+        "when the window closes; the status shows when. In an emergency the window (and only the window) can be "
+        "overridden: 'reconciler apply ENV --break-glass \"REASON\"', or POST /api/v1/environments/ENV/break-glass "
+        "with {\"reason\": ...} and an admin-scope token. Signatures, release-tag and promotion gates, approvals and "
+        "pins still hold. The run records who and why (history, the run's break_glass field) and a 'break-glass' "
+        "notification is sent."
     ),
     GateCode.DESTRUCTIVE: RISKS["destructive"],
     GateCode.DESTRUCTIVE_DENIED: (
@@ -171,7 +175,9 @@ KINDS = {
     "folder": "a folder that groups resources and apps on the platform",
     "resource": "a platform connection (database, REST API, analytics vendor) and its options in this environment",
     "config-variable": "a configuration variable's value in this environment (secret values compared by fingerprint)",
-    "group": "a permission group",
+    "group": "a permission group: its members (by email) and privileges (universal access, unpublished releases, "
+    "usage analytics, ...) when declared",
+    "space": "a Retool Space (an isolated organisation on the instance) created from the admin Space",
     "permission": "a group's access (use or edit) to a resource's configuration in this environment or to an app",
     "app": "an app deployed to this environment (compared by the hash of its source folder)",
 }

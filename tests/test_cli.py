@@ -121,6 +121,25 @@ def test_production_applies_a_release_tag(world: World) -> None:
     assert status["production"]["state"] == "Synced"
 
 
+def test_a_pin_by_release_tag_shows_the_tag_as_what_runs(world: World) -> None:
+    """After 'reconciler pin production v1.0.0' production runs v1.0.0, and says so (not pinned@<id>)."""
+    assert cli(world, "apply", "staging").exit_code == 0
+    world.tag("v1.0.0", "Release 1.0.0")
+    assert cli(world, "apply", "production").exit_code == 0
+    world.write("groups.yaml", (world.desired / "groups.yaml").read_text() + "---\nkind: Group\nname: auditors\n")
+    world.commit("Add auditors")
+    assert cli(world, "apply", "staging").exit_code == 0
+    world.tag("v1.1.0", "Release 1.1.0")
+    assert cli(world, "apply", "production").exit_code == 0
+    assert cli(world, "pin", "production", "v1.0.0").exit_code == 0
+    rolled_back = cli(world, "apply", "production", "--format", "json")
+    assert rolled_back.exit_code == 0, rolled_back.stderr
+    assert json.loads(rolled_back.stdout)["ref"] == "v1.0.0"
+    status = {e["name"]: e for e in json.loads(cli(world, "status", "--format", "json").stdout)["environments"]}
+    assert status["production"]["applied_ref"] == "v1.0.0"
+    assert status["production"]["desired_ref"] == "v1.0.0"
+
+
 def test_lightweight_tags_are_releases_too(world: World) -> None:
     assert cli(world, "apply", "staging").exit_code == 0
     world.tag("v1.0.0")

@@ -42,7 +42,8 @@ BAD = [
      "(e.g. https://retool.example.com)"),
     ('[platform]\nrequests_per_minute = 0', "platform.requests_per_minute: must be 1 or more (got 0)"),
     ('[platform]\nprovider = "retool"\nhost = "https://r.example.com"\ntoken = "t"\n' + instance("a"),
-     "platform: give either host/token (one instance hosting every environment) or [[platform.instances]], not both"),
+     "platform: give either host/token/space (one instance hosting every environment) or "
+     "[[platform.instances]], not both"),
     ('[platform]\nprovider = "retool"\n' + instance("a") + instance("b"),
      "platform: environment 'staging' is hosted by two instances (a and b)"),
     ('[platform]\nprovider = "retool"\n' + instance("a") + instance("a", '"production"'),
@@ -80,7 +81,8 @@ BAD = [
     ('[[notify.webhooks]]\nurl = "hooks.example.com/x"',
      "notify.webhooks[0].url: is not an http:// or https:// URL with a host (e.g. https://hooks.example.com/...)"),
     ('[[notify.webhooks]]\nurl = "https://hooks.example.com/x"\nevents = ["fail"]',
-     "notify.webhooks[0].events[0]: Input should be 'drift', 'failed', 'blocked', 'promoted' or 'recovered'"),
+     "notify.webhooks[0].events[0]: Input should be 'drift', 'failed', 'blocked', 'promoted', 'recovered', "
+     "'rolled_back' or 'break-glass'"),
     ('[daemon]\nlease_ttl = "0s"', "daemon.lease_ttl: must be longer than 0 (got '0s')"),
     ('[daemon]\nshutdown_timeout = "later"',
      "daemon.shutdown_timeout: 'later' is not a duration; write it like '30s', '5m', '64h' or '1h30m'"),

@@ -71,6 +71,14 @@ SELECT = [
      (A, "v1.0.0", None, False, None)),
     ("a pin holds a release back", RELEASES, Running(A, "v1.0.0", A), None, TAGS, None,
      (A, "v1.0.0", None, True, B)),
+    ("a pin back to an older release is named by its tag", RELEASES, Running(B, "v1.1.0", A), None, TAGS, None,
+     (A, "v1.0.0", None, True, B)),
+    ("a pinned release with an rc at the same commit is named by the release", RELEASES, Running(B, "v1.1.0", A),
+     None, [*TAGS, tag("v1.0.0-rc.2", A)], None, (A, "v1.0.0", None, True, B)),
+    ("a pin at a commit no tag names shows its short id", RELEASES, Running(B, "v1.1.0", E), None, TAGS, None,
+     (E, f"pinned@{E[:12]}", None, True, B)),
+    ("a pinned branch at a tagged commit is named by the tag", BRANCH, Running(B, "main", A), B, TAGS, None,
+     (A, "v1.0.0", None, True, B)),
 ]
 
 

@@ -198,6 +198,37 @@ def test_webhooks_without_a_good_signature_get_401_and_cause_no_fetch(pyworld: W
     assert metric(d, "reconciler_fetches_total") > fetches
 
 
+def test_webhooks_for_a_push_already_fetched_or_an_unfetched_branch_cause_no_fetch(
+    pyworld: World, daemon_for  # type: ignore[no-untyped-def]
+) -> None:
+    """Redelivered hooks, hooks from several integrations, pushes to feature branches: no fetch."""
+    pyworld.configure(source={"url": f"file://{pyworld.repo}", "webhook_secret": "${secret:WEBHOOK_SECRET}",
+                              "poll_interval": "1h"})
+    pyworld.secrets["WEBHOOK_SECRET"] = "hook-secret-123"
+    d = daemon_for()
+    head = d.wait_env("staging", state="Synced")["applied_revision"]
+
+    def push(ref: str, after: str) -> httpx.Response:
+        body = json.dumps({"ref": ref, "after": after}).encode()
+        signature = "sha256=" + hmac.new(b"hook-secret-123", body, hashlib.sha256).hexdigest()
+        with httpx.Client(base_url=d.url, timeout=30) as c:
+            return c.post("/hooks/github", content=body, headers={"X-Hub-Signature-256": signature})
+
+    fetches = metric(d, "reconciler_fetches_total")
+    for ref, after in [("refs/heads/main", head), ("refs/heads/feature/x", "a" * 40)]:
+        response = push(ref, after)
+        assert response.status_code == 202
+        assert response.json()["detail"] == "nothing new to fetch"
+    assert metric(d, "reconciler_fetches_total") == fetches
+    assert metric(d, 'reconciler_webhooks_total{outcome="known",source="github"}') == 2
+    # A push of something new fetches, and the commit reaches staging.
+    pyworld.write("groups.yaml", (pyworld.desired / "groups.yaml").read_text() + "---\nkind: Group\nname: y\n")
+    commit = pyworld.commit("More")
+    assert "detail" not in push("refs/heads/main", commit).json()
+    d.wait_env("staging", state="Synced", applied_revision=commit)
+    assert metric(d, "reconciler_fetches_total") > fetches
+
+
 def test_sigterm_when_idle_exits_zero_without_waiting_for_the_shutdown_timeout(
     pyworld: World, daemon_for  # type: ignore[no-untyped-def]
 ) -> None:

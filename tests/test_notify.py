@@ -117,6 +117,44 @@ def test_slack_payloads(tmp_path: Path, receiver: Receiver) -> None:
     n.close()
 
 
+HEALTH_FAILED = {"name": "crm-api-health", "kind": "http", "target": "resource crm-api", "app": None,
+                 "when": "after-apply", "passed": False, "duration_seconds": 5.004,
+                 "detail": "GET /health: no answer within 5s", "error": "GET /health: no answer within 5s"}
+HAS_CUSTOMERS = {"name": "crm-has-customers", "kind": "sql", "target": "database crm", "app": None,
+                 "when": "after-apply", "passed": True, "duration_seconds": 0.012, "detail": "true", "error": None}
+
+
+def test_a_failed_runs_checks_travel_in_json_and_slack_messages(tmp_path: Path, receiver: Receiver) -> None:
+    failed = Outcome("production", RunResult.FAILED, "c" * 40, "v1.2.0", "run4",
+                     "check crm-api-health failed after apply: GET /health: no answer within 5s",
+                     checks=(HAS_CUSTOMERS, HEALTH_FAILED))
+    n = notifier(tmp_path / "json", receiver)
+    n.outcome(failed)
+    assert n.wait_idle(10)
+    n.close()
+    assert [(c["name"], c["passed"], c["duration_seconds"], c["error"]) for c in receiver.bodies[0]["checks"]] == [
+        ("crm-has-customers", True, 0.012, None), ("crm-api-health", False, 5.004, "GET /health: no answer within 5s")]
+    slack = notifier(tmp_path / "slack", receiver, fmt="slack")
+    slack.outcome(failed)
+    assert slack.wait_idle(10)
+    slack.close()
+    text = receiver.bodies[1]["blocks"][0]["text"]["text"]
+    assert "• check `crm-has-customers` passed (0.01s)" in text
+    assert "• check `crm-api-health` FAILED (5.00s): GET /health: no answer within 5s" in text
+
+
+def test_another_check_failing_at_the_same_revision_is_news(tmp_path: Path, receiver: Receiver) -> None:
+    n = notifier(tmp_path, receiver)
+    health = Outcome("production", RunResult.FAILED, "c" * 40, "v1.2.0", "run5", "health", checks=(HEALTH_FAILED,))
+    n.outcome(health)
+    n.outcome(health)
+    n.outcome(Outcome("production", RunResult.FAILED, "c" * 40, "v1.2.0", "run6", "customers",
+                      checks=({**HAS_CUSTOMERS, "passed": False},)))
+    assert n.wait_idle(10)
+    n.close()
+    assert [b["reason"] for b in receiver.bodies] == ["health", "customers"]
+
+
 def test_the_daemon_announces_a_production_promotion(pyworld: World, receiver: Receiver) -> None:
     pyworld.configure(notify={"webhooks": [{"url": receiver.url}]})
     d = start_daemon(pyworld.config, pyworld.root / "data", env=pyworld.secrets)

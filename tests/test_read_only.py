@@ -1,5 +1,5 @@
-"""Read commands write nothing: ``plan``, ``drift``, ``status``, ``history`` and ``diff`` leave every
-table of the state database as they found it (issue 11).
+"""Read commands write nothing: ``plan``, ``drift``, ``status``, ``history``, ``diff`` and ``releases`` leave
+every table of the state database as they found it (issue 11).
 
 Each is run against a state database that a run filled, in the situations where reads used to
 write: a release tag no run has seen yet (remembering tags), a newer revision on the control branch
@@ -52,6 +52,8 @@ def filled(pyworld: World) -> World:
     (("status", "--format", "json"), 0),
     (("history", "staging"), 0),
     (("diff", "--base", "v1.0.0", "--head", "main"), 0),
+    (("releases",), 0),
+    (("releases", "--format", "json"), 0),
 ])
 def test_a_read_command_leaves_the_state_database_as_it_found_it(
     filled: World, args: tuple[str, ...], exit_code: int,

@@ -25,7 +25,7 @@ def test_schemas_export_writes_every_kind(tmp_path: Path) -> None:
     assert result.exit_code == 0
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == ["App.schema.json", "Check.schema.json", "ConfigVariable.schema.json", "Database.schema.json",
-                     "Environment.schema.json", "Group.schema.json", "Resource.schema.json",
+                     "Environment.schema.json", "Group.schema.json", "Resource.schema.json", "Space.schema.json",
                      "reconciler-yaml.schema.json"]
     environment = json.loads((tmp_path / "Environment.schema.json").read_text())
     assert environment["additionalProperties"] is False

@@ -155,3 +155,25 @@ def test_an_app_declared_for_part_of_a_shared_instance_is_refused_at_its_environ
     assert [(p.file, p.line) for p in problems] == [("apps/customer-support-dashboard.yaml", 6)]
     assert "share instance 'retool'" in problems[0].message and "missing: production" in problems[0].message
     assert topology.shared_instance_problems(state, SEPARATE) == []
+
+
+def test_a_groups_members_and_privileges_and_spaces_are_applied_by_production_only(tmp_path: Path) -> None:
+    state = example(tmp_path, edits={"groups.yaml": (
+        "description: Support engineers\n",
+        "description: Support engineers\nmembers: [ann@example.com]\nprivileges: {universal_app_access: use}\n")},
+        extra={"spaces.yaml": "kind: Space\nname: team-a\ndomain: team-a.example.com\n"})
+    support = render(state, "staging", sensitive).objects[("group", "support-team")].fields
+    items = drift(state, "staging", {("group", "support-team"): live(
+        "group", "support-team", **{**support, "members": [], "universal_app_access": "none",
+                                    "theme_access": True})}, missing=(("space", "team-a"),))
+
+    staging = topology.defer_shared(items, topology.sharing(state, "staging", SHARED))
+    production = topology.defer_shared(items, topology.sharing(state, "production", SHARED))
+
+    # theme_access is not declared: not compared at all.
+    assert sorted((i.id, i.deferred_to) for i in staging) == [
+        ("group:support-team:members", "production"),
+        ("group:support-team:universal_app_access", "production"),
+        ("space:team-a", "production"),
+    ]
+    assert [i.deferred_to for i in production] == [None, None, None]

@@ -69,7 +69,7 @@ def test_a_resource_type_retools_api_cannot_create_is_refused_at_its_line(folder
 def test_unknown_kind(folder: Path) -> None:
     (folder / "extra.yaml").write_text("kind: Dashboard\nname: x\n")
     assert problems(folder) == ["extra.yaml:1: unknown kind 'Dashboard' (known kinds: App, Check, ConfigVariable, "
-                                "Database, Environment, Group, Resource)"]
+                                "Database, Environment, Group, Resource, Space)"]
 
 
 def test_duplicate_name(folder: Path) -> None:
@@ -192,10 +192,10 @@ def test_every_problem_at_once_across_the_structural_and_the_reference_checks(fo
 
 def test_the_other_documents_of_a_broken_file_are_still_checked(folder: Path) -> None:
     edit(folder, "groups.yaml", "description: Support engineers", "description: [Support engineers")
-    edit(folder, "groups.yaml", "name: platform-admins\n", "name: platform-admins\nmembers: []\n")
+    edit(folder, "groups.yaml", "name: platform-admins\n", "name: platform-admins\nmembres: []\n")
     assert problems(folder) == [
         "groups.yaml:4: invalid YAML: did not find expected ',' or ']' (parsing a flow sequence started on line 3)",
-        "groups.yaml:7: Group 'platform-admins': unknown field 'members' (check the spelling; unknown fields are "
+        "groups.yaml:7: Group 'platform-admins': unknown field 'membres' (check the spelling; unknown fields are "
         "not allowed)",
     ]
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from reconciler.api import middleware
 from reconciler.api.access import Access
 from reconciler.api.daemon import Daemon, Host, as_host
-from reconciler.api.routes import environments, health, hooks, registry
+from reconciler.api.routes import environments, health, hooks, registry, releases
 
 __all__ = ["Daemon", "Host", "create_app"]
 
@@ -32,4 +32,5 @@ def create_app(served: Daemon | Host) -> FastAPI:
     environments.install(app, access)
     hooks.install(app, access)
     registry.install(app, access)
+    releases.install(app, access)
     return app

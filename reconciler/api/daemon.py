@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from reconciler.app.reconcile import Reconciler
 from reconciler.config import Settings
+from reconciler.core.outcome import RunOutcome
 
 
 class DaemonState(Protocol):
@@ -52,6 +53,8 @@ class Daemon(Protocol):
     def state(self) -> DaemonState: ...
 
     def request_sync(self, env: str, trigger: str = "api") -> bool: ...
+
+    def break_glass(self, env: str, who: str, reason: str) -> RunOutcome: ...
 
     def request_fetch(self, source: str) -> None: ...
 

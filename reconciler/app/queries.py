@@ -9,13 +9,16 @@ database as they found it.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
 
+from reconciler.app import promotion
+from reconciler.app.promotion import PromotionView
 from reconciler.core.changes import DriftItem
-from reconciler.core.outcome import EnvironmentStatus
+from reconciler.core.outcome import EnvironmentStatus, as_read
 from reconciler.core.plan import Plan
 from reconciler.core.targets import Target, tracked_ref
 from reconciler.desired.models import Environment
@@ -25,7 +28,7 @@ from reconciler.store.store import RunRecord, Store
 log = structlog.get_logger(__name__)
 
 # RunRecord is what the store returns for a run; readers take it from here, not from the store.
-__all__ = ["DriftReport", "Queries", "RunRecord", "Source", "StatusRow"]
+__all__ = ["DriftReport", "PromotionView", "Queries", "RunRecord", "Source", "StatusRow"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,15 @@ class Source(Protocol):
 
     def registry_app(self, env: str, app: str) -> dict[str, Any] | None: ...
 
+    def environments(self) -> list[str]: ...
+
+    def target(self, env: str, rev: str | None = None) -> Target: ...
+
+    def candidates(self, limit: int) -> list[Any]: ...
+
+    @property
+    def clock(self) -> Callable[[], dt.datetime]: ...
+
 
 class Queries:
     """Reads of the store joined with what Git says now; built by ``Reconciler`` as ``reconciler.queries``."""
@@ -87,7 +99,7 @@ class Queries:
         else:
             tracked, desired_revision, desired_ref = tracked_ref(target.spec), target.revision, target.ref
         last = self.store.run(status.last_run_id) if status.last_run_id else None
-        return StatusRow(status, tracked, desired_revision, desired_ref, last)
+        return StatusRow(as_read(status, desired_revision, desired_ref), tracked, desired_revision, desired_ref, last)
 
     def status_rows(self) -> list[StatusRow]:
         return [self.status_row(name) for name in self.names()]
@@ -105,6 +117,11 @@ class Queries:
         items = [DriftItem.from_json(item) for item, _ in seen]
         return DriftReport(Plan(env, status.applied_revision, [], items), status.applied_ref,
                            {item["id"]: when for item, when in seen}, status.last_checked_at)
+
+    def releases(self, limit: int = 10, visible: set[str] | None = None) -> PromotionView:
+        """The promotion view: the newest ``limit`` release tags and the tracked branch heads, per
+        environment (only those in ``visible``, when given); see ``app/promotion.py``."""
+        return promotion.build(self.reconciler, self.store, limit, visible)
 
     def store_reachable(self) -> bool:
         return self.store.ping()

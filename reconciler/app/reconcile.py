@@ -41,10 +41,18 @@ from reconciler.core.changes import Change, DriftItem, Phase
 from reconciler.core.drift import diff_objects
 from reconciler.core.gates import Gate
 from reconciler.core.objects import LiveState
-from reconciler.core.outcome import DriftChecked, EnvironmentStatus, EnvState, RunOutcome, RunResult, Waiting
+from reconciler.core.outcome import (
+    SCHEDULED_CHECKS,
+    DriftChecked,
+    EnvironmentStatus,
+    EnvState,
+    RunOutcome,
+    RunResult,
+    Waiting,
+)
 from reconciler.core.plan import Plan, Step, build_plan
 from reconciler.core.render import DesiredDatabase, DesiredEnvironment, render
-from reconciler.core.revisions import short
+from reconciler.core.revisions import TagRef, releases, short
 from reconciler.core.targets import Requested, Running, TagEvidence, Target
 from reconciler.desired import loader
 from reconciler.desired.models import Environment, app_environments
@@ -95,6 +103,16 @@ class Computed:
     plan: Plan
     live: LiveState  # what the plan was made against; apply starts from it (no second read)
     sharing: topology.Sharing | None = None  # who applies what this one's platform instance shares
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A row of the promotion view: a release tag or a branch head, and its desired state's tree id."""
+
+    name: str
+    kind: str  # "tag" or "branch"
+    commit: str
+    tree_id: str | None
 
 
 @dataclass(frozen=True)
@@ -153,6 +171,10 @@ class Reconciler:
     def fetch(self) -> bool:
         """Fetch the remote (a local repository is read as it is); True when a ref moved."""
         return self._repository.fetch()
+
+    def push_is_news(self, ref: str, after: str) -> bool:
+        """Whether a webhook's push (``ref`` now at ``after``) needs a fetch (``Repository.push_is_news``)."""
+        return self._repository.push_is_news(ref, after)
 
     @property
     def source_label(self) -> str:
@@ -282,8 +304,9 @@ class Reconciler:
         running = Running(status.applied_revision, status.applied_ref, status.pinned_revision)
         requested = Requested(rev, self._repository.resolve(rev)) if rev is not None else None
         if spec.track.branch is not None:
+            tags = self._repository.tags() if status.pinned_revision else []  # a pin is named by its tag
             return targets.select(spec, running, head=self._repository.branch_head(spec.track.branch),
-                                  requested=requested)
+                                  tags=tags, requested=requested)
         return targets.select(spec, running, tags=self._repository.tags(), requested=requested)
 
     def target(self, env: str, rev: str | None = None) -> Target:
@@ -328,6 +351,34 @@ class Reconciler:
                            signature_ok=signature_ok, signature_reason=signature_reason,
                            upstream_checks_ran=checks_ran, upstream_checks_failed=checks_failed,
                            upstream_synced_since=since, now=self.clock(), signed_by=signed_by)
+
+    def candidates(self, limit: int) -> list[Candidate]:
+        """What the promotion view shows as rows (reads only): the newest ``limit`` release tags that
+        match a tag-tracked environment's glob, highest version first, then the head of each branch an
+        environment tracks (the control branch first), each with its desired-state folder's tree id."""
+        order = self.environments()
+        specs = [self.spec(env) for env in order]
+        globs = [(s.track.tag, s.track.prereleases) for s in specs if s.track.tag is not None]
+        found: dict[str, tuple[TagRef, Any]] = {}
+        for glob, prereleases in globs:
+            for release in releases(self._repository.tags(), glob, prereleases):
+                found.setdefault(release.tag.name, (release.tag, release.version))
+        newest = sorted(found.values(), key=lambda pair: (pair[1], pair[0].name), reverse=True)[:limit]
+        rows = [Candidate(tag.name, "tag", tag.target, self._tree_id(tag.target)) for tag, _ in newest]
+        branches = [self.control_branch, *(s.track.branch for s in specs if s.track.branch is not None)]
+        for branch in dict.fromkeys(branches):
+            try:
+                head = self._repository.branch_head(branch)
+            except ReconcilerError:
+                continue  # a branch that does not exist (yet) has no head to show
+            rows.append(Candidate(branch, "branch", head, self._tree_id(head)))
+        return rows
+
+    def _tree_id(self, commit: str) -> str | None:
+        try:
+            return self._repository.tree(commit, self.settings.source.path).content_id()
+        except ReconcilerError:
+            return None  # no desired-state folder at that commit
 
     def _declares_checks(self, revision: str, env: str) -> bool:
         """Does the desired state at ``revision`` declare checks for ``env``? (An invalid one: assume so.)"""
@@ -420,6 +471,45 @@ class Reconciler:
         stored = {item["id"]: when for item, when in self._store.drift(env)}
         return plan, {i.id: stored[i.id] for i in plan.drift if i.id in stored}
 
+    def check_on_schedule(self, env: str, drift: Plan | None = None) -> RunOutcome | None:
+        """The drift schedule's checks (``sync.scheduled_checks``): ``env``'s checks of what it runs.
+
+        Recorded only when they say something new: a failure is a Failed run (trigger
+        ``scheduled-checks``; the same failure again adds no record, ``core.outcome.repeats``), and
+        checks passing again after a failed check make the environment Synced again (a NoChanges run,
+        verified against ``drift``, the drift check's plan). With ``scheduled_checks: rollback`` a new
+        failure is followed by a rollback, as after an apply. None when nothing was recorded: no
+        scheduled checks, another run holds the environment, nothing runs yet, or all passed as before.
+        """
+        spec = self.spec(env)
+        if spec.sync.scheduled_checks is None:
+            return None
+        with self.lease(env) as lease:
+            if not lease.held:
+                return None  # a run is applying; it checks what it applies
+            with structlog.contextvars.bound_contextvars(environment=env, trigger=SCHEDULED_CHECKS):
+                status = self._store.status(env)
+                if status.applied_revision is None or status.state == EnvState.PROGRESSING:
+                    return None
+                state = self.state_at(status.applied_revision)
+                results = self._checks(state, env, None)
+                if not results:
+                    return None
+                base = RunOutcome(env, RunResult.NO_CHANGES, status.applied_revision, status.applied_ref,
+                                  trigger=SCHEDULED_CHECKS, tree_id=state.content_id)
+                if _any_failed(results):
+                    failed = self._record(self._judge(base, results, "on schedule"))
+                    if failed.run_id != status.last_run_id and spec.sync.scheduled_checks == "rollback":
+                        return self._roll_back(failed, (), None)
+                    return failed if failed.run_id != status.last_run_id else None
+                last = self._store.run(status.last_run_id) if status.last_run_id else None
+                if (status.state != EnvState.FAILED or last is None or last.revision != status.applied_revision
+                        or all(c.get("passed") for c in last.checks)):
+                    return None  # passing, as before; or Failed for a reason checks cannot clear
+                if drift is None or drift.revision != status.applied_revision:
+                    drift = self.compute(env, status.applied_revision).plan
+                return self._record(replace(base, checks=tuple(results), verify=drift))
+
     # -- what the daemon sees between runs -------------------------------------------------------
 
     def status(self, env: str) -> EnvironmentStatus:
@@ -499,9 +589,13 @@ class Reconciler:
         approvals: tuple[str, ...] | list[str] = (),
         record_no_changes: bool = True,
         cancel: threading.Event | None = None,
+        break_glass: gates.BreakGlass | None = None,
     ) -> RunOutcome:
         """Bring ``env`` to its target revision (or ``rev``) through every gate. Never raises for
-        an expected failure: the outcome says what happened and the store has the record."""
+        an expected failure: the outcome says what happened and the store has the record.
+
+        ``break_glass`` overrides a deny window (only that gate), recorded with the run.
+        """
         started = time.monotonic()
         # Caller mistakes are errors, not runs: an unknown environment or revision records nothing.
         try:
@@ -520,7 +614,8 @@ class Reconciler:
             # Every log line of this run, providers' included, carries the environment (and run id).
             with structlog.contextvars.bound_contextvars(environment=env, trigger=trigger, run_id=None,
                                                          revision=None):
-                outcome = self._reconcile(env, rev, trigger, tuple(approvals), not record_no_changes, cancel)
+                outcome = self._reconcile(env, rev, trigger, tuple(approvals), not record_no_changes, cancel,
+                                          break_glass=break_glass)
                 if outcome.result == RunResult.FAILED and outcome.failed_checks and outcome.trigger != "rollback":
                     outcome = self._roll_back(outcome, tuple(approvals), cancel)
         outcome = replace(outcome, warnings=(*outcome.warnings, *lease.warnings),
@@ -542,7 +637,9 @@ class Reconciler:
             spec = self.spec(env)
         except ReconcilerError:
             return failed
-        if spec.sync.on_failed_checks != "rollback" or failed.revision is None:
+        policy = "scheduled_checks" if failed.trigger == SCHEDULED_CHECKS else "on_failed_checks"
+        wanted = spec.sync.scheduled_checks if failed.trigger == SCHEDULED_CHECKS else spec.sync.on_failed_checks
+        if wanted != "rollback" or failed.revision is None:
             return failed
         previous = self._store.last_good(env, failed.revision)
         if previous is None:
@@ -556,7 +653,9 @@ class Reconciler:
         self._store.set_pin(env, revision)
         back = self._reconcile(env, None, "rollback", approvals, False, cancel,
                                rollback=f"to {label} because {why}")
-        return back
+        # A pin's run calls its ref "pinned@<commit>"; the message names the release it went back to.
+        named = ref if ref is not None and back.revision == revision else back.ref
+        return replace(back, cause=failed, by=f"reconciler (sync.{policy}: rollback)", ref=named)
 
     def _record(self, outcome: RunOutcome) -> RunOutcome:
         """Write ``outcome`` (the run record and the status) through the store's one writer."""
@@ -564,7 +663,7 @@ class Reconciler:
 
     def _reconcile(
         self, env: str, rev: str | None, trigger: str, approvals: tuple[str, ...], quiet: bool,
-        cancel: threading.Event | None, rollback: str | None = None,
+        cancel: threading.Event | None, rollback: str | None = None, break_glass: gates.BreakGlass | None = None,
     ) -> RunOutcome:
         try:
             self.remember_tags()
@@ -607,7 +706,18 @@ class Reconciler:
         gate = gates.check_destructive(target.spec, plan.destructive, approvals, tag_approvals,
                                        self.database_approvers(env) if plan.destructive else None)
         if gate.allowed and not plan.is_empty():
-            gate = gates.check_window(target.spec, self.clock())
+            window = gates.check_window(target.spec, self.clock())
+            gate = gates.break_glass(window, break_glass)
+            if gate is not window:  # the operator broke the glass: the run says who and why, for history
+                log.warning("reconcile.break_glass", who=break_glass.who if break_glass else None,
+                            reason=break_glass.reason if break_glass else None, window=window.reason)
+                assert break_glass is not None and window.retry_at is not None
+                start = replace(start, break_glass=break_glass, reason=(
+                    f"break glass by {break_glass.who}: {break_glass.reason} (deny window until "
+                    f"{window.retry_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC overridden)"))
+            elif break_glass is not None and window.allowed:
+                start = replace(start, warnings=(*start.warnings, f"--break-glass: no deny window is open in {env}; "
+                                                 "there was nothing to override"))
         if not gate.allowed:
             return self._blocked(start, gate)
         if rollback is not None:
@@ -673,7 +783,7 @@ class Reconciler:
         return results
 
     @staticmethod
-    def _judge(outcome: RunOutcome, checks: list[dict[str, Any]]) -> RunOutcome:
+    def _judge(outcome: RunOutcome, checks: list[dict[str, Any]], moment: str = "after apply") -> RunOutcome:
         """``outcome`` with the checks it ran; Failed, naming the checks, when one of them failed."""
         outcome = replace(outcome, checks=tuple(checks))
         failed = [c for c in checks if not c["passed"]]
@@ -681,7 +791,7 @@ class Reconciler:
             return outcome
         names = ", ".join(c["name"] for c in failed)
         word = "check" if len(failed) == 1 else "checks"
-        reason = f"{word} {names} failed after apply: {failed[0]['detail']}"
+        reason = f"{word} {names} failed {moment}: {failed[0]['detail']}"
         if outcome.verify is not None and outcome.verify.items and outcome.result != RunResult.NO_CHANGES:
             reason += f"; {len(outcome.verify.items)} planned changes (destructive steps) were not applied"
         return replace(outcome, result=RunResult.FAILED, reason=reason)

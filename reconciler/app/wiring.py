@@ -83,10 +83,12 @@ def build_platform(
             raise ConfigError("platform.provider = 'retool' needs platform.host and platform.token "
                               "(token = \"${secret:RETOOL_TOKEN}\"), or [[platform.instances]]")
         return _retool_instance(settings, secrets, books, "platform", platform.host, platform.token,
-                                platform.manifest, platform.source_control, platform.requests_per_minute, None)
+                                platform.manifest, platform.source_control, platform.requests_per_minute, None,
+                                platform.space)
     instances = {
         i.name: _retool_instance(settings, secrets, books, f"platform.instances[{i.name}]", i.host, i.token,
-                                 i.manifest, i.source_control, i.requests_per_minute, i.name)
+                                 i.manifest, i.source_control, i.requests_per_minute or platform.requests_per_minute,
+                                 i.name, i.space)
         for i in platform.instances
     }
     placements = {env: Placement(i.name, i.retool_environments.get(env, env))
@@ -97,7 +99,7 @@ def build_platform(
 def _retool_instance(
     settings: Settings, secrets: Secrets, books: tuple[FingerprintBook, ReleaseBook | None], key: str, host: str,
     token: str, manifest: str | None, source_control: SourceControlConfig | None, requests_per_minute: int,
-    name: str | None,
+    name: str | None, space: str | None = None,
 ) -> RetoolProvider:
     from reconciler.providers.retool.provider import RetoolProvider
     from reconciler.source.branches import BranchRepository, GitCredentials
@@ -138,6 +140,7 @@ def _retool_instance(
         deploy_poll_interval=parse_duration(settings.platform.deploy_poll_interval),
         deploy_timeout=parse_duration(settings.platform.deploy_timeout),
         instance=name,
+        space=space,
     )
 
 

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.desired.models import CONFIG_REFERENCE, Check, Resource
+from reconciler.desired.models import CONFIG_REFERENCE, Check, Resource, check_environments
 from reconciler.desired.state import DesiredState
 from reconciler.durations import parse_duration
 from reconciler.errors import NotFoundError, clip
@@ -70,7 +70,7 @@ class PreparedCheck:
 
 
 def environments_of(check: Check, state: DesiredState) -> list[str]:
-    return list(check.environments) if check.environments is not None else state.environment_order
+    return check_environments(check, state.apps, state.environment_order)
 
 
 def for_environment(state: DesiredState, env: str, names: list[str] | None = None) -> list[PreparedCheck]:

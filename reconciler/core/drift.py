@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from reconciler.core.changes import Change, DriftItem, Phase, Risk
-from reconciler.core.objects import ObjectKey, PlatformObject
+from reconciler.core.objects import OPTIONAL_FIELDS, ObjectKey, PlatformObject
 from reconciler.secrets.values import redact, redact_live
 
 KIND_PHASE = {
     "environment": Phase.ENVIRONMENTS,
+    "space": Phase.ENVIRONMENTS,
     "folder": Phase.RESOURCES,
     "resource": Phase.RESOURCES,
     "config-variable": Phase.CONFIG,
@@ -70,8 +71,10 @@ def diff_objects(
                 pruned=prune and have.owned,  # never an object the reconciler did not create or adopt
             ))
         elif want is not None and have is not None:
-            shown = redact_live(dict(have.fields), dict(want.fields))
-            for field, new, old in _changed_fields(dict(want.fields), dict(have.fields), ""):
+            optional = OPTIONAL_FIELDS.get(kind, frozenset())
+            have_fields = {k: v for k, v in have.fields.items() if k in want.fields or k not in optional}
+            shown = redact_live(have_fields, dict(want.fields))
+            for field, new, old in _changed_fields(dict(want.fields), have_fields, ""):
                 items.append(DriftItem(
                     id=f"{kind}:{name}:{field}", kind=kind, name=name, field=field, change=Change.UPDATE,
                     declared=redact(new), live=_at(shown, field, new, old), phase=KIND_PHASE[kind],

@@ -327,6 +327,29 @@ def check_window(spec: Environment, now: dt.datetime) -> Gate:
     )
 
 
+@dataclass(frozen=True)
+class BreakGlass:
+    """An operator's explicit override of a deny window, in an emergency: who asked and why.
+
+    Given by ``reconciler apply ENV --break-glass REASON`` or the API's admin-only
+    ``POST /api/v1/environments/{env}/break-glass``; recorded with the run and notified.
+    """
+
+    who: str
+    reason: str
+
+
+def break_glass(gate: Gate, override: BreakGlass | None) -> Gate:
+    """``gate``, unless it is a deny window and an operator broke the glass: only the window yields.
+
+    Signatures, release-tag gates, promotion, approvals and pins are decided before the window and
+    stand whatever the override says.
+    """
+    if gate.allowed or override is None or gate.code != GateCode.WINDOW:
+        return gate
+    return Gate.ok()
+
+
 def check_pin(environment: str, pinned: str | None, requested: str | None) -> Gate:
     """An explicit revision other than the pin is refused while the environment is pinned."""
     if pinned and requested is not None and requested != pinned:

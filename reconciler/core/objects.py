@@ -10,12 +10,18 @@ environment         the environment name                   description, color
 folder              folder name                            (none)
 resource            resource name                          type, description, folder, options (dict)
 config-variable     variable name                          description, secret (bool), value
-group               group name                             description
+group               group name                             description; members (emails, sorted) and
+                                                           Retool's privilege fields, each only when
+                                                           declared (``OPTIONAL_FIELDS``)
+space               Space name                             domain, admins (emails, sorted)
 permission          ``<group>/<object_type>/<object>``     group, object_type (resource|app|folder),
                                                            object, access (use|edit|own)
 app                 app name                               description, folder, source_hash,
                                                            resources (list), config (list)
 ==================  =====================================  ============================================
+
+A field in ``OPTIONAL_FIELDS`` is compared only when the declaration carries it: a group whose
+members or privileges are not declared leaves them as they are (a provider reads them all).
 
 A resource's ``options`` are the shared options merged with this environment's options. Groups,
 folders and resource definitions are shared by every environment on a platform such as Retool; the
@@ -31,7 +37,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("environment", "folder", "resource", "config-variable", "group", "permission", "app")
+KINDS = ("environment", "space", "folder", "resource", "config-variable", "group", "permission", "app")
+
+# Fields compared only when declared: managing them is opt-in (membership, privileges).
+OPTIONAL_FIELDS: dict[str, frozenset[str]] = {
+    "group": frozenset({
+        "members", "universal_app_access", "universal_resource_access", "universal_workflow_access",
+        "universal_query_library_access", "user_list_access", "audit_log_access", "unpublished_release_access",
+        "usage_analytics_access", "theme_access", "account_details_access",
+    }),
+}
 
 ObjectKey = tuple[str, str]  # (kind, name)
 

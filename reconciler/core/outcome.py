@@ -15,8 +15,11 @@ from enum import StrEnum
 from typing import Any
 
 from reconciler.core.changes import Change, DriftItem
-from reconciler.core.gates import GateCode
+from reconciler.core.gates import BreakGlass, GateCode
 from reconciler.core.plan import Plan
+
+# The trigger of a run that the drift schedule's checks recorded (``sync.scheduled_checks``).
+SCHEDULED_CHECKS = "scheduled-checks"
 
 
 class RunResult(StrEnum):
@@ -83,6 +86,9 @@ class RunOutcome:
     retry_after: float | None = None  # the failure says when trying again may help (TemporaryError.delay)
     retry_at: dt.datetime | None = None  # Blocked by a deny window: when it closes (the gate's clock)
     checks: tuple[dict[str, Any], ...] = ()  # results of the checks run after applying (CheckResult.as_json())
+    cause: RunOutcome | None = None  # a rollback: the failed run (with its checks) that it undoes
+    by: str | None = None  # a rollback: the policy that decided it ("sync.on_failed_checks: rollback")
+    break_glass: BreakGlass | None = None  # a deny window this run overrode: who and why (recorded, notified)
 
     @property
     def failed_checks(self) -> list[str]:
@@ -148,11 +154,15 @@ def repeats(outcome: RunOutcome, last_result: str | None, last_revision: str | N
     """True when ``outcome`` says again what the last run said, so it needs no run record of its own.
 
     The same refusal of the same revision is one record however often it is decided; a daemon
-    pass that finds nothing to do at the revision that last succeeded adds none either.
+    pass that finds nothing to do at the revision that last succeeded adds none either, nor does
+    the drift schedule's checks failing again as they failed last time.
     """
     if outcome.result == RunResult.BLOCKED:
         return (last_result == RunResult.BLOCKED and last_revision == outcome.revision
                 and last_reason == outcome.reason)
+    if outcome.result == RunResult.FAILED and outcome.trigger == SCHEDULED_CHECKS:
+        # The drift schedule finding the same failure again: one record, however many intervals it lasts.
+        return last_result == RunResult.FAILED and last_revision == outcome.revision and last_reason == outcome.reason
     if outcome.result == RunResult.NO_CHANGES and outcome.quiet:
         return last_revision == outcome.revision and last_result in (RunResult.SUCCEEDED, RunResult.NO_CHANGES)
     return False
@@ -178,6 +188,24 @@ def transition(previous: EnvironmentStatus, event: Event, now: dt.datetime) -> E
         return replace(previous, state=EnvState.OUT_OF_SYNC if drift else EnvState.SYNCED, reason=reason,
                        drift_count=len(drift), last_checked_at=event.checked_at)
     return _after_run(previous, event, now)
+
+
+def as_read(status: EnvironmentStatus, desired_revision: str | None, desired_ref: str | None) -> EnvironmentStatus:
+    """``status`` as a reader is shown it, given what the environment should run now (computed from Git).
+
+    The store says Synced for the revision that was applied; from the moment Git has a newer one
+    until the daemon's run starts (its fetch, its queue) that is no longer true. A reader is shown
+    OutOfSync, naming the revision waiting, as soon as Git knows it. Nothing is written: the daemon
+    records the same through ``Store.record`` when it sees the revision, and the run's own record
+    replaces both.
+    """
+    if status.state != EnvState.SYNCED or desired_revision is None or status.applied_revision is None:
+        return status
+    if desired_revision == status.applied_revision:
+        return status
+    named = f" ({desired_ref})" if desired_ref else ""
+    return replace(status, state=EnvState.OUT_OF_SYNC,
+                   reason=f"revision {desired_revision[:12]}{named} is not applied yet")
 
 
 def _after_run(previous: EnvironmentStatus, outcome: RunOutcome, now: dt.datetime) -> EnvironmentStatus:

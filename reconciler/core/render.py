@@ -124,7 +124,12 @@ class _Renderer:
             add("config-variable", variable.name,
                 {"description": variable.description, "secret": variable.secret, "value": value})
         for group in state.groups.values():
-            add("group", group.name, {"description": group.description})
+            fields: dict[str, Any] = {"description": group.description, **group.privileges.declared()}
+            if group.members is not None:
+                fields["members"] = sorted(group.members)
+            add("group", group.name, fields)
+        for space in state.spaces.values():
+            add("space", space.name, {"domain": space.domain.lower(), "admins": sorted(space.admins)})
         self._permissions(spec, resources, apps, add)
         for app in apps:
             add("app", app.name, {

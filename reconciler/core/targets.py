@@ -89,15 +89,19 @@ def select(
     tags: Sequence[TagRef] = (),
     requested: Requested | None = None,
 ) -> Target:
-    """The revision ``spec`` should run: the branch ``head`` (branch-tracked) or a release among ``tags``."""
+    """The revision ``spec`` should run: the branch ``head`` (branch-tracked) or a release among ``tags``.
+
+    A pinned branch-tracked environment is given ``tags`` too: a pin is named by the tag at its commit.
+    """
     if spec.track.branch is not None:
         if head is None:
             raise ValueError("a branch-tracked environment needs its branch head")
-        return _branch_target(spec, running, head, requested)
+        return _branch_target(spec, running, head, requested, list(tags))
     return _tag_target(spec, running, list(tags), requested)
 
 
-def _branch_target(spec: Environment, running: Running, head: str, requested: Requested | None) -> Target:
+def _branch_target(spec: Environment, running: Running, head: str, requested: Requested | None,
+                   tags: list[TagRef]) -> Target:
     branch = spec.track.branch
     assert branch is not None
     if requested is not None:
@@ -109,9 +113,28 @@ def _branch_target(spec: Environment, running: Running, head: str, requested: Re
         return Target(spec.name, spec, requested.commit, ref)
     if running.pinned_revision:
         newer = head if head != running.pinned_revision else None
-        return Target(spec.name, spec, running.pinned_revision, f"pinned@{short(running.pinned_revision)}",
+        return Target(spec.name, spec, running.pinned_revision, pin_name(running.pinned_revision, tags, None),
                       pinned=True, newer_available=newer)
     return Target(spec.name, spec, head, branch)
+
+
+def pin_name(pinned: str, tags: Sequence[TagRef], glob: str | None) -> str:
+    """What a pin is called where status shows what runs: the tag at the pinned commit, else ``pinned@<id>``.
+
+    ``reconciler pin production v1.0.0`` stores the commit; the name comes back from the tags, so a
+    rollback reads as the release it is. Among several tags at that commit, the highest release
+    matching ``glob`` (the environment's, when it tracks tags) wins, then the highest semantic
+    version, then the first name. A pin by a commit no tag points at shows its short id.
+    """
+    at = [t for t in tags if t.target == pinned]
+    for pattern in (glob, "*"):
+        if pattern is not None:
+            found = releases(at, pattern, prereleases=True)
+            if found:
+                return found[0].tag.name
+    if at:
+        return min(t.name for t in at)
+    return f"pinned@{short(pinned)}"
 
 
 def _tag_target(spec: Environment, running: Running, tags: list[TagRef], requested: Requested | None) -> Target:
@@ -128,7 +151,8 @@ def _tag_target(spec: Environment, running: Running, tags: list[TagRef], request
     if running.pinned_revision:
         newest = matching[0].tag.target if matching else None
         ref = running.applied_ref if running.applied_revision == running.pinned_revision else None
-        return Target(spec.name, spec, running.pinned_revision, ref or f"pinned@{short(running.pinned_revision)}",
+        ref = ref or pin_name(running.pinned_revision, tags, track.tag)
+        return Target(spec.name, spec, running.pinned_revision, ref,
                       pinned=True, newer_available=newest if newest != running.pinned_revision else None)
     applied = running.applied_ref
     applied_version = tag_version(applied, track.tag) if applied else None

@@ -5,17 +5,18 @@ placement of each environment on a platform instance (``PlatformConfig.placement
 ``cli.validate`` for the per-environment differences a shared instance cannot hold.
 
 On an instance hosting several environments, objects that belong to the whole instance — folders,
-groups, grants on apps and folders, a resource's type and folder, a configuration variable's
-description and secret flag — are applied by one environment only: the most protected one hosted
-there (the last in promotion order) that declares the object. For almost everything that is the
-last environment on the instance; an object only less protected environments declare (a resource
-that exists only in staging) is theirs. The other environments' plans show those changes
-"applied with" the applier, neither planned nor failing verification; an instance-wide object
-another environment there declares is never deleted (pruned) by one that does not.
+groups (with their members and privileges), Spaces, grants on apps and folders, a resource's type
+and folder, a configuration variable's description and secret flag — are applied by one environment
+only: the most protected one hosted there (the last in promotion order) that declares the object.
+For almost everything that is the last environment on the instance; an object only less protected
+environments declare (a resource that exists only in staging) is theirs. The other environments'
+plans show those changes "applied with" the applier, neither planned nor failing verification; an
+instance-wide object another environment there declares is never deleted (pruned) by one that does
+not.
 
-Creating a group or a folder is left to any environment: a new one changes nothing another
-environment uses, and a less protected environment may need it (a group its resource grants name)
-before the owner's next release. Everything else instance-wide waits for its applier.
+Creating a group (bare: without members or privileges) or a folder is left to any environment: a
+new one changes nothing another environment uses, and a less protected environment may need it (a
+group its resource grants name) before the owner's next release. Everything else instance-wide waits for its applier.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def owner(env: str, order: list[str], placement: Mapping[str, str]) -> str:
 
 def instance_object(kind: str, name: str) -> bool:
     """Whether the object itself (not only some of its fields) is the instance's."""
-    if kind in ("folder", "group"):
+    if kind in ("folder", "group", "space"):
         return True
     if kind == "permission":
         parts = name.split("/")
@@ -59,7 +60,11 @@ def instance_object(kind: str, name: str) -> bool:
 
 
 def instance_scoped(item: DriftItem) -> bool:
-    """Whether ``item`` changes something the whole instance shares (and is not a harmless create)."""
+    """Whether ``item`` changes something the whole instance shares (and is not a harmless create).
+
+    Creating a group is harmless only bare: its members and privileges are the owner's to apply (a
+    provider told it is not the owner creates the group without them, see ``ApplyContext.owner``).
+    """
     if item.kind in ("folder", "group"):
         return item.change != Change.CREATE
     if instance_object(item.kind, item.name):

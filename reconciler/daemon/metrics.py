@@ -27,7 +27,8 @@ class Families:
         self.run_duration = Histogram("reconciler_run_duration_seconds", "Duration of reconcile runs",
                                       ["environment", ws], registry=self.registry,
                                       buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
-        self.drift_items = Gauge("reconciler_drift_items", "Drift items found by the last check",
+        self.drift_items = Gauge("reconciler_drift_items",
+                                 "Drift items found by the last drift check or run verification (0 until checked)",
                                  ["environment", ws], registry=self.registry)
         self.fetches = Counter("reconciler_fetches_total", "Repository fetches / ref checks", ["result", ws],
                                registry=self.registry)
@@ -92,6 +93,11 @@ class Metrics:
         for kind, revision in labels:
             self.revision.labels(environment, kind, revision).set(1)
         self._revision_labels[environment] = labels
+
+    def set_drift(self, environment: str, count: int | None) -> None:
+        """The environment's drift as the store last recorded it (a check or a run's verification); 0 when
+        nothing was checked yet, so every environment has a sample."""
+        self.drift_items.labels(environment).set(count or 0)
 
     def set_blocked(self, environment: str, gate: str | None) -> None:
         previous = self._blocked_labels.pop(environment, None)

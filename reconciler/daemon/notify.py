@@ -5,12 +5,22 @@ environment, revision and event: a dedup key is recorded in the state store befo
 the daemon's retries of a failing run (a new run each time), a drift that persists across checks,
 a revision refused again, or a restart of the daemon repeat nothing. The keys:
 
-    failed:<env>:<revision>            forgotten when the environment recovers, so a later failure
+    failed:<env>:<revision>[:<digest of the failed checks' names>]
+                                       forgotten when the environment recovers, so a later failure
                                        of the same revision is news again; the recovery itself is
-                                       one ``recovered`` message
+                                       one ``recovered`` message. Another check failing at the same
+                                       revision is another event.
     blocked:<env>:<revision>:<gate>    another gate for the same revision is another event
     promoted:<env>:<revision>:<tag>
+    rolled_back:<env>:<failed revision>:<revision>
+                                       a rollback (``on_failed_checks``/``scheduled_checks: rollback``)
+                                       is one message saying who, what and why, not also a
+                                       ``failed`` and a ``promoted`` one
+    break-glass:<env>:<run id>         a deny window overridden: who and why, once per run
     drift:<env>:<digest of the ids>
+
+The results of the checks a run ran (name, passed, duration, the first lines of the error, all
+redacted by the runner) travel with ``failed``, ``recovered`` and ``rolled_back`` messages.
 
 Delivery runs on a thread of its own with bounded retries and exponential backoff; a receiver
 that is down never slows a reconcile. Payloads are generic JSON or Slack-compatible (``text`` +
@@ -39,7 +49,7 @@ from reconciler.secrets.backends import Secrets, backends_from_config
 
 log = structlog.get_logger(__name__)
 
-EVENTS = ("drift", "failed", "recovered", "blocked", "promoted")
+EVENTS = ("drift", "failed", "recovered", "blocked", "promoted", "rolled_back", "break-glass")
 
 
 class EventLog(Protocol):
@@ -62,14 +72,26 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
+def _check(result: dict[str, Any]) -> dict[str, Any]:
+    """What a message says of one check (already redacted by the runner)."""
+    keys = ("name", "kind", "target", "passed", "duration_seconds", "detail", "error")
+    return {key: result.get(key) for key in keys}
+
+
 def payload(target: NotifyWebhook, event: Event, workspace: str = DEFAULT_WORKSPACE) -> dict[str, Any]:
     if target.format == "slack":
         lines = [f"*{event.title}*"]
         if workspace != DEFAULT_WORKSPACE:
             lines.append(f"workspace: `{workspace}`")
-        for key in ("revision", "ref", "reason", "run_id"):
+        for key in ("revision", "ref", "reason", "by", "from_ref", "who", "why", "run_id"):
             if event.detail.get(key):
                 lines.append(f"{key}: `{event.detail[key]}`")
+        for check in event.detail.get("checks") or []:
+            mark = "passed" if check.get("passed") else "FAILED"
+            seconds = check.get("duration_seconds")
+            took = f" ({seconds:.2f}s)" if isinstance(seconds, int | float) else ""
+            why = f": {check['error']}" if check.get("error") else ""
+            lines.append(f"• check `{check.get('name')}` {mark}{took}{why}")
         items = event.detail.get("items") or []
         if items:
             more = f"\n… and {len(items) - 10} more" if len(items) > 10 else ""
@@ -113,10 +135,18 @@ class Notifier:
     def _outcome(self, outcome: RunOutcome) -> None:
         env = outcome.environment
         where = f"{short(outcome.revision)}" + (f" ({outcome.ref})" if outcome.ref else "")
-        detail = {"revision": outcome.revision, "ref": outcome.ref, "run_id": outcome.run_id, "reason": outcome.reason}
+        detail: dict[str, Any] = {"revision": outcome.revision, "ref": outcome.ref, "run_id": outcome.run_id,
+                                  "reason": outcome.reason}
+        if outcome.checks:
+            detail["checks"] = [_check(c) for c in outcome.checks]
+        if outcome.cause is not None and outcome.result in (RunResult.SUCCEEDED, RunResult.NO_CHANGES):
+            self._rolled_back(outcome, detail)
+            return
         if outcome.result == RunResult.FAILED:
-            self.emit(Event("failed", env, f"{env}: run failed at {where}", detail),
-                      f"failed:{env}:{outcome.revision or 'none'}")
+            key = f"failed:{env}:{outcome.revision or 'none'}"
+            if outcome.failed_checks:
+                key += f":{_digest(*sorted(outcome.failed_checks))}"
+            self.emit(Event("failed", env, f"{env}: run failed at {where}", detail), key)
         elif outcome.result == RunResult.BLOCKED:
             title = f"{env}: {where} blocked ({outcome.gate})"
             self.emit(Event("blocked", env, title, {**detail, "gate": outcome.gate}),
@@ -124,9 +154,28 @@ class Notifier:
         if outcome.result in (RunResult.SUCCEEDED, RunResult.NO_CHANGES) and self.store.forget_events(f"failed:{env}:"):
             # Only the process whose delete removed the keys gets here: one message per recovery.
             self.send(Event("recovered", env, f"{env}: recovered at {where}", detail))
+        if outcome.break_glass is not None and outcome.run_id is not None:
+            glass = outcome.break_glass
+            self.emit(Event("break-glass", env, f"{env}: deny window overridden by {glass.who} at {where}",
+                            {**detail, "who": glass.who, "why": glass.reason, "result": outcome.result.value}),
+                      f"break-glass:{env}:{outcome.run_id}")
         if outcome.result == RunResult.SUCCEEDED and outcome.release:
             self.emit(Event("promoted", env, f"{env}: promoted to {outcome.ref}", detail),
                       f"promoted:{env}:{outcome.revision}:{outcome.ref}")
+
+    def _rolled_back(self, outcome: RunOutcome, detail: dict[str, Any]) -> None:
+        """One message for a rollback: who decided it, from which release to which, and the checks that failed."""
+        cause = outcome.cause
+        assert cause is not None
+        env = outcome.environment
+        was = cause.ref or short(cause.revision)
+        now = outcome.ref or short(outcome.revision)
+        detail = {**detail, "by": outcome.by, "from_revision": cause.revision, "from_ref": cause.ref,
+                  "failed_run_id": cause.run_id, "checks": [_check(c) for c in cause.checks]}
+        self.emit(Event("rolled_back", env, f"{env}: rolled back from {was} to {now}", detail),
+                  f"rolled_back:{env}:{cause.revision}:{outcome.revision}")
+        # The environment works again: a later failure of any revision is news.
+        self.store.forget_events(f"failed:{env}:")
 
     def drift(self, env: str, plan: Plan) -> None:
         if not plan.pending:

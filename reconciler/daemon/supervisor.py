@@ -32,7 +32,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from reconciler.app.reconcile import Reconciler
 from reconciler.app.replicas import Membership, assign
 from reconciler.config import Settings
-from reconciler.core.outcome import EnvState, RunOutcome, RunResult
+from reconciler.core.gates import BreakGlass, GateCode
+from reconciler.core.outcome import SCHEDULED_CHECKS, EnvState, RunOutcome, RunResult
+from reconciler.core.plan import Plan
 from reconciler.core.revisions import short
 from reconciler.daemon.metrics import Metrics
 from reconciler.daemon.retries import Backoff
@@ -60,7 +62,7 @@ def _malloc_trim() -> Callable[[], None]:
 # stays small instead of keeping its high-water mark.
 release_memory = _malloc_trim()
 
-MIN_FETCH_GAP = 0.25  # a trigger this soon after the last fetch started is part of a burst
+MIN_FETCH_GAP = 0.25  # a trigger this soon after the last fetch and evaluation ended is part of a burst
 BURST_QUIET = 0.2  # a burst is over after this long without a trigger...
 MAX_BURST_WAIT = 5.0  # ...or after this long, whichever comes first
 REPLICA_TICK = 1.0  # how often a replica looks at the members, the leader lease and the other replicas' news
@@ -226,7 +228,7 @@ class Daemon:
 
     def _fetch_loop(self) -> None:
         structlog.contextvars.bind_contextvars(workspace=self.workspace)  # this thread is this workspace's
-        last_start = 0.0
+        last_end = -MIN_FETCH_GAP
         while not self.stopping.is_set():
             sources = self.fetch_signal.wait(timeout=1.0)
             if sources is None or self.stopping.is_set():
@@ -235,36 +237,40 @@ class Daemon:
                 sources -= LEADER_ONLY
                 if not sources:
                     continue
-            if time.monotonic() - last_start < MIN_FETCH_GAP:
-                # Inside a burst: the first trigger fetched at once; the rest wait for the burst to go
-                # quiet (bounded) and share one trailing fetch.
+            if time.monotonic() - last_end < MIN_FETCH_GAP:
+                # Inside a burst: the first trigger fetched at once; the rest (those that came while it
+                # fetched and evaluated, however long that took on a busy machine, and those right
+                # after) wait for the burst to go quiet (bounded) and share one trailing fetch.
                 deadline = time.monotonic() + MAX_BURST_WAIT
                 while time.monotonic() < deadline and not self.stopping.is_set():
                     more = self.fetch_signal.wait(timeout=BURST_QUIET)
                     if more is None:
                         break
                     sources |= more
-            last_start = time.monotonic()
-            try:
-                moved = False
-                if sources != {"startup"}:  # opening a remote repository fetched it a moment ago
-                    moved = self.reconciler.fetch()
-                self.metrics.fetches.labels("ok").inc()
-                self.metrics.last_fetch = time.time()
-                self.state.fetch_error = None
-            except ReconcilerError as exc:
-                self.metrics.fetches.labels("error").inc()
-                self.state.fetch_error = str(exc)
-                log.warning("daemon.fetch_failed", error=str(exc))
-                continue
-            self.state.ready = True
-            trigger = "commit" if "watch" in sources else next(iter(sorted(sources)))
-            trigger = trigger.removeprefix(FROM_REPLICA)
-            self._announce(sources, trigger, moved)
-            try:
-                self.evaluate(trigger)
-            except Exception:
-                log.exception("daemon.evaluate_failed")
+            self._fetch_and_evaluate(sources)
+            last_end = time.monotonic()
+
+    def _fetch_and_evaluate(self, sources: set[str]) -> None:
+        try:
+            moved = False
+            if sources != {"startup"}:  # opening a remote repository fetched it a moment ago
+                moved = self.reconciler.fetch()
+            self.metrics.fetches.labels("ok").inc()
+            self.metrics.last_fetch = time.time()
+            self.state.fetch_error = None
+        except ReconcilerError as exc:
+            self.metrics.fetches.labels("error").inc()
+            self.state.fetch_error = str(exc)
+            log.warning("daemon.fetch_failed", error=str(exc))
+            return
+        self.state.ready = True
+        trigger = "commit" if "watch" in sources else next(iter(sorted(sources)))
+        trigger = trigger.removeprefix(FROM_REPLICA)
+        self._announce(sources, trigger, moved)
+        try:
+            self.evaluate(trigger)
+        except Exception:
+            log.exception("daemon.evaluate_failed")
 
     def evaluate(self, trigger: str) -> None:
         """Look at what each environment should run and queue the runs that are due."""
@@ -288,8 +294,9 @@ class Daemon:
                 log.warning("daemon.evaluate_env_failed", environment=env, error=str(exc))
 
     def _evaluate_env(self, env: str, trigger: str) -> None:
-        target = self.reconciler.target(env)
         prev = self.reconciler.status(env)
+        self.metrics.set_drift(env, prev.drift_count)  # a sample from the first evaluation on, checked or not
+        target = self.reconciler.target(env)
         self.metrics.set_revisions(env, target.revision, prev.applied_revision)
         if target.revision is None:
             if prev.reason != target.gate.reason:
@@ -308,11 +315,23 @@ class Daemon:
             return
         if not moved and prev.state == EnvState.FAILED and self.state.failures.get(env):
             return  # a retry with backoff is already scheduled
+        if not moved and prev.state == EnvState.FAILED and self._failed_on_schedule(env, prev.last_run_id):
+            return  # the drift schedule checks again, and records the recovery
         if moved and not target.spec.sync.automatic:
             self.reconciler.note(env, f"revision {short(target.revision)} ({target.ref}) is waiting: automatic sync "
                                       f"is off; run 'reconciler apply {env}'", out_of_sync=True)
             return
+        if moved and prev.state == EnvState.SYNCED:
+            # Synced no longer holds from the moment the new revision is known: say so before the run
+            # is queued (it may wait behind another), not when it starts applying.
+            self.reconciler.note(env, f"revision {short(target.revision)} ({target.ref}) found; applying",
+                                 out_of_sync=True)
         self.queue.submit(env, "tag" if target.tag is not None and moved else trigger, target.revision)
+
+    def _failed_on_schedule(self, env: str, run_id: str | None) -> bool:
+        """True when ``env``'s last run is a failure of its scheduled checks (not something a run retries)."""
+        last = self.reconciler.queries.run(env, run_id) if run_id else None
+        return last is not None and last.trigger == SCHEDULED_CHECKS
 
     def _promote_downstream(self, env: str) -> None:
         """After ``env`` verified a tree, environments promoted from it may now pass their gate."""
@@ -335,6 +354,16 @@ class Daemon:
 
     def request_sync(self, env: str, trigger: str = "api") -> bool:
         return self.queue.submit(env, trigger)
+
+    def break_glass(self, env: str, who: str, reason: str) -> RunOutcome:
+        """A run now, in the caller's thread, that may override a deny window (``core.gates.break_glass``).
+
+        Another run applying ``env`` makes it Busy (nothing recorded): the caller asks again.
+        """
+        outcome = self.reconciler.reconcile(env, trigger="break-glass", cancel=self.cancel,
+                                            break_glass=BreakGlass(who, reason))
+        self._after(env, outcome)
+        return outcome
 
     def _work(self, env: str, trigger: str) -> None:
         if self.stopping.is_set():
@@ -360,7 +389,9 @@ class Daemon:
             self.metrics.run_duration.labels(env).observe(outcome.duration)
             blocked = (outcome.gate or "unknown") if outcome.result == RunResult.BLOCKED else None
             self.metrics.set_blocked(env, blocked)
-            self.metrics.set_revisions(env, outcome.revision, self.reconciler.status(env).applied_revision)
+            status = self.reconciler.status(env)
+            self.metrics.set_revisions(env, outcome.revision, status.applied_revision)
+            self.metrics.set_drift(env, status.drift_count)  # a run's verification (a self-heal's) counts too
         if outcome.result == RunResult.BUSY:
             self._retry(env, outcome.retry_after or 0.0, "busy")
         elif outcome.result == RunResult.FAILED:
@@ -378,8 +409,10 @@ class Daemon:
             # The window closes at retry_at on the reconciler's clock (which RECONCILER_NOW may set to
             # another day); the scheduler keeps real time, so it is given the distance. A window that
             # closed since the gate looked still gets its run, a second from now.
+            # A soak ends the same way: the gate says when.
             delay = max(0.0, (outcome.retry_at - self.reconciler.clock()).total_seconds()) + 1.0
-            self._schedule(env, delay, "window-closed", f"window:{env}")
+            trigger = "soak-ended" if outcome.gate == GateCode.SOAKING else "window-closed"
+            self._schedule(env, delay, trigger, f"window:{env}")
         if self.notifier is not None:
             self.notifier.outcome(outcome)  # type: ignore[attr-defined]
 
@@ -420,9 +453,10 @@ class Daemon:
         except ReconcilerError as exc:
             log.warning("daemon.drift_check_failed", environment=env, error=str(exc))
             return
-        self.metrics.drift_items.labels(env).set(len(plan.pending))
+        self.metrics.set_drift(env, len(plan.pending))
         if self.notifier is not None:
             self.notifier.drift(env, plan)  # type: ignore[attr-defined]
+        self._scheduled_checks(env, plan)
         if not plan.items:
             return
         spec = self.reconciler.spec(env)
@@ -433,3 +467,19 @@ class Daemon:
             rev = status.applied_ref if spec.track.tag is not None and status.applied_ref else status.applied_revision
             log.info("daemon.self_heal", environment=env, items=len(plan.items))
             self._sync(env, "self-heal", rev)
+
+    def _scheduled_checks(self, env: str, plan: Plan) -> None:
+        """``sync.scheduled_checks``: check what runs with each drift check; a failure or a recovery is
+        recorded (by the app) and notified once. No retry is scheduled: the next drift check is the retry."""
+        try:
+            outcome = self.reconciler.check_on_schedule(env, plan)
+        except ReconcilerError as exc:
+            log.warning("daemon.scheduled_checks_failed", environment=env, error=str(exc))
+            return
+        if outcome is None:
+            return
+        self.metrics.runs.labels(env, outcome.result.value).inc()
+        if outcome.result in (RunResult.SUCCEEDED, RunResult.NO_CHANGES):
+            self.state.failures.pop(env, None)
+        if self.notifier is not None:
+            self.notifier.outcome(outcome)  # type: ignore[attr-defined]

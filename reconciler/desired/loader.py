@@ -20,6 +20,8 @@ from reconciler.desired import validation
 from reconciler.desired.files import Entry, FileTree
 from reconciler.desired.models import (
     BRANCH_PATTERN,
+    DOMAIN_PATTERN,
+    EMAIL_PATTERN,
     HEADER_NAME_PATTERN,
     KIND_MODELS,
     App,
@@ -53,6 +55,8 @@ PATTERN_RULES = {
     HEADER_NAME_PATTERN: "a header name has 1 to 100 letters, digits or !#$%&'*+.^_`|~- (no spaces or colons)",
     r"^[a-z_][a-z0-9_]{0,62}$":
         "a schema name has 1 to 63 lower-case letters, digits or '_', and does not start with a digit",
+    EMAIL_PATTERN: "an email address looks like name@example.com (no display name, no spaces)",
+    DOMAIN_PATTERN: "a domain has letters, digits, '.' and '-', such as team-a.retool.example.com",
 }
 ODD_FILE_NAME = "the file name holds control or invisible characters; rename the file"
 SPECIAL_FILE = "is not a regular file (a FIFO, socket or device); the desired state holds only files and folders"
@@ -371,6 +375,7 @@ def load(tree: FileTree) -> DesiredState:
         groups=state.groups,
         apps=state.apps,
         checks=state.checks,
+        spaces=state.spaces,
         sql=sql,
         app_sources=app_sources,
         locations={(d.kind, d.name): (d.file, d.parsed.line) for d in docs},

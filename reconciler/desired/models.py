@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -224,6 +225,18 @@ class Sync(Strict):
         "report", description="report: the run is Failed and nothing else happens. rollback: pin the previous "
         "revision whose checks passed and apply it (never through a destructive change).",
     )
+    scheduled_checks: Literal["report", "rollback"] | None = Field(
+        None, description="Also run the checks with every drift check (sync.drift_check_interval), against what "
+        "runs. report: a failure makes the environment Failed and is notified once. rollback: as on_failed_checks: "
+        "rollback after an apply. Needs run_checks: true.",
+    )
+
+    @model_validator(mode="after")
+    def _scheduled_needs_run_checks(self) -> Sync:
+        if self.scheduled_checks is not None and not self.run_checks:
+            raise ValueError("scheduled_checks needs run_checks: true (checks that run on the drift schedule also "
+                             "run after every apply, so a fixed release is checked when it applies)")
+        return self
 
     @field_validator("drift_check_interval")
     @classmethod
@@ -323,10 +336,79 @@ class Database(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def _email(value: str) -> str:
+    return value.lower()
+
+
+# An address as people write them (no display name); compared in lower case, as Retool matches them.
+EMAIL_PATTERN = r"^[^@\s,;<>()\[\]\\\"]+@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?\.[A-Za-z]{2,63}$"
+DOMAIN_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
+Email = Annotated[str, StringConstraints(pattern=EMAIL_PATTERN, max_length=254), AfterValidator(_email)]
+
+
+def _unique_emails(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    dupes = sorted({v for v in value if value.count(v) > 1})
+    if dupes:
+        raise ValueError(f"listed twice: {', '.join(dupes)}")
+    return value
+
+
+AccessLevel = Literal["none", "use", "edit", "own"]
+# Retool's group privileges, by the names its API gives them (openapi.json, the group object).
+GROUP_PRIVILEGES = (
+    "universal_app_access", "universal_resource_access", "universal_workflow_access",
+    "universal_query_library_access", "user_list_access", "audit_log_access", "unpublished_release_access",
+    "usage_analytics_access", "theme_access", "account_details_access",
+)
+
+
+class GroupPrivileges(Strict):
+    """What a group may do beyond its grants; a privilege left out is not managed (left as it is)."""
+
+    universal_app_access: AccessLevel | None = Field(None, description="Access to every app: none, use, edit, own.")
+    universal_resource_access: AccessLevel | None = Field(
+        None, description="Access to every resource: none, use, edit, own.")
+    universal_workflow_access: AccessLevel | None = Field(
+        None, description="Access to every workflow: none, use, edit, own.")
+    universal_query_library_access: Literal["none", "use", "edit"] | None = Field(
+        None, description="Access to the Query Library: none, use, edit.")
+    user_list_access: bool | None = Field(None, description="May see the user list.")
+    audit_log_access: bool | None = Field(None, description="May see the audit log.")
+    unpublished_release_access: bool | None = Field(
+        None, description="May see and edit unpublished releases of apps (not only the published one).")
+    usage_analytics_access: bool | None = Field(None, description="May see usage analytics.")
+    theme_access: bool | None = Field(None, description="May edit themes.")
+    account_details_access: bool | None = Field(None, description="May see account details.")
+
+    def declared(self) -> dict[str, str | bool]:
+        """The privileges this document sets, by Retool's name."""
+        return {name: value for name in GROUP_PRIVILEGES if (value := getattr(self, name)) is not None}
+
+
 class Group(Strict):
     kind: Literal["Group"]
     name: Name
     description: Text = ""
+    members: Annotated[list[Email], AfterValidator(_unique_emails)] | None = Field(
+        None, description="The group's members, by email. Left out: membership is not managed; [] : nobody.")
+    privileges: GroupPrivileges = Field(
+        default_factory=GroupPrivileges,
+        description="Retool's group privileges by their API names; those left out are not managed.")
+
+
+class Space(Strict):
+    """A Retool Space (an isolated organisation on one instance), created from the admin Space."""
+
+    kind: Literal["Space"]
+    name: Name
+    domain: Annotated[str, StringConstraints(pattern=DOMAIN_PATTERN)] = Field(
+        description="The Space's domain (on Retool Cloud its subdomain), e.g. team-a.retool.example.com.")
+    admins: Annotated[list[Email], AfterValidator(_unique_emails)] = Field(
+        default_factory=list,
+        description="Users of the admin Space made admins of the new Space when it is created (Retool's "
+        "users_to_copy_as_admins), by email.")
 
 
 class AppAccess(Strict):
@@ -438,7 +520,8 @@ class Check(Strict):
     kind: Literal["Check"]
     name: Name
     description: Text = ""
-    environments: list[Name] | None = Field(None, description="Default: every environment.")
+    environments: list[Name] | None = Field(
+        None, description="Default: the environments its app is deployed to, or every environment.")
     app: Name | None = Field(None, description="The app this check verifies (it must run in those environments).")
     when: Literal["after-apply", "after-schema"] = Field(
         "after-apply",
@@ -464,7 +547,7 @@ class Check(Strict):
         return self
 
 
-Document = Environment | Resource | ConfigVariable | Database | Group | App | Check
+Document = Environment | Resource | ConfigVariable | Database | Group | App | Check | Space
 
 KIND_MODELS: dict[str, type[Strict]] = {
     "Environment": Environment,
@@ -474,6 +557,7 @@ KIND_MODELS: dict[str, type[Strict]] = {
     "Group": Group,
     "App": App,
     "Check": Check,
+    "Space": Space,
 }
 
 SECRET_REFERENCE = re.compile(r"\$\{secret:([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -492,6 +576,14 @@ def resource_environments(resource: Resource, all_envs: list[str]) -> list[str]:
 def app_environments(app: App, all_envs: list[str]) -> list[str]:
     """The environments ``app`` is deployed to: those it lists, else every one."""
     return list(app.environments) if app.environments is not None else list(all_envs)
+
+
+def check_environments(check: Check, apps: Mapping[str, App], all_envs: list[str]) -> list[str]:
+    """The environments ``check`` runs in: those it lists, else those its app is deployed to, else every one."""
+    if check.environments is not None:
+        return list(check.environments)
+    app = apps.get(check.app) if check.app is not None else None
+    return app_environments(app, all_envs) if app is not None else list(all_envs)
 
 
 def config_has_value(variable: ConfigVariable, env: str) -> bool:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from reconciler.desired.models import App, Check, ConfigVariable, Database, Environment, Group, Resource, RootConfig
+from reconciler.desired.models import (
+    App,
+    Check,
+    ConfigVariable,
+    Database,
+    Environment,
+    Group,
+    Resource,
+    RootConfig,
+    Space,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,7 @@ class DesiredState:
     groups: dict[str, Group] = field(default_factory=dict)
     apps: dict[str, App] = field(default_factory=dict)
     checks: dict[str, Check] = field(default_factory=dict)
+    spaces: dict[str, Space] = field(default_factory=dict)
     sql: dict[str, list[SqlFile]] = field(default_factory=dict)  # database name → files, lexical order
     app_sources: dict[str, AppSource] = field(default_factory=dict)
     locations: dict[tuple[str, str], tuple[str, int]] = field(default_factory=dict)
@@ -56,5 +67,5 @@ class DesiredState:
         return sum(
             len(d)
             for d in (self.environments, self.resources, self.config, self.databases, self.groups, self.apps,
-                      self.checks)
+                      self.checks, self.spaces)
         )

@@ -26,8 +26,10 @@ from reconciler.desired.models import (
     Group,
     Resource,
     RootConfig,
+    Space,
     Strict,
     app_environments,
+    check_environments,
     config_has_value,
     resource_environments,
 )
@@ -106,6 +108,7 @@ class Checked:
     groups: dict[str, Group] = field(default_factory=dict)
     apps: dict[str, App] = field(default_factory=dict)
     checks: dict[str, Check] = field(default_factory=dict)
+    spaces: dict[str, Space] = field(default_factory=dict)
 
 
 def _references(value: Any) -> Iterable[str]:
@@ -149,6 +152,7 @@ def check(
     buckets: dict[str, dict[str, Any]] = {
         "Environment": out.environments, "Resource": out.resources, "ConfigVariable": out.config,
         "Database": out.databases, "Group": out.groups, "App": out.apps, "Check": out.checks,
+        "Space": out.spaces,
     }
     for (kind, name), doc in seen.items():
         buckets[kind][name] = doc.model
@@ -389,7 +393,7 @@ class _Checker:
         self._groups_known("App", app.name, ("access", "edit"), app.access.edit)
 
     def check(self, check: Check) -> None:
-        envs = list(check.environments) if check.environments is not None else list(self.envs)
+        envs = check_environments(check, self.out.apps, list(self.envs))
         for index, env in enumerate(check.environments or []):
             self._env_known("Check", check.name, ("environments", index), env)
         envs = [e for e in envs if e in self.envs]

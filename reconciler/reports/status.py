@@ -9,6 +9,7 @@ from typing import Any
 from reconciler.app.queries import RunRecord, StatusRow
 from reconciler.core.outcome import EnvState, RunResult
 from reconciler.core.revisions import short
+from reconciler.durations import format_duration
 from reconciler.reports.values import clip_words
 
 STATE_STYLE: dict[str, str] = {
@@ -41,6 +42,40 @@ def checks_cell(run: RunRecord) -> str:
         return "-"
     failed = [c["name"] for c in run.checks if not c.get("passed")]
     return f"failed: {', '.join(failed)}" if failed else f"{len(run.checks)}/{len(run.checks)} passed"
+
+
+def _took(check: dict[str, Any]) -> str:
+    seconds = check.get("duration_seconds")
+    return format_duration(seconds) if isinstance(seconds, int | float) else "-"
+
+
+def failed_check_lines(environment: str, run: RunRecord | None) -> list[str]:
+    """One line per failed check of ``run``: "production: check crm-api-health failed (5.00s): <error>"."""
+    if run is None:
+        return []
+    return [f"{environment}: check {c['name']} failed ({_took(c)}): "
+            f"{clip_words(c.get('error') or c.get('detail'), 200)}" for c in run.checks if not c.get("passed")]
+
+
+def checks_table(run: RunRecord) -> str:
+    """The checks ``run`` ran, one row each (the newest run's, under ``history``)."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    buffer = StringIO()
+    console = Console(file=buffer, width=160, highlight=False)
+    console.print(f"Checks of run {run.id[:8]} ({escape(run.result)}, {run.started_at:%Y-%m-%d %H:%M:%S}):")
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("CHECK", "TARGET", "WHEN", "RESULT", "TIME", "DETAIL"):
+        table.add_column(column, overflow="fold")
+    for c in run.checks:
+        result = "[green]passed[/]" if c.get("passed") else "[bold red]FAILED[/]"
+        detail = c.get("detail") if c.get("passed") else (c.get("error") or c.get("detail"))
+        table.add_row(escape(str(c.get("name"))), escape(str(c.get("target") or "-")),
+                      escape(str(c.get("when") or "-")), result, _took(c), escape(clip_words(detail, 200)))
+    console.print(table)
+    return buffer.getvalue()
 
 
 def status_json(row: StatusRow) -> dict[str, Any]:
@@ -82,7 +117,7 @@ def render_status(fmt: str, rows: list[StatusRow]) -> str:
     buffer = StringIO()
     console = Console(file=buffer, width=160, highlight=False)
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for column in ("ENVIRONMENT", "STATE", "TRACKS", "DESIRED", "APPLIED", "DRIFT", "LAST RUN", "REASON"):
+    for column in ("ENVIRONMENT", "STATE", "TRACKS", "DESIRED", "APPLIED", "DRIFT", "LAST RUN", "CHECKS", "REASON"):
         table.add_column(column, overflow="fold")
     for row in rows:
         s, r = row.status, row.last_run
@@ -92,9 +127,16 @@ def render_status(fmt: str, rows: list[StatusRow]) -> str:
         table.add_row(
             s.environment, f"[{STATE_STYLE.get(s.state, '')}]{s.state}[/]{pinned}", row.tracked_ref or "-",
             short(row.desired_revision), applied, str(s.drift_count) if s.drift_count is not None else "-",
-            last, clip_words(s.reason, 120),
+            last, checks_cell(r) if r else "-", clip_words(s.reason, 120),
         )
     console.print(table)
+    failures = [line for row in rows for line in failed_check_lines(row.status.environment, row.last_run)]
+    if failures:
+        from rich.markup import escape
+
+        console.print("\nFailed checks of the last runs:")
+        for line in failures:
+            console.print(f"  {escape(line)}")
     return buffer.getvalue()
 
 
@@ -126,4 +168,6 @@ def render_history(fmt: str, environment: str, runs: list[RunRecord]) -> str:
                       checks_cell(r), took,
                       r.id[:8], clip_words(r.reason, 100))
     console.print(table)
-    return buffer.getvalue()
+    newest = next((r for r in runs if r.checks), None)
+    text = buffer.getvalue()
+    return text + ("\n" + checks_table(newest) if newest is not None else "")

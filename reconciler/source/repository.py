@@ -56,6 +56,7 @@ class Repository:
         self.branches = branches or ["main"]
         self._ssh_key = ssh_key
         self._lock = threading.RLock()
+        self._known: dict[str, str] = {}  # the refs as of the last fetch, read without the lock
         self.remote = urls.is_remote(url)
         if self.remote:
             if cache_dir is None:
@@ -135,7 +136,21 @@ class Repository:
             except (pygit2.GitError, KeyError, OSError) as exc:
                 message = str(exc).replace(self.url, self.display_url)
                 raise ProviderError(f"fetching {self.display_url} failed: {message}", delay=10) from exc
-            return self._ref_snapshot() != before
+            self._known = self._ref_snapshot()
+            return self._known != before
+
+    def push_is_news(self, ref: str, after: str) -> bool:
+        """Whether a push the remote reports (``ref`` moved to ``after``) may change what a fetch brings.
+
+        Not news: a push to a branch this source does not fetch, or one that the last fetch already
+        brought (a webhook redelivered, or sent by several hooks). Tags, deletions and anything unsure
+        are news. Never waits for a fetch in progress: it reads what the last one saw.
+        """
+        if not self.remote or not ref.startswith("refs/heads/") or not after.strip("0"):
+            return True
+        if ref.removeprefix("refs/heads/") not in self.branches:
+            return False
+        return self._known.get(ref) != after
 
     def _ref_snapshot(self) -> dict[str, str]:
         out: dict[str, str] = {}

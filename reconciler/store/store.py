@@ -100,6 +100,7 @@ class RunRecord:
     owner: str | None
     checks: list[dict[str, Any]] = field(default_factory=list)  # checks run after applying, in order
     workspace: str = DEFAULT_WORKSPACE
+    break_glass: dict[str, Any] | None = None  # the deny window this run overrode: who, reason, gate, at
 
     @property
     def duration(self) -> float | None:
@@ -115,7 +116,7 @@ class RunRecord:
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "duration_seconds": self.duration, "result": self.result, "reason": self.reason,
             "plan": self.plan, "applied": self.applied, "drift_after": self.drift_after,
-            "checks": self.checks,
+            "checks": self.checks, "break_glass": self.break_glass,
         }
 
 
@@ -185,8 +186,11 @@ class Store:
             run_id: str | None = None
             if isinstance(event, RunOutcome):
                 run_id = self._record_run(conn, event, previous, stamp)
-                if run_id is not None and event.checks:
+                # A repeat (``core.outcome.repeats``) keeps the record it repeats, and that record's checks.
+                if run_id is not None and event.checks and (event.run_id is not None or run_id != previous.last_run_id):
                     self._record_checks(conn, run_id, event)
+                if run_id is not None and event.break_glass is not None:
+                    self._record_override(conn, run_id, event, stamp)
                 outcome = replace(event, run_id=run_id)
                 status = transition(previous, outcome, stamp)
                 if outcome.result in (RunResult.SUCCEEDED, RunResult.NO_CHANGES) and outcome.verify is not None:
@@ -239,6 +243,22 @@ class Store:
             for seq, result in enumerate(outcome.checks)
         ])
 
+    @staticmethod
+    def _record_override(conn: Connection, run_id: str, outcome: RunOutcome, stamp: dt.datetime) -> None:
+        """Who broke the glass of a deny window for this run, and why (written once, with its start)."""
+        assert outcome.break_glass is not None
+        if conn.execute(sa.select(t.overrides.c.run_id).where(t.overrides.c.run_id == run_id)).first() is None:
+            conn.execute(sa.insert(t.overrides).values(
+                run_id=run_id, environment=outcome.environment, gate="window", who=outcome.break_glass.who,
+                reason=outcome.break_glass.reason, created_at=stamp))
+
+    def _overrides(self, conn: Connection, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not run_ids:
+            return {}
+        rows = conn.execute(sa.select(t.overrides).where(t.overrides.c.run_id.in_(run_ids)))
+        return {r.run_id: {"gate": r.gate, "who": r.who, "reason": r.reason,
+                           "at": (_utc(r.created_at) or now()).isoformat()} for r in rows}
+
     def _checks(self, conn: Connection, run_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
         if not run_ids:
             return {}
@@ -285,7 +305,9 @@ class Store:
         """Records of ``rows``; an unfinished run's applied ids come from its progress rows."""
         progress = self._progress(conn, [r.id for r in rows if r.result == "Progressing"])
         checks = self._checks(conn, [r.id for r in rows])
-        return [replace(self._run_from_row(r, progress.get(r.id)), checks=checks.get(r.id, [])) for r in rows]
+        overrides = self._overrides(conn, [r.id for r in rows])
+        return [replace(self._run_from_row(r, progress.get(r.id)), checks=checks.get(r.id, []),
+                        break_glass=overrides.get(r.id)) for r in rows]
 
     @staticmethod
     def _run_from_row(row: Any, progress: list[str] | None = None) -> RunRecord:

@@ -83,6 +83,18 @@ environment_status = Table(
     Column("updated_at", DateTime(timezone=True)),
 )
 
+# Deny windows overridden by break glass (issue 17): one row per run that did, with who and why.
+# Additive: databases made before it gain the table.
+overrides = Table(
+    "overrides", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("environment", String(100), nullable=False),
+    Column("gate", String(40), nullable=False),
+    Column("who", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
 tags_seen = Table(
     "tags_seen", metadata,
     workspace_column(primary_key=True),

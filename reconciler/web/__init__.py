@@ -4,6 +4,8 @@
 
 - ``GET /``: every environment (state, tracked ref, desired and applied revision, drift, last run);
 - ``GET /environments/{env}``: one environment's drift table and run timeline;
+- ``GET /promotion``: release tags and branch heads by environment, and what blocks each next
+  promotion (``web/promotion.py``, ``static/promotion.js``);
 - ``POST /login``, ``POST /logout``: the session cookie (see ``sessions``);
 - ``POST /environments/{env}/sync``: "Sync now" for sessions whose token has the ``sync`` scope,
   through the daemon's run queue like the API's sync (same gates);
@@ -32,6 +34,7 @@ from reconciler.api.daemon import Daemon, Host, as_host
 from reconciler.errors import ReconcilerError, clip
 from reconciler.web import sessions
 from reconciler.web.pages import Markup, asset_response, page, render, safe_color
+from reconciler.web.promotion import promotion_page
 
 log = structlog.get_logger(__name__)
 
@@ -189,6 +192,13 @@ def mount_dashboard(app: FastAPI, served: Daemon | Host) -> None:
         body = render("environment.html", name=env, description=described, sync=sync, home=f"{where.base}/",
                       api=where.api)
         return page(f"{env} · Reconciler", "environment", body, header=header(request, who), data=data)
+
+    @app.get("/promotion", include_in_schema=False)
+    def promotion(request: Request) -> Response:
+        who = reader(request)
+        if who is None:
+            return login_page("/promotion")
+        return promotion_page(header(request, who), REFRESH_SECONDS)
 
     # -- session -------------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ CSRF_FIELD = "csrf"
 _CSRF_PURPOSE = b"reconciler dashboard csrf v1"
 # Where a successful sign-in may send the browser back to: the dashboard's own pages only, so the
 # login form cannot be used as an open redirect.
-_NEXT = re.compile(r"/(workspaces/[a-z0-9][a-z0-9-]{0,39}/)?(environments/[A-Za-z0-9][A-Za-z0-9._-]{0,99})?")
+_NEXT = re.compile(r"/(workspaces/[a-z0-9][a-z0-9-]{0,39}/)?(environments/[A-Za-z0-9][A-Za-z0-9._-]{0,99}|promotion)?")
 
 
 def session_token(request: Request) -> str | None:

@@ -233,3 +233,22 @@ def test_an_upstream_without_checks_of_its_own_does_not_hold_promotion(pyworld: 
     pyworld.tag("v1.0.0", "Release 1.0.0")
     result = cli(pyworld, "apply", "production")
     assert result.exit_code == 0, result.stderr
+
+
+def test_status_and_history_show_each_check_of_the_last_run_with_its_error(pyworld: World) -> None:
+    run_checks_in_staging(pyworld)
+    pyworld.write("checks/staging.yaml", NO_CUSTOMERS.format(when="after-apply"))
+    pyworld.commit("Staging runs its checks; staging must have customers")
+    assert cli(pyworld, "apply", "staging").exit_code == 1
+    status = cli(pyworld, "status").stdout
+    assert "failed: staging-has-customers" in status  # the CHECKS column
+    failed_line = next(line for line in status.splitlines() if "staging: check staging-has-customers" in line)
+    assert failed_line.strip().startswith("staging: check staging-has-customers failed (")
+    assert failed_line.strip().endswith("): returned False; expected true")
+    history = cli(pyworld, "history", "staging").stdout
+    table = history[history.index("Checks of run"):]
+    rows = {line.split()[0]: line for line in table.splitlines()[2:] if line.strip()}
+    assert sorted(rows) == ["dashboard-open-tickets", "staging-has-customers"]
+    assert " after-schema  passed " in rows["dashboard-open-tickets"]
+    assert " after-apply   FAILED " in rows["staging-has-customers"]
+    assert rows["staging-has-customers"].rstrip().endswith("returned False; expected true")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.checks.prepared import for_environment
 from reconciler.desired.loader import load
 from reconciler.errors import ValidationError
 from reconciler.source.trees import DirectoryTree
@@ -122,10 +123,21 @@ def test_environments_and_app_must_be_declared(folder: Path) -> None:
 def test_a_checks_app_must_run_where_the_check_runs(folder: Path) -> None:
     app = folder / "apps" / "customer-support-dashboard.yaml"
     app.write_text(app.read_text().replace("environments: [staging, production]", "environments: [staging]"))
-    text = SQL.replace("sql:", "app: customer-support-dashboard\nsql:")
+    text = SQL.replace("sql:", "environments: [staging, production]\napp: customer-support-dashboard\nsql:")
     found = problems_with(folder, text)
-    assert "checks/extra.yaml:3: Check 'c': app 'customer-support-dashboard' is not deployed to environment " \
+    assert "checks/extra.yaml:4: Check 'c': app 'customer-support-dashboard' is not deployed to environment " \
            "production" in found
+
+
+def test_an_app_check_without_environments_runs_where_its_app_is_deployed(folder: Path) -> None:
+    app = folder / "apps" / "customer-support-dashboard.yaml"
+    app.write_text(app.read_text().replace("environments: [staging, production]", "environments: [staging]"))
+    (folder / "checks" / "crm.yaml").unlink()  # its production checks name the app
+    text = SQL.replace("sql:", "app: customer-support-dashboard\nsql:")
+    (folder / "checks" / "extra.yaml").write_text(text)
+    state = load(DirectoryTree(folder))  # valid
+    assert [c.name for c in for_environment(state, "staging")].count("c") == 1
+    assert "c" not in [c.name for c in for_environment(state, "production")]
 
 
 @pytest.mark.parametrize("timeout", ["0s", "11m", "soon"])
@@ -178,3 +190,16 @@ def test_a_null_value_is_an_expectation_of_null(folder: Path) -> None:
     (folder / "checks" / "extra.yaml").write_text(HTTP + "  json_path: $.error\n  value: null\n")
     http = load(DirectoryTree(folder)).checks["h"].http
     assert http is not None and "value" in http.model_fields_set and http.value is None
+
+
+def test_scheduled_checks_need_run_checks(folder: Path) -> None:
+    spec = folder / "environments" / "production.yaml"
+    spec.write_text(spec.read_text().replace("  self_heal: false", "  self_heal: false\n  scheduled_checks: report"))
+    with pytest.raises(ValidationError) as caught:
+        load(DirectoryTree(folder))
+    (problem,) = [str(p) for p in caught.value.problems]
+    assert "environments/production.yaml" in problem
+    assert "scheduled_checks needs run_checks: true" in problem
+    spec.write_text(spec.read_text().replace("  scheduled_checks: report", "  scheduled_checks: rollback\n"
+                                             "  run_checks: true"))
+    assert load(DirectoryTree(folder)).environments["production"].sync.scheduled_checks == "rollback"

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from reconciler.core.changes import Change
-from reconciler.core.objects import LiveState, ObjectKey, PlatformObject
+from reconciler.core.objects import OPTIONAL_FIELDS, LiveState, ObjectKey, PlatformObject
 from reconciler.providers.base import AppDeployment, ApplyContext
 from reconciler.providers.retool import MemoryFingerprintBook, RetoolProvider
 from reconciler.secrets.values import Sensitive
@@ -35,7 +35,7 @@ APP = "customer-support-dashboard"
 COMMIT = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
 RELEASES = {"staging": COMMIT[:7], "production": "v1.0.0"}
 # Apply order (SPEC §5): environments, folders, resources, config, groups, permissions, apps.
-ORDER = ["environment", "folder", "resource", "config-variable", "group", "permission", "app"]
+ORDER = ["environment", "space", "folder", "resource", "config-variable", "group", "permission", "app"]
 
 
 class Secrets:
@@ -138,11 +138,16 @@ def context(
 
 
 def diff(desired: dict[ObjectKey, PlatformObject], live: LiveState) -> dict[ObjectKey, tuple[Any, Any]]:
-    """Key → (declared fields, live fields) for every object that differs (None when absent)."""
+    """Key → (declared fields, live fields) for every object that differs (None when absent); a field
+    compared only when declared (``OPTIONAL_FIELDS``: a group's members and privileges) is left out of
+    the live fields when the declaration does not carry it, as ``core.drift`` does."""
     out: dict[ObjectKey, tuple[Any, Any]] = {}
     for key in desired.keys() | live.keys():
         mine = dict(desired[key].fields) if key in desired else None
         theirs = dict(live[key].fields) if key in live else None
+        if mine is not None and theirs is not None:
+            optional = OPTIONAL_FIELDS.get(key[0], frozenset())
+            theirs = {k: v for k, v in theirs.items() if k in mine or k not in optional}
         if mine != theirs:
             out[key] = (mine, theirs)
     return out

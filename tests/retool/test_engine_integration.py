@@ -12,7 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from reconciler.app.reconcile import Reconciler
+from reconciler.daemon.supervisor import Daemon
 from tests.conftest import World
+from tests.daemon_support import wait_for
 from tests.retool.example import APP
 from tests.retool.fake import FakeRetool
 
@@ -124,4 +126,56 @@ def test_in_pull_request_mode_an_environment_is_progressing_until_the_branches_a
 
     assert published.result == "Succeeded", published.reason
     assert r.status("production").state == "Synced"
+    assert fake.live_releases() == fake.pinned() != {}
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[Daemon]]:
+    started: list[Daemon] = []
+    yield started
+    for daemon in started:
+        daemon.stop(30)
+
+
+def test_under_the_daemon_pull_request_mode_waits_for_each_merge_seen_on_a_fetch_then_syncs(
+    retool_world: tuple[World, FakeRetool], daemons: list[Daemon],
+) -> None:
+    """``merge = "pull-request"`` end to end with the daemon: nothing but the test's merges in the fake's
+    bare Source Control repository moves the environments on; the daemon looks for them by itself."""
+    world, fake = retool_world
+    sc = fake.source_control
+    assert sc is not None
+    world.configure(platform={"source_control": {"url": sc.url, "merge": "pull-request", "poll_interval": "200ms"}},
+                    source={"url": str(world.repo), "poll_interval": "1h"})
+    r = world.reconciler()
+    daemon = Daemon(world.settings(), r)
+    daemons.append(daemon)
+    daemon.start()
+
+    def waiting(env: str) -> str | None:
+        status = r.status(env)
+        reason = status.reason or ""
+        return reason if status.state == "Progressing" and reason.startswith("waiting for merge of ") else None
+
+    reason = wait_for(lambda: waiting("staging"), message="staging waiting for the release branch's merge")
+    (release,) = sc.branches()
+    assert reason.startswith(f"waiting for merge of {release} into main")
+    assert r.status("staging").applied_revision is None
+    runs_before = len(r.queries.runs("staging"))
+    assert sc.branches() == [release]  # looking again pushes nothing new
+
+    sc.merge(release)
+    wait_for(lambda: r.status("staging").state == "Synced", message="staging Synced once the merge was seen")
+    assert fake.pinned() == {} and fake.live_releases() == {APP: "latest"}
+    assert len(r.queries.runs("staging")) > runs_before
+
+    world.tag("v1.0.0", "Release 1.0.0")
+    wait_for(lambda: waiting("production"), message="production waiting for its manifest branch's merge")
+    (manifest,) = [b for b in sc.branches() if b != release]
+    assert (r.status("production").reason or "").startswith(f"waiting for merge of {manifest}")
+    assert fake.live_releases() == {APP: "latest"}  # nothing published before the merge
+
+    sc.merge(manifest)
+    wait_for(lambda: r.status("production").state == "Synced", message="production Synced once the merge was seen")
+    assert r.status("production").applied_ref == "v1.0.0"
     assert fake.live_releases() == fake.pinned() != {}

@@ -11,13 +11,16 @@ production". Prune deletes only what the reconciler created or adopted.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from reconciler.app.reconcile import Reconciler
+from reconciler.app.wiring import build_platform, build_secrets
 from reconciler.core.revisions import short
-from reconciler.providers.retool import release_version
+from reconciler.providers.retool import MemoryFingerprintBook, release_version
+from reconciler.providers.retool.platform import RetoolPlatform
 from reconciler.reports.drift import render_plan
 from tests.conftest import World, cli
 from tests.retool.example import APP
@@ -253,3 +256,99 @@ def test_with_an_instance_per_environment_production_runs_the_release_staging_ma
     assert r.reconcile("staging").result == "NoChanges"
     assert r.reconcile("production").result == "NoChanges"
     assert fake.writes() == staging_instance.writes() == []
+
+
+def test_an_instance_takes_the_platforms_request_rate_unless_it_sets_its_own(pyworld: World) -> None:
+    instance = {"host": "https://retool.example.com", "token": "t"}
+    pyworld.configure(platform={"provider": "retool", "requests_per_minute": 600, "instances": [
+        {**instance, "name": "staging", "environments": ["staging"]},
+        {**instance, "name": "production", "environments": ["production"], "requests_per_minute": 30},
+    ]})
+    settings = pyworld.settings()
+    platform = build_platform(settings, build_secrets(settings), MemoryFingerprintBook())  # nothing is requested
+
+    assert isinstance(platform, RetoolPlatform)
+    rates = {name: p.client.limiter.requests_per_minute for name, p in platform.instances.items()}
+    assert rates == {"staging": 600, "production": 30}
+
+
+# -- prune leaves what people made by hand, on staging's runs and on production's --------------------------------
+
+
+def _hand_made_group(fake: FakeRetool) -> None:
+    fake._new_group("made-by-hand")
+
+
+def _hand_made_folder(fake: FakeRetool) -> None:
+    fake._new_folder("Hand-made", "app", "app_1")
+
+
+def _hand_made_resource(fake: FakeRetool) -> None:
+    resource = fake._new_resource("restapi", "hand-made-api", None, {"base_url": "https://hand.example.com"})
+    for env in ("staging", "production"):
+        fake._new_config(resource["id"], fake.env_id(env), {"base_url": f"https://{env}.hand.example.com"})
+
+
+def _hand_made_variable(fake: FakeRetool) -> None:
+    variable_id = str(uuid.uuid4())
+    fake.state.variables[variable_id] = {
+        "id": variable_id, "name": "HAND_MADE", "description": "made in Retool's settings", "secret": False,
+        "values": [{"environment_id": fake.env_id(env), "value": f"{env}-value"} for env in ("staging", "production")]}
+
+
+def _hand_made_app(fake: FakeRetool) -> None:
+    fake._add_app("hand-made-app", "built in Retool's editor", None)
+
+
+def _hand_made_grants(fake: FakeRetool) -> None:
+    """A declared group given access, by hand, to an app and a folder that people made."""
+    support = fake.group_id("support-team")
+    app_id = fake._add_app("hand-made-app", "built in Retool's editor", None)
+    folder = fake._new_folder("Hand-made", "app", "app_1")
+    fake.state.grants[(support, "app", app_id)] = "use"
+    fake.state.grants[(support, "folder", folder["id"])] = "use"
+
+
+# kind → (make it by hand, where it can be seen afterwards)
+HAND_MADE = {
+    "group": (_hand_made_group, lambda fake: "made-by-hand" in fake.names("groups")),
+    "folder": (_hand_made_folder, lambda fake: "Hand-made" in fake.names("folders")),
+    "resource": (_hand_made_resource, lambda fake: fake.resource("hand-made-api")["display_name"] == "hand-made-api"
+                 and fake.config("hand-made-api", "staging") is not None
+                 and fake.config("hand-made-api", "production") is not None),
+    "variable": (_hand_made_variable, lambda fake: fake.config_values("HAND_MADE") == {
+        "staging": "staging-value", "production": "production-value"}),
+    "app": (_hand_made_app, lambda fake: fake.app("hand-made-app")["name"] == "hand-made-app"),
+    "grant": (_hand_made_grants, lambda fake: fake.grants().get(("support-team", "app", "hand-made-app")) == "use"
+              and fake.grants().get(("support-team", "folder", "Hand-made")) == "use"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(HAND_MADE))
+def test_prune_on_staging_and_production_runs_leaves_a_hand_made_object(
+    shared: tuple[World, Reconciler], fake: FakeRetool, kind: str,
+) -> None:
+    """A probe per kind: an object made in Retool by a person, never declared in Git nor created or adopted by
+    the reconciler, survives staging's and production's runs with ``prune: true`` (staging prunes in the
+    example), and stays reported as drift that prune does not touch."""
+    world, r = shared
+    edit(world, "environments/production.yaml", "  prune: false", "  prune: true")
+    world.commit("Production prunes what is no longer declared")
+    promote(world, r, "v1.0.0")
+    make, seen = HAND_MADE[kind]
+    with fake.lock:
+        make(fake)
+    assert seen(fake)
+    world.write("groups-more.yaml", "kind: Group\nname: temporary\ndescription: goes in v1.2.0\n")
+    world.commit("Something for the next runs to apply")
+
+    promote(world, r, "v1.1.0")  # staging's run, then production's, both pruning
+    assert seen(fake), f"a hand-made {kind} was deleted by a run that prunes"
+    (world.desired / "groups-more.yaml").unlink()
+    world.commit("The temporary group goes")
+    promote(world, r, "v1.2.0")  # this time prune has something of ours to delete
+
+    assert "temporary" not in fake.names("groups")  # prune works...
+    assert seen(fake), f"a hand-made {kind} was deleted by a run that pruned"  # ...on what we made only
+    for env in ("staging", "production"):
+        assert not [i.id for i in r.drift(env)[0].drift if i.pruned], f"{env} would prune something next run"

@@ -1,11 +1,12 @@
-"""``/api/v1/environments``: status, drift, runs (reads), and sync, checks, pin, unpin (SPEC §8).
+"""``/api/v1/environments``: status, drift, runs (reads), and sync, checks, pin, unpin, break-glass (SPEC §8).
 
 Each route is served twice: under ``/api/v1/workspaces/{ws}`` for a named workspace and under
 ``/api/v1`` for the only (or the token's own, or the default) workspace (``api/access.py``);
 ``GET /api/v1/workspaces`` lists the workspaces the token may see.
 
 Reads go through ``app/queries.py``; ``sync`` goes through the daemon's run queue (the same gates
-as everywhere); pin and unpin are the application's, followed by a run or a fetch.
+as everywhere); pin and unpin are the application's, followed by a run or a fetch; break-glass
+(admin, with a reason) is a run that may override a deny window and nothing else.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
 from reconciler.api.access import Access, Caller
 from reconciler.api.errors import ApiError
@@ -25,6 +27,8 @@ from reconciler.reports.status import status_json
 
 REVISION_BODY = "body must be JSON: {\"revision\": \"<tag, branch or commit>\"}"
 PREFIXES = ("/api/v1/workspaces/{ws}", "/api/v1")  # a named workspace; the only (or default) one
+BREAK_GLASS_BODY = ("body must be JSON: {\"reason\": \"<why the deny window must be overridden now>\"} "
+                    "(a reason is required; it is recorded with the run and notified)")
 
 
 def install(app: FastAPI, access: Access) -> None:
@@ -123,6 +127,32 @@ def _install(app: FastAPI, access: Access, prefix: str, checking: dict[tuple[str
             return check_environment(reconciler, env, reconciler.resolve_secret, check).as_json()
         finally:
             lock.release()
+
+    @app.post(f"{prefix}/environments/{{env}}/break-glass")
+    async def break_glass(env: str, request: Request, caller: Caller = admin) -> JSONResponse:
+        """Reconcile now, overriding a deny window (only that gate): admin scope and a reason required.
+
+        The run happens in the request (an emergency wants its answer); its record names the token
+        and the reason, and the daemon notifies a ``break-glass`` event.
+        """
+        try:
+            body = await request.json()
+        except ValueError:
+            raise ApiError(400, BREAK_GLASS_BODY) from None
+        reason = body.get("reason") if isinstance(body, dict) else None
+        if not isinstance(reason, str) or not reason.strip() or len(reason) > 500:
+            raise ApiError(400, BREAK_GLASS_BODY)
+        q(caller).known(env)
+        outcome = await run_in_threadpool(caller.daemon.break_glass, env, f"token:{caller.who.name}", reason.strip())
+        if outcome.result == "Busy":
+            raise ApiError(409, outcome.reason or f"another run is applying {env}; try again shortly")
+        return JSONResponse({
+            "environment": env, "result": outcome.result, "run_id": outcome.run_id, "revision": outcome.revision,
+            "ref": outcome.ref, "reason": outcome.reason, "gate": outcome.gate, "applied": list(outcome.applied),
+            "break_glass": {"who": outcome.break_glass.who, "reason": outcome.break_glass.reason}
+            if outcome.break_glass is not None else None,
+            "warnings": list(outcome.warnings),
+        }, status_code=200)
 
     @app.post(f"{prefix}/environments/{{env}}/pin")
     async def pin(env: str, request: Request, caller: Caller = admin) -> dict[str, Any]:

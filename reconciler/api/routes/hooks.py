@@ -1,8 +1,10 @@
 """``/hooks/github``, ``/hooks/gitlab``, ``/hooks/generic``: a push somewhere asks for a fetch.
 
 A webhook only ever triggers a fetch, coalesced with every other trigger (Git events are
-triggers, not truth: every run re-reads Git and live state). Each is authenticated by its own
-signature or token; the generic one also takes an API token with the ``sync`` scope.
+triggers, not truth: every run re-reads Git and live state). A GitHub or GitLab push that the last
+fetch already brought, or to a branch the source does not fetch, is accepted without one. Each is
+authenticated by its own signature or token; the generic one also takes an API token with the
+``sync`` scope.
 
 Each workspace has its own: ``/hooks/{ws}/github`` (and gitlab, generic) checks that workspace's
 secrets and fetches that workspace's source only. ``/hooks/github`` is the only (or ``default``)
@@ -11,6 +13,7 @@ workspace's, as before; with several workspaces and none named ``default`` it an
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import structlog
@@ -60,7 +63,11 @@ def _install(app: FastAPI, access: Access, prefix: str) -> None:
             log.error("api.webhook_secret_unavailable", key=f"source.{key}", error=str(exc))
             raise rejected(daemon, source, 503, "webhook signatures cannot be checked now; try again later") from None
 
-    def accepted(daemon: Daemon, source: str) -> dict[str, Any]:
+    def accepted(daemon: Daemon, source: str, body: bytes | None = None) -> dict[str, Any]:
+        push = _push(body) if body is not None else None
+        if push is not None and not daemon.reconciler.push_is_news(*push):
+            daemon.metrics.webhooks.labels(source, "known").inc()
+            return {"accepted": True, "detail": "nothing new to fetch"}
         daemon.metrics.webhooks.labels(source, "accepted").inc()
         daemon.request_fetch(f"webhook:{source}")
         return {"accepted": True}
@@ -81,19 +88,19 @@ def _install(app: FastAPI, access: Access, prefix: str) -> None:
         if request.headers.get("x-github-event") == "ping":
             daemon.metrics.webhooks.labels("github", "ping").inc()
             return {"accepted": True, "detail": "pong"}
-        return accepted(daemon, "github")
+        return accepted(daemon, "github", body)
 
     @app.post(f"{prefix}/gitlab", status_code=202)
     async def gitlab(request: Request) -> dict[str, Any]:
         daemon = target(request)
-        await request.body()
+        body = await request.body()
         key = "gitlab_token" if daemon.settings.source.gitlab_token else "webhook_secret"
         secret = hook_secret(daemon, key, "gitlab")
         if secret is None:
             raise rejected(daemon, "gitlab", 401, "webhook token is not configured (source.gitlab_token)")
         if not auth.token_ok(secret, request.headers.get("x-gitlab-token")):
             raise rejected(daemon, "gitlab", 401, "missing or bad X-Gitlab-Token")
-        return accepted(daemon, "gitlab")
+        return accepted(daemon, "gitlab", body)
 
     @app.post(f"{prefix}/generic", status_code=202)
     async def generic(request: Request) -> dict[str, Any]:
@@ -115,3 +122,14 @@ def _install(app: FastAPI, access: Access, prefix: str) -> None:
             raise rejected(daemon, "generic", 401, "missing or bad X-Reconciler-Signature (or bearer token)")
         return accepted(daemon, "generic")
 
+
+def _push(body: bytes) -> tuple[str, str] | None:
+    """The ``ref`` and ``after`` of a GitHub or GitLab push event, when the body has both."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    ref, after = data.get("ref"), data.get("after")
+    return (ref, after) if isinstance(ref, str) and isinstance(after, str) else None

@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy.engine import Connection
 
 from reconciler.core.changes import Change
-from reconciler.core.objects import LiveState, ObjectKey, PlatformObject
+from reconciler.core.objects import OPTIONAL_FIELDS, LiveState, ObjectKey, PlatformObject
 from reconciler.errors import ProviderError
 from reconciler.providers.base import ApplyContext
 from reconciler.providers.registry import tables as t
@@ -25,6 +25,8 @@ from reconciler.secrets.values import from_storable, to_storable
 from reconciler.sqlengines import create_tables, driver_error, engine_for
 
 log = structlog.get_logger(__name__)
+
+GROUP_SETTINGS = OPTIONAL_FIELDS["group"]
 
 
 class RegistryProvider:
@@ -78,8 +80,18 @@ class RegistryProvider:
         for row in conn.execute(sa.select(t.config_variables).where(t.config_variables.c.environment == env)):
             add("config-variable", row.name,
                 {"description": row.description, "secret": row.secret, "value": from_storable(row.value)})
+        settings = {row.name: row for row in conn.execute(
+            sa.select(t.group_settings).where(t.group_settings.c.environment == env))}
         for row in conn.execute(sa.select(t.groups).where(t.groups.c.environment == env)):
-            add("group", row.name, {"description": row.description})
+            fields: dict[str, Any] = {"description": row.description}
+            extra = settings.get(row.name)
+            if extra is not None:
+                fields.update(extra.privileges or {})
+                if extra.members is not None:
+                    fields["members"] = list(extra.members)
+            add("group", row.name, fields)
+        for row in conn.execute(sa.select(t.spaces).where(t.spaces.c.environment == env)):
+            add("space", row.name, {"domain": row.domain, "admins": list(row.admins)})
         for row in conn.execute(sa.select(t.permissions).where(t.permissions.c.environment == env)):
             add("permission", f"{row.group_name}/{row.object_type}/{row.object_name}", {
                 "group": row.group_name, "object_type": row.object_type, "object": row.object_name,
@@ -144,7 +156,23 @@ class RegistryProvider:
             conn.execute(sa.insert(table).values(**key, **row))
         if obj.kind == "app":
             self._write_app_files(conn, ctx, change, obj.name)
+        if obj.kind == "group":
+            self._write_group_settings(conn, env, change, obj)
         log.debug("registry.written", environment=env, kind=obj.kind, name=obj.name)
+
+    @staticmethod
+    def _write_group_settings(conn: Connection, env: str, change: Change, obj: PlatformObject) -> None:
+        """A group's members and declared privileges, beside its row in ``groups``."""
+        settings = t.group_settings
+        conn.execute(sa.delete(settings).where(settings.c.environment == env, settings.c.name == obj.name))
+        if change == Change.DELETE:
+            return
+        privileges = {k: v for k, v in obj.fields.items() if k in GROUP_SETTINGS and k != "members"}
+        members = obj.fields.get("members")
+        conn.execute(sa.insert(settings).values(
+            environment=env, name=obj.name, privileges=privileges,
+            members=sorted(members) if members is not None else None,
+        ))
 
     @staticmethod
     def _write_app_files(conn: Connection, ctx: ApplyContext, change: Change, app: str) -> None:
@@ -179,6 +207,10 @@ class RegistryProvider:
             }
         if obj.kind == "group":
             return t.groups, {"environment": env, "name": obj.name}, {"description": f.get("description") or ""}
+        if obj.kind == "space":
+            return t.spaces, {"environment": env, "name": obj.name}, {
+                "domain": f.get("domain"), "admins": sorted(f.get("admins") or []),
+            }
         if obj.kind == "permission":
             group, object_type, object_name = obj.name.split("/", 2)
             return t.permissions, {

@@ -52,6 +52,26 @@ groups = Table(
     Column("description", Text, nullable=False, default=""),
 )
 
+# A group's declared members and privileges, kept beside ``groups`` (a table of its own, so registries
+# made before groups had them gain it by ``create_all`` without a migration). ``members`` is NULL when
+# membership is not managed; ``privileges`` holds only the privileges declared.
+group_settings = Table(
+    "registry_group_settings", metadata,
+    Column("environment", String(100), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("members", JSON),
+    Column("privileges", JSON, nullable=False),
+)
+
+# Spaces (``kind: Space``), stored like any other object: the registry has no Spaces of its own.
+spaces = Table(
+    "registry_spaces", metadata,
+    Column("environment", String(100), primary_key=True),
+    Column("name", String(100), primary_key=True),
+    Column("domain", String(255), nullable=False),
+    Column("admins", JSON, nullable=False),
+)
+
 permissions = Table(
     "registry_permissions", metadata,
     Column("environment", String(100), primary_key=True),

@@ -29,7 +29,14 @@ config-variable     ``/configuration_variables``: one variable, one value per en
                     replaces every environment's value, so the others are carried over (secret
                     ones re-resolved from the templates we wrote; we refuse rather than erase a
                     secret value we did not write).
-group               ``/groups`` (Retool's built-in admin/editor/viewer/All Users are ignored)
+group               ``/groups`` (Retool's built-in admin/editor/viewer/All Users are ignored); when
+                    declared, its privileges (``PATCH`` of the group's own fields) and members:
+                    users of the Space are added (``/groups/{id}/members``), anyone else invited
+                    (``POST /user_invites`` into the group; an open invite counts as membership)
+space               ``/spaces`` of the admin Space: created with its admins
+                    (``users_to_copy_as_admins``, users of the admin Space), domain updated,
+                    deleted only when we made it. An instance entry that is itself a Space
+                    (``space``) refuses them: only the admin Space manages Spaces.
 permission          ``/permissions/grant|revoke`` for a group on an app, on the app folder of that
                     name, or — for ``resource`` — on the resource's configuration in this
                     environment (``resource_configuration``), which is per-environment access.
@@ -64,6 +71,7 @@ missing.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -78,8 +86,9 @@ import httpx
 import structlog
 import yaml
 
+from reconciler import clock
 from reconciler.core.changes import Change
-from reconciler.core.objects import LiveState, ObjectKey, PlatformObject
+from reconciler.core.objects import OPTIONAL_FIELDS, LiveState, ObjectKey, PlatformObject
 from reconciler.core.releases import ReleaseRecord
 from reconciler.errors import ProviderError, Waiting
 from reconciler.providers.base import ApplyContext, FingerprintBook, ReleaseBook, SourceControlRepository
@@ -105,6 +114,11 @@ log = structlog.get_logger(__name__)
 
 PROVIDER = "retool"
 BUILTIN_GROUPS = frozenset({"admin", "editor", "viewer", "All Users"})
+# Retool's group privileges we manage when declared (the group fields of openapi.json).
+GROUP_PRIVILEGES = tuple(sorted(OPTIONAL_FIELDS["group"] - {"members"}))
+# A record that says we created Spaces on this instance: its Spaces are read even when none is declared
+# (so one removed from Git is found and, with prune, deleted).
+SPACES_MARKER = "spaces"
 # Resources every Retool instance ships with; never reported, never pruned.
 BUILTIN_RESOURCE_TYPES = frozenset({"retoolDb", "retoolEmail", "retoolAI", "retoolStorage"})
 FOLDER_TYPES = ("app", "resource")
@@ -233,6 +247,7 @@ class RetoolProvider:
         deploy_poll_interval: float = 2.0,
         merge_poll_interval: float = 60.0,
         instance: str | None = None,
+        space: str | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Sleep = time.sleep,
     ) -> None:
@@ -257,6 +272,9 @@ class RetoolProvider:
         self._releases: ReleaseBook | None = releases
         self._memory_releases = MemoryReleaseBook()
         self.manifest = manifest
+        # The Space this instance entry reaches (a team's Space, with that Space's token); None: the
+        # admin Space, or an instance without Spaces. Only the admin Space creates Spaces.
+        self.space = space
         self.source_control = source_control
         self.deploy_branch = deploy_branch
         self.merge_mode: MergeMode = merge
@@ -342,6 +360,12 @@ class RetoolProvider:
                         continue  # neither declared nor ours: someone else's app
                     add("app", app["name"], self._app_fields(book, environment, app, record, owner),
                         record is not None)
+            # Spaces are read only when declared or made by us: an import adopts none, and a token
+            # without the Spaces scope works as long as Spaces are not used.
+            if self.space is None and (_declared_names(declared, "space") or self._owns(book, SPACES_MARKER)):
+                for space in self._spaces():
+                    add("space", space["name"], self._space_fields(book, space),
+                        self._owns(book, f"space/{space['name']}"))
             readable = self._groups_to_read(book, groups, declared)
             for name, fields in self._permissions(env, readable):
                 add("permission", name, fields, self._owns(book, self._grant_scope(environment, fields)))
@@ -367,6 +391,7 @@ class RetoolProvider:
             "resource": self._ensure_resource,
             "config-variable": self._ensure_variable,
             "group": self._ensure_group,
+            "space": self._ensure_space,
             "permission": self._ensure_permission,
             "app": self._ensure_app,
         }
@@ -376,6 +401,7 @@ class RetoolProvider:
             "resource": self._delete_resource,
             "config-variable": self._delete_variable,
             "group": self._delete_group,
+            "space": self._delete_space,
             "permission": self._delete_permission,
             "app": self._delete_app,
         }
@@ -763,23 +789,146 @@ class RetoolProvider:
         return self._owns(book, f"group/{name}")
 
     def _group_fields(self, book: FingerprintBook, group: Mapping[str, Any]) -> dict[str, Any]:
+        """A group as we compare it: the description from our record (Retool has none), the privileges
+        and members (emails of members and of open invites) as Retool shows them."""
         record = self._recall(book, f"group/{group['name']}")
-        if record is not None:
-            return record.fields
-        return {"description": None}
+        fields: dict[str, Any] = {"description": record.fields.get("description") if record is not None else None}
+        fields.update({name: group.get(name) for name in GROUP_PRIVILEGES})
+        fields["members"] = sorted({*self._member_ids(group), *self._open_invites(group)})
+        return fields
+
+    @staticmethod
+    def _member_ids(group: Mapping[str, Any]) -> dict[str, str]:
+        """Email (lower case) → user id of each member of ``group``."""
+        return {str(m["email"]).lower(): str(m["id"]) for m in group.get("members") or [] if m.get("email")}
+
+    @staticmethod
+    def _open_invites(group: Mapping[str, Any]) -> dict[str, Any]:
+        """Email (lower case) → id of each invite to ``group`` not yet claimed and not expired: an invited
+        person counts as a member until the invite expires (7 days), then is invited again."""
+        today = clock.now()
+        out: dict[str, Any] = {}
+        for invite in group.get("user_invites") or []:
+            if invite.get("claimed_by") or not invite.get("invited_email"):
+                continue
+            try:
+                expires = dt.datetime.fromisoformat(str(invite.get("expires_at")).replace("Z", "+00:00"))
+            except ValueError:
+                expires = None
+            if expires is not None and expires.tzinfo is not None and expires <= today:
+                continue
+            out[str(invite["invited_email"]).lower()] = invite["id"]
+        return out
 
     def _ensure_group(self, ctx: ApplyContext, desired: PlatformObject) -> None:
         if desired.name in BUILTIN_GROUPS:
             raise RetoolStateError(f"group {desired.name} is built into Retool and cannot be managed")
         group = self._group_by_name(desired.name)
-        if group is not None and self._group_fields(ctx.fingerprints, group) == _normal(desired.fields):
-            return
+        wanted = _normal(desired.fields)
+        # Members and privileges are the instance's owner's to apply: a less protected environment
+        # on a shared instance creates the group bare (core/topology.py).
+        managed = {k: v for k, v in wanted.items() if ctx.owner or k not in OPTIONAL_FIELDS["group"]}
+        if group is not None:
+            current = self._group_fields(ctx.fingerprints, group)
+            if all(current.get(k) == v for k, v in managed.items()):
+                return
+        privileges = {k: v for k, v in managed.items() if k in GROUP_PRIVILEGES}
         if group is None:
-            group = self.client.post("/groups", {"name": desired.name})
+            group = self.client.post("/groups", {"name": desired.name, **privileges})
             self._groups().append(group)
+        else:
+            operations = [{"op": "replace", "path": f"/{k}", "value": v}
+                          for k, v in privileges.items() if group.get(k) != v]
+            if operations:
+                group = self._replace_in("groups", self.client.patch(f"/groups/{group['id']}", operations))
+        if "members" in managed:
+            group = self._sync_members(desired.name, group, list(managed["members"]))
         # Retool groups have no description: it lives only in our record, which is the instance's
         # (a group is shared by every environment) and makes the group ours.
-        self._remember(ctx.fingerprints, f"group/{desired.name}", {"name": group["name"]}, desired.fields)
+        self._remember(ctx.fingerprints, f"group/{desired.name}", {"name": group["name"]},
+                       {"description": desired.fields.get("description")})
+
+    def _sync_members(self, name: str, group: dict[str, Any], emails: list[str]) -> dict[str, Any]:
+        """Make ``group``'s members (with open invites) exactly ``emails``; the group as it is after.
+
+        A user of this Space is added; anyone else is invited to the Space and the group (``POST
+        /user_invites``), and counts as a member while the invite is open. A member or an open invite
+        not declared is removed.
+        """
+        members, invites = self._member_ids(group), self._open_invites(group)
+        wanted = set(emails)
+        missing = sorted(wanted - set(members) - set(invites))
+        users = {str(u["email"]).lower(): u for u in self._users()} if missing else {}
+        known = [users[e] for e in missing if e in users]
+        if known:
+            self.client.post(f"/groups/{group['id']}/members", {
+                "members": [{"id": u["id"], "is_group_admin": False} for u in known]})
+        for email in (e for e in missing if e not in users):
+            self.client.post("/user_invites", {"email": email, "defaultGroupIds": [group["id"]]})
+            log.info("retool.invited", group=name, email=email)
+        for email in sorted(set(members) - wanted):
+            self.client.delete(f"/groups/{group['id']}/members/{members[email]}")
+        for email in sorted(set(invites) - wanted - set(members)):
+            self.client.delete(f"/groups/{group['id']}/user_invites/{invites[email]}")
+        fresh: dict[str, Any] = self.client.get(f"/groups/{group['id']}")
+        return self._replace_in("groups", fresh)
+
+    # -- spaces ------------------------------------------------------------------------------------------
+
+    def _space_fields(self, book: FingerprintBook, space: Mapping[str, Any]) -> dict[str, Any]:
+        """A child Space as we compare it: its domain, and the admins we had it created with (Retool
+        shows no admins; a Space we did not create has none we know of)."""
+        record = self._recall(book, f"space/{space['name']}")
+        return {"domain": str(space.get("domain") or "").lower(),
+                "admins": record.fields.get("admins") if record is not None else None}
+
+    def _not_a_space(self, what: str) -> None:
+        if self.space is not None:
+            raise RetoolStateError(
+                f"{what}: this Retool instance is the Space {self.space!r}, and only the admin Space creates and "
+                "manages Spaces; declare kind: Space in the workspace whose platform is the admin Space")
+
+    def _ensure_space(self, ctx: ApplyContext, desired: PlatformObject) -> None:
+        self._not_a_space(f"Space {desired.name}")
+        wanted = _normal(desired.fields)
+        domain, admins = str(wanted["domain"]), list(wanted.get("admins") or [])
+        scope = f"space/{desired.name}"
+        space = self._space_by_name(desired.name)
+        if space is None:
+            known = {str(u["email"]).lower() for u in self._users()}
+            strangers = [email for email in admins if email not in known]
+            if strangers:
+                raise RetoolStateError(
+                    f"Space {desired.name}: {', '.join(strangers)} {'is' if len(strangers) == 1 else 'are'} not a "
+                    "user of the admin Space, and Retool makes a new Space's admins from the admin Space's users "
+                    "(users_to_copy_as_admins); invite them there first (list them as members of a declared group), "
+                    "then apply again")
+            space = self.client.post("/spaces", {"name": desired.name, "domain": domain,
+                                                 "options": {"users_to_copy_as_admins": admins}})
+            self._spaces().append(space)
+        else:
+            record = self._recall(ctx.fingerprints, scope)
+            if record is not None and sorted(record.fields.get("admins") or []) != admins:
+                raise RetoolStateError(
+                    f"Space {desired.name}: Retool sets a Space's admins only when it creates it "
+                    f"(users_to_copy_as_admins; it was created with {', '.join(record.fields.get('admins') or [])}"
+                    " or nobody); change its admins inside the Space (Settings > Users, or as members of its "
+                    "admin group), and put the list it was created with back in Git")
+            if str(space.get("domain") or "").lower() != domain:
+                space = self._replace_in("spaces", self.client.put(
+                    f"/spaces/{space['id']}", {"name": desired.name, "domain": domain}))
+        self._remember(ctx.fingerprints, scope, {"name": desired.name}, {"domain": domain, "admins": admins})
+        self._remember(ctx.fingerprints, SPACES_MARKER, {}, {"created": True})
+
+    def _delete_space(self, ctx: ApplyContext, live: PlatformObject) -> None:
+        self._not_a_space(f"Space {live.name}")
+        if not self._owns(ctx.fingerprints, f"space/{live.name}"):
+            raise RetoolStateError(f"Space {live.name} was not created by Reconciler; it is not deleted")
+        space = self._space_by_name(live.name)
+        if space is not None:
+            self.client.delete(f"/spaces/{space['id']}")
+            self._remove_from("spaces", space["id"])
+        self._forget(ctx.fingerprints, f"space/{live.name}")
 
     def _delete_group(self, ctx: ApplyContext, live: PlatformObject) -> None:
         if live.name in BUILTIN_GROUPS:
@@ -1218,6 +1367,15 @@ class RetoolProvider:
 
     def _apps(self) -> list[dict[str, Any]]:
         return self._cached("apps", lambda: self.client.list_all("/apps"))
+
+    def _users(self) -> list[dict[str, Any]]:
+        return self._cached("users", lambda: self.client.list_all("/users", {"limit": 100}))
+
+    def _spaces(self) -> list[dict[str, Any]]:
+        return self._cached("spaces", lambda: self.client.list_all("/spaces"))
+
+    def _space_by_name(self, name: str) -> dict[str, Any] | None:
+        return next((s for s in self._spaces() if s["name"] == name), None)
 
     def _manifest_apps(self) -> list[dict[str, Any]]:
         """The entries of this instance's manifest on the deploy branch (what a deploy publishes)."""

@@ -342,6 +342,39 @@
     target.replaceChildren(h("div", { class: "table-wrap" }, tableRoles(table)));
   }
 
+  // The checks of the environment's last run: name, result, time, and what was seen or the error.
+  function renderChecks(env) {
+    var run = env.last_run;
+    var checks = run && run.checks ? run.checks : [];
+    if (!changed("checks", { id: run ? run.id : null, checks: checks })) return;
+    byId("checks-count").textContent = checks.length ? String(checks.length) : "";
+    byId("checks-run").replaceChildren(run && checks.length
+      ? h("span", {}, "Last run ", when(run.started_at), " at ", revision(run.revision, run.ref)) : "");
+    var target = byId("checks");
+    if (!checks.length) {
+      target.replaceChildren(h("p", { class: "muted" }, run ? "The last run ran no checks." : "No run yet."));
+      return;
+    }
+    var failed = checks.filter(function (c) { return !c.passed; }).length;
+    var rows = checks.map(function (c) {
+      return h("tr", { class: c.passed ? "check-passed" : "check-failed" },
+        h("th", { scope: "row", "data-label": "Check" }, h("code", { class: "id" }, c.name)),
+        cell("Target", c.target || "—"),
+        cell("When", c.when || "—"),
+        cell("Result", c.passed ? h("span", { class: "yes" }, "passed") : h("span", { class: "no" }, "failed")),
+        cell("Time", duration(c.duration_seconds)),
+        cell("Detail", c.passed ? (c.detail || "") : h("pre", { class: "check-error" }, c.error || c.detail || "")));
+    });
+    var table = h("table", { class: "grid stack checks-table" },
+      h("caption", { class: "visually-hidden" }, "The checks of the last run: " + (checks.length - failed)
+        + " passed, " + failed + " failed"),
+      h("thead", {}, h("tr", {}, ["Check", "Target", "When", "Result", "Time", "Detail"].map(function (label) {
+        return h("th", { scope: "col" }, label);
+      }))),
+      h("tbody", {}, rows));
+    target.replaceChildren(h("div", { class: "table-wrap" }, tableRoles(table)));
+  }
+
   function planTable(run) {
     var applied = {};
     (run.applied || []).forEach(function (id) { applied[id] = true; });
@@ -410,7 +443,7 @@
 
   function pollEnvironment() {
     return Promise.all([
-      getJSON(envPath).then(renderSummary),
+      getJSON(envPath).then(function (env) { renderSummary(env); renderChecks(env); }),
       getJSON(envPath + "/drift").then(renderDrift),
       getJSON(envPath + "/runs?limit=25").then(renderRuns)
     ]);

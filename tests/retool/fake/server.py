@@ -29,8 +29,16 @@ It behaves the way Retool's documentation says Retool behaves (docs/retool.md ci
   instances): manifest and release writes push a branch and change nothing until someone merges
   it; ``GET`` of manifests and releases reads the deploy branch; a deployment publishes what the
   deploy branch's manifest for this instance (``manifest_name``) says, and nothing else;
-- an instance has Spaces: ``POST /spaces`` makes a child Space with its own token
-  (``space_token``), and each token sees only its Space's objects;
+- an instance has Spaces (docs.retool.com, *Configure Spaces*): only the Admin Space (the first,
+  whose token is ``token``) creates and manages Spaces; ``POST /spaces`` makes a child Space with
+  its own token (``space_token``), and each token sees only its Space's objects — its users,
+  groups, environments, folders, resources, apps. A new Space holds what a fresh instance holds
+  (two environments, the root folders, the built-in groups, Retool DB) and, as users and admins,
+  the Admin Space's users named in ``users_to_copy_as_admins`` (a name not among them is refused);
+- users are a Space's own: ``/users``, group members (``POST /groups/{id}/members``, ``DELETE
+  /groups/{id}/members/{userSid}``, ``PUT``/``PATCH /groups/{id}``), user invites (``POST
+  /user_invites`` with ``defaultGroupIds`` lists the invite in those groups' ``user_invites`` until
+  it is claimed: ``claim_invite``); the Admin Space starts with one admin, ``admin@example.com``;
 - deprecated operations still answer, and are counted (``deprecated_calls``) so tests can assert
   the client does not use them.
 
@@ -54,7 +62,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -95,6 +103,12 @@ ERROR_SCHEMA = {
 }
 DATABASE_TYPES = frozenset({"postgresql", "mysql", "redshift", "dbServer"})
 DEPLOY_DONE = ("SUCCESS", "ERROR")
+ADMIN_EMAIL = "admin@example.com"  # the first user of a fresh instance, admin of its Admin Space
+GROUP_PRIVILEGES = frozenset({
+    "universal_app_access", "universal_resource_access", "universal_workflow_access",
+    "universal_query_library_access", "user_list_access", "audit_log_access", "unpublished_release_access",
+    "usage_analytics_access", "theme_access", "account_details_access", "landing_page_app_id",
+})
 
 
 @dataclass(frozen=True)
@@ -130,6 +144,13 @@ def contract() -> Contract:
             if "next_token" in schema.get("properties", {}):
                 paged.add(key)
     return Contract(OpenAPI.from_dict(spec), queries, frozenset(paged), frozenset(deprecated))
+
+
+@cache
+def _document() -> dict[str, Any]:
+    """The OpenAPI document as JSON, for the few facts openapi-core does not expose."""
+    document: dict[str, Any] = json.loads(SPEC_PATH.read_text())
+    return document
 
 
 def openapi() -> tuple[OpenAPI, dict[tuple[str, str], frozenset[str]]]:
@@ -193,6 +214,8 @@ class State:
     # App id on this instance → app; ``_sc_uuid`` is its Source Control uuid (never shown).
     apps: dict[str, dict[str, Any]] = field(default_factory=dict)
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invites: dict[int, dict[str, Any]] = field(default_factory=dict)
     counters: Counter[str] = field(default_factory=Counter)
 
 
@@ -298,15 +321,15 @@ class FakeRetool:
             self.spaces.clear()
             self._admin = self._new_space("Admin", "admin.example.com", self.token, None)
             self._space = self._admin
-            self._seed(self._admin.state)
+            self._seed(self._admin.state, [ADMIN_EMAIL])
 
     def _new_space(self, name: str, domain: str, token: str, parent: str | None) -> Space:
         space = Space(str(uuid.uuid4()), name, domain, token, parent, State())
         self.spaces[token] = space
         return space
 
-    def _seed(self, state: State) -> None:
-        """What every fresh Space holds."""
+    def _seed(self, state: State, admins: list[str]) -> None:
+        """What every fresh Space holds, with ``admins`` as its users and members of its admin group."""
         previous, self._space = self._space, next(s for s in self.spaces.values() if s.state is state)
         try:
             for name, color, default in (("production", "#3C92DC", True), ("staging", "#E9AB11", False)):
@@ -330,6 +353,10 @@ class FakeRetool:
             builtin = self._new_resource("retoolDb", "retool_db", None, {})
             for env_id in state.environments:
                 self._new_config(builtin["id"], env_id, {})
+            admin_group = next(g for g in state.groups.values() if g["name"] == "admin")
+            for email in admins:
+                user = self._new_user(email, is_admin=True)
+                admin_group["members"].append({"id": user["id"], "email": user["email"], "is_group_admin": True})
         finally:
             self._space = previous
 
@@ -343,6 +370,53 @@ class FakeRetool:
                 yield found.state
             finally:
                 self._space = previous
+
+    def add_user(self, email: str, *, space: str | None = None) -> str:
+        """A user who joined the Space called ``space`` (the Admin Space by default); their id."""
+        with self.lock:
+            found = self._admin if space is None else next(s for s in self.spaces.values() if s.name == space)
+            previous, self._space = self._space, found
+            try:
+                return str(self._new_user(email)["id"])
+            finally:
+                self._space = previous
+
+    def members(self, group: str, *, space: str | None = None) -> list[str]:
+        """Emails of the members of ``group`` in ``space`` (the Admin Space by default), sorted."""
+        with self.space(space or self._admin.name):
+            found = next(g for g in self.state.groups.values() if g["name"] == group)
+            return sorted(m["email"] for m in found["members"])
+
+    def invited(self, group: str, *, space: str | None = None) -> list[str]:
+        """Emails of the open invites listed in ``group``, sorted."""
+        with self.space(space or self._admin.name):
+            found = next(g for g in self.state.groups.values() if g["name"] == group)
+            return sorted(i["invited_email"] for i in found["user_invites"])
+
+    def group(self, name: str, *, space: str | None = None) -> dict[str, Any]:
+        with self.space(space or self._admin.name):
+            return dict(next(g for g in self.state.groups.values() if g["name"] == name))
+
+    def claim_invite(self, email: str) -> str:
+        """The invitee signs up: a user in the inviting Space, member of the invite's groups; their id."""
+        with self.lock:
+            for space in self.spaces.values():
+                previous, self._space = self._space, space
+                try:
+                    invite = next((i for i in space.state.invites.values()
+                                   if i["invited_email"] == email and i["claimed_by"] is None), None)
+                    if invite is None:
+                        continue
+                    user = self._new_user(email)
+                    invite["claimed_by"], invite["claimed_at"] = user["id"], now()
+                    for group in space.state.groups.values():
+                        if any(i["id"] == invite["id"] for i in group["user_invites"]):
+                            group["user_invites"] = [i for i in group["user_invites"] if i["id"] != invite["id"]]
+                            group["members"].append({"id": user["id"], "email": email, "is_group_admin": False})
+                    return str(user["id"])
+                finally:
+                    self._space = previous
+            raise AssertionError(f"no open invite for {email}")
 
     def space_token(self, name: str) -> str:
         """The API token of the Space called ``name`` (each Space has its own)."""
@@ -618,9 +692,19 @@ class FakeRetool:
                 return self._checked_error(call, response)
             problem = f"response {response.status_code} to {call.method} {call.path} is not documented"
         except Exception as exc:
+            if response.status_code == 204 and not response.body and self._empty_204(call):
+                return response  # HTTP forbids a body on 204; the document's "content: {}" names none
+
             problem = f"response to {call.method} {call.path} does not match the OpenAPI document: {exc}"
         self.violations.append(problem)
         return self._error(500, "the fake produced an invalid response")
+
+    @staticmethod
+    def _empty_204(call: Call) -> bool:
+        """Whether the document's 204 answer to ``call`` is ``content: {}`` (openapi-core then asks for data)."""
+        spec = _document() if call.template else {}
+        answer = spec.get("paths", {}).get(call.template, {}).get(call.method.lower(), {}).get("responses", {})
+        return answer.get("204", {}).get("content") == {}
 
     def _checked_error(self, call: Call, response: Response) -> Response:
         """An error status the document does not list: it must still have the API's error shape."""
@@ -673,6 +757,14 @@ class FakeRetool:
             ("POST", "/groups", self.create_group),
             ("GET", "/groups/{groupId}", self.get_group),
             ("DELETE", "/groups/{groupId}", self.delete_group),
+            ("PUT", "/groups/{groupId}", self.put_group),
+            ("PATCH", "/groups/{groupId}", self.patch_group),
+            ("POST", "/groups/{groupId}/members", self.add_members),
+            ("DELETE", "/groups/{groupId}/members/{userSid}", self.remove_member),
+            ("DELETE", "/groups/{groupId}/user_invites/{userInviteId}", self.remove_group_invite),
+            ("GET", "/users", self.list_users),
+            ("POST", "/user_invites", self.create_invite),
+            ("GET", "/user_invites", self.list_invites),
             ("GET", "/resources", self.list_resources),
             ("POST", "/resources", self.create_resource),
             ("GET", "/resources/{resourceId}", self.get_resource),
@@ -889,11 +981,110 @@ class FakeRetool:
     def create_group(self, query: dict[str, str], body: Any) -> Any:
         if any(g["name"] == body["name"] for g in self.state.groups.values()):
             raise ApiError(409, f"Group {body['name']} already exists")
-        fields = {k: v for k, v in body.items() if k not in ("name", "created_at", "updated_at")}
-        return self._ok(self._new_group(body["name"], **fields))
+        fields = {k: v for k, v in body.items() if k in GROUP_PRIVILEGES}
+        members = self._members(body.get("members") or [])
+        return self._ok(self._new_group(body["name"], members=members, **fields))
 
     def get_group(self, query: dict[str, str], body: Any, groupId: str) -> Any:
         return self._ok(self._group_or_404(groupId))
+
+    def put_group(self, query: dict[str, str], body: Any, groupId: str) -> Any:
+        group = self._group_or_404(groupId)
+        if "name" in body and body["name"] != group["name"] and any(
+                g["name"] == body["name"] for g in self.state.groups.values()):
+            raise ApiError(409, f"Group {body['name']} already exists")
+        group.update({k: v for k, v in body.items() if k in GROUP_PRIVILEGES or k == "name"})
+        if "members" in body:
+            group["members"] = self._members(body["members"])
+        group["updated_at"] = now()
+        return self._ok(group)
+
+    def patch_group(self, query: dict[str, str], body: Any, groupId: str) -> Any:
+        group = self._group_or_404(groupId)
+        self._apply_patch(group, body["operations"], {"name", *GROUP_PRIVILEGES})
+        return self._ok(group)
+
+    def _user_or_404(self, user_id: str) -> dict[str, Any]:
+        user = self.state.users.get(user_id)
+        if user is None:
+            raise ApiError(404, f"User {user_id} not found")
+        return user
+
+    def _members(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Group members as Retool shows them, from the ``{id, is_group_admin}`` entries of a request."""
+        out: dict[str, dict[str, Any]] = {}
+        for entry in entries:
+            user = self._user_or_404(entry["id"])
+            out[user["id"]] = {"id": user["id"], "email": user["email"],
+                               "is_group_admin": bool(entry.get("is_group_admin", False))}
+        return list(out.values())
+
+    def add_members(self, query: dict[str, str], body: Any, groupId: str) -> Any:
+        group = self._group_or_404(groupId)
+        current = {m["id"]: m for m in group["members"]}
+        for member in self._members(body["members"]):
+            current[member["id"]] = member  # an existing member's is_group_admin is updated
+        group["members"], group["updated_at"] = list(current.values()), now()
+        return self._ok(group)
+
+    def remove_member(self, query: dict[str, str], body: Any, groupId: str, userSid: str) -> Any:
+        group = self._group_or_404(groupId)
+        if not any(m["id"] == userSid for m in group["members"]):
+            raise ApiError(404, f"User {userSid} is not a member of group {group['name']}")
+        group["members"] = [m for m in group["members"] if m["id"] != userSid]
+        group["updated_at"] = now()
+        return self._ok(group)
+
+    def remove_group_invite(self, query: dict[str, str], body: Any, groupId: str, userInviteId: str) -> Any:
+        group = self._group_or_404(groupId)
+        if not any(str(i["id"]) == userInviteId for i in group["user_invites"]):
+            raise ApiError(404, f"User invite {userInviteId} is not in group {group['name']}")
+        group["user_invites"] = [i for i in group["user_invites"] if str(i["id"]) != userInviteId]
+        return None
+
+    # -- users and invites ------------------------------------------------------------------------------
+
+    def _new_user(self, email: str, *, is_admin: bool = False) -> dict[str, Any]:
+        if any(u["email"] == email for u in self.state.users.values()):
+            raise ApiError(409, f"User {email} already exists")
+        self.state.counters["user"] += 1
+        user = {
+            "id": f"user_{uuid.uuid4().hex[:16]}", "legacy_id": self.state.counters["user"], "email": email,
+            "active": True, "created_at": now(), "last_active": None, "first_name": None, "last_name": None,
+            "metadata": {}, "is_admin": is_admin, "user_type": "default", "two_factor_auth_enabled": False,
+        }
+        self.state.users[user["id"]] = user
+        return user
+
+    def list_users(self, query: dict[str, str], body: Any) -> Any:
+        users = [u for u in self.state.users.values() if query.get("email") in (None, u["email"])]
+        if "limit" not in query:  # "If not provided, all items are returned"
+            return self._whole(users)
+        return self._page(users, query)
+
+    def create_invite(self, query: dict[str, str], body: Any) -> Any:
+        email = body["email"]
+        if any(u["email"] == email for u in self.state.users.values()):
+            raise ApiError(409, f"User {email} is already a member of this organization")
+        groups = [self._group_or_404(g) for g in body.get("defaultGroupIds") or []]
+        self.state.counters["invite"] += 1
+        invite_id = self.state.counters["invite"]
+        inviter = next(u["id"] for u in self.state.users.values() if u["is_admin"])
+        invite = {
+            "id": invite_id, "legacy_id": invite_id, "invited_by": inviter, "invited_email": email,
+            "expires_at": (datetime.now(UTC) + timedelta(days=7)).isoformat(timespec="milliseconds").replace(
+                "+00:00", "Z"),
+            "claimed_by": None, "claimed_at": None, "user_type": "default", "metadata": body.get("metadata") or {},
+            "created_at": now(), "invite_link": f"https://{self._space.domain}/invite/{uuid.uuid4().hex}",
+            "groups": [{"legacy_id": g["id"], "id": g["id"], "name": g["name"]} for g in groups],
+        }
+        self.state.invites[invite_id] = invite
+        for group in groups:
+            group["user_invites"].append(invite)
+        return self._ok(invite)
+
+    def list_invites(self, query: dict[str, str], body: Any) -> Any:
+        return self._page(list(self.state.invites.values()), query)
 
     def delete_group(self, query: dict[str, str], body: Any, groupId: str) -> Any:
         group = self._group_or_404(groupId)
@@ -1280,21 +1471,33 @@ class FakeRetool:
 
     # -- spaces ---------------------------------------------------------------------------------------------
 
+    def _from_admin_space(self) -> None:
+        if self._space.parent is not None:
+            raise ApiError(403, "Spaces can only be created and managed from the Admin Space")
+
     def _child(self, space_id: str) -> Space:
+        self._from_admin_space()
         found = next((s for s in self.spaces.values() if s.id == space_id and s.parent == self._space.id), None)
         if found is None:
             raise ApiError(404, "Space not found")
         return found
 
     def list_spaces(self, query: dict[str, str], body: Any) -> Any:
+        self._from_admin_space()
         children = [s.view() for s in self.spaces.values() if s.parent == self._space.id]
         return self._page(children, query)
 
     def create_space(self, query: dict[str, str], body: Any) -> Any:
+        self._from_admin_space()
         if any(s.domain == body["domain"] for s in self.spaces.values()):
             raise ApiError(409, f"A space with domain {body['domain']} already exists")
+        admins = list((body.get("options") or {}).get("users_to_copy_as_admins") or [])
+        known = {u["email"] for u in self.state.users.values()}
+        unknown = [email for email in admins if email not in known]
+        if unknown:
+            raise ApiError(400, f"Users {', '.join(unknown)} are not members of the admin space")
         space = self._new_space(body["name"], body["domain"], f"retool_space_{uuid.uuid4().hex}", self._space.id)
-        self._seed(space.state)
+        self._seed(space.state, admins)
         return self._ok(space.view())
 
     def get_space(self, query: dict[str, str], body: Any, spaceId: str) -> Any:
