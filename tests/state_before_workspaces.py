@@ -1,6 +1,6 @@
 """The state store's tables as main made them before workspaces (a verbatim copy of
-reconciler/store/tables.py at commit 9f43d2c), for the migration tests: a database made with these
-is what an upgrade finds."""
+reconciler/store/tables.py at commit a0ae11d, with break glass's ``overrides``), for the migration
+tests: a database made with these is what an upgrade finds."""
 
 from __future__ import annotations
 
@@ -67,6 +67,18 @@ environment_status = Table(
     Column("last_checked_at", DateTime(timezone=True)),
     Column("pinned_revision", String(64)),
     Column("updated_at", DateTime(timezone=True)),
+)
+
+# Deny windows overridden by break glass (issue 17): one row per run that did, with who and why.
+# Additive: databases made before it gain the table.
+overrides = Table(
+    "overrides", metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("environment", String(100), nullable=False),
+    Column("gate", String(40), nullable=False),
+    Column("who", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
 tags_seen = Table(

@@ -12,9 +12,11 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from reconciler.core.gates import BreakGlass
 from reconciler.core.outcome import RunOutcome, RunResult
 from reconciler.core.releases import ReleaseRecord
 from reconciler.providers.postgres.embedded import EmbeddedPostgres
+from reconciler.store import tables as t
 from reconciler.store.leases import Leases
 from reconciler.store.store import Store
 from tests import state_before_workspaces as old
@@ -66,6 +68,9 @@ def make_main_database(url: str) -> None:
                                                   expires_at=WHEN + dt.timedelta(days=3650)))
         conn.execute(sa.insert(old.signals).values(name="source-moved", value="1:commit", updated_at=WHEN))
         conn.execute(sa.insert(old.events).values(key="failed:staging:x", created_at=WHEN))
+        conn.execute(sa.insert(old.overrides).values(
+            run_id="r" * 32, environment="staging", gate="window", who="token:ops", reason="INC-1: hotfix",
+            created_at=WHEN))
     engine.dispose()
 
 
@@ -80,6 +85,8 @@ def test_a_database_made_by_main_is_migrated_with_nothing_lost(state_url: str) -
         assert (run.workspace, run.revision, run.result, run.applied, run.plan) == (
             "default", REV, "Succeeded", ["group:x"], [{"id": "group:x"}])
         assert run.checks == [{"name": "up", "passed": True}]
+        assert run.break_glass is not None and (run.break_glass["who"], run.break_glass["reason"]) == (
+            "token:ops", "INC-1: hotfix")
         assert store.verified_in("staging", "t" * 40)
         assert store.tag_targets() == {"v1.0.0": REV}
         assert [item["id"] for item, _ in store.drift("staging")] == ["group:y"]
@@ -92,6 +99,7 @@ def test_a_database_made_by_main_is_migrated_with_nothing_lost(state_url: str) -
         # The old leftover column is gone with the rebuild; nothing reads it.
         columns = {c["name"] for c in sa.inspect(store.engine).get_columns("environment_status")}
         assert "tracked_ref" not in columns and "workspace" in columns
+        assert "workspace" in {c["name"] for c in sa.inspect(store.engine).get_columns("overrides")}
     finally:
         store.close()
     again = Store(state_url)  # opening it again finds nothing to do and keeps everything
@@ -126,5 +134,13 @@ def test_workspaces_see_only_their_own_rows(state_url: str) -> None:
         b.set_pin("staging", "b" * 40)
         assert (a.status("staging").pinned_revision, b.status("staging").pinned_revision) == (REV, "b" * 40)
         assert a.runs("staging")[0].workspace == "team-a"
+        a.record(RunOutcome(environment="staging", result=RunResult.SUCCEEDED, revision=REV, ref="main",
+                            trigger="break-glass", break_glass=BreakGlass("token:ops-a", "INC-1")))
+        glass = a.runs("staging")[0]
+        assert glass.break_glass is not None and glass.break_glass["who"] == "token:ops-a"
+        with a.engine.connect() as conn:
+            assert conn.execute(sa.select(t.overrides.c.workspace, t.overrides.c.run_id)).all() == [
+                ("team-a", glass.id)]
+        assert b.runs("staging") == []
     finally:
         a.close()

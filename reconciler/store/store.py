@@ -243,19 +243,19 @@ class Store:
             for seq, result in enumerate(outcome.checks)
         ])
 
-    @staticmethod
-    def _record_override(conn: Connection, run_id: str, outcome: RunOutcome, stamp: dt.datetime) -> None:
+    def _record_override(self, conn: Connection, run_id: str, outcome: RunOutcome, stamp: dt.datetime) -> None:
         """Who broke the glass of a deny window for this run, and why (written once, with its start)."""
         assert outcome.break_glass is not None
-        if conn.execute(sa.select(t.overrides.c.run_id).where(t.overrides.c.run_id == run_id)).first() is None:
+        mine = self._mine(t.overrides)
+        if conn.execute(sa.select(t.overrides.c.run_id).where(mine, t.overrides.c.run_id == run_id)).first() is None:
             conn.execute(sa.insert(t.overrides).values(
-                run_id=run_id, environment=outcome.environment, gate="window", who=outcome.break_glass.who,
-                reason=outcome.break_glass.reason, created_at=stamp))
+                workspace=self.workspace, run_id=run_id, environment=outcome.environment, gate="window",
+                who=outcome.break_glass.who, reason=outcome.break_glass.reason, created_at=stamp))
 
     def _overrides(self, conn: Connection, run_ids: list[str]) -> dict[str, dict[str, Any]]:
         if not run_ids:
             return {}
-        rows = conn.execute(sa.select(t.overrides).where(t.overrides.c.run_id.in_(run_ids)))
+        rows = conn.execute(sa.select(t.overrides).where(self._mine(t.overrides), t.overrides.c.run_id.in_(run_ids)))
         return {r.run_id: {"gate": r.gate, "who": r.who, "reason": r.reason,
                            "at": (_utc(r.created_at) or now()).isoformat()} for r in rows}
 

@@ -84,9 +84,11 @@ environment_status = Table(
 )
 
 # Deny windows overridden by break glass (issue 17): one row per run that did, with who and why.
-# Additive: databases made before it gain the table.
+# Additive: databases made before it gain the table (one made by a version with the table and without
+# workspaces is migrated like the others).
 overrides = Table(
     "overrides", metadata,
+    workspace_column(primary_key=True),
     Column("run_id", String(32), primary_key=True),
     Column("environment", String(100), nullable=False),
     Column("gate", String(40), nullable=False),
