@@ -12,7 +12,7 @@
 - ``GET /static/{name}``: the stylesheet, the script and the icon.
 
 With several workspaces, each has its pages under ``/workspaces/{ws}/`` (overview, environments,
-sync) and ``/`` lists the workspaces the visitor's token may see (the only one it sees: that
+promotion, sync) and ``/`` lists the workspaces the visitor's token may see (the only one it sees: that
 workspace's overview). A token of another workspace is refused (403) every page of a workspace.
 
 Pages are shells (``pages``); ``static/dashboard.js`` fills them from the JSON API and polls it,
@@ -102,11 +102,13 @@ def mount_dashboard(app: FastAPI, served: Daemon | Host) -> None:
         body = render("login.html", error=alert, next=sessions.safe_next(next_path))
         return page("Sign in · Reconciler", "login", body, status=401)
 
-    def header(request: Request, who: auth.Principal) -> Markup:
+    def header(request: Request, who: auth.Principal, where: Place | None = None) -> Markup:
+        """The signed-in bar: its links lead to the pages of the workspace shown (``where``), if any."""
         token = sessions.session_token(request)
         if token is None:  # a bearer-token visitor has no session to sign out of
             return Markup("")
-        return render("signed_in.html", csrf=sessions.csrf_token(token), who=who.name)
+        base = where.base if where is not None else ""
+        return render("signed_in.html", csrf=sessions.csrf_token(token), who=who.name, base=base)
 
     def refused(message: str, status: int = 403) -> Response:
         body = render("message.html", heading="Refused", message=message)
@@ -146,7 +148,8 @@ def mount_dashboard(app: FastAPI, served: Daemon | Host) -> None:
             summary = ", ".join(f"{count} {state}" for state, count in sorted(states.items())) or "—"
             rows.append(f'<tr data-workspace="{html.escape(name)}"><th scope="row"><a href="/workspaces/'
                         f'{html.escape(name)}/">{html.escape(name)}</a></th><td class="num">{len(envs)}</td>'
-                        f"<td>{html.escape(summary)}</td></tr>")
+                        f"<td>{html.escape(summary)}</td><td><a href=\"/workspaces/{html.escape(name)}/promotion\">"
+                        "releases by environment</a></td></tr>")
         body = render("workspaces.html", rows=Markup("\n".join(rows)))
         return page("Workspaces · Reconciler", "workspaces", body, header=header(request, who))
 
@@ -156,7 +159,7 @@ def mount_dashboard(app: FastAPI, served: Daemon | Host) -> None:
             return where
         title = Markup(f" <small>· {html.escape(where.name)}</small>") if several else Markup("")
         body = render("overview.html", workspace=title, api=where.api)
-        return page("Environments · Reconciler", "overview", body, header=header(request, who),
+        return page("Environments · Reconciler", "overview", body, header=header(request, who, where),
                     data={"refresh": str(REFRESH_SECONDS), "api": where.api, "base": where.base})
 
     @app.get("/environments/{env}", include_in_schema=False)
@@ -177,7 +180,7 @@ def mount_dashboard(app: FastAPI, served: Daemon | Host) -> None:
             return where
         if env not in names(where) or not who.sees(env):
             body = render("message.html", heading="Not found", message=f"There is no environment named {clip(env)!r}.")
-            return page("Not found · Reconciler", "error", body, status=404, header=header(request, who))
+            return page("Not found · Reconciler", "error", body, status=404, header=header(request, who, where))
         description, color = _spec_details(where.daemon, env)
         token = sessions.session_token(request)
         sync = Markup("")
@@ -191,14 +194,25 @@ def mount_dashboard(app: FastAPI, served: Daemon | Host) -> None:
             data["color"] = color
         body = render("environment.html", name=env, description=described, sync=sync, home=f"{where.base}/",
                       api=where.api)
-        return page(f"{env} · Reconciler", "environment", body, header=header(request, who), data=data)
+        return page(f"{env} · Reconciler", "environment", body, header=header(request, who, where), data=data)
 
     @app.get("/promotion", include_in_schema=False)
     def promotion(request: Request) -> Response:
+        return promotion_view(request, None)
+
+    @app.get("/workspaces/{ws}/promotion", include_in_schema=False)
+    def workspace_promotion(ws: str, request: Request) -> Response:
+        return promotion_view(request, ws)
+
+    def promotion_view(request: Request, ws: str | None) -> Response:
         who = reader(request)
         if who is None:
-            return login_page("/promotion")
-        return promotion_page(header(request, who), REFRESH_SECONDS)
+            return login_page(f"/workspaces/{ws}/promotion" if ws is not None else "/promotion")
+        where = resolve(ws, who)
+        if isinstance(where, Response):
+            return where
+        return promotion_page(header(request, who, where), REFRESH_SECONDS, api=where.api, base=where.base,
+                              workspace=where.name if several else None)
 
     # -- session -------------------------------------------------------------------------------------
 
