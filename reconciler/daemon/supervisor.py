@@ -360,9 +360,11 @@ class Daemon:
 
         Another run applying ``env`` makes it Busy (nothing recorded): the caller asks again.
         """
-        outcome = self.reconciler.reconcile(env, trigger="break-glass", cancel=self.cancel,
-                                            break_glass=BreakGlass(who, reason))
-        self._after(env, outcome)
+        # The caller's thread (an API request's): its log lines are this workspace's, like the queue's.
+        with structlog.contextvars.bound_contextvars(workspace=self.workspace, environment=env, trigger="break-glass"):
+            outcome = self.reconciler.reconcile(env, trigger="break-glass", cancel=self.cancel,
+                                                break_glass=BreakGlass(who, reason))
+            self._after(env, outcome)
         return outcome
 
     def _work(self, env: str, trigger: str) -> None:

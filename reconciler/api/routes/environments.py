@@ -147,7 +147,8 @@ def _install(app: FastAPI, access: Access, prefix: str, checking: dict[tuple[str
         if outcome.result == "Busy":
             raise ApiError(409, outcome.reason or f"another run is applying {env}; try again shortly")
         return JSONResponse({
-            "environment": env, "result": outcome.result, "run_id": outcome.run_id, "revision": outcome.revision,
+            "workspace": caller.workspace, "environment": env, "result": outcome.result, "run_id": outcome.run_id,
+            "revision": outcome.revision,
             "ref": outcome.ref, "reason": outcome.reason, "gate": outcome.gate, "applied": list(outcome.applied),
             "break_glass": {"who": outcome.break_glass.who, "reason": outcome.break_glass.reason}
             if outcome.break_glass is not None else None,

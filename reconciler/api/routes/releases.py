@@ -30,4 +30,4 @@ def _install(app: FastAPI, access: Access, prefix: str) -> None:
     def releases(limit: Annotated[int, Query(ge=1, le=100)] = 10, caller: Caller = read) -> dict[str, Any]:
         queries = caller.daemon.reconciler.queries
         visible = {env for env in queries.names() if caller.who.sees(env)}
-        return queries.releases(limit, visible).as_json()
+        return {"workspace": caller.workspace, **queries.releases(limit, visible).as_json()}
