@@ -459,6 +459,7 @@ def releases(
     fmt: FormatOpt = Format.text,
     config: ConfigOpt = None,
     source: SourceOpt = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """The promotion view: release tags and branch heads by environment, and what blocks each next promotion."""
     from reconciler.reports.releases import render_releases
@@ -467,7 +468,7 @@ def releases(
         emit(render_releases(fmt.value, r.queries.releases(limit)))
         return 0
 
-    with_reconciler(config, source, run)
+    with_reconciler(config, source, run, workspace)
 
 
 @app.command()
