@@ -175,6 +175,9 @@ def test_a_token_of_one_workspace_is_refused_everything_of_another(site: Site) -
         ("GET", "/api/v1/workspaces/team-b/environments/staging/runs"),
         ("POST", "/api/v1/workspaces/team-b/environments/staging/sync"),
         ("POST", "/api/v1/workspaces/team-b/environments/staging/unpin"),
+        ("POST", "/api/v1/workspaces/team-b/environments/staging/break-glass"),
+        ("GET", "/api/v1/workspaces/team-b/releases"),
+        ("GET", "/workspaces/team-b/promotion"),
         ("GET", "/api/v1/workspaces/team-b/registry/staging/apps/any"),
         ("POST", "/hooks/team-b/generic"),
         ("GET", "/workspaces/team-b/"),
@@ -191,6 +194,11 @@ def test_a_token_of_one_workspace_is_refused_everything_of_another(site: Site) -
         assert [w["name"] for w in c.get("/api/v1/workspaces").json()["workspaces"]] == ["team-a"]
         home = c.get("/")
         assert home.status_code == 200 and 'data-api="/api/v1"' in home.text
+        view = c.get("/api/v1/workspaces/team-a/releases").json()
+        assert (view["workspace"], view["environments"]) == ("team-a", ["staging"])
+        assert [r["commit"] for r in view["rows"]] == [site.env("team-a")["applied_revision"]]
+        promotion = c.get("/workspaces/team-a/promotion")
+        assert promotion.status_code == 200 and 'data-api="/api/v1/workspaces/team-a"' in promotion.text
     with site.client("ops") as c:
         names = [w["name"] for w in c.get("/api/v1/workspaces").json()["workspaces"]]
         assert names == ["team-a", "team-b", "broken-yaml", "failing"]  # unreachable is not running
@@ -198,6 +206,31 @@ def test_a_token_of_one_workspace_is_refused_everything_of_another(site: Site) -
         assert 'href="/workspaces/team-a/"' in home and 'href="/workspaces/team-b/"' in home
         assert c.get("/api/v1/environments").status_code == 404  # several workspaces, none named default
         assert c.get("/api/v1/workspaces/team-b/environments/staging").status_code == 200
+
+
+def test_break_glass_runs_in_its_own_workspace_only(site: Site) -> None:
+    site.wait_synced("team-a")
+    site.wait_synced("team-b")
+    b_runs = len(site.runs("team-b"))
+    # A deny window open at the daemon's clock (Wednesday 10:00 UTC) holds team-a's next revision.
+    spec = site.base / "team-a" / "desired-state" / "environments" / "staging.yaml"
+    spec.write_text(ENVIRONMENT.replace("drift_check_interval: 1h}", "drift_check_interval: 1h, "
+                                        'windows: [{deny: "0 9 * * WED", duration: 3h, timezone: UTC}]}'))
+    groups = site.base / "team-a" / "desired-state" / "groups.yaml"
+    groups.write_text(groups.read_text() + "---\nkind: Group\nname: on-call\n")  # a change the window holds
+    head = gitwork.commit_all(site.base / "team-a", "a deny window, and a change it holds")
+    wait_for(lambda: site.env("team-a")["state"] == "Blocked" or None, message="team-a to be held by its window")
+    with site.client("team-a") as c:
+        response = c.post("/api/v1/workspaces/team-a/environments/staging/break-glass",
+                          json={"reason": "INC-9: team-a hotfix"})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["workspace"], answer["break_glass"]["who"]) == ("team-a", "token:team-a-admin")
+    run = next(r for r in site.runs("team-a") if r["id"] == answer["run_id"])
+    assert (run["workspace"], run["trigger"], run["revision"], run["break_glass"]["reason"]) == (
+        "team-a", "break-glass", head, "INC-9: team-a hotfix")
+    assert len(site.runs("team-b")) == b_runs
+    assert all(r["break_glass"] is None for r in site.runs("team-b"))
 
 
 def test_metrics_logs_and_run_records_carry_the_workspace(site: Site) -> None:
@@ -222,3 +255,7 @@ def test_cli_commands_take_the_workspace(site: Site) -> None:
     assert status.exit_code == 0, status.stderr
     [env] = json.loads(status.stdout)["environments"]
     assert env["state"] == "Synced" and env["applied_revision"] == site.env("team-a")["applied_revision"]
+    releases = cli(None, "releases", "--config", str(site.config), "--workspace", "team-b", "--format", "json")
+    assert releases.exit_code == 0, releases.stderr
+    assert [r["commit"] for r in json.loads(releases.stdout)["rows"]] == [site.env("team-b")["applied_revision"]]
+    assert cli(None, "releases", "--config", str(site.config)).exit_code == 1  # several: which one?
