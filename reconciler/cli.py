@@ -51,7 +51,8 @@ class LazyConsole:
                 from rich.console import Console
             except ImportError:
                 stream = sys.stderr if self.stderr else sys.stdout
-                plain = re.sub(r"\[/?[a-z ]+\]", "", text) if markup else text
+                # Style tags go; an escaped "\[" is text (a TOML table name in a message, say).
+                plain = re.sub(r"(?<!\\)\[/?[a-z ]+\]", "", text) if markup else text
                 stream.write(plain.replace("\\[", "[") + end)
                 return
             self._console = Console(stderr=self.stderr, highlight=False, soft_wrap=True)
@@ -74,6 +75,9 @@ ConfigOpt = Annotated[
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 SourceOpt = Annotated[str | None, typer.Option("--source", help="Repository path or URL (overrides source.url).")]
+WorkspaceOpt = Annotated[str | None, typer.Option(
+    "--workspace", "-w", envvar="RECONCILER_WORKSPACE",
+    help="Workspace (default: the only one; required when [[workspaces]] declares several).")]
 
 
 def esc(value: object) -> str:
@@ -110,21 +114,28 @@ def errors_as_exit() -> Iterator[None]:
         fail(f"unexpected {type(exc).__name__}: {str(exc)[:300]} (set RECONCILER_DEBUG=1 for details)")
 
 
-def settings_for(config: Path | None, source: str | None = None) -> Settings:
-    from reconciler.config import load_settings
+def settings_for(config: Path | None, source: str | None = None, workspace: str | None = None) -> Settings:
+    """The settings of one workspace (``--workspace``, or the only one), ``--source`` overriding its source."""
+    from reconciler.config import load_settings, source_override
 
-    settings = load_settings(config, source={"url": source} if source else {})
+    settings = load_settings(config)
+    if source and not settings.workspaces:
+        settings = load_settings(config, source={"url": source})
+    settings = settings.for_workspace(workspace)
+    if source and settings.workspaces:
+        settings = source_override(settings, source)
     logs.configure(os.environ.get("RECONCILER_LOG_LEVEL", "error"), settings.log.format)
     clock.configure()
     return settings
 
 
-def with_reconciler(config: Path | None, source: str | None, fn: Callable[[Any], int]) -> None:
+def with_reconciler(config: Path | None, source: str | None, fn: Callable[[Any], int],
+                    workspace: str | None = None) -> None:
     from reconciler.app.wiring import build_reconciler
 
     code = 0
     with errors_as_exit():
-        reconciler = build_reconciler(settings_for(config, source))
+        reconciler = build_reconciler(settings_for(config, source, workspace))
         try:
             code = fn(reconciler)
         finally:
@@ -239,6 +250,7 @@ def validate(
     )] = None,
     fmt: FormatOpt = Format.text,
     config: ConfigOpt = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Validate a desired-state folder in a working tree (no daemon, no network).
 
@@ -249,7 +261,7 @@ def validate(
     settings = None
     if env is not None or config is not None:
         with errors_as_exit():
-            settings = settings_for(config)
+            settings = settings_for(config, workspace=workspace)
     folder = desired_folder(path)
     state = load_folder(folder, fmt, settings)
     needs = check_secrets(state, env, settings, config) if env is not None and settings is not None else None
@@ -281,13 +293,14 @@ def secrets_command(
         help="Desired-state folder (default: the configured source's, else ./desired-state or .).")] = None,
     fmt: FormatOpt = Format.text,
     config: ConfigOpt = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """List every secret and database URL ENV needs, which backend serves each, which are missing, and where
     each is used (file:line). Values are never shown. Exit 0 all set, 1 otherwise."""
     from reconciler.reports.secrets import render_secrets
 
     with errors_as_exit():
-        settings = settings_for(config)
+        settings = settings_for(config, workspace=workspace)
     state = load_folder(desired_folder(path, settings), fmt)
     needs = check_secrets(state, env, settings, config)
     emit(render_secrets(fmt.value, needs))
@@ -301,6 +314,7 @@ def plan(
     fmt: FormatOpt = Format.text,
     config: ConfigOpt = None,
     source: SourceOpt = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Show what applying would change. Exit 0 no changes, 2 changes, 1 error."""
     from reconciler.reports.drift import render_plan
@@ -315,7 +329,7 @@ def plan(
             err.print(f"[yellow]note:[/yellow] apply would be blocked: {esc(target.gate.reason)}", markup=True)
         return 2 if result.items else 0
 
-    with_reconciler(config, source, run)
+    with_reconciler(config, source, run, workspace)
 
 
 @app.command()
@@ -335,6 +349,7 @@ def apply(
     fmt: FormatOpt = Format.text,
     config: ConfigOpt = None,
     source: SourceOpt = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Reconcile once, with the same gates as the daemon. Exit 0 applied/nothing to do, 1 failed, 3 blocked."""
     from reconciler.core.gates import BreakGlass
@@ -387,7 +402,7 @@ def apply(
                          if outcome.applied else ""))
         return int(outcome.exit_code)
 
-    with_reconciler(config, source, run)
+    with_reconciler(config, source, run, workspace)
 
 
 @app.command()
@@ -396,6 +411,7 @@ def drift(
     fmt: FormatOpt = Format.text,
     config: ConfigOpt = None,
     source: SourceOpt = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Report drift of live state against each environment's current revision. Exit 0 none, 2 drift."""
     from reconciler.reports.drift import plan_json, render_plan
@@ -417,11 +433,12 @@ def drift(
                             indent=2, sort_keys=True))
         return 2 if found else 0
 
-    with_reconciler(config, source, run)
+    with_reconciler(config, source, run, workspace)
 
 
 @app.command()
-def status(fmt: FormatOpt = Format.text, config: ConfigOpt = None, source: SourceOpt = None) -> None:
+def status(fmt: FormatOpt = Format.text, config: ConfigOpt = None, source: SourceOpt = None,
+           workspace: WorkspaceOpt = None) -> None:
     """Per environment: tracked ref, desired and applied revision, state, drift count, last run.
 
     Exit 0 whenever the state database can be read (a full or read-only one included); 1 with one
@@ -432,7 +449,7 @@ def status(fmt: FormatOpt = Format.text, config: ConfigOpt = None, source: Sourc
         emit(render_status(fmt.value, r.queries.status_rows()))
         return 0
 
-    with_reconciler(config, source, run)
+    with_reconciler(config, source, run, workspace)
 
 
 @app.command()
@@ -442,6 +459,7 @@ def releases(
     fmt: FormatOpt = Format.text,
     config: ConfigOpt = None,
     source: SourceOpt = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """The promotion view: release tags and branch heads by environment, and what blocks each next promotion."""
     from reconciler.reports.releases import render_releases
@@ -450,7 +468,7 @@ def releases(
         emit(render_releases(fmt.value, r.queries.releases(limit)))
         return 0
 
-    with_reconciler(config, source, run)
+    with_reconciler(config, source, run, workspace)
 
 
 @app.command()
@@ -460,6 +478,7 @@ def history(
     fmt: FormatOpt = Format.text,
     config: ConfigOpt = None,
     source: SourceOpt = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Past runs of ENV with trigger, revision and result."""
     from reconciler.reports.status import render_history
@@ -469,7 +488,7 @@ def history(
         emit(render_history(fmt.value, env, r.queries.runs(env, limit)))
         return 0
 
-    with_reconciler(config, source, run)
+    with_reconciler(config, source, run, workspace)
 
 
 CHECK_FAILED = 4
@@ -484,6 +503,7 @@ def check(
     fmt: FormatOpt = Format.text,
     config: ConfigOpt = None,
     source: SourceOpt = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Run ENV's declared checks against what it runs now. Exit 0 all passed, 4 one failed, 1 error."""
     from reconciler.checks.runner import check_environment
@@ -494,7 +514,7 @@ def check(
         emit(render_checks(fmt.value, report))
         return 0 if report.passed else CHECK_FAILED
 
-    with_reconciler(config, source, run)
+    with_reconciler(config, source, run, workspace)
 
 
 @app.command()
@@ -503,6 +523,7 @@ def pin(
     rev: Annotated[str, typer.Argument(help="Revision (tag, branch or commit) to hold ENV at.")],
     config: ConfigOpt = None,
     source: SourceOpt = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Hold ENV at REV (rollback); newer revisions are reported, not applied, until unpin."""
 
@@ -512,12 +533,12 @@ def pin(
                   markup=False)
         return 0
 
-    with_reconciler(config, source, run)
+    with_reconciler(config, source, run, workspace)
 
 
 @app.command()
 def unpin(env: Annotated[str, typer.Argument(help="Environment.")], config: ConfigOpt = None,
-          source: SourceOpt = None) -> None:
+          source: SourceOpt = None, workspace: WorkspaceOpt = None) -> None:
     """Release a pin: ENV follows its tracked ref again."""
 
     def run(r: Any) -> int:
@@ -529,7 +550,7 @@ def unpin(env: Annotated[str, typer.Argument(help="Environment.")], config: Conf
         out.print(f"{env} unpinned; it follows its tracked ref again", markup=False)
         return 0
 
-    with_reconciler(config, source, run)
+    with_reconciler(config, source, run, workspace)
 
 
 @app.command()
@@ -544,13 +565,14 @@ def diff(
         envvar="RECONCILER_SHADOW_URL")] = None,
     config: ConfigOpt = None,
     source: SourceOpt = None,
+    workspace: WorkspaceOpt = None,
 ) -> None:
     """Declared-state difference between two revisions, per environment (PR comments). Exit 0 none, 2 some."""
     from reconciler.app.diff import run_diff
     from reconciler.reports.diff import render_diff
 
     with errors_as_exit():
-        settings = settings_for(config, source)
+        settings = settings_for(config, source, workspace)
         found = run_diff(settings, base, head, env, shadow_url,
                          warn=lambda message: err.print(f"[yellow]warning:[/yellow] {esc(message)}"))
     emit(render_diff(fmt.value, found.environments, base, found.base_id, head, found.head_id))

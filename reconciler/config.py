@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import pydantic
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from reconciler.durations import parse_duration
@@ -322,6 +322,32 @@ class DaemonConfig(Section):
         default_factory=lambda: ["15s", "30s", "1m", "2m", "5m", "10m"])
 
 
+DEFAULT_WORKSPACE = "default"
+
+
+def _workspace_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", value):
+        raise ValueError(f"{value!r} is not a workspace name (lower-case letters, digits and '-', at most 40, "
+                         "starting with a letter or digit)")
+    return value
+
+
+class WorkspaceConfig(Section):
+    """One team's workspace (``[[workspaces]]``): its own source, platform target, tokens, hooks and
+    notifications. Everything else (state store, secrets, databases, the API's address, the daemon's
+    timing) is the daemon's and shared."""
+
+    name: Annotated[str, AfterValidator(_workspace_name)]
+    source: SourceConfig  # required: a workspace is first of all its repository
+    platform: PlatformConfig = Field(default_factory=lambda: PlatformConfig())
+    tokens: list[ApiToken] = Field(default_factory=list)  # see and act on this workspace only
+    notify: NotifyConfig = Field(default_factory=lambda: NotifyConfig())
+
+
+# Sections a workspace declares for itself: with [[workspaces]], the top level may not set them too.
+WORKSPACE_SECTIONS = ("source", "platform")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RECONCILER_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
@@ -337,6 +363,79 @@ class Settings(BaseSettings):
     notify: NotifyConfig = Field(default_factory=NotifyConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     daemon: DaemonConfig = Field(default_factory=DaemonConfig)
+    workspaces: list[WorkspaceConfig] = Field(default_factory=list)
+    # Which workspace these settings are for, once ``for_workspace`` made them (the default otherwise).
+    _workspace: str = PrivateAttr(default=DEFAULT_WORKSPACE)
+    _derived: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="after")
+    def _workspaces_consistent(self) -> Settings:
+        if not self.workspaces:
+            return self
+        given = [section for section in WORKSPACE_SECTIONS if section in self.model_fields_set]
+        if given:
+            raise ValueError(f"[{given[0]}] is set at the top level and [[workspaces]] are declared; with workspaces, "
+                             f"each one declares its own (move it into [workspaces.{given[0]}] of each workspace)")
+        names = [w.name for w in self.workspaces]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"workspace names must be unique ({', '.join(twice)} is declared more than once)")
+        owners: dict[str, str] = {token.hash.lower(): "[[api.tokens]]" for token in self.api.tokens}
+        for workspace in self.workspaces:
+            for token in workspace.tokens:
+                where = f"workspace {workspace.name}"
+                other = owners.setdefault(token.hash.lower(), where)
+                if other != where:
+                    raise ValueError(f"token {token.name!r} of {where} has the same hash as a token of {other}; "
+                                     "a token belongs to one workspace (generate another one)")
+        return self
+
+    @property
+    def workspace_name(self) -> str:
+        """The workspace these settings are for: ``default`` without [[workspaces]]."""
+        return self._workspace
+
+    def workspace_names(self) -> list[str]:
+        """Every workspace this configuration declares, in order; one, ``default``, without [[workspaces]]."""
+        return [w.name for w in self.workspaces] or [DEFAULT_WORKSPACE]
+
+    def choose_workspace(self, name: str | None) -> str:
+        """``name`` when it is declared; without it, the only workspace (a ``ConfigError`` naming the
+        choices when there are several)."""
+        names = self.workspace_names()
+        if name is None:
+            if len(names) == 1:
+                return names[0]
+            raise ConfigError(f"several workspaces are configured ({', '.join(names)}); choose one with "
+                              "--workspace NAME")
+        if name not in names:
+            raise ConfigError(f"there is no workspace named {name!r}; the configuration declares "
+                              f"{', '.join(names)}")
+        return name
+
+    def for_workspace(self, name: str | None = None) -> Settings:
+        """The settings of one workspace: its source, platform target, tokens and notifications in
+        the places a single-workspace configuration has them (plus the top-level tokens, which see
+        every workspace, and the top-level notification targets, which hear from every workspace).
+
+        Without [[workspaces]] that is these settings themselves. A workspace's registry defaults to
+        a file of its own under ``data_dir/workspaces/<name>/``.
+        """
+        chosen = self.choose_workspace(name)
+        if not self.workspaces or self._derived:
+            return self
+        workspace = next(w for w in self.workspaces if w.name == chosen)
+        platform = workspace.platform
+        if platform.provider == "registry" and platform.url is None:
+            registry = (self.data_dir / "workspaces" / chosen / "registry.db").resolve()
+            platform = platform.model_copy(update={"url": f"sqlite:///{registry}"})
+        api = self.api.model_copy(update={"tokens": [*self.api.tokens, *workspace.tokens]})
+        notify = NotifyConfig(webhooks=[*self.notify.webhooks, *workspace.notify.webhooks])
+        derived = self.model_copy(update={"source": workspace.source, "platform": platform, "api": api,
+                                          "notify": notify, "workspaces": [workspace]})
+        derived._workspace = chosen
+        derived._derived = True
+        return derived
 
     @classmethod
     def settings_customise_sources(
@@ -357,6 +456,16 @@ class Settings(BaseSettings):
     @property
     def registry_url(self) -> str:
         return self.platform.url or f"sqlite:///{(self.data_dir / 'registry.db').resolve()}"
+
+
+def source_override(settings: Settings, url: str) -> Settings:
+    """``settings`` (one workspace's) with its source's URL replaced by ``url`` (``--source``)."""
+    try:
+        checked = SourceConfig.model_validate({**settings.source.model_dump(), "url": url})
+    except pydantic.ValidationError as exc:
+        message = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"--source: {message}") from None
+    return settings.model_copy(update={"source": checked})  # keeps which workspace it is for
 
 
 def config_path(explicit: Path | None) -> Path | None:
@@ -384,7 +493,9 @@ def load_settings(explicit: Path | None = None, **overrides: Any) -> Settings:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
     for section, values in overrides.items():
         if isinstance(values, dict):
-            data.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+            given = {k: v for k, v in values.items() if v is not None}
+            if given:  # an override that sets nothing does not make its section "set" (see [[workspaces]])
+                data.setdefault(section, {}).update(given)
         elif values is not None:
             data[section] = values
     try:
@@ -395,7 +506,7 @@ def load_settings(explicit: Path | None = None, **overrides: Any) -> Settings:
             loc = list(err["loc"])
             key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
             message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-            lines.append(f"{_origin(loc, path)}: {key}: {message}")
+            lines.append(f"{_origin(loc, path)}: {key}: {message}" if key else f"{_origin(loc, path)}: {message}")
         raise ConfigError("\n".join(lines)) from None
 
 

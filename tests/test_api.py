@@ -117,10 +117,11 @@ def test_health_readiness_and_metrics(api: DaemonProcess) -> None:
     ready = call(api, "GET", "/readyz")
     assert ready.status_code == 200 and ready.json()["ready"] is True
     metrics = call(api, "GET", "/metrics").text
-    assert 'reconciler_runs_total{environment="staging",result="Succeeded"} 1.0' in metrics
+    assert 'reconciler_runs_total{environment="staging",result="Succeeded",workspace="default"} 1.0' in metrics
     assert "reconciler_last_fetch_age_seconds" in metrics
     applied = api.env("staging")["applied_revision"]
-    assert f'reconciler_revision_info{{environment="staging",kind="applied",revision="{applied}"}} 1.0' in metrics
+    labels = f'environment="staging",kind="applied",revision="{applied}",workspace="default"'
+    assert f"reconciler_revision_info{{{labels}}} 1.0" in metrics
 
 
 def test_token_hashes_not_tokens_are_configured(pyworld: World) -> None:

@@ -220,7 +220,7 @@ def test_webhooks_for_a_push_already_fetched_or_an_unfetched_branch_cause_no_fet
         assert response.status_code == 202
         assert response.json()["detail"] == "nothing new to fetch"
     assert metric(d, "reconciler_fetches_total") == fetches
-    assert metric(d, 'reconciler_webhooks_total{outcome="known",source="github"}') == 2
+    assert metric(d, 'reconciler_webhooks_total{outcome="known",source="github",workspace="default"}') == 2
     # A push of something new fetches, and the commit reaches staging.
     pyworld.write("groups.yaml", (pyworld.desired / "groups.yaml").read_text() + "---\nkind: Group\nname: y\n")
     commit = pyworld.commit("More")

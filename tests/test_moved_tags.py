@@ -298,10 +298,11 @@ def test_the_daemon_blocks_a_force_moved_remote_tag_and_alerts_once(
     assert alerts[0]["environment"] == "production"
     assert alerts[0]["revision"] == second
     # Asked again, production is refused again for the same reason: no new run record, no new alert.
-    blocked_runs = _metric(d, 'reconciler_runs_total{environment="production",result="Blocked"}')
+    blocked = 'reconciler_runs_total{environment="production",result="Blocked",workspace="default"}'
+    blocked_runs = _metric(d, blocked)
     with d.client() as c:
         assert c.post("/api/v1/environments/production/sync").status_code == 202
-    wait_for(lambda: _metric(d, 'reconciler_runs_total{environment="production",result="Blocked"}') > blocked_runs,
+    wait_for(lambda: _metric(d, blocked) > blocked_runs,
              timeout=60, message="the requested run to be refused")
     assert d.env("production")["last_run"]["id"] == production["last_run"]["id"]
     assert len(receiver.blocked("moved-tag")) == 1
@@ -338,4 +339,4 @@ def _metric(d: DaemonProcess, series: str) -> float:
 
 
 def _fetches(d: DaemonProcess) -> float:
-    return _metric(d, 'reconciler_fetches_total{result="ok"}')
+    return _metric(d, 'reconciler_fetches_total{result="ok",workspace="default"}')

@@ -168,3 +168,29 @@ def test_the_daemon_announces_a_production_promotion(pyworld: World, receiver: R
         assert promoted[0]["ref"] == "v1.0.0"
     finally:
         d.kill()
+
+
+def test_a_workspaces_rollback_and_break_glass_name_the_workspace(tmp_path: Path, receiver: Receiver) -> None:
+    """A workspace's notifier (top-level targets hear every workspace) says whose rollback and override it is."""
+    from reconciler.core.gates import BreakGlass
+
+    settings = load_settings(None, data_dir=str(tmp_path), workspaces=[
+        {"name": "team-a", "source": {"url": str(tmp_path / "a")},
+         "notify": {"webhooks": [{"url": receiver.url, "format": "slack"}]}},
+        {"name": "team-b", "source": {"url": str(tmp_path / "b")}},
+    ], notify={"webhooks": [{"url": receiver.url}]}).for_workspace("team-a")
+    n = Notifier(settings, Store(f"sqlite:///{tmp_path / 'state.db'}", "team-a"), backoff=0.01)
+    failed = Outcome("production", RunResult.FAILED, "c" * 40, "v1.2.0", "run7", "health", checks=(HEALTH_FAILED,))
+    n.outcome(Outcome("production", RunResult.SUCCEEDED, "b" * 40, "v1.1.0", "run8", None, cause=failed,
+                      by="sync.on_failed_checks: rollback"))
+    n.outcome(Outcome("production", RunResult.SUCCEEDED, "b" * 40, "v1.1.0", "run9", None,
+                      break_glass=BreakGlass("token:ops-a", "INC-7: hotfix")))
+    assert n.wait_idle(10)
+    n.close()
+    sent = {(b.get("event"), "blocks" in b): b for b in receiver.bodies}
+    assert {(kind, slack) for kind, slack in sent} == {("rolled_back", False), ("break-glass", False), (None, True)}
+    assert sent["rolled_back", False]["workspace"] == "team-a"
+    assert sent["break-glass", False]["workspace"] == "team-a"
+    assert (sent["break-glass", False]["who"], sent["break-glass", False]["why"]) == ("token:ops-a", "INC-7: hotfix")
+    slack = [b["blocks"][0]["text"]["text"] for b in receiver.bodies if "blocks" in b]
+    assert len(slack) == 2 and all("workspace: `team-a`" in text for text in slack)

@@ -66,8 +66,8 @@ def test_a_new_commit_is_out_of_sync_before_its_run_starts(pyworld: World, daemo
 
 
 def drift_samples(text: str) -> dict[str, float]:
-    return {m.group(1): float(m.group(2))
-            for m in re.finditer(r'^reconciler_drift_items\{environment="([^"]+)"\} (\S+)$', text, re.MULTILINE)}
+    pattern = r'^reconciler_drift_items\{environment="([^"]+)",workspace="default"\} (\S+)$'
+    return {m.group(1): float(m.group(2)) for m in re.finditer(pattern, text, re.MULTILINE)}
 
 
 @pytest.fixture

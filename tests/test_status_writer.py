@@ -91,7 +91,8 @@ def test_only_record_calls_the_status_writer() -> None:
 
 
 def test_a_pin_writes_the_pin_column_and_nothing_else() -> None:
-    assert _values_keywords(STORE, "Store.set_pin") <= {"environment", "pinned_revision"}
+    # The row's key (workspace, environment) and the pin; no status column.
+    assert _values_keywords(STORE, "Store.set_pin") <= {"workspace", "environment", "pinned_revision"}
 
 
 def test_nothing_outside_the_store_touches_the_status_table_or_update_status() -> None:

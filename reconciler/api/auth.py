@@ -1,6 +1,8 @@
 """Credentials of the HTTP API: bearer tokens with scopes, and webhook signatures.
 
-Tokens are configured as ``sha256:<hex>`` hashes (the token itself is never stored). Every
+Tokens are configured as ``sha256:<hex>`` hashes (the token itself is never stored): the top-level
+``[[api.tokens]]`` see every workspace, a workspace's ``[[workspaces.tokens]]`` that workspace only
+(``Principal.workspace``). Every
 comparison is constant-time (``hmac.compare_digest``), and every token is compared so the time
 taken does not reveal which one nearly matched.
 """
@@ -11,7 +13,7 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from reconciler.config import ApiToken
+from reconciler.config import ApiToken, Settings
 
 SCOPES = ("read", "sync", "admin")
 
@@ -22,6 +24,10 @@ class Principal:
     scopes: frozenset[str]
     environments: frozenset[str] | None
     apps: frozenset[str] | None
+    workspace: str | None = None  # a workspace's own token sees that workspace only; None: every workspace
+
+    def sees_workspace(self, workspace: str) -> bool:
+        return self.workspace is None or self.workspace == workspace
 
     def sees(self, environment: str) -> bool:
         """Tokens listing ``environments`` read and act on those only; others on every environment."""
@@ -55,14 +61,27 @@ def bearer(header: str | None) -> str | None:
     return value.strip()
 
 
-def authenticate(tokens: list[ApiToken], token: str | None) -> Principal | None:
+TokenTable = list[tuple[ApiToken, str | None]]
+
+
+def token_table(settings: Settings) -> TokenTable:
+    """Every token of the configuration with the workspace it belongs to (None: the top level's)."""
+    table: TokenTable = [(token, None) for token in settings.api.tokens]
+    for workspace in settings.workspaces:
+        table += [(token, workspace.name) for token in workspace.tokens]
+    return table
+
+
+def authenticate(tokens: list[ApiToken] | TokenTable, token: str | None) -> Principal | None:
     if token is None:
         return None
     presented = hash_token(token).encode()
     found: ApiToken | None = None
-    for candidate in tokens:
+    owner: str | None = None
+    for entry in tokens:
+        candidate, workspace = entry if isinstance(entry, tuple) else (entry, None)
         if hmac.compare_digest(presented, candidate.hash.lower().encode()):
-            found = candidate
+            found, owner = candidate, workspace
     if found is None:
         return None
     return Principal(
@@ -70,6 +89,7 @@ def authenticate(tokens: list[ApiToken], token: str | None) -> Principal | None:
         scopes=frozenset(found.scopes),
         environments=frozenset(found.environments) if found.environments is not None else None,
         apps=frozenset(found.apps) if found.apps is not None else None,
+        workspace=owner,
     )
 
 

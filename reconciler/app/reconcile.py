@@ -139,6 +139,7 @@ class Reconciler:
 
     def __init__(self, parts: Parts, clock: Clock = clock_now) -> None:
         self.settings = parts.settings
+        self.workspace = parts.settings.workspace_name  # whose source, platform and records these are
         self._repository = parts.repository
         self._store = parts.store
         self._platform = parts.platform

@@ -6,7 +6,7 @@ ready-made ones through ``Overrides`` (typed: a part that is not given is built 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from reconciler.app.reconcile import Parts, Reconciler
@@ -55,8 +55,11 @@ def build_repository(settings: Settings, secrets: Secrets) -> Repository:
     if settings.source.ssh_key:
         passphrase = secrets.resolve(settings.source.ssh_key_passphrase) if settings.source.ssh_key_passphrase else ""
         ssh_key = SshKey(private_key=settings.source.ssh_key, passphrase=passphrase)
-    return Repository(settings.source.url, cache_dir=settings.data_dir / "cache", branches=settings.source.branches,
-                      ssh_key=ssh_key)
+    # A workspace's clone is its own, even of a repository another workspace clones too: fetches of
+    # two workspaces never share a directory.
+    cache = settings.data_dir / "workspaces" / settings.workspace_name / "cache" if settings.workspaces \
+        else settings.data_dir / "cache"
+    return Repository(settings.source.url, cache_dir=cache, branches=settings.source.branches, ssh_key=ssh_key)
 
 
 def build_platform(
@@ -169,10 +172,23 @@ def build_reconciler(settings: Settings, overrides: Overrides | None = None) -> 
             raise ConfigError("secrets.fingerprint_key must be hex (64 characters for 32 bytes)") from exc
     else:
         key = load_or_create_key(data_dir)
-    store = given.store or Store(resolve_setting(secrets, "state.url", settings.state_url))
+    # One workspace's view of the state store: every row it reads and writes is that workspace's.
+    store = (given.store or Store(resolve_setting(secrets, "state.url", settings.state_url))).for_workspace(
+        settings.workspace_name)
     repository = given.repository or build_repository(settings, secrets)
     platform = given.platform or build_platform(settings, secrets, store, store)
     schema = None if given.no_schema else given.schema or build_schema(settings)
     parts = Parts(settings=settings, repository=repository, store=store, platform=platform, schema=schema,
                   secrets=secrets, fingerprinter=Fingerprinter(key, secrets))
     return Reconciler(parts, clock=given.clock) if given.clock is not None else Reconciler(parts)
+
+
+def shared_parts(settings: Settings, secrets: Secrets, overrides: Overrides | None = None) -> Overrides:
+    """What every workspace of one daemon shares: the secret backends, the state database (each
+    workspace has its own view of it) and the schema provider. Give the result to ``build_reconciler``
+    with each workspace's settings (``Settings.for_workspace``); each has its own source, platform
+    target, tokens and notifications."""
+    given = overrides or Overrides()
+    store = given.store or Store(resolve_setting(secrets, "state.url", settings.state_url))
+    schema = None if given.no_schema else given.schema or build_schema(settings)
+    return replace(given, secrets=secrets, store=store, schema=schema)

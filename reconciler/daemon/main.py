@@ -16,6 +16,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,11 @@ from reconciler.api.app import create_app
 from reconciler.api.auth import hash_token
 from reconciler.api.connections import ConnectionLimits, guarded_protocol
 from reconciler.api.daemon import Daemon as ApiDaemon
-from reconciler.app.wiring import build_reconciler, build_secrets
+from reconciler.api.daemon import Host
+from reconciler.app.reconcile import Reconciler
+from reconciler.app.wiring import build_reconciler, build_secrets, shared_parts
 from reconciler.config import ApiConfig, ApiToken, Settings
-from reconciler.daemon.supervisor import Daemon
+from reconciler.daemon.workspaces import Workspaces
 from reconciler.durations import parse_duration
 from reconciler.errors import ConfigError, SecretError
 from reconciler.secrets.backends import Secrets
@@ -113,7 +116,7 @@ class ApiServer:
         self.thread.join(timeout=10)
 
 
-def check_webhook_secrets(settings: Settings, secrets_: Secrets) -> None:
+def check_webhook_secrets(settings: Settings, secrets_: Secrets, prefix: str = "source") -> None:
     """Refuse to start when a configured webhook secret does not resolve or is empty.
 
     Found at the first hook instead, the failure would be an answer to an unauthenticated caller;
@@ -126,9 +129,9 @@ def check_webhook_secrets(settings: Settings, secrets_: Secrets) -> None:
         try:
             value = secrets_.resolve(template)
         except SecretError as exc:
-            raise ConfigError(f"source.{key}: {exc}") from None
+            raise ConfigError(f"{prefix}.{key}: {exc}") from None
         if not value.strip():
-            raise ConfigError(f"source.{key} is empty; set it to a long random value")
+            raise ConfigError(f"{prefix}.{key} is empty; set it to a long random value")
 
 
 def ensure_tokens(settings: Settings) -> Settings:
@@ -157,13 +160,37 @@ def write_state_file(data_dir: Path, url: str | None) -> None:
     os.replace(tmp, path)
 
 
-def http_app(daemon: ApiDaemon) -> FastAPI:
+def http_app(daemon: ApiDaemon | Host) -> FastAPI:
     """The daemon's HTTP application: the API with the dashboard mounted on it."""
     from reconciler.web import mount_dashboard
 
     app = create_app(daemon)
     mount_dashboard(app, daemon)
     return app
+
+
+def workspace_builder(settings: Settings, secrets_: Secrets) -> Callable[[Settings], tuple[Reconciler, object | None]]:
+    """How ``Workspaces`` builds one workspace: its Reconciler over the one state database and schema
+    provider every workspace shares, and its notifier when it has targets."""
+    shared = shared_parts(settings, secrets_)
+    several = bool(settings.workspaces)
+
+    def build(workspace: Settings) -> tuple[Reconciler, object | None]:
+        if several and settings.api.enabled:  # one workspace's unusable hook secret must not stop the others
+            check_webhook_secrets(workspace, secrets_, f"workspaces[{workspace.workspace_name}].source")
+        reconciler = build_reconciler(workspace, shared)
+        notifier = None
+        if workspace.notify.webhooks:
+            from reconciler.daemon.notify import Notifier  # httpx is loaded only when there is someone to notify
+
+            try:
+                notifier = Notifier(workspace, reconciler)
+            except BaseException:
+                reconciler.close()
+                raise
+        return reconciler, notifier
+
+    return build
 
 
 def run_daemon(settings: Settings) -> int:
@@ -173,20 +200,15 @@ def run_daemon(settings: Settings) -> int:
         if settings.api.enabled:
             sock = listen_socket(settings.api.listen)
             cleanup.callback(sock.close)
-            check_webhook_secrets(settings, build_secrets(settings))
+            if not settings.workspaces:  # several: each workspace's are checked when it is built
+                check_webhook_secrets(settings, build_secrets(settings))
         # RECONCILER_NOW, if set, is checked (and warned about) before anything reads the clock; after the
         # address and hook secrets, so a start refused for those says so in one line.
         clock.configure()
         settings = ensure_tokens(settings)
-        reconciler = build_reconciler(settings)
-        cleanup.callback(reconciler.close)
-        notifier = None
-        if settings.notify.webhooks:
-            from reconciler.daemon.notify import Notifier  # httpx is loaded only when there is someone to notify
-
-            notifier = Notifier(settings, reconciler)
-            cleanup.callback(notifier.close)
-        daemon = Daemon(settings, reconciler, notifier)
+        daemon = Workspaces(settings, workspace_builder(settings, build_secrets(settings)))
+        cleanup.callback(daemon.close)
+        daemon.build()
         stop = threading.Event()
 
         def on_signal(signum: int, _frame: Any) -> None:

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 import httpx
 import structlog
 
-from reconciler.config import NotifyWebhook, Settings
+from reconciler.config import DEFAULT_WORKSPACE, NotifyWebhook, Settings
 from reconciler.core.outcome import RunOutcome, RunResult
 from reconciler.core.plan import Plan
 from reconciler.core.revisions import short
@@ -78,9 +78,11 @@ def _check(result: dict[str, Any]) -> dict[str, Any]:
     return {key: result.get(key) for key in keys}
 
 
-def payload(target: NotifyWebhook, event: Event) -> dict[str, Any]:
+def payload(target: NotifyWebhook, event: Event, workspace: str = DEFAULT_WORKSPACE) -> dict[str, Any]:
     if target.format == "slack":
         lines = [f"*{event.title}*"]
+        if workspace != DEFAULT_WORKSPACE:
+            lines.append(f"workspace: `{workspace}`")
         for key in ("revision", "ref", "reason", "by", "from_ref", "who", "why", "run_id"):
             if event.detail.get(key):
                 lines.append(f"{key}: `{event.detail[key]}`")
@@ -96,7 +98,8 @@ def payload(target: NotifyWebhook, event: Event) -> dict[str, Any]:
             lines.append("\n".join(f"• `{i}`" for i in items[:10]) + more)
         text = "\n".join(lines)
         return {"text": event.title, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
-    return {"event": event.kind, "environment": event.environment, "title": event.title, **event.detail}
+    return {"event": event.kind, "workspace": workspace, "environment": event.environment, "title": event.title,
+            **event.detail}
 
 
 class Notifier:
@@ -111,6 +114,7 @@ class Notifier:
             except SecretError as exc:
                 raise SecretError(f"notify.webhooks[{index}].url: {exc}") from None
         self.store = store
+        self.workspace = settings.workspace_name
         self.attempts = attempts
         self.backoff = backoff
         self.client = httpx.Client(timeout=timeout, follow_redirects=False)
@@ -210,7 +214,7 @@ class Notifier:
                 self._queue.task_done()
 
     def _deliver(self, target: NotifyWebhook, url: str, event: Event) -> None:
-        body = payload(target, event)
+        body = payload(target, event, self.workspace)
         for attempt in range(1, self.attempts + 1):
             try:
                 response = self.client.post(url, json=body)

@@ -82,10 +82,16 @@ class DaemonState:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, reconciler: Reconciler, notifier: object | None = None) -> None:
+    """One workspace's supervisor (``daemon/workspaces.Workspaces`` owns one per workspace). Everything
+    it does is that workspace's: its source, its runs, its schedule, its metrics' ``workspace`` label and
+    its log lines' ``workspace=``."""
+
+    def __init__(self, settings: Settings, reconciler: Reconciler, notifier: object | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.workspace = settings.workspace_name
         self.reconciler = reconciler
-        self.metrics = Metrics()
+        self.metrics = metrics or Metrics(workspace=self.workspace)
         self.state = DaemonState()
         self.fetch_signal = Signal()
         self.cancel = threading.Event()
@@ -107,7 +113,9 @@ class Daemon:
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, watch: bool = True) -> None:
+        """Start; ``watch=False`` when someone else watches this workspace's local repository (the
+        shared watcher of ``daemon/workspaces.py``, which notifies ``fetch_signal``)."""
         if self.replicas is not None:
             self._look(renew=True)  # be a member before the first evaluation, so the others count us
             self._seen_news = self.replicas.announced()
@@ -117,14 +125,14 @@ class Daemon:
         poll = parse_duration(self.settings.source.poll_interval)
         self.scheduler.add_job(lambda: self.fetch_signal.notify("poll"), IntervalTrigger(seconds=max(poll, 1.0)),
                                id="poll", replace_existing=True)
-        watch_dir = self.reconciler.watch_dir()
+        watch_dir = self.reconciler.watch_dir() if watch else None
         if watch_dir is not None:
             self.watcher = RefWatcher(watch_dir, lambda: self.fetch_signal.notify("watch"))
             self.watcher.start()
         self._fetcher.start()
         self.fetch_signal.notify("startup")
         threading.Thread(target=self._warm_up, name="warm-up", daemon=True).start()
-        log.info("daemon.started", source=self.reconciler.source_label,
+        log.info("daemon.started", workspace=self.workspace, source=self.reconciler.source_label,
                  recovered_runs=len(self.state.recovered))
 
     def _warm_up(self) -> None:
@@ -135,7 +143,7 @@ class Daemon:
 
     def stop(self, timeout: float) -> bool:
         """Stop within ``timeout``: no new runs, the change in flight finishes, then everything halts."""
-        log.info("daemon.stopping", in_flight=self.queue.busy())
+        log.info("daemon.stopping", workspace=self.workspace, in_flight=self.queue.busy())
         self.stopping.set()
         self.cancel.set()
         self.fetch_signal.notify("stop")
@@ -219,6 +227,7 @@ class Daemon:
         self.fetch_signal.notify(source)
 
     def _fetch_loop(self) -> None:
+        structlog.contextvars.bind_contextvars(workspace=self.workspace)  # this thread is this workspace's
         last_end = -MIN_FETCH_GAP
         while not self.stopping.is_set():
             sources = self.fetch_signal.wait(timeout=1.0)
@@ -351,22 +360,24 @@ class Daemon:
 
         Another run applying ``env`` makes it Busy (nothing recorded): the caller asks again.
         """
-        outcome = self.reconciler.reconcile(env, trigger="break-glass", cancel=self.cancel,
-                                            break_glass=BreakGlass(who, reason))
-        self._after(env, outcome)
+        # The caller's thread (an API request's): its log lines are this workspace's, like the queue's.
+        with structlog.contextvars.bound_contextvars(workspace=self.workspace, environment=env, trigger="break-glass"):
+            outcome = self.reconciler.reconcile(env, trigger="break-glass", cancel=self.cancel,
+                                                break_glass=BreakGlass(who, reason))
+            self._after(env, outcome)
         return outcome
 
     def _work(self, env: str, trigger: str) -> None:
         if self.stopping.is_set():
             return
-        structlog.contextvars.bind_contextvars(environment=env, trigger=trigger)
+        structlog.contextvars.bind_contextvars(workspace=self.workspace, environment=env, trigger=trigger)
         try:
             if trigger == DRIFT_CHECK:
                 self._drift_check(env)
             else:
                 self._sync(env, trigger)
         finally:
-            structlog.contextvars.unbind_contextvars("environment", "trigger")
+            structlog.contextvars.unbind_contextvars("workspace", "environment", "trigger")
             release_memory()
 
     def _sync(self, env: str, trigger: str, rev: str | None = None) -> RunOutcome:

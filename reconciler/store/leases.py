@@ -57,24 +57,28 @@ class Leases:
         stamp = clock.system()  # leases are shared between processes: the system clock, never a set one
         expires = stamp + dt.timedelta(seconds=ttl)
 
+        mine = self.store._mine(t.leases)
+
         def take(conn: Connection) -> bool:
             updated = conn.execute(sa.update(t.leases).where(
-                t.leases.c.environment == environment,
+                mine, t.leases.c.environment == environment,
                 sa.or_(t.leases.c.owner == owner, t.leases.c.expires_at < stamp),
             ).values(owner=owner, expires_at=expires))
             if updated.rowcount:
                 return True
-            exists = conn.execute(sa.select(t.leases.c.owner).where(t.leases.c.environment == environment)).first()
+            exists = conn.execute(sa.select(t.leases.c.owner)
+                                  .where(mine, t.leases.c.environment == environment)).first()
             if exists is not None:
                 if not _owner_alive(exists.owner):
                     # The holder was a process on this host that no longer exists (kill -9).
                     conn.execute(sa.update(t.leases).where(
-                        t.leases.c.environment == environment, t.leases.c.owner == exists.owner,
+                        mine, t.leases.c.environment == environment, t.leases.c.owner == exists.owner,
                     ).values(owner=owner, expires_at=expires))
                     log.warning("lease.taken_from_dead_owner", environment=environment, previous=exists.owner)
                     return True
                 return False
-            conn.execute(sa.insert(t.leases).values(environment=environment, owner=owner, expires_at=expires))
+            conn.execute(sa.insert(t.leases).values(workspace=self.store.workspace, environment=environment,
+                                                    owner=owner, expires_at=expires))
             return True
 
         try:
@@ -88,7 +92,8 @@ class Leases:
         """The owners of live membership rows (not expired, not a dead process of this host), sorted."""
         stamp = clock.system()
         rows = self.store._tx("read replicas", lambda conn: conn.execute(
-            sa.select(t.leases.c.owner, t.leases.c.expires_at).where(t.leases.c.environment.startswith(MEMBER_PREFIX))
+            sa.select(t.leases.c.owner, t.leases.c.expires_at).where(
+                self.store._mine(t.leases), t.leases.c.environment.startswith(MEMBER_PREFIX))
         ).all())
         return sorted(row.owner for row in rows
                       if (_utc(row.expires_at) or stamp) >= stamp and _owner_alive(row.owner))
@@ -97,7 +102,8 @@ class Leases:
         """Who holds the lease ``name`` now, or None when nobody does (no row, expired, dead owner)."""
         stamp = clock.system()
         row = self.store._tx("read lease", lambda conn: conn.execute(
-            sa.select(t.leases.c.owner, t.leases.c.expires_at).where(t.leases.c.environment == name)).first())
+            sa.select(t.leases.c.owner, t.leases.c.expires_at).where(
+                self.store._mine(t.leases), t.leases.c.environment == name)).first())
         if row is None or (_utc(row.expires_at) or stamp) < stamp or not _owner_alive(row.owner):
             return None
         return str(row.owner)
@@ -107,9 +113,10 @@ class Leases:
         stamp = clock.system()
 
         def upsert(conn: Connection) -> None:
-            if not conn.execute(sa.update(t.signals).where(t.signals.c.name == name)
+            if not conn.execute(sa.update(t.signals).where(self.store._mine(t.signals), t.signals.c.name == name)
                                 .values(value=value, updated_at=stamp)).rowcount:
-                conn.execute(sa.insert(t.signals).values(name=name, value=value, updated_at=stamp))
+                conn.execute(sa.insert(t.signals).values(workspace=self.store.workspace, name=name, value=value,
+                                                         updated_at=stamp))
 
         try:
             self.store._tx("post signal", upsert)
@@ -121,12 +128,13 @@ class Leases:
     def signal(self, name: str) -> str | None:
         """The value last posted to ``name``, or None."""
         row = self.store._tx("read signal", lambda conn: conn.execute(
-            sa.select(t.signals.c.value).where(t.signals.c.name == name)).first())
+            sa.select(t.signals.c.value).where(self.store._mine(t.signals), t.signals.c.name == name)).first())
         return None if row is None else str(row.value)
 
     def release(self, environment: str, owner: str = OWNER) -> None:
         self.store._tx("release lease", lambda conn: conn.execute(
-            sa.delete(t.leases).where(t.leases.c.environment == environment, t.leases.c.owner == owner)
+            sa.delete(t.leases).where(self.store._mine(t.leases), t.leases.c.environment == environment,
+                                      t.leases.c.owner == owner)
         ))
 
     @contextmanager

@@ -1,4 +1,9 @@
-"""SQLAlchemy tables of the state store. Values in here are already redacted: no secret ever."""
+"""SQLAlchemy tables of the state store. Values in here are already redacted: no secret ever.
+
+Every table but ``run_changes`` (whose rows hang off a run) has a ``workspace`` column, and every
+key starts with it: environments, tags, leases, fingerprints, ... are keyed by (workspace, name).
+Databases made before workspaces are migrated when a store opens them (``store/migrations.py``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,18 @@ from sqlalchemy import JSON, Boolean, Column, DateTime, Index, Integer, MetaData
 
 metadata = MetaData()
 
+DEFAULT_WORKSPACE = "default"
+
+
+def workspace_column(primary_key: bool) -> Column[str]:
+    """The workspace a row belongs to; rows of a database made before workspaces are the default one's."""
+    return Column("workspace", String(100), primary_key=primary_key, nullable=False,
+                  server_default=DEFAULT_WORKSPACE)
+
 runs = Table(
     "runs", metadata,
     Column("id", String(32), primary_key=True),
+    workspace_column(primary_key=False),
     Column("environment", String(100), nullable=False),
     Column("revision", String(64)),
     Column("tree_id", String(80)),
@@ -22,8 +36,8 @@ runs = Table(
     Column("applied", JSON),
     Column("drift_after", Integer),
     Column("owner", String(200)),
-    Index("ix_runs_environment_started", "environment", "started_at"),
-    Index("ix_runs_environment_tree", "environment", "tree_id", "result"),
+    Index("ix_runs_workspace_environment_started", "workspace", "environment", "started_at"),
+    Index("ix_runs_workspace_environment_tree", "workspace", "environment", "tree_id", "result"),
 )
 
 # Progress of a run, one row per applied change, appended as the run goes (the runs row gets the whole
@@ -41,12 +55,13 @@ run_checks = Table(
     "run_checks", metadata,
     Column("run_id", String(32), primary_key=True),
     Column("seq", Integer, primary_key=True),
+    workspace_column(primary_key=False),
     Column("environment", String(100), nullable=False),
     Column("tree_id", String(80)),
     Column("name", String(200), nullable=False),
     Column("passed", Boolean, nullable=False),
     Column("result", JSON, nullable=False),
-    Index("ix_run_checks_environment_tree", "environment", "tree_id"),
+    Index("ix_run_checks_workspace_environment_tree", "workspace", "environment", "tree_id"),
 )
 
 # What the store knows of each environment. What it tracks and should run is not stored: it is
@@ -54,6 +69,7 @@ run_checks = Table(
 # still hold the columns tracked_ref, desired_revision and desired_ref; nothing reads them.
 environment_status = Table(
     "environment_status", metadata,
+    workspace_column(primary_key=True),
     Column("environment", String(100), primary_key=True),
     Column("state", String(20), nullable=False, default="Unknown"),
     Column("reason", Text),
@@ -68,9 +84,11 @@ environment_status = Table(
 )
 
 # Deny windows overridden by break glass (issue 17): one row per run that did, with who and why.
-# Additive: databases made before it gain the table.
+# Additive: databases made before it gain the table (one made by a version with the table and without
+# workspaces is migrated like the others).
 overrides = Table(
     "overrides", metadata,
+    workspace_column(primary_key=True),
     Column("run_id", String(32), primary_key=True),
     Column("environment", String(100), nullable=False),
     Column("gate", String(40), nullable=False),
@@ -81,6 +99,7 @@ overrides = Table(
 
 tags_seen = Table(
     "tags_seen", metadata,
+    workspace_column(primary_key=True),
     Column("name", String(255), primary_key=True),
     Column("target", String(64), nullable=False),
     Column("first_seen", DateTime(timezone=True), nullable=False),
@@ -88,6 +107,7 @@ tags_seen = Table(
 
 drift_seen = Table(
     "drift_seen", metadata,
+    workspace_column(primary_key=True),
     Column("environment", String(100), primary_key=True),
     Column("item_id", String(400), primary_key=True),
     Column("first_seen", DateTime(timezone=True), nullable=False),
@@ -97,6 +117,7 @@ drift_seen = Table(
 
 fingerprints = Table(
     "fingerprints", metadata,
+    workspace_column(primary_key=True),
     Column("provider", String(40), primary_key=True),
     Column("scope", String(400), primary_key=True),
     Column("fingerprint", Text, nullable=False),
@@ -106,6 +127,7 @@ fingerprints = Table(
 # the same release: one row per (repository, app, what was released), written by the run that made it.
 releases = Table(
     "releases", metadata,
+    workspace_column(primary_key=True),
     Column("repository", String(400), primary_key=True),
     Column("app", String(200), primary_key=True),
     Column("key", String(120), primary_key=True),  # the app's source hash, or commit:<revision>
@@ -117,11 +139,12 @@ releases = Table(
     Column("commit_sha", String(64)),
     Column("merged", Boolean, nullable=False, default=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
-    Index("ix_releases_version", "repository", "app", "version"),
+    Index("ix_releases_workspace_version", "workspace", "repository", "app", "version"),
 )
 
 leases = Table(
     "leases", metadata,
+    workspace_column(primary_key=True),
     Column("environment", String(100), primary_key=True),
     Column("owner", String(200), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
@@ -130,6 +153,7 @@ leases = Table(
 # A value one replica posts for the others to see (``Leases.post``): the leader's "the source moved".
 signals = Table(
     "signals", metadata,
+    workspace_column(primary_key=True),
     Column("name", String(100), primary_key=True),
     Column("value", String(200), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -137,6 +161,7 @@ signals = Table(
 
 events = Table(
     "events", metadata,
+    workspace_column(primary_key=True),
     Column("key", String(400), primary_key=True),  # notification dedup key
     Column("created_at", DateTime(timezone=True), nullable=False),
 )

@@ -11,6 +11,10 @@
   through the daemon's run queue like the API's sync (same gates);
 - ``GET /static/{name}``: the stylesheet, the script and the icon.
 
+With several workspaces, each has its pages under ``/workspaces/{ws}/`` (overview, environments,
+promotion, sync) and ``/`` lists the workspaces the visitor's token may see (the only one it sees: that
+workspace's overview). A token of another workspace is refused (403) every page of a workspace.
+
 Pages are shells (``pages``); ``static/dashboard.js`` fills them from the JSON API and polls it,
 so there is one source of truth for what the dashboard shows and no second renderer to drift.
 """
@@ -18,6 +22,7 @@ so there is one source of truth for what the dashboard shows and no second rende
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 import structlog
@@ -25,8 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from reconciler.api import auth
-from reconciler.api.daemon import Daemon
-from reconciler.config import ApiToken
+from reconciler.api.daemon import Daemon, Host, as_host
 from reconciler.errors import ReconcilerError, clip
 from reconciler.web import sessions
 from reconciler.web.pages import Markup, asset_response, page, render, safe_color
@@ -37,11 +41,48 @@ log = structlog.get_logger(__name__)
 REFRESH_SECONDS = 3
 
 
-def mount_dashboard(app: FastAPI, daemon: Daemon) -> None:
-    reconciler = daemon.reconciler
+@dataclass(frozen=True)
+class Place:
+    """Where a page's workspace lives: its pages' prefix and its API's."""
 
-    def tokens() -> list[ApiToken]:
-        return daemon.settings.api.tokens
+    name: str
+    daemon: Daemon
+    base: str  # "" for the only (or default) workspace, else /workspaces/<name>
+    api: str
+
+
+def mount_dashboard(app: FastAPI, served: Daemon | Host) -> None:
+    host = as_host(served)
+    table = auth.token_table(host.settings)
+    several = len(host.workspaces) > 1
+
+    def tokens() -> auth.TokenTable:
+        return table
+
+    def place(name: str, prefixed: bool) -> Place:
+        base = f"/workspaces/{name}" if prefixed else ""
+        return Place(name, host.workspaces[name], base, f"/api/v1{base}")
+
+    def visible(who: auth.Principal) -> list[str]:
+        return [name for name in host.workspaces if who.sees_workspace(name)]
+
+    def resolve(ws: str | None, who: auth.Principal) -> Place | Response:
+        """The workspace of a page (``ws`` from its path, else the only, the token's own or the
+        default one), or the page refusing it."""
+        if ws is None:
+            names = visible(who)
+            name = names[0] if len(names) == 1 else None
+            if name is None and "default" in names:
+                name = "default"
+            if name is None:
+                return refused("Choose a workspace on the overview.", 404)
+            return place(name, prefixed=False)
+        if not who.sees_workspace(ws):
+            return refused(f"Your token is not scoped to workspace {clip(ws)!r}.")
+        if ws not in host.workspaces:
+            body = render("message.html", heading="Not found", message=f"There is no workspace named {clip(ws)!r}.")
+            return page("Not found · Reconciler", "error", body, status=404)
+        return place(ws, prefixed=True)
 
     def reader(request: Request) -> auth.Principal | None:
         """The visitor, when allowed to read (cookie, or a bearer token for scripted checks).
@@ -53,19 +94,21 @@ def mount_dashboard(app: FastAPI, daemon: Daemon) -> None:
                                 or sessions.session_token(request))
         return who if who is not None and who.allows("read") else None
 
-    def names() -> list[str]:
-        return reconciler.queries.names()
+    def names(where: Place) -> list[str]:
+        return where.daemon.reconciler.queries.names()
 
     def login_page(next_path: str, error: str | None = None) -> Response:
         alert = Markup(f'<p class="problem" role="alert">{html.escape(error)}</p>') if error else Markup("")
         body = render("login.html", error=alert, next=sessions.safe_next(next_path))
         return page("Sign in · Reconciler", "login", body, status=401)
 
-    def header(request: Request, who: auth.Principal) -> Markup:
+    def header(request: Request, who: auth.Principal, where: Place | None = None) -> Markup:
+        """The signed-in bar: its links lead to the pages of the workspace shown (``where``), if any."""
         token = sessions.session_token(request)
         if token is None:  # a bearer-token visitor has no session to sign out of
             return Markup("")
-        return render("signed_in.html", csrf=sessions.csrf_token(token), who=who.name)
+        base = where.base if where is not None else ""
+        return render("signed_in.html", csrf=sessions.csrf_token(token), who=who.name, base=base)
 
     def refused(message: str, status: int = 403) -> Response:
         body = render("message.html", heading="Refused", message=message)
@@ -74,40 +117,102 @@ def mount_dashboard(app: FastAPI, daemon: Daemon) -> None:
     # -- pages ---------------------------------------------------------------------------------------
 
     @app.get("/", include_in_schema=False)
-    def overview(request: Request) -> Response:
+    def home(request: Request) -> Response:
         who = reader(request)
         if who is None:
             return login_page("/")
-        return page("Environments · Reconciler", "overview", render("overview.html"), header=header(request, who),
-                    data={"refresh": str(REFRESH_SECONDS)})
+        names = visible(who)
+        if several and len(names) != 1:
+            return workspaces_page(request, who, names)
+        return overview_page(request, who, None)
+
+    @app.get("/workspaces/{ws}/", include_in_schema=False)
+    def workspace_overview(ws: str, request: Request) -> Response:
+        who = reader(request)
+        if who is None:
+            return login_page(f"/workspaces/{ws}/")
+        return overview_page(request, who, ws)
+
+    def workspaces_page(request: Request, who: auth.Principal, names: list[str]) -> Response:
+        rows = []
+        for name in names:
+            reconciler = host.workspaces[name].reconciler
+            states: dict[str, int] = {}
+            try:
+                envs = [env for env in reconciler.queries.names() if who.sees(env)]
+                for env in envs:
+                    state = reconciler.status(env).state.value
+                    states[state] = states.get(state, 0) + 1
+            except ReconcilerError:  # its state cannot be read now; the workspace is still listed
+                envs = []
+            summary = ", ".join(f"{count} {state}" for state, count in sorted(states.items())) or "—"
+            rows.append(f'<tr data-workspace="{html.escape(name)}"><th scope="row"><a href="/workspaces/'
+                        f'{html.escape(name)}/">{html.escape(name)}</a></th><td class="num">{len(envs)}</td>'
+                        f"<td>{html.escape(summary)}</td><td><a href=\"/workspaces/{html.escape(name)}/promotion\">"
+                        "releases by environment</a></td></tr>")
+        body = render("workspaces.html", rows=Markup("\n".join(rows)))
+        return page("Workspaces · Reconciler", "workspaces", body, header=header(request, who))
+
+    def overview_page(request: Request, who: auth.Principal, ws: str | None) -> Response:
+        where = resolve(ws, who)
+        if isinstance(where, Response):
+            return where
+        title = Markup(f" <small>· {html.escape(where.name)}</small>") if several else Markup("")
+        body = render("overview.html", workspace=title, api=where.api)
+        return page("Environments · Reconciler", "overview", body, header=header(request, who, where),
+                    data={"refresh": str(REFRESH_SECONDS), "api": where.api, "base": where.base})
 
     @app.get("/environments/{env}", include_in_schema=False)
     def environment(env: str, request: Request) -> Response:
+        return environment_page(env, request, None)
+
+    @app.get("/workspaces/{ws}/environments/{env}", include_in_schema=False)
+    def workspace_environment(ws: str, env: str, request: Request) -> Response:
+        return environment_page(env, request, ws)
+
+    def environment_page(env: str, request: Request, ws: str | None) -> Response:
         who = reader(request)
+        base = f"/workspaces/{ws}" if ws is not None else ""
         if who is None:
-            return login_page(f"/environments/{env}")
-        if env not in names() or not who.sees(env):
+            return login_page(f"{base}/environments/{env}")
+        where = resolve(ws, who)
+        if isinstance(where, Response):
+            return where
+        if env not in names(where) or not who.sees(env):
             body = render("message.html", heading="Not found", message=f"There is no environment named {clip(env)!r}.")
-            return page("Not found · Reconciler", "error", body, status=404, header=header(request, who))
-        description, color = _spec_details(daemon, env)
+            return page("Not found · Reconciler", "error", body, status=404, header=header(request, who, where))
+        description, color = _spec_details(where.daemon, env)
         token = sessions.session_token(request)
         sync = Markup("")
         if token is not None and who.allows("sync"):
             message = "Sync requested." if request.query_params.get("synced") == "1" else ""
-            sync = render("sync.html", name=env, csrf=sessions.csrf_token(token), message=message)
+            sync = render("sync.html", action=f"{where.base}/environments/{env}/sync", csrf=sessions.csrf_token(token),
+                          message=message)
         described = Markup(f'<p class="description">{html.escape(description)}</p>') if description else Markup("")
-        data = {"refresh": str(REFRESH_SECONDS), "environment": env}
+        data = {"refresh": str(REFRESH_SECONDS), "environment": env, "api": where.api, "base": where.base}
         if color:
             data["color"] = color
-        body = render("environment.html", name=env, description=described, sync=sync)
-        return page(f"{env} · Reconciler", "environment", body, header=header(request, who), data=data)
+        body = render("environment.html", name=env, description=described, sync=sync, home=f"{where.base}/",
+                      api=where.api)
+        return page(f"{env} · Reconciler", "environment", body, header=header(request, who, where), data=data)
 
     @app.get("/promotion", include_in_schema=False)
     def promotion(request: Request) -> Response:
+        return promotion_view(request, None)
+
+    @app.get("/workspaces/{ws}/promotion", include_in_schema=False)
+    def workspace_promotion(ws: str, request: Request) -> Response:
+        return promotion_view(request, ws)
+
+    def promotion_view(request: Request, ws: str | None) -> Response:
         who = reader(request)
         if who is None:
-            return login_page("/promotion")
-        return promotion_page(header(request, who), REFRESH_SECONDS)
+            return login_page(f"/workspaces/{ws}/promotion" if ws is not None else "/promotion")
+        where = resolve(ws, who)
+        if isinstance(where, Response):
+            return where
+        return promotion_page(header(request, who, where), REFRESH_SECONDS, api=where.api, base=where.base,
+                              workspace=where.name if several else None)
 
     # -- session -------------------------------------------------------------------------------------
 
@@ -139,6 +244,13 @@ def mount_dashboard(app: FastAPI, daemon: Daemon) -> None:
 
     @app.post("/environments/{env}/sync", include_in_schema=False)
     async def sync_now(env: str, request: Request) -> Response:
+        return await sync_page(env, request, None)
+
+    @app.post("/workspaces/{ws}/environments/{env}/sync", include_in_schema=False)
+    async def workspace_sync_now(ws: str, env: str, request: Request) -> Response:
+        return await sync_page(env, request, ws)
+
+    async def sync_page(env: str, request: Request, ws: str | None) -> Response:
         wants_json = "application/json" in request.headers.get("accept", "")
         form = await _form(request)
 
@@ -152,16 +264,21 @@ def mount_dashboard(app: FastAPI, daemon: Daemon) -> None:
             return answer(401, "Your session has ended; sign in again.")
         if sessions.cross_site(request) or not sessions.csrf_ok(request, form.get(sessions.CSRF_FIELD)):
             return answer(403, "This form has expired; reload the page and try again.")
+        where = resolve(ws, who)
+        if isinstance(where, Response):
+            return answer(where.status_code, "Your token may not act on this workspace." if where.status_code == 403
+                          else "There is no such workspace.")
         if not who.allows("sync"):
             return answer(403, "Your token lacks the 'sync' scope.")
-        if env not in names() or not who.sees(env):
+        if env not in names(where) or not who.sees(env):
             return answer(404, f"There is no environment named {clip(env)!r}.")
-        queued = daemon.request_sync(env, "dashboard")
-        log.info("dashboard.sync_requested", environment=env, token_name=who.name, queued=queued)
+        queued = where.daemon.request_sync(env, "dashboard")
+        log.info("dashboard.sync_requested", workspace=where.name, environment=env, token_name=who.name,
+                 queued=queued)
         detail = "Sync queued." if queued else "A run is already queued; it will pick up the latest state."
         if wants_json:
             return JSONResponse({"environment": env, "queued": queued, "detail": detail}, status_code=202)
-        return RedirectResponse(f"/environments/{env}?synced=1", status_code=303)
+        return RedirectResponse(f"{where.base}/environments/{env}?synced=1", status_code=303)
 
     # -- assets --------------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ CSRF_FIELD = "csrf"
 _CSRF_PURPOSE = b"reconciler dashboard csrf v1"
 # Where a successful sign-in may send the browser back to: the dashboard's own pages only, so the
 # login form cannot be used as an open redirect.
-_NEXT = re.compile(r"/(environments/[A-Za-z0-9][A-Za-z0-9._-]{0,99}|promotion)?")
+_NEXT = re.compile(r"/(workspaces/[a-z0-9][a-z0-9-]{0,39}/)?(environments/[A-Za-z0-9][A-Za-z0-9._-]{0,99}|promotion)?")
 
 
 def session_token(request: Request) -> str | None:
@@ -34,7 +34,7 @@ def session_token(request: Request) -> str | None:
     return token or None
 
 
-def principal(tokens: list[ApiToken], request: Request) -> auth.Principal | None:
+def principal(tokens: list[ApiToken] | auth.TokenTable, request: Request) -> auth.Principal | None:
     """Who the session cookie belongs to (``None`` when signed out or the token was revoked)."""
     return auth.authenticate(tokens, session_token(request))
 

@@ -12,18 +12,24 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from reconciler.api.access import Access
-from reconciler.api.daemon import Daemon
 from reconciler.api.errors import ApiError
 from reconciler.errors import clip
 
+PREFIXES = ("/api/v1/workspaces/{ws}", "/api/v1")
 
-def install(app: FastAPI, daemon: Daemon, access: Access) -> None:
 
-    @app.get("/api/v1/registry/{env}/apps/{app_name}")
+def install(app: FastAPI, access: Access) -> None:
+    for prefix in PREFIXES:
+        _install(app, access, prefix)
+
+
+def _install(app: FastAPI, access: Access, prefix: str) -> None:
+    @app.get(f"{prefix}/registry/{{env}}/apps/{{app_name}}")
     def registry_app(env: str, app_name: str, request: Request) -> dict[str, Any]:
-        # Secrets in the answer: the token must see this environment and this app whatever its
+        # Secrets in the answer: the token must see this workspace, environment and app whatever its
         # scopes, and be either made for them (environments and apps listed) or an admin token.
-        who = access.authenticated(request)
+        caller = access.caller(request)
+        who = caller.who
         if not who.sees(env):
             raise ApiError(403, f"token is not scoped to environment {clip(env)!r}")
         if not who.sees_app(app_name):
@@ -32,7 +38,7 @@ def install(app: FastAPI, daemon: Daemon, access: Access) -> None:
         if not (made_for_it or who.allows("admin")):
             raise ApiError(403, "reading an app's resolved secrets needs a token that lists its environment "
                                 "and app, or the 'admin' scope")
-        found = daemon.reconciler.queries.registry_app(env, app_name)
+        found = caller.daemon.reconciler.queries.registry_app(env, app_name)
         if found is None:
             raise ApiError(404, f"app {clip(app_name)!r} is not deployed in {clip(env)!r}")
         return found

@@ -2,6 +2,9 @@
 
 Rows are the newest release tags and the tracked branch heads; columns the environments the token
 sees. Built by ``app/promotion.py`` through ``reconciler.queries``; nothing is written.
+
+Served under ``/api/v1/workspaces/{ws}`` for a named workspace and under ``/api/v1`` for the only
+(or the token's own, or the default) workspace (``api/access.py``), like every environment route.
 """
 
 from __future__ import annotations
@@ -10,16 +13,21 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query
 
-from reconciler.api import auth
-from reconciler.api.access import Access
-from reconciler.api.daemon import Daemon
+from reconciler.api.access import Access, Caller
+
+PREFIXES = ("/api/v1/workspaces/{ws}", "/api/v1")
 
 
-def install(app: FastAPI, daemon: Daemon, access: Access) -> None:
+def install(app: FastAPI, access: Access) -> None:
+    for prefix in PREFIXES:
+        _install(app, access, prefix)
+
+
+def _install(app: FastAPI, access: Access, prefix: str) -> None:
     read = Depends(access.require("read"))
 
-    @app.get("/api/v1/releases")
-    def releases(limit: Annotated[int, Query(ge=1, le=100)] = 10, who: auth.Principal = read) -> dict[str, Any]:
-        queries = daemon.reconciler.queries
-        visible = {env for env in queries.names() if who.sees(env)}
-        return queries.releases(limit, visible).as_json()
+    @app.get(f"{prefix}/releases")
+    def releases(limit: Annotated[int, Query(ge=1, le=100)] = 10, caller: Caller = read) -> dict[str, Any]:
+        queries = caller.daemon.reconciler.queries
+        visible = {env for env in queries.names() if caller.who.sees(env)}
+        return {"workspace": caller.workspace, **queries.releases(limit, visible).as_json()}

@@ -206,8 +206,13 @@
 
   // -- overview -------------------------------------------------------------------------------------
 
+  // A workspace's pages live under /workspaces/<name> and read /api/v1/workspaces/<name>; the only
+  // (or default) workspace's under / and /api/v1, as before workspaces.
+  var apiBase = body.getAttribute("data-api") || "/api/v1";
+  var pageBase = body.getAttribute("data-base") || "";
+
   function environmentRow(env) {
-    var href = "/environments/" + encodeURIComponent(env.name);
+    var href = pageBase + "/environments/" + encodeURIComponent(env.name);
     var run = env.last_run;
     return h("tr", { "data-environment": env.name },
       h("th", { scope: "row", "data-label": "Environment" }, h("a", { href: href, class: "env-link" }, env.name)),
@@ -266,13 +271,13 @@
   }
 
   function pollOverview() {
-    return getJSON("/api/v1/environments").then(renderOverview);
+    return getJSON(apiBase + "/environments").then(renderOverview);
   }
 
   // -- environment page -------------------------------------------------------------------------------
 
   var envName = body.getAttribute("data-environment");
-  var envPath = "/api/v1/environments/" + encodeURIComponent(envName || "");
+  var envPath = apiBase + "/environments/" + encodeURIComponent(envName || "");
   var openRuns = {};
 
   function renderSummary(env) {

@@ -1,5 +1,6 @@
 /*
- * Reconciler promotion page: renders GET /api/v1/releases into templates/promotion.html and polls it.
+ * Reconciler promotion page: renders GET <api>/releases into templates/promotion.html and polls it
+ * (<api> is the body's data-api: /api/v1/workspaces/<name> for a named workspace, else /api/v1).
  *
  * Loaded only by the promotion page (besides dashboard.js, which does nothing there). Every value goes
  * into the DOM as text (textContent), never as HTML: tag names and reasons come from users' repositories.
@@ -8,6 +9,7 @@
   "use strict";
 
   var refreshMs = Math.max(1, Number(document.body.getAttribute("data-refresh") || "3")) * 1000;
+  var apiBase = document.body.getAttribute("data-api") || "/api/v1";
   var WORDS = { runs: "runs", ran: "ran", next: "next", blocked: "blocked" };
   var last = null;
   var timer = null;
@@ -97,7 +99,7 @@
 
   function tick() {
     window.clearTimeout(timer);
-    fetch("/api/v1/releases?limit=10", { credentials: "same-origin", cache: "no-store",
+    fetch(apiBase + "/releases?limit=10", { credentials: "same-origin", cache: "no-store",
                                          headers: { Accept: "application/json" } })
       .then(function (response) {
         if (!response.ok) throw new Error("HTTP " + response.status);
