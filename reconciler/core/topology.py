@@ -142,17 +142,26 @@ def shared_instance_problems(state: DesiredState, placement: Mapping[str, str]) 
     the environments an instance hosts and not the others cannot be applied.
     """
     order = state.environment_order
+    shared: dict[str, list[str]] = {}  # instance → the environments it hosts, in promotion order
+    for env in order:
+        if env in placement:
+            shared.setdefault(placement[env], []).append(env)
+    shared = {instance: together for instance, together in shared.items() if len(together) > 1}
     problems: list[Problem] = []
     for app in state.apps.values():
         declared = app_environments(app, order)
-        for env in declared:
-            together = hosted_with(env, order, placement)
-            missing = [e for e in together if e not in declared]
-            if missing and env == next(e for e in together if e in declared):
-                file, line = state.locations.get(("App", app.name), ("(unknown)", 0))
-                line = state.field_lines.get(("App", app.name, "environments"), line)
-                problems.append(Problem(file, line or None, (
-                    f"App {app.name!r}: environments {', '.join(together)} share instance {placement[env]!r}, where "
-                    f"an app and its live release are the instance's; declare it for all of them or none "
-                    f"(missing: {', '.join(missing)}), or host them on separate instances")))
+        wanted = set(declared)
+        found = []
+        for instance, together in shared.items():
+            missing = [e for e in together if e not in wanted]
+            first = next((e for e in together if e in wanted), None)
+            if missing and first is not None:
+                found.append((declared.index(first), instance, together, missing))
+        for _, instance, together, missing in sorted(found, key=lambda f: f[0]):
+            file, line = state.locations.get(("App", app.name), ("(unknown)", 0))
+            line = state.field_lines.get(("App", app.name, "environments"), line)
+            problems.append(Problem(file, line or None, (
+                f"App {app.name!r}: environments {', '.join(together)} share instance {instance!r}, where "
+                f"an app and its live release are the instance's; declare it for all of them or none "
+                f"(missing: {', '.join(missing)}), or host them on separate instances")))
     return problems
