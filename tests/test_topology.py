@@ -177,3 +177,56 @@ def test_a_groups_members_and_privileges_and_spaces_are_applied_by_production_on
         ("space:team-a", "production"),
     ]
     assert [i.deferred_to for i in production] == [None, None, None]
+
+
+class CountingPlacement(dict[str, str]):
+    """A placement that counts how often it is looked up."""
+
+    lookups = 0
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        self.lookups += 1
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.lookups += 1
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.lookups += 1
+        return super().__contains__(key)
+
+
+class ManyEnvironments:
+    """The parts of a desired state ``shared_instance_problems`` reads: ``count`` environments, 40 apps."""
+
+    def __init__(self, state: DesiredState, count: int, app_envs: list[str] | None = None) -> None:
+        self.environment_order = [f"env-{n:04d}" for n in range(count)]
+        app = next(iter(state.apps.values()))
+        self.apps = {f"app-{n}": app.model_copy(update={"name": f"app-{n}", "environments": app_envs})
+                     for n in range(40)}
+        self.locations = state.locations
+        self.field_lines = state.field_lines
+
+
+def test_the_shared_instance_check_costs_in_proportion_to_the_environments(tmp_path: Path) -> None:
+    """It runs before every plan; 500 environments made it the cost of a whole run (issue 14's scale figure)."""
+    state = load(DirectoryTree(EXAMPLE))
+    for count in (100, 1000):
+        many = ManyEnvironments(state, count)
+        placement = CountingPlacement({env: env for env in many.environment_order})  # the registry's: one each
+
+        assert topology.shared_instance_problems(many, placement) == []  # type: ignore[arg-type]
+        assert placement.lookups <= 2 * count, f"{placement.lookups} placement lookups for {count} environments"
+
+
+def test_an_app_missing_from_some_environments_of_a_shared_instance_is_still_refused() -> None:
+    state = load(DirectoryTree(EXAMPLE))
+    many = ManyEnvironments(state, 6, app_envs=["env-0001", "env-0004"])
+    placement = {env: ("a" if env < "env-0003" else "b") for env in many.environment_order}
+
+    problems = topology.shared_instance_problems(many, placement)  # type: ignore[arg-type]
+
+    assert len(problems) == 2 * 40  # per app: instance a misses env-0000 and env-0002, b misses env-0003, env-0005
+    assert "environments env-0000, env-0001, env-0002 share instance 'a'" in problems[0].message
+    assert "(missing: env-0000, env-0002)" in problems[0].message
