@@ -73,8 +73,9 @@ def diff_objects(
         elif want is not None and have is not None:
             optional = OPTIONAL_FIELDS.get(kind, frozenset())
             have_fields = {k: v for k, v in have.fields.items() if k in want.fields or k not in optional}
-            shown = redact_live(have_fields, dict(want.fields))
-            for field, new, old in _changed_fields(dict(want.fields), have_fields, ""):
+            changed = _changed_fields(dict(want.fields), have_fields, "")
+            shown = redact_live(have_fields, dict(want.fields)) if changed else {}  # most objects: unchanged
+            for field, new, old in changed:
                 items.append(DriftItem(
                     id=f"{kind}:{name}:{field}", kind=kind, name=name, field=field, change=Change.UPDATE,
                     declared=redact(new), live=_at(shown, field, new, old), phase=KIND_PHASE[kind],
