@@ -9,16 +9,13 @@ writes ``promotion.png`` at 1280x800 and ``promotion-narrow.png`` at 390 px wide
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
-import pytest
 import structlog
 from playwright.sync_api import expect, sync_playwright
 
-from reconciler.providers.postgres.embedded import EmbeddedPostgres
-from tests.browser.support import DESKTOP, PHONE, SETTLE_MS, Site, chromium_path, launch, sign_in, start_site
-from tests.conftest import ROOT, World, cli, make_world
+from tests.browser.support import DESKTOP, PHONE, SETTLE_MS, Site, launch, sign_in, take_screenshots
+from tests.conftest import ROOT, cli
 
 OUT = ROOT / "docs" / "screenshots"
 log = structlog.get_logger(__name__)
@@ -65,30 +62,7 @@ def shoot(site: Site, executable: str) -> list[Path]:
 
 
 def main() -> int:
-    executable = chromium_path()
-    if executable is None:
-        log.error("screenshots.no_chromium", hint="apt-get install chromium")
-        return 1
-    with tempfile.TemporaryDirectory(prefix="reconciler-screenshots-") as tmp:
-        root = Path(tmp)
-        monkeypatch = pytest.MonkeyPatch()
-        world: World | None = None
-        try:
-            with EmbeddedPostgres(root / "pg") as pg:
-                (root / "world").mkdir()
-                world = make_world(root / "world", pg, monkeypatch, cli_git=False)
-                site = start_site(world)
-                try:
-                    make_history(site)
-                    for path in shoot(site, executable):
-                        log.info("screenshots.written", path=str(path.relative_to(ROOT)))
-                finally:
-                    site.daemon.terminate()
-        finally:
-            if world is not None:
-                world.close()
-            monkeypatch.undo()
-    return 0
+    return take_screenshots(make_history, shoot)
 
 
 if __name__ == "__main__":

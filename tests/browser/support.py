@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,41 @@ def sign_in(context: BrowserContext, url: str, token: str, path: str = "/") -> P
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     return page
+
+
+def take_screenshots(make_history: Callable[[Site], None], shoot: Callable[[Site, str], list[Path]]) -> int:
+    """The body of a screenshot script (``python -m tests.browser.screenshots`` and the like): an embedded
+    PostgreSQL and a real daemon over the example, ``make_history`` on it, then ``shoot`` in Chromium."""
+    import tempfile
+
+    import pytest
+    import structlog
+
+    from reconciler.providers.postgres.embedded import EmbeddedPostgres
+    from tests.conftest import ROOT, make_world
+
+    log = structlog.get_logger(__name__)
+    executable = chromium_path()
+    if executable is None:
+        log.error("screenshots.no_chromium", hint="apt-get install chromium")
+        return 1
+    with tempfile.TemporaryDirectory(prefix="reconciler-screenshots-") as tmp:
+        root = Path(tmp)
+        monkeypatch = pytest.MonkeyPatch()
+        world: World | None = None
+        try:
+            with EmbeddedPostgres(root / "pg") as pg:
+                (root / "world").mkdir()
+                world = make_world(root / "world", pg, monkeypatch, cli_git=False)
+                site = start_site(world)
+                try:
+                    make_history(site)
+                    for path in shoot(site, executable):
+                        log.info("screenshots.written", path=str(path.relative_to(ROOT)))
+                finally:
+                    site.daemon.terminate()
+        finally:
+            if world is not None:
+                world.close()
+            monkeypatch.undo()
+    return 0
