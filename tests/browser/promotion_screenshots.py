@@ -11,14 +11,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import structlog
 from playwright.sync_api import expect, sync_playwright
 
 from tests.browser.support import DESKTOP, PHONE, SETTLE_MS, Site, launch, sign_in, take_screenshots
 from tests.conftest import ROOT, cli
 
 OUT = ROOT / "docs" / "screenshots"
-log = structlog.get_logger(__name__)
 
 
 def make_history(site: Site) -> None:
