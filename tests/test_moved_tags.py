@@ -10,10 +10,8 @@ clone cache, as it would read an https or ssh remote.
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ from reconciler.source import workspace
 from reconciler.source.repository import Repository
 from tests.conftest import World, cli, git
 from tests.daemon_support import DaemonProcess, start_daemon, wait_for
+from tests.webhooks import Receiver, receiving
 
 TAG = "v1.0.0"
 
@@ -210,35 +209,12 @@ def test_a_cache_made_before_tags_were_mirrored_is_upgraded_when_opened(world: W
     assert moved is not None and moved.target == second
 
 
-@dataclass
-class Receiver:
-    """A notification webhook target on loopback that keeps every JSON body it is sent."""
-
-    url: str = ""
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-
-    def blocked(self, gate: str) -> list[dict[str, Any]]:
-        return [b for b in list(self.bodies) if b["event"] == "blocked" and b.get("gate") == gate]
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            state.bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0")))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield state
-    server.shutdown()
+    with receiving() as state:
+        yield state
 
 
 @pytest.fixture

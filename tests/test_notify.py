@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,41 +17,13 @@ from reconciler.daemon.notify import Notifier
 from reconciler.store.store import Store
 from tests.conftest import World
 from tests.daemon_support import start_daemon, wait_for
-
-
-@dataclass
-class Receiver:
-    url: str
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-    fail_first: int = 0
-    attempts: int = 0
+from tests.webhooks import Receiver, receiving
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    state = Receiver(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            state.attempts += 1
-            if state.attempts <= state.fail_first:
-                self.send_response(503)
-                self.end_headers()
-                return
-            state.bodies.append(json.loads(body))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state
-    server.shutdown()
+    with receiving() as state:
+        yield state
 
 
 def notifier(tmp_path: Path, receiver: Receiver, fmt: str = "json") -> Notifier:

@@ -7,14 +7,9 @@ runs ``reconciler run`` against a database that refuses connections, retrying ev
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,35 +22,17 @@ from reconciler.errors import SecretError
 from reconciler.store.store import Store
 from tests.conftest import World, git
 from tests.daemon_support import DaemonProcess, start_daemon, wait_for
+from tests.webhooks import Receiver, receiving
 
 REV_A, REV_B = "a" * 40, "b" * 40
 
 
-@dataclass
-class Receiver:
-    url: str
-    bodies: list[dict[str, Any]] = field(default_factory=list)
 
 
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    """An HTTP server on loopback that records every JSON body posted to it."""
-    state = Receiver(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            state.bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0")))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield state
-    server.shutdown()
+    with receiving() as state:
+        yield state
 
 
 def notifier(tmp_path: Path, receiver: Receiver) -> Notifier:

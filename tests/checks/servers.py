@@ -76,36 +76,3 @@ def silent_server() -> Iterator[str]:
         listener.close()
 
 
-@dataclass
-class Receiver:
-    """A notification receiver: every JSON body posted to ``url``, in the order it arrived."""
-
-    url: str = ""
-    bodies: list[dict[str, Any]] = field(default_factory=list)
-
-    def events(self) -> list[tuple[str, str | None]]:
-        return [(b["event"], b.get("revision")) for b in list(self.bodies)]
-
-
-@contextmanager
-def receiver() -> Iterator[Receiver]:
-    """A webhook receiver on loopback that answers 204 and keeps what it was sent."""
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            state.bodies.append(json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0")))))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *_args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()

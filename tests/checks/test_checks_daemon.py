@@ -17,9 +17,10 @@ import pytest
 
 from reconciler import clock
 from reconciler.daemon.supervisor import Daemon
-from tests.checks.servers import CrmApi, Receiver, crm_api, receiver
+from tests.checks.servers import CrmApi, crm_api
 from tests.conftest import World
 from tests.daemon_support import DaemonProcess, start_daemon, wait_for
+from tests.webhooks import Receiver, receiving
 
 HEALTH = """kind: Check
 name: crm-api-health
@@ -49,7 +50,7 @@ def production_checks_its_api(world: World, api: CrmApi, sync: str) -> None:
 
 @pytest.fixture
 def hook() -> Iterator[Receiver]:
-    with receiver() as got:
+    with receiving() as got:
         yield got
 
 
