@@ -82,6 +82,11 @@ def load_average() -> str:
         return "unknown"
 
 
+def conditions(load_before: str, code: str) -> str:
+    """What a section says of the run: the load average before and now, and the code measured."""
+    return f"load average {load_before} before, {load_average()} after; code: {code}"
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0 to 100) by linear interpolation between closest ranks."""
     if not values:

@@ -45,6 +45,7 @@ from benchkit import (
     ROOT,
     Example,
     code_version,
+    conditions,
     cpu_seconds,
     embedded_postgres,
     github_signature,
@@ -412,7 +413,7 @@ def main() -> None:
         command = (f".venv/bin/python bench/daemon.py --commits {args.commits} --poll-ms {args.poll_ms} "
                    f"--idle-seconds {args.idle_seconds:g} --burst {args.burst} --senders {args.senders} "
                    f"--write {args.write}")
-        load = f"load average {load_before} before, {load_average()} after; code: {code}"
+        load = conditions(load_before, code)
         write_section(args.write, HEADING, section(latencies, idle, bursts, args, command, load))
         print(f"wrote {args.write}")
 

@@ -49,6 +49,7 @@ import httpx
 from benchkit import (
     PYTHON,
     code_version,
+    conditions,
     load_average,
     machine,
     median,
@@ -468,7 +469,7 @@ def main() -> None:
                   f"(max {ms(max(f.health_flood))}), {f.health_errors} failed", flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    load = f"load average {load_before} before, {load_average()} after; code: {code}"
+    load = conditions(load_before, code)
     print(load)
     if args.write:
         command = (f".venv/bin/python bench/load.py --envs {args.envs} --webhooks {args.webhooks} "

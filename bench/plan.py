@@ -38,6 +38,7 @@ from benchkit import (
     PYTHON,
     Example,
     code_version,
+    conditions,
     embedded_postgres,
     load_average,
     machine,
@@ -293,7 +294,7 @@ def main() -> None:
         shutil.rmtree(base, ignore_errors=True)
     if args.write:
         command = f".venv/bin/python bench/plan.py --runs {args.runs} --cli-runs {args.cli_runs} --write {args.write}"
-        load = f"load average {load_before} before, {load_average()} after; code: {code}"
+        load = conditions(load_before, code)
         write_section(args.write, HEADING, section(plan_rows, validate_rows, command, load))
         print(f"wrote {args.write}")
 

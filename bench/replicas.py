@@ -32,7 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchkit import code_version, embedded_postgres, load_average, machine, median, write_section
+from benchkit import code_version, conditions, embedded_postgres, load_average, machine, median, write_section
 
 from reconciler.durations import parse_duration
 from tests.daemon_support import DaemonProcess, wait_for
@@ -235,7 +235,7 @@ def main() -> None:
     if args.write:
         command = (f".venv/bin/python bench/replicas.py --envs {args.envs} --replicas {args.replicas} "
                    f"--commits {args.commits} --lease-ttl {args.lease_ttl} --poll {args.poll} --write {args.write}")
-        load = f"load average {load_before} before, {load_average()} after; code: {code}"
+        load = conditions(load_before, code)
         write_section(args.write, HEADING, section(figures, args, command, load))
         print(f"wrote {args.write}")
 

@@ -28,7 +28,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchkit import code_version, embedded_postgres, load_average, machine, median, rss_mb, write_section
+from benchkit import code_version, conditions, embedded_postgres, load_average, machine, median, rss_mb, write_section
 from load import SECRETS, generate
 
 from reconciler.source import workspace
@@ -174,9 +174,9 @@ def main() -> None:
     parser.add_argument("--write", type=Path, help="update this Markdown file's section")
     args = parser.parse_args()
     print(code_version(), flush=True)
-    before = load_average()
+    before, code = load_average(), code_version()
     figures = run(args)
-    load = f"load average {before} before, {load_average()} after; code: {code_version()}"
+    load = conditions(before, code)
     command = (f".venv/bin/python bench/replicas_scale.py --envs {args.envs} --replicas {args.replicas} "
                f"--passes {args.passes} --write docs/benchmarks.md")
     text = section(figures, args, command, load)

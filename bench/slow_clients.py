@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 from benchkit import (
     code_version,
+    conditions,
     cpu_seconds,
     embedded_postgres,
     load_average,
@@ -207,7 +208,7 @@ def main() -> None:
                 daemon.kill()
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    load = f"load average {load_before} before, {load_average()} after; code: {code}"
+    load = conditions(load_before, code)
     print(load)
     if args.write:
         flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in api_limits(args).items())

@@ -35,6 +35,7 @@ import httpx
 from benchkit import (
     ROOT,
     code_version,
+    conditions,
     cpu_seconds,
     load_average,
     machine,
@@ -233,7 +234,7 @@ def main() -> None:
     if args.write:
         command = (f".venv/bin/python bench/workspaces.py --workspaces {args.workspaces} --objects {args.objects} "
                    f"--idle-seconds {args.idle_seconds:g} --commits {args.commits} --write {args.write}")
-        load = f"load average {load_before} before, {load_average()} after; code: {code}"
+        load = conditions(load_before, code)
         write_section(args.write, HEADING, section(figures, args, command, load))
         print(f"wrote {args.write}")
 
