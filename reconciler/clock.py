@@ -23,11 +23,10 @@ import datetime as dt
 import os
 from collections.abc import Callable, Mapping
 
-import structlog
-
+from reconciler import logs
 from reconciler.errors import ConfigError, clip
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 Clock = Callable[[], dt.datetime]
 

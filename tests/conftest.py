@@ -31,7 +31,7 @@ import pytest
 import structlog
 from typer.testing import CliRunner
 
-from reconciler import clock
+from reconciler import clock, logs
 from reconciler.app.reconcile import Reconciler
 from reconciler.app.wiring import Overrides, build_reconciler
 from reconciler.cli import app
@@ -55,6 +55,7 @@ def _structlog_defaults() -> Iterator[None]:
     """In-process CLI calls configure structlog (level, stream); do not let that leak into the next test."""
     yield
     structlog.reset_defaults()
+    logs.reset()
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,10 @@ from pathlib import Path
 
 from tests.conftest import World, cli
 
-# Libraries some commands need and others do not (pydantic, PyYAML, structlog and typer every one does).
+# Libraries some commands need and others do not (pydantic, PyYAML and typer every one does). structlog is
+# imported only when a line is logged: none of these commands logs at the default level (error).
 HEAVY = ("psycopg", "pglast", "migra", "schemainspect", "sqlalchemy", "pygit2", "pydantic_settings", "fastapi",
-         "uvicorn", "httpx", "watchfiles")
+         "uvicorn", "httpx", "watchfiles", "structlog")
 
 # Runs the CLI, then (at exit, whatever the exit code) writes the top-level modules it imported.
 WRAPPER = """

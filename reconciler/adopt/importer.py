@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydantic
-import structlog
 
+from reconciler import logs
 from reconciler.adopt.documents import LiveDatabase, LiveEnvironment, build, database_url_secret
 from reconciler.config import Settings
 from reconciler.desired.models import Track
@@ -34,7 +34,7 @@ from reconciler.providers.postgres.dumping import dump_schema
 from reconciler.providers.postgres.sessions import Timeouts
 from reconciler.secrets.backends import Secrets
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

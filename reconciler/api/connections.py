@@ -37,10 +37,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import h11
-import structlog
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-log = structlog.get_logger(__name__)
+from reconciler import logs
+
+log = logs.get_logger(__name__)
 
 HEAD = "head"
 BODY = "body"

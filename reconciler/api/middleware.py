@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from reconciler import logs
 from reconciler.api.errors import ApiError
 from reconciler.errors import NotFoundError, ReconcilerError, StoreError
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 
 def incomplete_body() -> JSONResponse:

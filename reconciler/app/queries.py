@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import structlog
-
+from reconciler import logs
 from reconciler.app import promotion
 from reconciler.app.promotion import PromotionView
 from reconciler.core.changes import DriftItem
@@ -25,7 +24,7 @@ from reconciler.desired.models import Environment
 from reconciler.errors import ReconcilerError
 from reconciler.store.store import RunRecord, Store
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 # RunRecord is what the store returns for a run; readers take it from here, not from the store.
 __all__ = ["DriftReport", "PromotionView", "Queries", "RunRecord", "Source", "StatusRow"]

@@ -27,8 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import structlog
-
+from reconciler import logs
 from reconciler.app.queries import Queries
 from reconciler.app.replicas import Replicas
 from reconciler.checks.prepared import for_environment
@@ -85,7 +84,7 @@ from reconciler.source.repository import Repository
 from reconciler.store.leases import Leases
 from reconciler.store.store import Store
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 @dataclass
 class Lease:
@@ -487,7 +486,7 @@ class Reconciler:
         with self.lease(env) as lease:
             if not lease.held:
                 return None  # a run is applying; it checks what it applies
-            with structlog.contextvars.bound_contextvars(environment=env, trigger=SCHEDULED_CHECKS):
+            with logs.bound_context(environment=env, trigger=SCHEDULED_CHECKS):
                 status = self._store.status(env)
                 if status.applied_revision is None or status.state == EnvState.PROGRESSING:
                     return None
@@ -612,7 +611,7 @@ class Reconciler:
                                   trigger=trigger, retry_after=2.0)
             self.recover_interrupted(env)  # we hold the lease: an unfinished run here was abandoned
             # Every log line of this run, providers' included, carries the environment (and run id).
-            with structlog.contextvars.bound_contextvars(environment=env, trigger=trigger, run_id=None,
+            with logs.bound_context(environment=env, trigger=trigger, run_id=None,
                                                          revision=None):
                 outcome = self._reconcile(env, rev, trigger, tuple(approvals), not record_no_changes, cancel,
                                           break_glass=break_glass)
@@ -732,7 +731,7 @@ class Reconciler:
             return self._record(done)
         start = self._record(start)
         assert start.run_id is not None
-        structlog.contextvars.bind_contextvars(run_id=start.run_id, revision=short(target.revision))
+        logs.bind_context(run_id=start.run_id, revision=short(target.revision))
         log.info("reconcile.apply", steps=len(plan.steps), items=len(plan.items))
         applied: list[str] = []
         run_checks = target.spec.sync.run_checks

@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import structlog
-
+from reconciler import logs
 from reconciler.checks.prepared import HttpProbe, PreparedCheck, SqlProbe, for_environment
 from reconciler.checks.results import CheckReport, CheckResult
 from reconciler.desired.models import SECRET_REFERENCE
@@ -24,7 +23,7 @@ from reconciler.desired.state import DesiredState
 from reconciler.errors import CheckFailed, SecretError
 from reconciler.secrets.values import REDACTED
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 Resolve = Callable[[str], str]  # a template with ${secret:NAME} references → the resolved text
 ERROR_LINES = 3

@@ -21,11 +21,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import structlog
 import uvicorn
 from fastapi import FastAPI
 
-from reconciler import clock
+from reconciler import clock, logs
 from reconciler.api.app import create_app
 from reconciler.api.auth import hash_token
 from reconciler.api.connections import ConnectionLimits, guarded_protocol
@@ -39,7 +38,7 @@ from reconciler.durations import parse_duration
 from reconciler.errors import ConfigError, SecretError
 from reconciler.secrets.backends import Secrets
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105 - a file name, not a password
 STATE_FILE = "daemon.json"

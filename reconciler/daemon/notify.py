@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
-import structlog
 
+from reconciler import logs
 from reconciler.config import DEFAULT_WORKSPACE, NotifyWebhook, Settings
 from reconciler.core.outcome import RunOutcome, RunResult
 from reconciler.core.plan import Plan
@@ -47,7 +47,7 @@ from reconciler.core.revisions import short
 from reconciler.errors import ReconcilerError, SecretError
 from reconciler.secrets.backends import Secrets, backends_from_config
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 EVENTS = ("drift", "failed", "recovered", "blocked", "promoted", "rolled_back", "break-glass")
 

@@ -24,11 +24,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from reconciler import logs
 from reconciler.app.reconcile import Reconciler
 from reconciler.app.replicas import Membership, assign
 from reconciler.config import Settings
@@ -43,7 +43,7 @@ from reconciler.daemon.watch import RefWatcher
 from reconciler.durations import parse_duration
 from reconciler.errors import ReconcilerError
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 
 def _malloc_trim() -> Callable[[], None]:
@@ -227,7 +227,7 @@ class Daemon:
         self.fetch_signal.notify(source)
 
     def _fetch_loop(self) -> None:
-        structlog.contextvars.bind_contextvars(workspace=self.workspace)  # this thread is this workspace's
+        logs.bind_context(workspace=self.workspace)  # this thread is this workspace's
         last_end = -MIN_FETCH_GAP
         while not self.stopping.is_set():
             sources = self.fetch_signal.wait(timeout=1.0)
@@ -361,7 +361,7 @@ class Daemon:
         Another run applying ``env`` makes it Busy (nothing recorded): the caller asks again.
         """
         # The caller's thread (an API request's): its log lines are this workspace's, like the queue's.
-        with structlog.contextvars.bound_contextvars(workspace=self.workspace, environment=env, trigger="break-glass"):
+        with logs.bound_context(workspace=self.workspace, environment=env, trigger="break-glass"):
             outcome = self.reconciler.reconcile(env, trigger="break-glass", cancel=self.cancel,
                                                 break_glass=BreakGlass(who, reason))
             self._after(env, outcome)
@@ -370,14 +370,14 @@ class Daemon:
     def _work(self, env: str, trigger: str) -> None:
         if self.stopping.is_set():
             return
-        structlog.contextvars.bind_contextvars(workspace=self.workspace, environment=env, trigger=trigger)
+        logs.bind_context(workspace=self.workspace, environment=env, trigger=trigger)
         try:
             if trigger == DRIFT_CHECK:
                 self._drift_check(env)
             else:
                 self._sync(env, trigger)
         finally:
-            structlog.contextvars.unbind_contextvars("workspace", "environment", "trigger")
+            logs.unbind_context("workspace", "environment", "trigger")
             release_memory()
 
     def _sync(self, env: str, trigger: str, rev: str | None = None) -> RunOutcome:

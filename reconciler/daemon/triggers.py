@@ -12,9 +12,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import structlog
+from reconciler import logs
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 DRIFT_CHECK = "drift-check"
 

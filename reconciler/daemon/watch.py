@@ -13,10 +13,11 @@ import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import structlog
 import watchfiles
 
-log = structlog.get_logger(__name__)
+from reconciler import logs
+
+log = logs.get_logger(__name__)
 
 
 class RefWatcher:

@@ -22,9 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
-import structlog
 from prometheus_client import CollectorRegistry
 
+from reconciler import logs
 from reconciler.app.reconcile import Reconciler
 from reconciler.config import Settings
 from reconciler.daemon.metrics import Families, Metrics
@@ -33,7 +33,7 @@ from reconciler.daemon.watch import RefWatcher
 from reconciler.durations import parse_duration
 from reconciler.errors import ReconcilerError
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 # Builds one workspace's parts: its Reconciler and, when it has someone to notify, its notifier.
 Builder = Callable[[Settings], tuple[Reconciler, object | None]]

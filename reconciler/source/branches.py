@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
-import structlog
 
+from reconciler import logs
 from reconciler.errors import ProviderError, SourceError
 from reconciler.source import urls
 from reconciler.source.repository import SshKey
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 MERGER = ("Reconciler", "reconciler@localhost")
 

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
-import structlog
 
+from reconciler import logs
 from reconciler.core.revisions import TagRef
 from reconciler.errors import ProviderError, SourceError, clip
 from reconciler.source import urls
 from reconciler.source.trees import GitTree
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -21,15 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-import structlog
 from sqlalchemy.engine import Connection
 
-from reconciler import clock
+from reconciler import clock, logs
 from reconciler.errors import ReconcilerError, StoreError
 from reconciler.store import tables as t
 from reconciler.store.store import OWNER, Store, _owner_alive, _utc
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 LEADER = "@leader"
 MEMBER_PREFIX = "@replica:"

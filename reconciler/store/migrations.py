@@ -18,12 +18,12 @@ shared state database: they cannot read the new keys.
 from __future__ import annotations
 
 import sqlalchemy as sa
-import structlog
 from sqlalchemy.engine import Connection, Engine
 
+from reconciler import logs
 from reconciler.store import tables as t
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 ADVISORY_LOCK = 0x5EC0_1C1E  # "reconcile", near enough: the key of the migration's PostgreSQL lock
 ASIDE_SUFFIX = "__pre_workspaces"

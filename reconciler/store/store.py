@@ -27,10 +27,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-import structlog
 from sqlalchemy.engine import Connection
 
-from reconciler import clock
+from reconciler import clock, logs
 from reconciler.core.outcome import (
     DriftChecked,
     EnvironmentStatus,
@@ -47,7 +46,7 @@ from reconciler.sqlengines import create_tables, database_label, driver_error, e
 from reconciler.store import tables as t
 from reconciler.store.migrations import migrate
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 T = TypeVar("T")
 
 OWNER = f"{socket.gethostname()}:{os.getpid()}"

@@ -25,10 +25,10 @@ import html
 from dataclasses import dataclass
 from urllib.parse import parse_qs
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from reconciler import logs
 from reconciler.api import auth
 from reconciler.api.daemon import Daemon, Host, as_host
 from reconciler.errors import ReconcilerError, clip
@@ -36,7 +36,7 @@ from reconciler.web import sessions
 from reconciler.web.pages import Markup, asset_response, page, render, safe_color
 from reconciler.web.promotion import promotion_page
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 REFRESH_SECONDS = 3
 

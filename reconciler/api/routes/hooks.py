@@ -16,16 +16,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request
 
+from reconciler import logs
 from reconciler.api import auth
 from reconciler.api.access import Access
 from reconciler.api.daemon import Daemon
 from reconciler.api.errors import ApiError
 from reconciler.errors import SecretError
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 
 PREFIXES = ("/hooks/{ws}", "/hooks")

@@ -19,9 +19,9 @@ from functools import partial
 
 import psycopg
 import psycopg.sql
-import structlog
 from psycopg import errors as pgerrors
 
+from reconciler import logs
 from reconciler.core.changes import DriftItem
 from reconciler.errors import LockTimeoutError, ProviderError, SchemaError
 from reconciler.providers.postgres import locks
@@ -30,7 +30,7 @@ from reconciler.providers.postgres.urls import database_name, safe_url
 
 __all__ = ["ApplySettings", "apply_items"]  # ApplySettings is defined in sessions.py, import it from there
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 # Errors that mean "someone else holds what we need": worth waiting and trying again.
 _LOCK_ERRORS = (pgerrors.LockNotAvailable, pgerrors.DeadlockDetected, pgerrors.SerializationFailure)

@@ -34,11 +34,10 @@ import tempfile
 from pathlib import Path
 from typing import TypeVar
 
-import structlog
-
+from reconciler import logs
 from reconciler.providers.postgres.diffing import Inspection, SchemaDiff, engine_imports
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 MAGIC = b"reconciler-inspection 1\n"
 _DIGEST_BYTES = 64  # hex SHA-256

@@ -30,8 +30,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import structlog
-
+from reconciler import logs
 from reconciler.errors import ProviderError, SchemaError
 from reconciler.providers.postgres.diffing import Inspection, SchemaDiffEngine
 from reconciler.providers.postgres.sessions import Timeouts, connect
@@ -44,7 +43,7 @@ if TYPE_CHECKING:
 
 # psycopg and pglast are imported where a schema is really loaded or a server asked.
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 # What a declared schema rendered on a server depends on besides the SQL: the major version (view
 # definitions and defaults print differently) and the extensions it can create, at which versions.

@@ -32,15 +32,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-import structlog
-
+from reconciler import logs
 from reconciler.errors import LockTimeoutError, ProviderError, SchemaError
 from reconciler.providers.postgres import catalog, domains
 from reconciler.providers.postgres.domains import Domain
 from reconciler.providers.postgres.sessions import Timeouts, connect_args
 from reconciler.providers.postgres.urls import safe_url, sqlalchemy_url
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 # The inspector attributes that carry per-schema objects (schemainspect's own PROPS list).
 _SCHEMA_SCOPED = (

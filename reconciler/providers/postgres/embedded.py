@@ -34,12 +34,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import structlog
-
+from reconciler import logs
 from reconciler.errors import ProviderError
 from reconciler.providers.postgres.urls import with_database
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 
 def socket_url(socket_dir: Path | str, *, user: str = "postgres", database: str = "postgres",

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-import structlog
 from pglast import parse_sql
 from pglast.parser import ParseError
 from pglast.visitors import Visitor
 
+from reconciler import logs
 from reconciler.providers.postgres.sessions import Timeouts, connect
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 ACCESS_EXCLUSIVE = "AccessExclusiveLock"
 

@@ -41,8 +41,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import structlog
-
+from reconciler import logs
 from reconciler.core.changes import DriftItem, Risk
 from reconciler.errors import ConfigError, LockTimeoutError, ProviderError, SchemaError
 from reconciler.providers.postgres import catalog, urls
@@ -55,7 +54,7 @@ from reconciler.providers.postgres.urls import safe_url, server_key
 # psycopg, pglast (classify, locks) and the apply machinery are imported by the methods that use
 # them: building a provider costs nothing for commands that never touch a database.
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 
 class PostgresProvider:

@@ -13,9 +13,9 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 import sqlalchemy as sa
-import structlog
 from sqlalchemy.engine import Connection
 
+from reconciler import logs
 from reconciler.core.changes import Change
 from reconciler.core.objects import OPTIONAL_FIELDS, LiveState, ObjectKey, PlatformObject
 from reconciler.errors import ProviderError
@@ -24,7 +24,7 @@ from reconciler.providers.registry import tables as t
 from reconciler.secrets.values import from_storable, to_storable
 from reconciler.sqlengines import create_tables, driver_error, engine_for
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 GROUP_SETTINGS = OPTIONAL_FIELDS["group"]
 

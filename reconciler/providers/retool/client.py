@@ -30,11 +30,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import structlog
 
+from reconciler import logs
 from reconciler.errors import ConfigError, ProviderError
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 Sleep = Callable[[float], None]
 Clock = Callable[[], float]

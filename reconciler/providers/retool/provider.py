@@ -83,10 +83,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 import httpx
-import structlog
 import yaml
 
-from reconciler import clock
+from reconciler import clock, logs
 from reconciler.core.changes import Change
 from reconciler.core.objects import OPTIONAL_FIELDS, LiveState, ObjectKey, PlatformObject
 from reconciler.core.releases import ReleaseRecord
@@ -110,7 +109,7 @@ from reconciler.providers.retool.options import (
 )
 from reconciler.secrets.values import Sensitive, from_storable, to_storable
 
-log = structlog.get_logger(__name__)
+log = logs.get_logger(__name__)
 
 PROVIDER = "retool"
 BUILTIN_GROUPS = frozenset({"admin", "editor", "viewer", "All Users"})
