@@ -42,6 +42,12 @@ EXAMPLE = ROOT / "desired-state"
 PYTHON = ROOT / ".venv" / "bin" / "python"
 CLI = ROOT / ".venv" / "bin" / "reconciler"
 
+# A package installed with pip comes with its bytecode compiled, so a user's `reconciler` process never
+# compiles source. PYTHONDONTWRITEBYTECODE (set on some development machines) would make every process
+# a benchmark starts compile the package's modules again (about 0.1 s each): the processes started
+# here may write and reuse bytecode, as an installed package has it.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 # -- reporting -------------------------------------------------------------------------------------
 
