@@ -17,7 +17,9 @@ then times, alternating one run of each so both see the same machine, whole proc
   scratch database and inspected — and **warm** — the cache holds the declared schema from an
   earlier process — in two cases: *live changed* (a catalog change that is no drift, ``ALTER
   TABLE ... SET STATISTICS``, made right before the run, so the live database is inspected and
-  diffed) and *live unchanged* (the catalogs are as an earlier process saw them: its diff is reused).
+  diffed) and *live unchanged* (the catalogs are as an earlier process saw them: its diff is reused);
+* and, like for like with a cold run, ``createdb``, ``psql -f`` of the same SQL, ``migra``, ``dropdb``
+  in one shell: what a migra user does with a schema seen for the first time.
 
 Each figure is the median over ``--runs`` pairs of the wall-clock time, and of the per-pair ratio
 ours / migra. Goals (issue 12): cold <= 1.0x, warm <= 0.5x. Run with::
@@ -29,13 +31,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
+import shlex
 import shutil
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import pgserver  # type: ignore[import-untyped]
 import psycopg
 from benchkit import (
     CLI,
@@ -92,6 +98,8 @@ class Setup:
     cache: Path
     live: str
     declared: str
+    sql: Path  # the declared schema in one file, for migra's own cold run (psql -f)
+    server: str  # the server's URL (its socket), where migra's own cold run makes its database
 
 
 def prepare(base: Path, server: EmbeddedPostgres, size: int) -> Setup:
@@ -117,6 +125,7 @@ def prepare(base: Path, server: EmbeddedPostgres, size: int) -> Setup:
         "kind: Database\nname: crm\nschema: databases/crm\nmanaged_schemas: [public]\n"
         "environments:\n  staging: {url: \"${secret:BENCH_CRM_URL}\"}\n")
     (desired / "databases" / "crm" / "001_schema.sql").write_text(sql)
+    (root / "schema.sql").write_text(sql)
     workspace.init(root / "repo")
     workspace.commit_all(root / "repo", "schema")
     config = root / "reconciler.toml"
@@ -125,7 +134,8 @@ def prepare(base: Path, server: EmbeddedPostgres, size: int) -> Setup:
     os.environ["BENCH_CRM_URL"] = urls["live"]
     # The registry gets its environment once, so what follows is a no-change drift check and plan.
     run([str(CLI), "apply", "staging", "--config", str(config)])
-    return Setup(size, config, root / "data" / "cache" / "schemas", urls["live"], urls["declared"])
+    return Setup(size, config, root / "data" / "cache" / "schemas", urls["live"], urls["declared"], root / "schema.sql",
+                 server.url)
 
 
 def run(args: list[str], ok: tuple[int, ...] = (0,)) -> float:
@@ -148,8 +158,26 @@ class Figure:
     server: str = "durable"
 
 
-MODES = ("cold", "warm, live changed", "warm, live unchanged")
-GOALS = {"cold": 1.0, "warm, live changed": 0.5, "warm, live unchanged": 0.5}
+MODES = ("cold", "cold, migra loads too", "warm, live changed", "warm, live unchanged")
+GOALS = {"cold": 1.0, "cold, migra loads too": 1.0, "warm, live changed": 0.5, "warm, live unchanged": 0.5}
+BIN = Path(pgserver.__file__).parent / "pginstall" / "bin"  # the embedded server's createdb, psql, dropdb
+
+
+def migra_cold(setup: Setup) -> list[str]:
+    """What a migra user does with a declared schema seen for the first time: make a database, load the
+    file into it (psql -f), diff, drop it; one shell, so one process tree is timed as ours is."""
+    parts = urlsplit(setup.server)
+    host = parse_qs(parts.query)["host"][0]
+    name = "cold_migra_" + secrets.token_hex(4)
+    conn = f"-h {shlex.quote(host)} -U postgres"
+    declared = sqlalchemy_url(setup.server.replace("/postgres?", f"/{name}?"))
+    script = (
+        f"{BIN}/createdb {conn} {name} && "
+        f"{BIN}/psql -q -X -v ON_ERROR_STOP=1 {conn} -d {name} -f {shlex.quote(str(setup.sql))} >/dev/null && "
+        f"{MIGRA} --unsafe --with-privileges {shlex.quote(sqlalchemy_url(setup.live))} {shlex.quote(declared)}; "
+        f"rc=$?; {BIN}/dropdb {conn} {name}; exit $rc"
+    )
+    return ["sh", "-c", script]
 
 
 def touch(url: str, n: int) -> None:
@@ -177,7 +205,7 @@ def measure(setup: Setup, runs: int, server: str) -> list[Figure]:
         for mode in MODES:
             pairs = []
             for _ in range(runs):
-                if mode == "cold":
+                if mode.startswith("cold"):
                     shutil.rmtree(setup.cache, ignore_errors=True)
                 else:
                     run(ours)  # the declared schema is seen before by another process
@@ -185,7 +213,7 @@ def measure(setup: Setup, runs: int, server: str) -> list[Figure]:
                     touches += 1
                     touch(setup.live, touches)
                 a = run(ours)
-                b = run(migra)
+                b = run(migra_cold(setup) if mode == "cold, migra loads too" else migra)
                 pairs.append((a, b))
             figure = Figure(setup.size, command, mode, median([a for a, _ in pairs]), median([b for _, b in pairs]),
                             median([a / b for a, b in pairs]), server)
@@ -217,7 +245,10 @@ earlier process saw the declared schema, which comes from that cache; *live chan
 the run the live catalogs change without drift (`ALTER TABLE ... SET STATISTICS`), so the live
 database is inspected and diffed; *live unchanged*: the catalogs are as the earlier process saw
 them, so its diff is reused after a fingerprint of the catalogs (one query) says so. migra is
-handed an already loaded second database, so its figure contains no SQL loading. Runs alternate
+handed an already loaded second database, so its figure contains no SQL loading, except in *cold,
+migra loads too*: there the migra side does what a migra user seeing the schema for the first time
+does, in one shell (`createdb`, `psql -f` of the same SQL, `migra`, `dropdb`), which is the like-for-like
+comparison of a cold run. Runs alternate
 one of each; medians of the times and of the per-pair ratio. *Durable* is the embedded server as it
 starts (`fsync` on); *throw-away* is the same server with `fsync`, `full_page_writes` and
 `synchronous_commit` off, as the test suite runs it.
