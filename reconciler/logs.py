@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -43,6 +44,7 @@ class _Config:
 
 
 _pending: _Config | None = None  # configured, not yet handed to structlog (it is not imported yet)
+_applying = threading.Lock()  # two threads writing their first lines at once: both wait for the one configuration
 _level = 0  # lines below this level are dropped before structlog is involved; 0 until configure()
 
 
@@ -82,9 +84,13 @@ def reset() -> None:
 
 def _apply() -> None:
     global _pending
-    config, _pending = _pending, None
-    if config is None:
-        return
+    with _applying:
+        if _pending is not None:
+            _configure_structlog(_pending)
+            _pending = None
+
+
+def _configure_structlog(config: _Config) -> None:
     import structlog
 
     json_lines = config.fmt == "json" or (config.fmt == "auto" and not config.stream.isatty())

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import threading
 
 from reconciler import logs
@@ -75,3 +77,30 @@ def test_exception_lines_carry_the_traceback() -> None:
         log.exception("it.failed")
     line = lines(stream)[0]
     assert line["level"] == "error" and "RuntimeError: boom" in str(line["exception"])
+
+
+CONCURRENT_FIRST_LINES = """
+import sys, threading
+from reconciler import logs
+logs.configure("info", "json", sys.stdout)
+assert "structlog" not in sys.modules, "configure() alone must not import structlog"
+start = threading.Barrier(8)
+def first_line(n):
+    start.wait()
+    logs.get_logger("t").info("first", n=n)
+threads = [threading.Thread(target=first_line, args=(n,)) for n in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+"""
+
+
+def test_structlog_is_configured_by_the_first_line_whichever_thread_writes_it() -> None:
+    """configure() before structlog is imported only notes the configuration; the first line written
+    (here by eight threads at once) applies it: every line is configured JSON, none comes out under
+    structlog's defaults (plain text)."""
+    done = subprocess.run([sys.executable, "-c", CONCURRENT_FIRST_LINES], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    got = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sorted(int(str(line["n"])) for line in got) == list(range(8))
+    assert all(line["level"] == "info" and "timestamp" in line for line in got)
