@@ -23,7 +23,7 @@ import pytest
 
 from reconciler.app.wiring import build_schema
 from reconciler.providers.postgres.embedded import EmbeddedPostgres
-from tests.conftest import World, cli, cli_process, git
+from tests.conftest import World, cli, cli_process, git, without_flushes
 from tests.daemon_support import start_daemon, wait_for
 from tests.fakeclock import on_the_real_clock
 
@@ -44,6 +44,7 @@ def own_pg() -> Iterator[EmbeddedPostgres]:
     root = Path(tempfile.mkdtemp(prefix="reconciler-fault-pg-"))
     with on_the_real_clock():
         server = EmbeddedPostgres(root / "data").start()
+    without_flushes(server.url)
     yield server
     server.stop()
     shutil.rmtree(root, ignore_errors=True)
