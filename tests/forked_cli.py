@@ -37,12 +37,11 @@ PRELOAD = [
     "reconciler.store.migrations",
     "reconciler.providers.postgres.provider",
     "reconciler.providers.registry.provider",
+    "tests.forked_cli_warm",  # migra and schemainspect, as the product imports them
     "jsonpath",
-    "migra",
     "pglast",
     "psycopg",
     "pygit2",
-    "schemainspect",
     "sqlalchemy",
     "sqlalchemy.dialects.postgresql",
     "sqlalchemy.dialects.sqlite",
