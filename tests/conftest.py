@@ -22,6 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,19 @@ def make_world(tmp_path: Path, pg: EmbeddedPostgres, monkeypatch: pytest.MonkeyP
     world.configure(data_dir=str(tmp_path / "data"), source={"url": str(repo)}, secrets={"backends": ["env"]})
     world.commit("Declare staging and production")
     return world
+
+
+@contextmanager
+def shared_world(tmp_path_factory: pytest.TempPathFactory, pg: EmbeddedPostgres, name: str) -> Iterator[World]:
+    """A pygit2 world for a module-scoped fixture: built once (with whatever runs the fixture adds) for the
+    module's tests to share, its environment variables set by a MonkeyPatch of its own, undone after."""
+    monkeypatch = pytest.MonkeyPatch()
+    world = make_world(tmp_path_factory.mktemp(name), pg, monkeypatch, cli_git=False)
+    try:
+        yield world
+    finally:
+        world.close()
+        monkeypatch.undo()
 
 
 @pytest.fixture(params=["pygit2", "git-cli"])
