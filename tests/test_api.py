@@ -13,6 +13,9 @@ from reconciler.providers.postgres.embedded import EmbeddedPostgres
 from tests.conftest import CANARY, World, shared_world
 from tests.daemon_support import DaemonProcess, start_daemon
 
+# One worker runs the module, so its one daemon (the module-scoped ``api``) starts once.
+pytestmark = pytest.mark.xdist_group("api")
+
 TOKENS = {"reader": "read-token-1", "syncer": "sync-token-1", "admin": "admin-token-1", "app": "app-token-1"}
 
 

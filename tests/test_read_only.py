@@ -18,6 +18,9 @@ from reconciler.providers.postgres.embedded import EmbeddedPostgres
 from reconciler.providers.registry import RegistryProvider
 from tests.conftest import World, cli, shared_world
 
+# One worker runs the module, so the shared world (``filled``) is built once.
+pytestmark = pytest.mark.xdist_group("read-only")
+
 Rows = dict[str, list[tuple[object, ...]]]
 
 

@@ -23,6 +23,9 @@ from tests.test_windows import declare_window
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
+# One worker runs the module, so the shared world (``releases``) is built once.
+pytestmark = pytest.mark.xdist_group("releases")
+
 OPEN_NOW = '{deny: "0 9 * * WED", duration: 3h, timezone: UTC}'  # 09:00-12:00 on the tests' Wednesday
 
 
