@@ -9,26 +9,35 @@ import httpx
 import pytest
 
 from reconciler.api.auth import hash_token
-from tests.conftest import CANARY, World
+from reconciler.providers.postgres.embedded import EmbeddedPostgres
+from tests.conftest import CANARY, World, shared_world
 from tests.daemon_support import DaemonProcess, start_daemon
+
+# One worker runs the module, so its one daemon (the module-scoped ``api``) starts once.
+pytestmark = pytest.mark.xdist_group("api")
 
 TOKENS = {"reader": "read-token-1", "syncer": "sync-token-1", "admin": "admin-token-1", "app": "app-token-1"}
 
 
-@pytest.fixture
-def api(pyworld: World) -> Iterator[DaemonProcess]:
-    pyworld.configure(api={"tokens": [
-        {"name": "reader", "hash": hash_token(TOKENS["reader"]), "scopes": ["read"]},
-        {"name": "syncer", "hash": hash_token(TOKENS["syncer"]), "scopes": ["sync"]},
-        {"name": "admin", "hash": hash_token(TOKENS["admin"]), "scopes": ["admin"]},
-        {"name": "dashboard-app", "hash": hash_token(TOKENS["app"]), "scopes": ["read"],
-         "environments": ["staging"], "apps": ["customer-support-dashboard"]},
-    ], "max_body_bytes": 4096})
-    d = start_daemon(pyworld.config, pyworld.root / "data", env=pyworld.secrets)
-    d.token = TOKENS["admin"]
-    d.wait_env("staging", state="Synced")
-    yield d
-    d.kill()
+@pytest.fixture(scope="module")
+def api(tmp_path_factory: pytest.TempPathFactory, pg: EmbeddedPostgres) -> Iterator[DaemonProcess]:
+    """One daemon for the module (starting one takes seconds): its tests only read, are refused, or put
+    back what they change (a pin), so each sees staging as the daemon's first run left it."""
+    with shared_world(tmp_path_factory, pg, "api") as world:
+        world.configure(api={"tokens": [
+            {"name": "reader", "hash": hash_token(TOKENS["reader"]), "scopes": ["read"]},
+            {"name": "syncer", "hash": hash_token(TOKENS["syncer"]), "scopes": ["sync"]},
+            {"name": "admin", "hash": hash_token(TOKENS["admin"]), "scopes": ["admin"]},
+            {"name": "dashboard-app", "hash": hash_token(TOKENS["app"]), "scopes": ["read"],
+             "environments": ["staging"], "apps": ["customer-support-dashboard"]},
+        ], "max_body_bytes": 4096})
+        d = start_daemon(world.config, world.root / "data", env=world.secrets)
+        try:
+            d.token = TOKENS["admin"]
+            d.wait_env("staging", state="Synced")
+            yield d
+        finally:
+            d.kill()
 
 
 def call(d: DaemonProcess, method: str, path: str, token: str | None = None, **kwargs: object) -> httpx.Response:

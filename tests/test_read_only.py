@@ -10,11 +10,16 @@ than the one applied (the desired revision in the status), and drift no check ha
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 
 import pytest
 
+from reconciler.providers.postgres.embedded import EmbeddedPostgres
 from reconciler.providers.registry import RegistryProvider
-from tests.conftest import World, cli
+from tests.conftest import World, cli, shared_world
+
+# One worker runs the module, so the shared world (``filled``) is built once.
+pytestmark = pytest.mark.xdist_group("read-only")
 
 Rows = dict[str, list[tuple[object, ...]]]
 
@@ -28,9 +33,22 @@ def state_rows(world: World) -> Rows:
         return {table: sorted(conn.execute(f'select * from "{table}"').fetchall(), key=repr) for table in tables}
 
 
-@pytest.fixture
-def filled(pyworld: World) -> World:
-    """Staging applied; since then a release tag, a new control-branch revision and drift on staging."""
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory, pg: EmbeddedPostgres) -> Iterator[World]:
+    """Staging applied; since then a release tag, a new control-branch revision and drift on staging.
+
+    One for the module: every test runs a read command on it and checks that it changed nothing."""
+    with shared_world(tmp_path_factory, pg, "filled") as world:
+        yield fill(world)
+
+
+@pytest.fixture(scope="module")
+def as_filled(filled: World) -> Rows:
+    """The state database as ``filled`` left it, before any test's command ran."""
+    return state_rows(filled)
+
+
+def fill(pyworld: World) -> World:
     assert cli(pyworld, "apply", "staging").exit_code == 0
     pyworld.tag("v1.0.0", "Release 1.0.0")
     pyworld.write("environments/staging.yaml", (pyworld.desired / "environments/staging.yaml").read_text()
@@ -56,10 +74,11 @@ def filled(pyworld: World) -> World:
     (("releases", "--format", "json"), 0),
 ])
 def test_a_read_command_leaves_the_state_database_as_it_found_it(
-    filled: World, args: tuple[str, ...], exit_code: int,
+    filled: World, as_filled: Rows, args: tuple[str, ...], exit_code: int,
 ) -> None:
     before = state_rows(filled)
     assert before["runs"] and before["environment_status"]  # the run above filled it
+    assert before == as_filled  # no other read command wrote to the shared database either
     result = cli(filled, *args)
     assert result.exit_code == exit_code, result.stderr
     assert state_rows(filled) == before

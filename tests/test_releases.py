@@ -16,11 +16,15 @@ import pytest
 from reconciler.api.auth import hash_token
 from reconciler.daemon.main import http_app
 from reconciler.daemon.supervisor import Daemon
-from tests.conftest import World, cli
+from reconciler.providers.postgres.embedded import EmbeddedPostgres
+from tests.conftest import World, cli, shared_world
 from tests.test_windows import declare_window
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
+
+# One worker runs the module, so the shared world (``releases``) is built once.
+pytestmark = pytest.mark.xdist_group("releases")
 
 OPEN_NOW = '{deny: "0 9 * * WED", duration: 3h, timezone: UTC}'  # 09:00-12:00 on the tests' Wednesday
 
@@ -30,8 +34,14 @@ def add_group(world: World, name: str) -> str:
     return world.commit(f"Add {name}")
 
 
-@pytest.fixture
-def releases(pyworld: World) -> World:
+@pytest.fixture(scope="module")
+def releases(tmp_path_factory: pytest.TempPathFactory, pg: EmbeddedPostgres) -> Iterator[World]:
+    """One for the module's tests that only read it (a test that changes it builds its own)."""
+    with shared_world(tmp_path_factory, pg, "releases") as world:
+        yield release(world)
+
+
+def release(pyworld: World) -> World:
     """v1.0.0 runs in production (glass broken); v1.1.0 verified in staging, held by the window;
     v1.2.0 (the head of main) not yet in staging."""
     declare_window(pyworld, OPEN_NOW)
@@ -96,7 +106,8 @@ def test_the_next_promotion_names_the_gate_the_reason_and_what_unblocks_it(relea
     assert branch["blocked"]["unblock"].startswith("git tag -a vX.Y.Z ")
 
 
-def test_a_pinned_environment_is_unblocked_by_unpin(releases: World) -> None:
+def test_a_pinned_environment_is_unblocked_by_unpin(pyworld: World) -> None:
+    releases = release(pyworld)
     assert cli(releases, "pin", "staging", "v1.0.0").exit_code == 0
     blocked = cells(view(releases))[("v1.2.0", "staging")]["blocked"]
     assert blocked["gate"] == "pinned"

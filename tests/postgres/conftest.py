@@ -77,7 +77,8 @@ def _database_factory(server: Server) -> Iterator[Callable[[str], str]]:
     def create(sql: str = "") -> str:
         name = f"t_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(server.url, autocommit=True) as conn:
-            conn.execute(f'create database "{name}"'.encode())
+            # A file copy of the empty template: quicker than the default (WAL_LOG) without flushes.
+            conn.execute(f'create database "{name}" strategy file_copy'.encode())
         created.append(name)
         url = server.database_url(name)
         if sql.strip():

@@ -12,9 +12,9 @@ import random
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import httpx
@@ -23,7 +23,8 @@ import pytest
 
 from reconciler.app.wiring import build_schema
 from reconciler.providers.postgres.embedded import EmbeddedPostgres
-from tests.conftest import World, cli, cli_process, git
+from tests import forked_cli
+from tests.conftest import World, cli, cli_process, git, without_flushes
 from tests.daemon_support import start_daemon, wait_for
 from tests.fakeclock import on_the_real_clock
 
@@ -44,6 +45,7 @@ def own_pg() -> Iterator[EmbeddedPostgres]:
     root = Path(tempfile.mkdtemp(prefix="reconciler-fault-pg-"))
     with on_the_real_clock():
         server = EmbeddedPostgres(root / "data").start()
+    without_flushes(server.url)
     yield server
     server.stop()
     shutil.rmtree(root, ignore_errors=True)
@@ -262,8 +264,10 @@ def _progress(state_db: Path) -> tuple[str, int] | None:
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # a hang guard, not a budget: 60 CLI processes take 20 min at load 10 on 2 cores
 def test_kill_9_at_random_points_of_an_apply(pyworld: World) -> None:
-    """20 seeded iterations: no partial schema, consistent run records, convergence after restart."""
-    exe = str(Path(sys.executable).parent / "reconciler")
+    """20 seeded iterations: no partial schema, consistent run records, convergence after restart.
+
+    Each ``reconciler apply`` is forked from a process that imported the CLI already (tests/forked_cli.py):
+    a real process of its own, without the second of imports a new interpreter spends before applying."""
     state_db = pyworld.root / "data" / "reconciler.db"
     assert cli(pyworld, "apply", "staging").exit_code == 0
     outcomes = []
@@ -276,18 +280,18 @@ def test_kill_9_at_random_points_of_an_apply(pyworld: World) -> None:
                           + f"---\nkind: Group\nname: g{seed}-{index}\n")
         pyworld.commit(f"Iteration {seed}")
         target = rng.randint(0, 6)
-        proc = subprocess.Popen([exe, "apply", "staging", "--config", str(pyworld.config)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = forked_cli.start("apply", "staging", "--config", str(pyworld.config))
 
-        def reached(proc: subprocess.Popen[bytes] = proc, target: int = target) -> bool:
-            if proc.poll() is not None:
+        def reached(proc: BaseProcess = proc, target: int = target) -> bool:
+            if proc.exitcode is not None:
                 return True
             found = _progress(state_db)
             return found is not None and found[0] == "Progressing" and found[1] >= target
 
         wait_for(reached, interval=0.005, message=f"seed {seed} to reach {target} applied changes")
-        proc.kill()
-        proc.wait(10)
+        proc.kill()  # SIGKILL
+        proc.join(10)
+        assert proc.exitcode is not None, f"seed {seed}: the killed process is still running"
         columns = pyworld.columns("staging", "customers")
         assert (f"a{seed}" in columns) == (f"b{seed}" in columns), f"seed {seed}: partial schema {columns}"
         last = _progress(state_db)
