@@ -247,9 +247,9 @@ database is inspected and diffed; *live unchanged*: the catalogs are as the earl
 them, so its diff is reused after a fingerprint of the catalogs (one query) says so. migra is
 handed an already loaded second database, so its figure contains no SQL loading, except in *cold,
 migra loads too*: there the migra side does what a migra user seeing the schema for the first time
-does, in one shell (`createdb`, `psql -f` of the same SQL, `migra`, `dropdb`), which is the like-for-like
-comparison of a cold run. Runs alternate
-one of each; medians of the times and of the per-pair ratio. *Durable* is the embedded server as it
+does, in one shell (`createdb`, `psql -f` of the same SQL, `migra`, `dropdb`), which is the
+like-for-like comparison of a cold run. Runs alternate one of each; medians of the times and of the
+per-pair ratio. *Durable* is the embedded server as it
 starts (`fsync` on); *throw-away* is the same server with `fsync`, `full_page_writes` and
 `synchronous_commit` off, as the test suite runs it.
 
