@@ -4,7 +4,9 @@ One real ``reconciler run`` process on loopback serving ``--workspaces`` workspa
 own local Git repository (watched), three branch-tracked environments (``development``,
 ``staging``, ``production``, all following ``main``) and ``--objects`` platform objects per
 environment (one group and configuration variables with a value per environment) on its own
-built-in registry (SQLite); the state store is one SQLite file.
+built-in registry (SQLite); the state store is one SQLite file, or with ``--state postgres`` a
+database on an embedded PostgreSQL (then every workspace also polls its replica leases once a
+second, and the idle figure adds the server's CPU: its postmaster and every backend).
 
 * **start**: from process start to every environment of every workspace ``Synced``.
 * **idle**: everything ``Synced``, left alone for ``--idle-seconds``: CPU from ``/proc/<pid>/stat``
@@ -25,6 +27,7 @@ Run small first, then the full figure::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import tempfile
 import time
@@ -32,11 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psycopg
 from benchkit import (
     ROOT,
     code_version,
     conditions,
     cpu_seconds,
+    embedded_postgres,
     load_average,
     machine,
     median,
@@ -113,69 +118,113 @@ class Figures:
     others_runs: float = 0.0
     others_fetches: float = 0.0
     own_runs: float = 0.0
+    state: str = "sqlite"
+    idle_server_cpu: float | None = None  # the PostgreSQL state store's processes, percent of one core
+
+
+def server_pids(data_dir: Path) -> list[int]:
+    """The postmaster serving ``data_dir`` and its children (the backends and workers)."""
+    postmaster = None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"postgres") and str(data_dir).encode() in argv:
+            postmaster = int(proc.name)
+    if postmaster is None:
+        raise SystemExit(f"no postmaster found for {data_dir}")
+    children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    return [postmaster, *(int(pid) for pid in children)]
+
+
+def server_cpu(data_dir: Path) -> float:
+    """CPU seconds so far of the server's processes (backends that exit meanwhile are not counted)."""
+    total = 0.0
+    for pid in server_pids(data_dir):
+        with contextlib.suppress(OSError):  # a backend that ended between listing and reading
+            total += cpu_seconds(pid)
+    return total
 
 
 def run(args: argparse.Namespace) -> Figures:
     base = Path(tempfile.mkdtemp(prefix="bench-workspaces-"))
-    spaces = names(args.workspaces)
-    figures = Figures(len(spaces), len(spaces) * len(ENVIRONMENTS), args.objects)
     try:
-        lines = [f'data_dir = "{base / "data"}"', "", "[state]", f'url = "sqlite:///{base / "state.db"}"']
-        for ws in spaces:
-            write_workspace(base / ws, args.objects, 0)
-            lines += ["", "[[workspaces]]", f'name = "{ws}"', "[workspaces.source]", f'url = "{base / ws}"',
-                      'poll_interval = "1h"']
-        config = base / "reconciler.toml"
-        config.write_text("\n".join(lines) + "\n")
-        started = time.perf_counter()
-        daemon: DaemonProcess = start_daemon(config, base / "data")
-        try:
-            with daemon.client() as client:
-                deadline = time.perf_counter() + args.start_timeout
-                while not all_synced(client, spaces):
-                    if time.perf_counter() > deadline or daemon.proc.poll() is not None:
-                        raise SystemExit(f"not all Synced in {args.start_timeout}s\n{daemon.logs()[-3000:]}")
-                    time.sleep(0.5)
-                figures.start = time.perf_counter() - started
-                print(f"all {figures.environments} environments Synced after {figures.start:.1f} s", flush=True)
-                time.sleep(2)  # the last runs' follow-ups (promotion checks, memory trim) settle
-
-                cpu0, t0 = cpu_seconds(daemon.proc.pid), time.perf_counter()
-                time.sleep(args.idle_seconds)
-                figures.idle_cpu = 100 * (cpu_seconds(daemon.proc.pid) - cpu0) / (time.perf_counter() - t0)
-                figures.rss, figures.peak = rss_mb(daemon.proc.pid), rss_mb(daemon.proc.pid, "VmHWM")
-                print(f"idle: {figures.idle_cpu:.2f} % CPU, RSS {figures.rss:.1f} MiB (peak {figures.peak:.1f})",
-                      flush=True)
-
-                target = spaces[0]
-                runs0 = by_workspace(metric_samples(daemon.url, "reconciler_runs_total", client))
-                fetches0 = by_workspace(metric_samples(daemon.url, "reconciler_fetches_total", client))
-                for n in range(1, args.commits + 1):
-                    commit = write_workspace(base / target, args.objects, n)
-                    t = time.perf_counter()
-                    deadline = t + 60
-                    while True:
-                        env = client.get(f"/api/v1/workspaces/{target}/environments/staging").json()
-                        if env["state"] == "Synced" and env["applied_revision"] == commit:
-                            break
-                        if time.perf_counter() > deadline:
-                            raise SystemExit(f"{target}/staging did not reach {commit[:12]}: {env}")
-                        time.sleep(args.poll_ms / 1000)
-                    figures.latencies.append(time.perf_counter() - t)
-                    print(f"  commit {n:>2}: {ms(figures.latencies[-1])}", flush=True)
-                    time.sleep(0.5)
-                time.sleep(2)
-                runs1 = by_workspace(metric_samples(daemon.url, "reconciler_runs_total", client))
-                fetches1 = by_workspace(metric_samples(daemon.url, "reconciler_fetches_total", client))
-                figures.own_runs = runs1.get(target, 0) - runs0.get(target, 0)
-                figures.others_runs = sum(runs1.get(ws, 0) - runs0.get(ws, 0) for ws in spaces[1:])
-                figures.others_fetches = sum(fetches1.get(ws, 0) - fetches0.get(ws, 0) for ws in spaces[1:])
-                print(f"runs in {target}: {figures.own_runs:g}; in the others: {figures.others_runs:g} runs, "
-                      f"{figures.others_fetches:g} fetches", flush=True)
-        finally:
-            daemon.terminate()
+        if args.state == "postgres":
+            with embedded_postgres(base) as server:
+                with psycopg.connect(server.url, autocommit=True) as conn:
+                    conn.execute(b"create database reconciler_state")
+                url = server.database_url("reconciler_state").replace("postgresql://", "postgresql+psycopg://", 1)
+                return measure(args, base, url, server.data_dir)
+        return measure(args, base, f"sqlite:///{base / 'state.db'}", None)
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def measure(args: argparse.Namespace, base: Path, state_url: str, server_dir: Path | None) -> Figures:
+    spaces = names(args.workspaces)
+    figures = Figures(len(spaces), len(spaces) * len(ENVIRONMENTS), args.objects, state=args.state)
+    lines = [f'data_dir = "{base / "data"}"', "", "[state]", f'url = "{state_url}"']
+    for ws in spaces:
+        write_workspace(base / ws, args.objects, 0)
+        lines += ["", "[[workspaces]]", f'name = "{ws}"', "[workspaces.source]", f'url = "{base / ws}"',
+                  'poll_interval = "1h"']
+    config = base / "reconciler.toml"
+    config.write_text("\n".join(lines) + "\n")
+    started = time.perf_counter()
+    daemon: DaemonProcess = start_daemon(config, base / "data")
+    try:
+        with daemon.client() as client:
+            deadline = time.perf_counter() + args.start_timeout
+            while not all_synced(client, spaces):
+                if time.perf_counter() > deadline or daemon.proc.poll() is not None:
+                    raise SystemExit(f"not all Synced in {args.start_timeout}s\n{daemon.logs()[-3000:]}")
+                time.sleep(0.5)
+            figures.start = time.perf_counter() - started
+            print(f"all {figures.environments} environments Synced after {figures.start:.1f} s", flush=True)
+            time.sleep(2)  # the last runs' follow-ups (promotion checks, memory trim) settle
+
+            cpu0, t0 = cpu_seconds(daemon.proc.pid), time.perf_counter()
+            server0 = server_cpu(server_dir) if server_dir is not None else 0.0
+            time.sleep(args.idle_seconds)
+            elapsed = time.perf_counter() - t0
+            figures.idle_cpu = 100 * (cpu_seconds(daemon.proc.pid) - cpu0) / elapsed
+            if server_dir is not None:
+                figures.idle_server_cpu = 100 * (server_cpu(server_dir) - server0) / elapsed
+                print(f"idle: the state store's server {figures.idle_server_cpu:.2f} % CPU", flush=True)
+            figures.rss, figures.peak = rss_mb(daemon.proc.pid), rss_mb(daemon.proc.pid, "VmHWM")
+            print(f"idle: {figures.idle_cpu:.2f} % CPU, RSS {figures.rss:.1f} MiB (peak {figures.peak:.1f})",
+                  flush=True)
+
+            target = spaces[0]
+            runs0 = by_workspace(metric_samples(daemon.url, "reconciler_runs_total", client))
+            fetches0 = by_workspace(metric_samples(daemon.url, "reconciler_fetches_total", client))
+            for n in range(1, args.commits + 1):
+                commit = write_workspace(base / target, args.objects, n)
+                t = time.perf_counter()
+                deadline = t + 60
+                while True:
+                    env = client.get(f"/api/v1/workspaces/{target}/environments/staging").json()
+                    if env["state"] == "Synced" and env["applied_revision"] == commit:
+                        break
+                    if time.perf_counter() > deadline:
+                        raise SystemExit(f"{target}/staging did not reach {commit[:12]}: {env}")
+                    time.sleep(args.poll_ms / 1000)
+                figures.latencies.append(time.perf_counter() - t)
+                print(f"  commit {n:>2}: {ms(figures.latencies[-1])}", flush=True)
+                time.sleep(0.5)
+            time.sleep(2)
+            runs1 = by_workspace(metric_samples(daemon.url, "reconciler_runs_total", client))
+            fetches1 = by_workspace(metric_samples(daemon.url, "reconciler_fetches_total", client))
+            figures.own_runs = runs1.get(target, 0) - runs0.get(target, 0)
+            figures.others_runs = sum(runs1.get(ws, 0) - runs0.get(ws, 0) for ws in spaces[1:])
+            figures.others_fetches = sum(fetches1.get(ws, 0) - fetches0.get(ws, 0) for ws in spaces[1:])
+            print(f"runs in {target}: {figures.own_runs:g}; in the others: {figures.others_runs:g} runs, "
+                  f"{figures.others_fetches:g} fetches", flush=True)
+    finally:
+        daemon.terminate()
     return figures
 
 
@@ -227,13 +276,16 @@ def main() -> None:
     parser.add_argument("--commits", type=int, default=10)
     parser.add_argument("--poll-ms", type=int, default=10)
     parser.add_argument("--start-timeout", type=float, default=900)
+    parser.add_argument("--state", choices=("sqlite", "postgres"), default="sqlite",
+                        help="the state store: an SQLite file, or a database on an embedded PostgreSQL")
     parser.add_argument("--write", type=Path, help="update this Markdown file's workspaces section")
     args = parser.parse_args()
     load_before, code = load_average(), code_version()
     figures = run(args)
     if args.write:
         command = (f".venv/bin/python bench/workspaces.py --workspaces {args.workspaces} --objects {args.objects} "
-                   f"--idle-seconds {args.idle_seconds:g} --commits {args.commits} --write {args.write}")
+                   f"--idle-seconds {args.idle_seconds:g} --commits {args.commits} --state {args.state} "
+                   f"--write {args.write}")
         load = conditions(load_before, code)
         write_section(args.write, HEADING, section(figures, args, command, load))
         print(f"wrote {args.write}")
