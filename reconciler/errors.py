@@ -55,11 +55,12 @@ class PermanentError(ReconcilerError):
 
 
 class TemporaryError(ReconcilerError):
-    """An error that may go away by itself; retry after ``delay`` seconds."""
+    """An error that may go away by itself. ``delay``: the seconds it asks to wait before a retry (a
+    ``Retry-After``, a lock's back-off), when it knows; None leaves the wait to ``daemon.retry_delays``."""
 
     retryable = True
 
-    def __init__(self, message: str, delay: float = 5.0) -> None:
+    def __init__(self, message: str, delay: float | None = None) -> None:
         super().__init__(message)
         self.delay = delay
 

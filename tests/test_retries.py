@@ -17,7 +17,7 @@ from reconciler.core.objects import LiveState, ObjectKey
 from reconciler.core.outcome import RunOutcome, RunResult
 from reconciler.daemon.retries import JITTER, Backoff
 from reconciler.daemon.supervisor import Daemon
-from reconciler.errors import PermanentError, ReconcilerError, TemporaryError
+from reconciler.errors import PermanentError, ProviderError, ReconcilerError, TemporaryError
 from reconciler.providers.registry import RegistryProvider
 from tests.conftest import World
 
@@ -59,6 +59,9 @@ class FailingPlatform(RegistryProvider):
 
 @pytest.mark.parametrize(("error", "retry_after"), [
     (TemporaryError("the platform answered 429", delay=42.0), 42.0),
+    # A temporary error that does not know when it may pass asks for nothing: daemon.retry_delays
+    # decide (a default of its own would override a configured schedule shorter than it).
+    (ProviderError("cannot connect to the database: connection refused"), None),
     (PermanentError("the platform refused the token"), None),
 ])
 def test_a_failed_run_carries_the_errors_delay(pyworld: World, error: ReconcilerError,

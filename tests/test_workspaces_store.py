@@ -20,6 +20,7 @@ from reconciler.store import tables as t
 from reconciler.store.leases import Leases
 from reconciler.store.store import Store
 from tests import state_before_workspaces as old
+from tests.daemon_support import wait_for
 
 WHEN = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)
 REV = "a" * 40
@@ -95,7 +96,7 @@ def test_a_database_made_by_main_is_migrated_with_nothing_lost(state_url: str) -
         assert release is not None and release.version == "1.0.0"
         assert not store.first_time("failed:staging:x")
         assert not Leases(store).acquire("production", ttl=60, owner="me")  # the other host's lease holds
-        assert Leases(store).signal("source-moved") == "1:commit"
+        assert Leases(store).look("@leader", "source-moved")[2] == "1:commit"
         # The old leftover column is gone with the rebuild; nothing reads it.
         columns = {c["name"] for c in sa.inspect(store.engine).get_columns("environment_status")}
         assert "tracked_ref" not in columns and "workspace" in columns
@@ -144,3 +145,24 @@ def test_workspaces_see_only_their_own_rows(state_url: str) -> None:
         assert b.runs("staging") == []
     finally:
         a.close()
+
+
+def test_a_replica_look_reads_live_members_the_leader_and_the_news_of_its_own_workspace(state_url: str) -> None:
+    """One read per tick (Leases.look): expired rows are nobody, another workspace's rows are not ours."""
+    from reconciler.store.leases import LEADER, member_key
+
+    team = Store(state_url, "team")
+    other = team.for_workspace("other")
+    leases, theirs = Leases(team), Leases(other)
+    assert leases.look(LEADER, "source-moved") == ([], None, None)  # an empty store
+    assert leases.acquire(member_key("host-a"), 60, "host-a") and leases.acquire(member_key("host-b"), 60, "host-b")
+    assert leases.acquire(member_key("host-c"), 0.001, "host-c")  # expires at once
+    assert leases.acquire(LEADER, 60, "host-b")
+    leases.post("source-moved", "1:commit")
+    assert theirs.acquire(member_key("host-z"), 60, "host-z") and theirs.acquire(LEADER, 60, "host-z")
+    theirs.post("source-moved", "9:other")
+    wait_for(lambda: leases.look(LEADER, "source-moved")[0] == ["host-a", "host-b"],
+             message="host-c's membership row to expire")
+    assert leases.look(LEADER, "source-moved") == (["host-a", "host-b"], "host-b", "1:commit")
+    assert theirs.look(LEADER, "source-moved") == (["host-z"], "host-z", "9:other")
+    team.close()

@@ -73,11 +73,12 @@ class Replicas:
         """Take or renew the leader lease; True when this daemon is the leader."""
         return self.leases.acquire(LEADER, self.ttl, self.owner)
 
-    def look(self) -> Membership:
-        members = self.leases.members()
+    def look(self) -> tuple[Membership, str | None]:
+        """Who is live, whether this daemon leads, and the last ``announce``d value: one read of the store."""
+        members, leader, news = self.leases.look(LEADER, SOURCE_MOVED)
         if self.owner not in members:
             members = sorted([*members, self.owner])
-        return Membership(leader=self.leases.holder(LEADER) == self.owner, members=tuple(members))
+        return Membership(leader=leader == self.owner, members=tuple(members)), news
 
     def leader(self) -> str | None:
         return self.leases.holder(LEADER)
@@ -88,9 +89,6 @@ class Replicas:
         value = f"{uuid.uuid4().hex}:{trigger}"
         self.leases.post(SOURCE_MOVED, value)
         return value
-
-    def announced(self) -> str | None:
-        return self.leases.signal(SOURCE_MOVED)
 
     def leave(self) -> None:
         """Drop this daemon's rows at a clean stop, so the others take over at once."""

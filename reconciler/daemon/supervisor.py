@@ -117,8 +117,7 @@ class Daemon:
         """Start; ``watch=False`` when someone else watches this workspace's local repository (the
         shared watcher of ``daemon/workspaces.py``, which notifies ``fetch_signal``)."""
         if self.replicas is not None:
-            self._look(renew=True)  # be a member before the first evaluation, so the others count us
-            self._seen_news = self.replicas.announced()
+            _, self._seen_news = self._look(renew=True)  # a member before the first evaluation: the others count us
             self._replica_thread.start()
         self.state.recovered = self.reconciler.recover_interrupted()
         self.scheduler.start()
@@ -174,20 +173,22 @@ class Daemon:
             return True
         return self._owners.get(env, self.replicas.owner) == self.replicas.owner
 
-    def _look(self, renew: bool) -> bool:
-        """Renew (when due) and look at the members and the leader lease; True when either changed."""
+    def _look(self, renew: bool) -> tuple[bool, str | None]:
+        """Renew (when due) and look at the members, the leader lease and the news other replicas
+        announced; whether the members or the leader changed, and the news."""
         assert self.replicas is not None
         if renew:
             self.replicas.renew()
         if renew or not self.membership.leader:  # the leader renews every ttl/3; the others try every tick
             self.replicas.lead()
-        before, self.membership = self.membership, self.replicas.look()
+        before = self.membership
+        self.membership, news = self.replicas.look()
         self.metrics.leader.set(1 if self.membership.leader else 0)
         self.metrics.replicas.set(len(self.membership.members))
         if before.leader != self.membership.leader:
             log.info("daemon.leader" if self.membership.leader else "daemon.follower",
                      members=len(self.membership.members))
-        return before != self.membership
+        return before != self.membership, news
 
     def _replica_loop(self) -> None:
         assert self.replicas is not None
@@ -196,10 +197,9 @@ class Daemon:
         while not self.stopping.wait(min(REPLICA_TICK, renew_every)):
             due = time.monotonic() - last_renew >= renew_every
             try:
-                changed = self._look(renew=due)
+                changed, news = self._look(renew=due)
                 if due:
                     last_renew = time.monotonic()
-                news = self.replicas.announced()
             except ReconcilerError as exc:
                 log.warning("daemon.replicas_unreachable", error=str(exc))
                 continue

@@ -16,9 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -87,16 +88,6 @@ class Leases:
                 return False  # another process inserted the lease row first
             raise
 
-    def members(self) -> list[str]:
-        """The owners of live membership rows (not expired, not a dead process of this host), sorted."""
-        stamp = clock.system()
-        rows = self.store._tx("read replicas", lambda conn: conn.execute(
-            sa.select(t.leases.c.owner, t.leases.c.expires_at).where(
-                self.store._mine(t.leases), t.leases.c.environment.startswith(MEMBER_PREFIX))
-        ).all())
-        return sorted(row.owner for row in rows
-                      if (_utc(row.expires_at) or stamp) >= stamp and _owner_alive(row.owner))
-
     def holder(self, name: str) -> str | None:
         """Who holds the lease ``name`` now, or None when nobody does (no row, expired, dead owner)."""
         stamp = clock.system()
@@ -106,6 +97,30 @@ class Leases:
         if row is None or (_utc(row.expires_at) or stamp) < stamp or not _owner_alive(row.owner):
             return None
         return str(row.owner)
+
+    def look(self, lease: str, signal: str) -> tuple[list[str], str | None, str | None]:
+        """The owners of live membership rows (not expired, not a dead process of this host), sorted; who
+        holds ``lease`` now (as ``holder``); the value last posted to ``signal`` (or None). One
+        transaction of two queries.
+
+        What a replica reads every second in every workspace: as three transactions, 20 workspaces on
+        a PostgreSQL store cost the idle daemon about 6 % of a core.
+        """
+        stamp = clock.system()
+
+        def read(conn: Connection) -> tuple[Sequence[Any], Any]:
+            rows = conn.execute(sa.select(t.leases.c.environment, t.leases.c.owner, t.leases.c.expires_at).where(
+                self.store._mine(t.leases),
+                sa.or_(t.leases.c.environment.startswith(MEMBER_PREFIX), t.leases.c.environment == lease))).all()
+            value = conn.execute(sa.select(t.signals.c.value).where(
+                self.store._mine(t.signals), t.signals.c.name == signal)).first()
+            return rows, value
+
+        rows, value = self.store._tx("read replicas", read)
+        live = [row for row in rows if (_utc(row.expires_at) or stamp) >= stamp and _owner_alive(row.owner)]
+        members = sorted(row.owner for row in live if row.environment.startswith(MEMBER_PREFIX))
+        holder = next((str(row.owner) for row in live if row.environment == lease), None)
+        return members, holder, None if value is None else str(value.value)
 
     def post(self, name: str, value: str) -> None:
         """Set the signal ``name`` to ``value`` for every process sharing the store to read."""
@@ -123,12 +138,6 @@ class Leases:
             if not isinstance(exc.__cause__, sa.exc.IntegrityError):
                 raise
             self.store._tx("post signal", upsert)  # another process inserted the row first: update it
-
-    def signal(self, name: str) -> str | None:
-        """The value last posted to ``name``, or None."""
-        row = self.store._tx("read signal", lambda conn: conn.execute(
-            sa.select(t.signals.c.value).where(self.store._mine(t.signals), t.signals.c.name == name)).first())
-        return None if row is None else str(row.value)
 
     def release(self, environment: str, owner: str = OWNER) -> None:
         self.store._tx("release lease", lambda conn: conn.execute(
