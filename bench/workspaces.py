@@ -237,8 +237,8 @@ def section(f: Figures, args: argparse.Namespace, command: str, load: str) -> st
     own = f"{len(lat) * len(ENVIRONMENTS)} (3 environments per commit)"
     others = f"{f.others_runs:g} / {f.others_fetches:g}"
     store = ("one SQLite state store" if f.state == "sqlite" else
-             "the state store a database of an embedded PostgreSQL, so every workspace also polls its replica "
-             "leases once a second (one read: members, leader, news)")
+             "the state store a database of an embedded PostgreSQL, so every workspace also looks at its replica "
+             "leases once a second (members, leader, news), the workspaces sharing one read of the store")
     server = ("" if f.idle_server_cpu is None else
               f"| idle CPU of the state store's server (postmaster and backends) | "
               f"{f.idle_server_cpu:.2f} % of a core | — |\n")
