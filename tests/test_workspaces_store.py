@@ -181,14 +181,20 @@ def test_the_workspaces_of_a_process_share_one_replica_read_and_its_own_writes_a
     other = team.for_workspace("other")
     statements: list[str] = []
     sa.event.listen(team.engine, "before_cursor_execute",
-                    lambda _c, _cur, sql, *_: statements.append(sql) if "leases" in sql.lower() else None)
+                    lambda _c, _cur, sql, params, *_: statements.append(f"{sql} {params}")
+                    if "leases" in sql.lower() else None)
+    assert Leases(team.for_workspace("stranger")).acquire(member_key("host-s"), 60, "host-s")  # never looks here
+    Leases(team).look(LEADER, "source-moved"), Leases(other).look(LEADER, "source-moved")  # both ask once
     assert Leases(team).acquire(member_key("host-a"), 60, "host-a")
     assert Leases(other).acquire(member_key("host-b"), 60, "host-b")
     statements.clear()
     assert Leases(team).look(LEADER, "source-moved")[0] == ["host-a"]
     assert Leases(other).look(LEADER, "source-moved")[0] == ["host-b"]
     assert Leases(team).look(LEADER, "source-moved")[0] == ["host-a"]
-    assert len([s for s in statements if s.lstrip().lower().startswith("select")]) == 1  # one read for three looks
+    reads = [s for s in statements if s.lstrip().lower().startswith("select")]
+    assert len(reads) == 1  # one read for three looks
+    board = module._board(team.engine)._last
+    assert board is not None and set(board.rows) == {"team", "other"}  # not the workspace that never looks here
     assert Leases(other).acquire(LEADER, 60, "host-b")  # this process writes: the next look reads again
     assert Leases(other).look(LEADER, "source-moved")[1] == "host-b"
     Leases(team).post("source-moved", "2:commit")

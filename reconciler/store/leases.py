@@ -66,11 +66,17 @@ class _Snapshot:
 
 
 class _Board:
-    """One process's last read of every workspace's replica rows on one database (see ``Leases.look``)."""
+    """One process's last read of the replica rows of its workspaces on one database (see ``Leases.look``).
+
+    It reads only the workspaces that asked in this process, never another daemon's workspaces that
+    share the database: rows of a workspace stay that workspace's, as every statement of the store
+    keeps them (``Store._mine``), here for a set of them.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last: _Snapshot | None = None
+        self._workspaces: set[str] = set()
 
     def invalidate(self) -> None:
         with self._lock:
@@ -79,18 +85,21 @@ class _Board:
     def snapshot(self, store: Store, lease: str, signal: str) -> tuple[dict[str, list[Any]], dict[str, str]]:
         with self._lock:  # one reader at a time: the others take what it read
             last = self._last
-            if last is None or last.key != (lease, signal) or time.monotonic() - last.at > LOOK_MAX_AGE:
-                last = self._last = self._read(store, lease, signal)
+            if (last is None or last.key != (lease, signal) or store.workspace not in self._workspaces
+                    or time.monotonic() - last.at > LOOK_MAX_AGE):
+                self._workspaces.add(store.workspace)
+                last = self._last = self._read(store, sorted(self._workspaces), lease, signal)
             return last.rows, last.values
 
     @staticmethod
-    def _read(store: Store, lease: str, signal: str) -> _Snapshot:
+    def _read(store: Store, workspaces: list[str], lease: str, signal: str) -> _Snapshot:
         def read(conn: Connection) -> tuple[Sequence[Any], Sequence[Any]]:
             rows = conn.execute(sa.select(t.leases.c.workspace, t.leases.c.environment, t.leases.c.owner,
                                           t.leases.c.expires_at).where(
+                t.leases.c.workspace.in_(workspaces),
                 sa.or_(t.leases.c.environment.startswith(MEMBER_PREFIX), t.leases.c.environment == lease))).all()
             values = conn.execute(sa.select(t.signals.c.workspace, t.signals.c.value)
-                                  .where(t.signals.c.name == signal)).all()
+                                  .where(t.signals.c.workspace.in_(workspaces), t.signals.c.name == signal)).all()
             return rows, values
 
         at = time.monotonic()
