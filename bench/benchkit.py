@@ -11,6 +11,7 @@ Everything is made in private temporary directories (``tempfile.mkdtemp``), neve
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import hmac
 import logging
@@ -113,6 +114,16 @@ def verdict(value: float, goal: float) -> str:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
+
+
+def argument_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's command line, described by the first line of its module docstring."""
+    return argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+
+
+def reproduce(command: str) -> str:
+    """The closing lines of a benchmark's section: the command that measured it again."""
+    return f"Reproduce with:\n\n```\n{command}\n```\n"
 
 
 def write_section(path: Path, heading: str, text: str) -> None:

@@ -22,7 +22,6 @@ same way (``python -c 'import X'``) to show the floor. Goals: ``status`` < 0.3 s
 
 from __future__ import annotations
 
-import argparse
 import os
 import resource
 import shutil
@@ -36,12 +35,14 @@ from benchkit import (
     CLI,
     EXAMPLE,
     PYTHON,
+    argument_parser,
     code_version,
     embedded_postgres,
     load_average,
     machine,
     make_example,
     median,
+    reproduce,
     write_section,
 )
 
@@ -168,16 +169,11 @@ chosen libraries, and with a state store and configuration reader of our own.
 |---|---:|---:|
 {libraries}
 
-Reproduce with:
-
-```
-{command}
-```
-"""
+{reproduce(command)}"""
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--write", type=Path, help="update this Markdown file's section")
     args = parser.parse_args()

@@ -29,7 +29,6 @@ ours / migra. Goals (issue 12): cold <= 1.0x, warm <= 0.5x. Run with::
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
 import shlex
@@ -46,16 +45,18 @@ import psycopg
 from benchkit import (
     CLI,
     ROOT,
+    argument_parser,
     code_version,
     embedded_postgres,
     load_average,
     machine,
     median,
+    reproduce,
     write_section,
 )
 
 from reconciler.providers.postgres import EmbeddedPostgres
-from reconciler.providers.postgres.urls import sqlalchemy_url
+from reconciler.providers.postgres.urls import sqlalchemy_url, with_database
 from reconciler.source import workspace
 from tests.daemon_support import to_toml
 
@@ -170,7 +171,7 @@ def migra_cold(setup: Setup) -> list[str]:
     host = parse_qs(parts.query)["host"][0]
     name = "cold_migra_" + secrets.token_hex(4)
     conn = f"-h {shlex.quote(host)} -U postgres"
-    declared = sqlalchemy_url(setup.server.replace("/postgres?", f"/{name}?"))
+    declared = sqlalchemy_url(with_database(setup.server, name))
     script = (
         f"{BIN}/createdb {conn} {name} && "
         f"{BIN}/psql -q -X -v ON_ERROR_STOP=1 {conn} -d {name} -f {shlex.quote(str(setup.sql))} >/dev/null && "
@@ -257,16 +258,11 @@ starts (`fsync` on); *throw-away* is the same server with `fsync`, `full_page_wr
 |---|---:|---|---|---:|---:|---:|---|
 {rows}
 
-Reproduce with:
-
-```
-{command}
-```
-"""
+{reproduce(command)}"""
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--sizes", default="20,200,1000")
     parser.add_argument("--runs", type=int, default=5, help="pairs of runs per figure")
     parser.add_argument("--servers", default="durable", help="durable and/or throw-away, comma-separated")

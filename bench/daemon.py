@@ -44,6 +44,7 @@ import pygit2
 from benchkit import (
     ROOT,
     Example,
+    argument_parser,
     code_version,
     conditions,
     cpu_seconds,
@@ -57,6 +58,7 @@ from benchkit import (
     metric_sum,
     ms,
     percentile,
+    reproduce,
     rss_mb,
     set_config_value,
     verdict,
@@ -390,16 +392,11 @@ reached it).
 |---|---:|---|---:|---:|---:|---:|
 {burst_rows}
 
-Reproduce with:
-
-```
-{command}
-```
-"""
+{reproduce(command)}"""
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--commits", type=int, default=20)
     parser.add_argument("--poll-ms", type=int, default=10, help="API polling interval while waiting for Synced")
     parser.add_argument("--idle-seconds", type=float, default=60)

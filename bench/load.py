@@ -48,6 +48,7 @@ from typing import Any
 import httpx
 from benchkit import (
     PYTHON,
+    argument_parser,
     code_version,
     conditions,
     load_average,
@@ -58,8 +59,8 @@ from benchkit import (
     ms,
     percentile,
     quiet_logs,
+    reproduce,
     rss_mb,
-    to_toml,
     verdict,
     write_section,
 )
@@ -67,7 +68,7 @@ from benchkit import (
 from reconciler.app.wiring import build_reconciler
 from reconciler.config import load_settings
 from reconciler.source import workspace
-from tests.daemon_support import DaemonProcess, start_daemon, wait_for
+from tests.daemon_support import DaemonProcess, start_daemon, to_toml, wait_for
 
 HEADING = "## Load: 50 environments x 400 objects"
 PASS_GOAL = 5.0
@@ -426,16 +427,11 @@ signatures (none, a wrong HMAC, non-hex, another algorithm); meanwhile one more 
 |---|---:|---|
 {flood_rows}
 
-Reproduce with:
-
-```
-{command}
-```
-"""
+{reproduce(command)}"""
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--envs", type=int, default=50)
     parser.add_argument("--webhooks", type=int, default=10_000)
     parser.add_argument("--senders", type=int, default=32)

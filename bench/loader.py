@@ -14,14 +14,13 @@ is the figure of merit (goal: within 1.5x from the smallest to the largest folde
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchkit import code_version, load_average, machine, quiet_logs, write_section
+from benchkit import argument_parser, code_version, load_average, machine, quiet_logs, reproduce, write_section
 from plan import generate
 
 from reconciler.desired import loader
@@ -102,16 +101,11 @@ loader checked every file against every App's folder and scanned every entry onc
 Database: per document, 3 times as many Python calls at 600 documents as at 60 (counted by
 `tests/test_loader_scaling.py`, which now requires them flat).
 
-Reproduce with:
-
-```
-{command}
-```
-"""
+{reproduce(command)}"""
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--sizes", default="10,50,100,500,1000,2000,5000")
     parser.add_argument("--write", type=Path, help="update this Markdown file's section")
     args = parser.parse_args()

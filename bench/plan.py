@@ -37,6 +37,7 @@ from benchkit import (
     CLI,
     PYTHON,
     Example,
+    argument_parser,
     code_version,
     conditions,
     embedded_postgres,
@@ -47,6 +48,7 @@ from benchkit import (
     ms,
     percentile,
     quiet_logs,
+    reproduce,
     verdict,
     write_section,
 )
@@ -265,16 +267,11 @@ Issue 2's speed goals: `plan` of the example on a warm cache well under 1 s (jud
 |---|---:|---:|---:|---|
 {table}
 
-Reproduce with:
-
-```
-{command}
-```
-"""
+{reproduce(command)}"""
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--runs", type=int, default=30, help="in-process runs per measurement")
     parser.add_argument("--cli-runs", type=int, default=5, help="runs of each CLI process")
     parser.add_argument("--write", type=Path, help="update this Markdown file's 'Plan and validate' section")

@@ -32,7 +32,17 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchkit import code_version, conditions, embedded_postgres, load_average, machine, median, write_section
+from benchkit import (
+    argument_parser,
+    code_version,
+    conditions,
+    embedded_postgres,
+    load_average,
+    machine,
+    median,
+    reproduce,
+    write_section,
+)
 
 from reconciler.durations import parse_duration
 from tests.daemon_support import DaemonProcess, wait_for
@@ -212,16 +222,11 @@ last renewal (every `lease_ttl`/3), so a takeover takes between 2/3 and all of `
 the survivors' 1 s look at the members, plus the run. On one host (no `unshare`) a dead replica's
 rows are taken at once (its process is known gone).
 
-Reproduce with:
-
-```
-{command}
-```
-"""
+{reproduce(command)}"""
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--envs", type=int, default=30)
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--commits", type=int, default=5)

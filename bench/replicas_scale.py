@@ -28,7 +28,18 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchkit import code_version, conditions, embedded_postgres, load_average, machine, median, rss_mb, write_section
+from benchkit import (
+    argument_parser,
+    code_version,
+    conditions,
+    embedded_postgres,
+    load_average,
+    machine,
+    median,
+    reproduce,
+    rss_mb,
+    write_section,
+)
 from load import SECRETS, generate
 
 from reconciler.source import workspace
@@ -156,16 +167,11 @@ environments against every other environment's instance (`core.topology.shared_i
 Before commit `f104580` the same run took 1325 s for the first apply and 687 s for a pass; the check
 is linear now.
 
-Reproduce with:
-
-```
-{command}
-```
-"""
+{reproduce(command)}"""
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--envs", type=int, default=500)
     parser.add_argument("--replicas", type=int, default=3)
     parser.add_argument("--passes", type=int, default=2)

@@ -19,7 +19,6 @@ object. Run with::
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import shutil
@@ -29,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from benchkit import ROOT, code_version, machine, quiet_logs, write_section
+from benchkit import ROOT, argument_parser, code_version, machine, quiet_logs, write_section
 
 from reconciler.app.wiring import build_reconciler
 from reconciler.config import load_settings
@@ -119,7 +118,7 @@ def count_noop(fake: FakeRetool, reconcile: object, env: str) -> Counter[str]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--unmanaged", type=int, default=200, help="hand-made objects of each kind")
     parser.add_argument("--write", type=Path, help="replace this benchmark's section of a Markdown file")
     args = parser.parse_args()

@@ -36,7 +36,7 @@ import structlog
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchkit import write_section  # noqa: E402
+from benchkit import reproduce, write_section  # noqa: E402
 
 from reconciler.providers.postgres import EmbeddedPostgres, PostgresProvider  # noqa: E402
 from reconciler.providers.postgres.urls import sqlalchemy_url  # noqa: E402
@@ -147,12 +147,7 @@ side by side, on a richer schema, are in
 |---:|---:|---:|---:|---:|
 {rows}
 
-Reproduce with:
-
-```
-{command}
-```
-"""
+{reproduce(command)}"""
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 
 import httpx
 from benchkit import (
+    argument_parser,
     code_version,
     conditions,
     cpu_seconds,
@@ -40,6 +41,7 @@ from benchkit import (
     make_example,
     ms,
     percentile,
+    reproduce,
     write_section,
 )
 
@@ -147,12 +149,7 @@ connection's opening until the server had closed the last one.
 |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|
 {rows}
 
-Reproduce with:
-
-```
-{command}
-```
-"""
+{reproduce(command)}"""
 
 
 def api_limits(args: argparse.Namespace) -> dict[str, object]:
@@ -166,7 +163,7 @@ def api_limits(args: argparse.Namespace) -> dict[str, object]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--slow", default="0,200,1000,3000", help="comma-separated numbers of slow connections")
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between two bytes of a slow client")
     parser.add_argument("--window", type=float, default=20.0, help="seconds of probing after the opening")

@@ -38,6 +38,7 @@ import httpx
 import psycopg
 from benchkit import (
     ROOT,
+    argument_parser,
     code_version,
     conditions,
     cpu_seconds,
@@ -48,6 +49,7 @@ from benchkit import (
     metric_samples,
     ms,
     percentile,
+    reproduce,
     rss_mb,
     verdict,
     write_section,
@@ -267,16 +269,11 @@ Each commit changes one variable's value in every environment of the first works
 is from the ref being written to `GET /api/v1/workspaces/team-00/environments/staging` (polled every
 {args.poll_ms} ms) reporting `Synced` at that commit.
 
-Reproduce with:
-
-```
-{command}
-```
-"""
+{reproduce(command)}"""
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argument_parser(__doc__)
     parser.add_argument("--workspaces", type=int, default=20)
     parser.add_argument("--objects", type=int, default=100, help="platform objects per environment")
     parser.add_argument("--idle-seconds", type=float, default=60)
