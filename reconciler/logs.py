@@ -30,8 +30,6 @@ from typing import Any, TextIO
 _CREDENTIAL_URL = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s]+:)[^@\s]+@", re.IGNORECASE)
 _SENSITIVE_KEYS = {"password", "token", "secret", "authorization", "api_key", "value"}
 
-DEBUG, INFO, WARNING, ERROR, CRITICAL = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR,
-                                         logging.CRITICAL)
 
 _context: ContextVar[Mapping[str, Any]] = ContextVar("reconciler_log_context", default=MappingProxyType({}))
 
@@ -132,19 +130,19 @@ class Logger:
         getattr(self._target, method)(event, **fields)
 
     def debug(self, event: str, **fields: Any) -> None:
-        self._write(DEBUG, "debug", event, fields)
+        self._write(logging.DEBUG, "debug", event, fields)
 
     def info(self, event: str, **fields: Any) -> None:
-        self._write(INFO, "info", event, fields)
+        self._write(logging.INFO, "info", event, fields)
 
     def warning(self, event: str, **fields: Any) -> None:
-        self._write(WARNING, "warning", event, fields)
+        self._write(logging.WARNING, "warning", event, fields)
 
     def error(self, event: str, **fields: Any) -> None:
-        self._write(ERROR, "error", event, fields)
+        self._write(logging.ERROR, "error", event, fields)
 
     def exception(self, event: str, **fields: Any) -> None:
-        self._write(ERROR, "exception", event, fields)
+        self._write(logging.ERROR, "exception", event, fields)
 
 
 def get_logger(name: str) -> Logger:

@@ -80,9 +80,6 @@ class Replicas:
             members = sorted([*members, self.owner])
         return Membership(leader=leader == self.owner, members=tuple(members)), news
 
-    def leader(self) -> str | None:
-        return self.leases.holder(LEADER)
-
     def announce(self, trigger: str) -> str:
         """Tell the other replicas the source moved (they fetch and evaluate, as for ``trigger``);
         return the value posted."""

@@ -172,19 +172,9 @@ class Leases:
             _board(self.store.engine).invalidate()
         return taken
 
-    def holder(self, name: str) -> str | None:
-        """Who holds the lease ``name`` now, or None when nobody does (no row, expired, dead owner)."""
-        stamp = clock.system()
-        row = self.store._tx("read lease", lambda conn: conn.execute(
-            sa.select(t.leases.c.owner, t.leases.c.expires_at).where(
-                self.store._mine(t.leases), t.leases.c.environment == name)).first())
-        if row is None or (_utc(row.expires_at) or stamp) < stamp or not _owner_alive(row.owner):
-            return None
-        return str(row.owner)
-
     def look(self, lease: str, signal: str) -> tuple[list[str], str | None, str | None]:
         """The owners of live membership rows (not expired, not a dead process of this host), sorted; who
-        holds ``lease`` now (as ``holder``); the value last posted to ``signal`` (or None).
+        holds ``lease`` now (no row, expired or a dead owner: nobody); the value last posted to ``signal`` (or None).
 
         What a replica reads every second in every workspace. The workspaces of one process share one
         read (``_Board``): 20 workspaces on a PostgreSQL store, reading for themselves, cost the idle
