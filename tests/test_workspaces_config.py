@@ -95,3 +95,35 @@ def test_several_workspaces_need_a_choice(tmp_path: Path) -> None:
 def test_an_inconsistent_workspaces_configuration_is_refused_precisely(tmp_path: Path, text: str,
                                                                          message: str) -> None:
     assert refusal(tmp_path, text) == message
+
+
+def test_a_path_without_a_workspace_is_never_handed_to_another_while_one_is_down(tmp_path: Path) -> None:
+    """team-b is configured but could not be built: a request that names no workspace is ambiguous
+    (404 naming the choices), not team-a's because team-a is the only one running; team-b's own
+    paths answer 503."""
+    from types import SimpleNamespace
+
+    from reconciler.api.access import Access
+    from reconciler.api.errors import ApiError
+
+    settings = load(tmp_path, TWO)
+    host = SimpleNamespace(settings=settings, registry=None, workspaces={"team-a": object()})
+    access = Access(host)  # type: ignore[arg-type]
+    assert access.default_workspace(None) is None
+    assert access.visible(None) == ["team-a", "team-b"]
+    for path_params, status in (({}, 404), ({"ws": "team-b"}, 503)):
+        with pytest.raises(ApiError) as refused:
+            access.workspace(SimpleNamespace(path_params=path_params), None)  # type: ignore[arg-type]
+        assert refused.value.status == status
+
+
+def test_a_ref_change_is_owned_by_its_repository_not_by_one_whose_path_is_a_prefix(tmp_path: Path) -> None:
+    """Two bare repositories /srv/git/pay and /srv/git/payments on one shared watcher: a ref change in
+    payments belongs to payments (a prefix test gave it to pay, and relative_to then ended the watcher)."""
+    from reconciler.daemon.watch import RefWatcher
+
+    pay, payments = tmp_path / "pay", tmp_path / "payments"
+    watcher = RefWatcher.of({pay: [lambda: None], payments: [lambda: None]})
+    assert watcher._owner(str(payments / "refs" / "heads" / "main")) == payments
+    assert watcher._owner(str(pay / "refs" / "heads" / "main")) == pay
+    assert watcher._owner(str(payments / "objects" / "ab" / "cd")) is None

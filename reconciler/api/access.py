@@ -57,11 +57,13 @@ class Access:
 
     def visible(self, who: auth.Principal | None) -> list[str]:
         """The workspaces ``who`` may see (every one for a top-level token), in configuration order."""
-        return [name for name in self.host.workspaces if who is None or who.sees_workspace(name)]
+        return [name for name in self.host.settings.workspace_names() if who is None or who.sees_workspace(name)]
 
     def default_workspace(self, who: auth.Principal | None) -> str | None:
-        """The workspace a path without ``{ws}`` is for, or None when that is ambiguous."""
-        names = list(self.host.workspaces)
+        """The workspace a path without ``{ws}`` is for, or None when that is ambiguous. Decided by the
+        configured workspaces, running or not: one that cannot be built yet answers 503 (``served``),
+        never hands its requests to another."""
+        names = self.host.settings.workspace_names()
         if len(names) == 1:
             return names[0]
         if who is not None and who.workspace is not None:

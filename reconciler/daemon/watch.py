@@ -44,7 +44,7 @@ class RefWatcher:
     def _owner(self, path: str) -> Path | None:
         """The watched git dir ``path`` is in, when the change is to its refs."""
         for git_dir in self.targets:
-            if path.startswith(str(git_dir)):
+            if Path(path).is_relative_to(git_dir):  # not a prefix test: /srv/git/pay is not in /srv/git/payments
                 rel = Path(path).relative_to(git_dir).as_posix()
                 if not rel.endswith(".lock") and (rel.startswith("refs/") or rel in ("packed-refs", "HEAD")):
                     return git_dir
