@@ -108,6 +108,11 @@ class Workspaces:
             return False
         daemon = Daemon(settings, reconciler, notifier, Metrics(self.families, name))
         with self._lock:
+            if self._stopping.is_set():  # built by the retry loop while stop() ran: never started, never stopped
+                reconciler.close()
+                if notifier is not None:
+                    notifier.close()  # type: ignore[attr-defined]
+                return False
             self._closers.append(reconciler.close)
             if notifier is not None:
                 self._closers.append(notifier.close)  # type: ignore[attr-defined]
