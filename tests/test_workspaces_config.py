@@ -127,3 +127,30 @@ def test_a_ref_change_is_owned_by_its_repository_not_by_one_whose_path_is_a_pref
     assert watcher._owner(str(payments / "refs" / "heads" / "main")) == payments
     assert watcher._owner(str(pay / "refs" / "heads" / "main")) == pay
     assert watcher._owner(str(payments / "objects" / "ab" / "cd")) is None
+
+
+def test_readyz_answers_503_while_no_workspace_runs_and_never_shows_a_fetch_error_with_several(
+        tmp_path: Path) -> None:
+    """/readyz is unauthenticated: with several workspaces configured and only one built, it must not
+    fall back to the single-workspace answer (which carries the fetch error, naming the source); with
+    none built it answers 503, not a 500."""
+    from types import SimpleNamespace
+
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from reconciler.api.routes import health
+
+    settings = load(tmp_path, TWO)
+    running: dict[str, object] = {}
+    app = FastAPI()
+    health.install(app, SimpleNamespace(settings=settings, registry=None, workspaces=running))  # type: ignore[arg-type]
+    with TestClient(app) as client:
+        assert client.get("/readyz").status_code == 503
+        running["team-a"] = SimpleNamespace(
+            state=SimpleNamespace(ready=False, fetch_error="fetching https://user@git.example/a failed"),
+            reconciler=SimpleNamespace(queries=SimpleNamespace(store_reachable=lambda: True)))
+        answer = client.get("/readyz")
+    assert answer.status_code == 200 and "git.example" not in answer.text
+    assert answer.json()["workspaces"] == {"team-a": {"first_fetch_done": False, "fetch_failed": True},
+                                           "team-b": {"first_fetch_done": False, "fetch_failed": True}}

@@ -17,21 +17,27 @@ def install(app: FastAPI, host: Host) -> None:
 
     @app.get("/readyz")
     def readyz() -> JSONResponse:
-        daemons = list(host.workspaces.values())
+        running = host.workspaces
+        configured = host.settings.workspace_names()
+        if not running:  # no workspace could be built yet: nothing to serve, and no store to ask through
+            return JSONResponse({"ready": False, "state_store": None, "first_fetch_done": False}, status_code=503)
+        daemons = list(running.values())
         store_ok = daemons[0].reconciler.queries.store_reachable()  # one state database for every workspace
-        if len(daemons) == 1:
+        if len(configured) == 1:
             state = daemons[0].state
             ready = store_ok and state.ready
             body = {"ready": ready, "state_store": store_ok, "first_fetch_done": state.ready,
                     "fetch_error": state.fetch_error}
             return JSONResponse(body, status_code=200 if ready else 503)
-        # Several workspaces: one whose source cannot be reached must not take the others' API away,
-        # so the process is ready once every workspace has tried its first fetch; each one's state is
+        # Several workspaces (decided by the configuration, running or not): one whose source cannot be
+        # reached, or that cannot be built yet, must not take the others' API away, so the process is
+        # ready once every running workspace has tried its first fetch; each configured one's state is
         # listed (without errors: this endpoint is unauthenticated and errors name sources).
         tried = all(d.state.ready or d.state.fetch_error is not None for d in daemons)
         ready = store_ok and tried
-        each = {name: {"first_fetch_done": d.state.ready, "fetch_failed": d.state.fetch_error is not None}
-                for name, d in host.workspaces.items()}
+        each = {name: {"first_fetch_done": running[name].state.ready,
+                       "fetch_failed": running[name].state.fetch_error is not None} if name in running
+                else {"first_fetch_done": False, "fetch_failed": True} for name in configured}
         return JSONResponse({"ready": ready, "state_store": store_ok,
                              "first_fetch_done": all(d.state.ready for d in daemons), "workspaces": each},
                             status_code=200 if ready else 503)
