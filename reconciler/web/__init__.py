@@ -30,7 +30,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from reconciler import logs
 from reconciler.api import auth
+from reconciler.api.access import Access
 from reconciler.api.daemon import Daemon, Host, as_host
+from reconciler.api.errors import ApiError
 from reconciler.errors import ReconcilerError, clip
 from reconciler.web import sessions
 from reconciler.web.pages import Markup, asset_response, page, render, safe_color
@@ -53,36 +55,31 @@ class Place:
 
 def mount_dashboard(app: FastAPI, served: Daemon | Host) -> None:
     host = as_host(served)
-    table = auth.token_table(host.settings)
-    several = len(host.workspaces) > 1
+    access = Access(host)  # the API's rules: which tokens, which workspaces they see, which one a path means
+    several = len(host.settings.workspace_names()) > 1  # configured, running or not
 
     def tokens() -> auth.TokenTable:
-        return table
-
-    def place(name: str, prefixed: bool) -> Place:
-        base = f"/workspaces/{name}" if prefixed else ""
-        return Place(name, host.workspaces[name], base, f"/api/v1{base}")
+        return access.tokens
 
     def visible(who: auth.Principal) -> list[str]:
-        return [name for name in host.workspaces if who.sees_workspace(name)]
+        return access.visible(who)
 
     def resolve(ws: str | None, who: auth.Principal) -> Place | Response:
-        """The workspace of a page (``ws`` from its path, else the only, the token's own or the
-        default one), or the page refusing it."""
-        if ws is None:
-            names = visible(who)
-            name = names[0] if len(names) == 1 else None
-            if name is None and "default" in names:
-                name = "default"
-            if name is None:
-                return refused("Choose a workspace on the overview.", 404)
-            return place(name, prefixed=False)
-        if not who.sees_workspace(ws):
-            return refused(f"Your token is not scoped to workspace {clip(ws)!r}.")
-        if ws not in host.workspaces:
-            body = render("message.html", heading="Not found", message=f"There is no workspace named {clip(ws)!r}.")
-            return page("Not found · Reconciler", "error", body, status=404)
-        return place(ws, prefixed=True)
+        """The workspace of a page (``ws`` from its path, else the one ``Access.default_workspace``
+        names, as for the API), or the page refusing it."""
+        name = ws if ws is not None else access.default_workspace(who)
+        if name is None:
+            return refused("Choose a workspace on the overview.", 404)
+        if not who.sees_workspace(name):
+            return refused(f"Your token is not scoped to workspace {clip(name)!r}.")
+        try:
+            daemon = access.served(name)
+        except ApiError as exc:  # 404 for no such workspace, 503 for one that cannot be built yet
+            heading = "Not found" if exc.status == 404 else "Not running"
+            body = render("message.html", heading=heading, message=exc.error)
+            return page(f"{heading} · Reconciler", "error", body, status=exc.status)
+        base = f"/workspaces/{name}" if ws is not None else ""
+        return Place(name, daemon, base, f"/api/v1{base}")
 
     def reader(request: Request) -> auth.Principal | None:
         """The visitor, when allowed to read (cookie, or a bearer token for scripted checks).
@@ -136,15 +133,17 @@ def mount_dashboard(app: FastAPI, served: Daemon | Host) -> None:
     def workspaces_page(request: Request, who: auth.Principal, names: list[str]) -> Response:
         rows = []
         for name in names:
-            reconciler = host.workspaces[name].reconciler
+            daemon = host.workspaces.get(name)  # None while it cannot be built: still listed
             states: dict[str, int] = {}
-            try:
-                envs = [env for env in reconciler.queries.names() if who.sees(env)]
-                for env in envs:
-                    state = reconciler.status(env).state.value
-                    states[state] = states.get(state, 0) + 1
-            except ReconcilerError:  # its state cannot be read now; the workspace is still listed
-                envs = []
+            envs: list[str] = []
+            if daemon is not None:
+                try:
+                    envs = [env for env in daemon.reconciler.queries.names() if who.sees(env)]
+                    for env in envs:
+                        state = daemon.reconciler.status(env).state.value
+                        states[state] = states.get(state, 0) + 1
+                except ReconcilerError:  # its state cannot be read now; the workspace is still listed
+                    envs = []
             summary = ", ".join(f"{count} {state}" for state, count in sorted(states.items())) or "—"
             rows.append(f'<tr data-workspace="{html.escape(name)}"><th scope="row"><a href="/workspaces/'
                         f'{html.escape(name)}/">{html.escape(name)}</a></th><td class="num">{len(envs)}</td>'

@@ -38,8 +38,9 @@ def install(app: FastAPI, access: Access) -> None:
         if not who.allows("read"):
             raise ApiError(403, "token lacks the 'read' scope")
         out = []
-        for name in access.visible(who):
-            queries = access.host.workspaces[name].reconciler.queries
+        running = access.host.workspaces
+        for name in (name for name in access.visible(who) if name in running):  # one not built yet: not listed
+            queries = running[name].reconciler.queries
             envs = [status_json(queries.status_row(env)) for env in queries.names() if who.sees(env)]
             states: dict[str, int] = {}
             for env in envs:
