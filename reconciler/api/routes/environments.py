@@ -40,12 +40,8 @@ def install(app: FastAPI, access: Access) -> None:
         out = []
         running = access.host.workspaces
         for name in (name for name in access.visible(who) if name in running):  # one not built yet: not listed
-            queries = running[name].reconciler.queries
-            envs = [status_json(queries.status_row(env)) for env in queries.names() if who.sees(env)]
-            states: dict[str, int] = {}
-            for env in envs:
-                states[env["state"]] = states.get(env["state"], 0) + 1
-            out.append({"name": name, "environments": len(envs), "states": states})
+            count, states = running[name].reconciler.queries.state_counts(who.sees)
+            out.append({"name": name, "environments": count, "states": states})
         return {"workspaces": out}
 
     checking: dict[tuple[str, str], threading.Lock] = {}
