@@ -27,6 +27,10 @@ from reconciler.api.errors import ApiError
 from reconciler.config import DEFAULT_WORKSPACE
 from reconciler.errors import clip
 
+# Where every /api/v1 route is served: under a named workspace, and without one for the only (or
+# default) workspace (``Access.default_workspace``).
+API_PREFIXES = ("/api/v1/workspaces/{ws}", "/api/v1")
+
 
 @dataclass(frozen=True)
 class Caller:

@@ -100,6 +100,17 @@ class Queries:
         last = self.store.run(status.last_run_id) if status.last_run_id else None
         return StatusRow(as_read(status, desired_revision, desired_ref), tracked, desired_revision, desired_ref, last)
 
+    def state_counts(self, sees: Callable[[str], bool]) -> tuple[int, dict[str, int]]:
+        """How many of the environments ``sees`` lets through there are, and how many are in each state,
+        as status reads them (``as_read``: OutOfSync once a new revision is known): the workspaces list
+        of the API and of the dashboard."""
+        states: dict[str, int] = {}
+        envs = [env for env in self.names() if sees(env)]
+        for env in envs:
+            state = self.status_row(env).status.state.value
+            states[state] = states.get(state, 0) + 1
+        return len(envs), states
+
     def status_rows(self) -> list[StatusRow]:
         return [self.status_row(name) for name in self.names()]
 

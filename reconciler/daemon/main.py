@@ -196,16 +196,17 @@ def run_daemon(settings: Settings) -> int:
     with ExitStack() as cleanup:
         # Each step registers its own undoing, so a failed start stops only what had started.
         sock = None
+        secrets_ = build_secrets(settings)  # one set of backends for the hook secrets and every workspace
         if settings.api.enabled:
             sock = listen_socket(settings.api.listen)
             cleanup.callback(sock.close)
             if not settings.workspaces:  # several: each workspace's are checked when it is built
-                check_webhook_secrets(settings, build_secrets(settings))
+                check_webhook_secrets(settings, secrets_)
         # RECONCILER_NOW, if set, is checked (and warned about) before anything reads the clock; after the
         # address and hook secrets, so a start refused for those says so in one line.
         clock.configure()
         settings = ensure_tokens(settings)
-        daemon = Workspaces(settings, workspace_builder(settings, build_secrets(settings)))
+        daemon = Workspaces(settings, workspace_builder(settings, secrets_))
         cleanup.callback(daemon.close)
         daemon.build()
         stop = threading.Event()

@@ -21,6 +21,7 @@ so there is one source of truth for what the dashboard shows and no second rende
 
 from __future__ import annotations
 
+import contextlib
 import html
 from dataclasses import dataclass
 from urllib.parse import parse_qs
@@ -134,19 +135,13 @@ def mount_dashboard(app: FastAPI, served: Daemon | Host) -> None:
         rows = []
         for name in names:
             daemon = host.workspaces.get(name)  # None while it cannot be built: still listed
-            states: dict[str, int] = {}
-            envs: list[str] = []
+            environments, states = 0, dict[str, int]()
             if daemon is not None:
-                try:
-                    envs = [env for env in daemon.reconciler.queries.names() if who.sees(env)]
-                    for env in envs:
-                        state = daemon.reconciler.status(env).state.value
-                        states[state] = states.get(state, 0) + 1
-                except ReconcilerError:  # its state cannot be read now; the workspace is still listed
-                    envs = []
+                with contextlib.suppress(ReconcilerError):  # its state cannot be read now: still listed
+                    environments, states = daemon.reconciler.queries.state_counts(who.sees)
             summary = ", ".join(f"{count} {state}" for state, count in sorted(states.items())) or "—"
             rows.append(f'<tr data-workspace="{html.escape(name)}"><th scope="row"><a href="/workspaces/'
-                        f'{html.escape(name)}/">{html.escape(name)}</a></th><td class="num">{len(envs)}</td>'
+                        f'{html.escape(name)}/">{html.escape(name)}</a></th><td class="num">{environments}</td>'
                         f"<td>{html.escape(summary)}</td><td><a href=\"/workspaces/{html.escape(name)}/promotion\">"
                         "releases by environment</a></td></tr>")
         body = render("workspaces.html", rows=Markup("\n".join(rows)))

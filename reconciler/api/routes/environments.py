@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from reconciler.api.access import Access, Caller
+from reconciler.api.access import API_PREFIXES, Access, Caller
 from reconciler.api.errors import ApiError
 from reconciler.app.queries import Queries
 from reconciler.errors import clip
@@ -26,7 +26,6 @@ from reconciler.reports.drift import plan_json, plan_markdown
 from reconciler.reports.status import status_json
 
 REVISION_BODY = "body must be JSON: {\"revision\": \"<tag, branch or commit>\"}"
-PREFIXES = ("/api/v1/workspaces/{ws}", "/api/v1")  # a named workspace; the only (or default) one
 BREAK_GLASS_BODY = ("body must be JSON: {\"reason\": \"<why the deny window must be overridden now>\"} "
                     "(a reason is required; it is recorded with the run and notified)")
 
@@ -40,17 +39,13 @@ def install(app: FastAPI, access: Access) -> None:
         out = []
         running = access.host.workspaces
         for name in (name for name in access.visible(who) if name in running):  # one not built yet: not listed
-            queries = running[name].reconciler.queries
-            envs = [status_json(queries.status_row(env)) for env in queries.names() if who.sees(env)]
-            states: dict[str, int] = {}
-            for env in envs:
-                states[env["state"]] = states.get(env["state"], 0) + 1
-            out.append({"name": name, "environments": len(envs), "states": states})
+            count, states = running[name].reconciler.queries.state_counts(who.sees)
+            out.append({"name": name, "environments": count, "states": states})
         return {"workspaces": out}
 
     checking: dict[tuple[str, str], threading.Lock] = {}
     checking_guard = threading.Lock()
-    for prefix in PREFIXES:
+    for prefix in API_PREFIXES:
         _install(app, access, prefix, checking, checking_guard)
 
 

@@ -11,15 +11,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
-from reconciler.api.access import Access
+from reconciler.api.access import API_PREFIXES, Access
 from reconciler.api.errors import ApiError
 from reconciler.errors import clip
 
-PREFIXES = ("/api/v1/workspaces/{ws}", "/api/v1")
-
 
 def install(app: FastAPI, access: Access) -> None:
-    for prefix in PREFIXES:
+    for prefix in API_PREFIXES:
         _install(app, access, prefix)
 
 

@@ -13,13 +13,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query
 
-from reconciler.api.access import Access, Caller
-
-PREFIXES = ("/api/v1/workspaces/{ws}", "/api/v1")
+from reconciler.api.access import API_PREFIXES, Access, Caller
 
 
 def install(app: FastAPI, access: Access) -> None:
-    for prefix in PREFIXES:
+    for prefix in API_PREFIXES:
         _install(app, access, prefix)
 
 
